@@ -1,0 +1,24 @@
+# Set-up is part of every target: a fresh machine needs only python3 (>= 3.11).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/dupcheck: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==24.3.1
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/dupcheck
+	$(BIN)/dupcheck demo
+
+test: $(BIN)/dupcheck
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/dupcheck
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) dupcheck.db dupcheck.db-wal dupcheck.db-shm

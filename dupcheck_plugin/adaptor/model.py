@@ -1,0 +1,119 @@
+"""Adaptor files: load, validate, compile; bind secrets; render a lead."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config.problems import ConfigError, Problem
+from ..config.schemas import schema_problems, validator_for
+from ..config.toml import load_toml
+from ..resources import find_named
+from .fields import FieldError, FieldMapping
+from .render import MASK, BoundRequest, Rendered, RenderError, RequestTemplate, make_environment
+
+RESERVED_NAMES = {"secrets", "fields"}
+
+
+@dataclass(frozen=True)
+class RateLimitRule:
+    """How a CRM says "over the limit": an answer to retry, not to decide on."""
+
+    status: int
+    key: str | None = None
+    value: Any = None
+    retry_after_header: str | None = "Retry-After"
+
+
+@dataclass
+class Adaptor:
+    name: str
+    description: str
+    source: str
+    response_format: str
+    fields: FieldMapping
+    request: RequestTemplate
+    rate_limits: tuple[RateLimitRule, ...]
+    simulator: str | None = None  # the CRM simulator's answer shape for this adaptor
+    record_id: str | None = None  # path of the matched record's id in an answer
+
+    @property
+    def secret_names(self) -> set[str]:
+        return self.request.secret_names
+
+    def bind(self, environ: Mapping[str, str] | None = None, *, preview: bool = False) -> "BoundAdaptor":
+        """Resolve ``secrets.NAME`` from the environment. In ``preview`` mode a
+        missing secret renders as ``****`` instead of failing."""
+        environ = os.environ if environ is None else environ
+        missing = sorted(n for n in self.secret_names if not environ.get(n))
+        if missing and not preview:
+            raise ConfigError([Problem(self.source, ("request",), (
+                f"secret(s) {', '.join(missing)} not set: export them as environment variables"), code="secret_missing")])
+        secrets = {n: environ.get(n) or MASK for n in self.secret_names}
+        return BoundAdaptor(self, self.request.bind(secrets), missing)
+
+
+class BoundAdaptor:
+    def __init__(self, adaptor: Adaptor, request: BoundRequest, missing_secrets: list[str]):
+        self.adaptor = adaptor
+        self._request = request
+        self.missing_secrets = missing_secrets
+
+    def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
+        """(request to send, same request with secrets masked); raises RenderError."""
+        try:
+            variables = self.adaptor.fields.template_vars(lead)
+        except FieldError as exc:
+            raise RenderError(str(exc)) from None
+        return self._request.render(variables)
+
+
+def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:
+    problems = schema_problems(validator_for("adaptor.schema.json"), doc, source)
+    if problems:
+        return None, problems
+    fields = FieldMapping.from_config(doc.get("fields", {}))
+    owner: dict[str, str] = {}
+    for rule in fields.rules:
+        for name in rule.names:
+            if name in RESERVED_NAMES:
+                problems.append(Problem(source, ("fields", rule.lead_field, "mapped_to"), f"{name!r} is reserved for the template namespace", "reserved_name"))
+            elif name in owner:
+                problems.append(Problem(source, ("fields", rule.lead_field, "mapped_to"), f"{name!r} is already mapped from lead field {owner[name]!r}", "duplicate_mapping"))
+            owner[name] = rule.lead_field
+    request = dict(doc["request"])
+    request.setdefault("body_format", doc.get("body_format", "json" if request.get("body") is not None else "none"))
+    tpl, tproblems = RequestTemplate.compile(make_environment(filters), request, fields.names)
+    problems += [Problem(source, p.path, p.message, p.code, line=p.line) for p in tproblems]
+    if problems:
+        return None, problems
+    rate_limits = tuple(RateLimitRule(**rl) for rl in doc.get("rate_limit", []))
+    return Adaptor(
+        name=doc.get("name") or Path(source).stem,
+        description=doc.get("description", ""),
+        source=source,
+        response_format=doc.get("response_format", "json"),
+        fields=fields,
+        request=tpl,
+        rate_limits=rate_limits,
+        simulator=doc.get("simulator"),
+        record_id=doc.get("record_id"),
+    ), []
+
+
+def load_adaptor(name_or_path: str, filters: Mapping[str, Any] | None = None) -> Adaptor:
+    """Load a shipped adaptor by name, or a file by path; raises ConfigError."""
+    path = find_named("adaptors", name_or_path)
+    if path is None:
+        raise ConfigError([Problem(name_or_path, (), "no such adaptor (not a file, not a shipped adaptor name)", "not_found")])
+    if filters is None:
+        from ..plugins import default_registry
+
+        filters = default_registry().filters
+    doc = load_toml(path)
+    adaptor, problems = compile_adaptor(doc, str(path), filters)
+    if problems:
+        raise ConfigError(problems)
+    return adaptor

@@ -1,0 +1,46 @@
+"""This plugin's hook implementations: the two node types, the template
+filters and the embedded SQLite store. Registered like any third-party
+plugin (see ``DEFAULT_PLUGINS`` and the ``dupcheck`` entry point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import hookimpl
+from .adaptor.filters import BUILTIN_FILTERS
+from .config.schemas import shipped_schemas
+from .nodes import api_duplicate_check, convoso_connect
+from .types import NodeType
+
+
+@hookimpl
+def dupcheck_register_node_types(register) -> None:
+    schemas = shipped_schemas()
+    register(NodeType(
+        name="convoso_connect",
+        config_schema=schemas["convoso_connect.schema.json"],
+        factory=convoso_connect.ConvosoConnect,
+        description="Render the adaptor's request for the lead and call the CRM.",
+        check=convoso_connect.check,
+    ))
+    register(NodeType(
+        name="api_duplicate_check",
+        config_schema=schemas["api_duplicate_check.schema.json"],
+        factory=api_duplicate_check.ApiDuplicateCheck,
+        inputs=api_duplicate_check.inputs,
+        description="Apply the rules table to the CRM's answer: create, skip as duplicate, DNC, answer.",
+        check=api_duplicate_check.check,
+    ))
+
+
+@hookimpl
+def dupcheck_register_template_filters(register) -> None:
+    for name, fn in BUILTIN_FILTERS.items():
+        register(name, fn)
+
+
+@hookimpl(trylast=True)
+def dupcheck_make_store(settings: dict[str, Any]):
+    from .store.sqlite import SqliteStore
+
+    return SqliteStore(settings.get("db") or "dupcheck.db")

@@ -1,0 +1,5 @@
+"""`dupcheck check` (being written)."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`dupcheck crm-sim` (being written)."""
+
+
+def register(sub) -> None:
+    pass

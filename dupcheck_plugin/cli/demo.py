@@ -1,0 +1,5 @@
+"""`dupcheck demo` (being written)."""
+
+
+def register(sub) -> None:
+    pass

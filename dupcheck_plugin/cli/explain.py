@@ -1,0 +1,5 @@
+"""`dupcheck explain` (being written)."""
+
+
+def register(sub) -> None:
+    pass

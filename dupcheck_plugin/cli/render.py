@@ -1,0 +1,5 @@
+"""`dupcheck render` (being written)."""
+
+
+def register(sub) -> None:
+    pass

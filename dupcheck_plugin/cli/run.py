@@ -1,0 +1,5 @@
+"""`dupcheck run` (being written)."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`dupcheck serve` (being written)."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Loading and checking configuration files (TOML + JSON Schema + what a schema cannot see)."""

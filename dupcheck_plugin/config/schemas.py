@@ -1,0 +1,89 @@
+"""The shipped JSON Schemas, resolved from local files only (never the network)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match, relevance
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from ..resources import shipped_dir
+
+BASE_ID = "https://dupcheck.dev/schemas/"
+
+
+@lru_cache(maxsize=1)
+def shipped_schemas() -> dict[str, dict[str, Any]]:
+    """Every ``schemas/*.schema.json`` by file name (``adaptor.schema.json``)."""
+    out = {}
+    for path in sorted(shipped_dir("schemas").glob("*.schema.json")):
+        out[path.name] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+def _retrieve_nothing(uri: str):
+    from referencing.exceptions import NoSuchResource
+
+    raise NoSuchResource(ref=uri)  # refuse to fetch anything not registered
+
+
+def make_registry(extra: Iterable[Mapping[str, Any]] = ()) -> Registry:
+    resources = []
+    for schema in list(shipped_schemas().values()) + list(extra):
+        if "$id" in schema:
+            resources.append((schema["$id"], Resource.from_contents(schema, default_specification=DRAFT202012)))
+    return Registry(retrieve=_retrieve_nothing).with_resources(resources)
+
+
+@lru_cache(maxsize=None)
+def validator_for(name: str) -> jsonschema.protocols.Validator:
+    """A validator for a shipped schema by file name, e.g. ``adaptor.schema.json``."""
+    schema = shipped_schemas()[name]
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=make_registry(), format_checker=cls.FORMAT_CHECKER)
+
+
+def validator_for_schema(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+    """A validator for any schema (a plugin's node config), with the shipped ones resolvable."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema, registry=make_registry([schema]), format_checker=cls.FORMAT_CHECKER)
+
+
+def sorted_errors(validator: jsonschema.protocols.Validator, instance: Any) -> list[ValidationError]:
+    """All errors, best match first, then by location."""
+    errors = list(validator.iter_errors(instance))
+    if not errors:
+        return []
+    best = best_match(errors, key=relevance)
+    rest = sorted((e for e in errors if e is not best), key=lambda e: [str(p) for p in e.absolute_path])
+    # best_match may descend into a context error that is not in the list itself
+    return [best] + [e for e in rest if e is not best]
+
+
+def error_message(error: ValidationError) -> str:
+    """A shorter message than jsonschema's default for the common cases."""
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown key(s)")
+    if error.validator == "unevaluatedProperties":
+        return error.message.replace("Unevaluated properties are not allowed", "unknown key(s)")
+    return error.message
+
+
+def schema_problems(validator: jsonschema.protocols.Validator, instance: Any, file: str,
+                    prefix: tuple = ()) -> list["Problem"]:
+    """Every schema error as a :class:`Problem`, best match first, duplicates dropped."""
+    from .problems import Problem
+
+    out: list[Problem] = []
+    seen = set()
+    for err in sorted_errors(validator, instance):
+        p = Problem(file, prefix + tuple(err.absolute_path), error_message(err), code=f"schema.{err.validator}")
+        key = (p.path, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

@@ -1,0 +1,28 @@
+"""TOML loading with the line and column of a syntax error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tomli
+
+from .problems import ConfigError, Problem
+
+
+def load_toml(path: Path, display: str | None = None) -> dict[str, Any]:
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(name, (), f"cannot read file: {exc}", code="unreadable")]) from None
+    try:
+        return tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        # tomli >= 2.1 sets msg/lineno/colno
+        msg = getattr(exc, "msg", str(exc))
+        line, col = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        raise ConfigError([Problem(
+            name, (), f"TOML syntax error at line {line}, column {col}: {msg}",
+            code="toml_syntax", line=line, column=col,
+        )]) from None

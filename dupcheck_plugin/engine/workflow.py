@@ -1,0 +1,179 @@
+"""Workflow files: load, check (schema, node types, references), build nodes.
+
+The engine knows node types only through the registry the hooks filled,
+exactly as a third-party engine would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..adaptor.model import Adaptor, compile_adaptor
+from ..config.problems import ConfigError, Problem
+from ..config.schemas import schema_problems, validator_for, validator_for_schema
+from ..config.toml import load_toml
+from ..plugins import Registry, default_registry
+from ..resources import find_named, shipped_dir
+from ..types import Node, WorkflowView
+
+# node types whose config the workflow schema itself checks (if/then): no second pass
+_SCHEMA_COVERED = {"convoso_connect", "api_duplicate_check"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    id: str
+    type: str
+    config: dict[str, Any]
+
+
+@dataclass
+class WorkflowSpec:
+    name: str
+    source: str
+    base_dir: Path
+    nodes: list[NodeSpec]
+    defaults: dict[str, Any]
+    inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def sinks(self) -> list[str]:
+        """Nodes no other node reads: the engine runs these; they pull the rest."""
+        used = {i for ins in self.inputs.values() for i in ins}
+        return [n.id for n in self.nodes if n.id not in used]
+
+
+class AdaptorResolver:
+    """Finds and compiles adaptors once per path."""
+
+    def __init__(self, base_dir: Path, filters: Mapping[str, Any]):
+        self.base_dir = base_dir
+        self.filters = filters
+        self._cache: dict[Path, tuple[Adaptor | None, list[Problem]]] = {}
+
+    def path_of(self, name: str) -> Path | None:
+        for candidate in (self.base_dir / name, self.base_dir / f"{name}.toml",
+                          self.base_dir.parent / "adaptors" / f"{name}.toml"):
+            if candidate.is_file():
+                return candidate.resolve()
+        found = find_named("adaptors", name)
+        return found.resolve() if found else None
+
+    def resolve(self, name: str) -> tuple[Adaptor | None, list[Problem]]:
+        path = self.path_of(name)
+        if path is None:
+            return None, []
+        if path not in self._cache:
+            try:
+                doc = load_toml(path)
+            except ConfigError as exc:
+                self._cache[path] = (None, exc.problems)
+            else:
+                self._cache[path] = compile_adaptor(doc, str(path), self.filters)
+        return self._cache[path]
+
+
+def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry: Registry,
+                   resolver: AdaptorResolver | None = None) -> tuple[WorkflowSpec | None, list[Problem]]:
+    problems = schema_problems(validator_for("workflow.schema.json"), doc, source)
+    if problems:
+        return None, problems
+    resolver = resolver or AdaptorResolver(base_dir, registry.filters)
+    nodes = [NodeSpec(n["id"], n["type"], dict(n.get("config", {}))) for n in doc["nodes"]]
+    types_by_id: dict[str, str] = {}
+    for i, node in enumerate(nodes):
+        if node.id in types_by_id:
+            problems.append(Problem(source, ("nodes", i, "id"), f"duplicate node id {node.id!r}", "duplicate_id"))
+        types_by_id.setdefault(node.id, node.type)
+    view = WorkflowView(base_dir=base_dir, node_types=types_by_id, resolve_adaptor=resolver.resolve)
+    inputs: dict[str, tuple[str, ...]] = {}
+    for i, node in enumerate(nodes):
+        prefix = ("nodes", i, "config")
+        node_type = registry.node_types.get(node.type)
+        if node_type is None:
+            known = ", ".join(sorted(registry.node_types)) or "none"
+            problems.append(Problem(source, ("nodes", i, "type"), f"unknown node type {node.type!r} (registered: {known})", "unknown_node_type"))
+            continue
+        if node.type not in _SCHEMA_COVERED:
+            found = schema_problems(validator_for_schema(node_type.config_schema), node.config, source, prefix)
+            if found:
+                problems += found
+                continue
+        inputs[node.id] = tuple(node_type.inputs(node.config))
+        for ref in inputs[node.id]:
+            if ref not in types_by_id:
+                problems.append(Problem(source, prefix, f"reads node {ref!r}, which this workflow does not have", "unknown_node"))
+            elif ref == node.id:
+                problems.append(Problem(source, prefix, "a node cannot read its own output", "self_reference"))
+        if node_type.check:
+            for path, message in node_type.check(node.config, view):
+                problems.append(Problem(source, prefix + tuple(path), message, "semantic"))
+    problems += _cycles(nodes, inputs, source)
+    if problems:
+        return None, problems
+    return WorkflowSpec(name=doc.get("name") or Path(source).stem, source=source, base_dir=base_dir,
+                        nodes=nodes, defaults=dict(doc.get("defaults", {})), inputs=inputs), []
+
+
+def _cycles(nodes: list[NodeSpec], inputs: Mapping[str, tuple[str, ...]], source: str) -> list[Problem]:
+    state: dict[str, int] = {}
+
+    def visit(nid: str) -> bool:
+        if state.get(nid) == 1:
+            return True
+        if state.get(nid) == 2:
+            return False
+        state[nid] = 1
+        cyc = any(visit(r) for r in inputs.get(nid, ()) if r in inputs)
+        state[nid] = 2
+        return cyc
+
+    for i, n in enumerate(nodes):
+        if n.id in inputs and n.id not in state and visit(n.id):
+            return [Problem(source, ("nodes", i), f"node {n.id!r} is part of a cycle of node inputs", "cycle")]
+    return []
+
+
+def find_workflow(name_or_path: str) -> Path | None:
+    return find_named("workflows", name_or_path)
+
+
+def load_workflow(name_or_path: str, registry: Registry | None = None) -> WorkflowSpec:
+    """Load and check a workflow by path or shipped name; raises ConfigError."""
+    registry = registry or default_registry()
+    path = find_workflow(name_or_path)
+    if path is None:
+        known = ", ".join(sorted(p.stem for p in shipped_dir("workflows").glob("*.toml")))
+        raise ConfigError([Problem(name_or_path, (), f"no such workflow (not a file; shipped: {known})", "not_found")])
+    doc = load_toml(path)
+    spec, problems = check_workflow(doc, str(path), path.resolve().parent, registry)
+    if problems:
+        raise ConfigError(problems)
+    return spec
+
+
+class _Build:
+    """The BuildContext a node factory gets."""
+
+    def __init__(self, spec: WorkflowSpec, registry: Registry, settings: Mapping[str, Any]):
+        self._resolver = AdaptorResolver(spec.base_dir, registry.filters)
+        self._nodes: dict[str, Node] = {}
+        self.settings = settings
+
+    def adaptor(self, name: str) -> Adaptor:
+        adaptor, problems = self._resolver.resolve(name)
+        if adaptor is None:
+            raise ConfigError(problems or [Problem(name, (), "no such adaptor", "not_found")])
+        return adaptor
+
+    def node(self, node_id: str) -> Node:
+        return self._nodes[node_id]
+
+
+def build_nodes(spec: WorkflowSpec, registry: Registry, settings: Mapping[str, Any]) -> dict[str, Node]:
+    build = _Build(spec, registry, settings)
+    for node in spec.nodes:
+        build._nodes[node.id] = registry.node_types[node.type].factory(node.id, node.config, build)
+    return build._nodes

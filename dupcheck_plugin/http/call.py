@@ -1,0 +1,129 @@
+"""Send one rendered request; retry what is transient; classify the outcome.
+
+Transient: the CRM's declared over-limit answers (and any 429), connection
+errors, timeouts and 5xx. They are retried with exponential back-off (a
+``Retry-After`` header wins) up to ``attempts``; what is still failing then
+becomes a typed error on the :class:`CrmAnswer`, never an answer the rules
+read as "not a duplicate".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Sequence
+
+import httpx
+
+from ..adaptor.model import RateLimitRule
+from ..adaptor.render import Rendered
+from ..rules.match import equal
+from ..rules.paths import MISSING, lookup, split_path
+from ..types import CrmAnswer
+from .response import UnparsableBody, parse_body
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    backoff: float = 0.2
+    max_wait: float = 30.0
+
+
+def is_rate_limited(status: int, body: Any, rules: Sequence[RateLimitRule]) -> RateLimitRule | None:
+    for rule in rules:
+        if rule.status != status:
+            continue
+        if rule.key is None or equal(lookup(body, split_path(rule.key)), rule.value):
+            return rule
+    if status == 429:
+        return RateLimitRule(status=429)
+    return None
+
+
+def retry_after_seconds(headers: httpx.Headers, name: str | None) -> float | None:
+    if not name:
+        return None
+    value = headers.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _body_for_request(req: Rendered) -> dict[str, Any]:
+    if req.body is None or req.body_format == "none":
+        return {}
+    if req.body_format == "form":
+        return {"data": req.body}
+    return {"json": req.body}
+
+
+async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
+               rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
+               timeout: float = 10.0, response_key: str | None = None,
+               record_id_key: str | None = None) -> CrmAnswer:
+    started = time.perf_counter()
+    request_record = masked.as_json()
+    kwargs = _body_for_request(req)
+    params = req.query or None
+    attempt = 0
+    while True:
+        attempt += 1
+        error = detail = None
+        status = None
+        headers: Any = {}
+        body: Any = None
+        wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await client.request(req.method, req.url, params=params, headers=req.headers, **kwargs)
+                content = await resp.aread()
+            status, headers = resp.status_code, resp.headers
+            try:
+                body = parse_body(content, response_format, status)
+            except UnparsableBody as exc:
+                if 200 <= status < 300:
+                    error, detail = "unparsable", str(exc)
+                else:
+                    body = content.decode("utf-8", "replace")
+            if error is None:
+                limited = is_rate_limited(status, body, rate_limits) if status >= 400 else None
+                if limited is not None:
+                    error, detail = "rate_limited", f"HTTP {status}"
+                    after = retry_after_seconds(headers, limited.retry_after_header or "Retry-After")
+                    if after is not None:
+                        if after > retry.max_wait:
+                            attempt = retry.attempts  # too long to wait: give up now
+                        wait = after
+                elif status >= 500:
+                    error, detail = "http_status", f"HTTP {status}"
+        except (TimeoutError, httpx.TimeoutException):
+            error, detail = "timeout", f"no answer within {timeout:g}s"
+        except httpx.TransportError as exc:
+            error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if error is None or attempt >= retry.attempts:
+            break
+        await asyncio.sleep(min(wait, retry.max_wait))
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    record_id = None
+    if error is None:
+        if record_id_key:  # a path into the whole answer
+            found = lookup(body, split_path(record_id_key))
+            record_id = None if found is MISSING or isinstance(found, (dict, list)) else str(found)
+        if response_key:
+            found = lookup(body, split_path(response_key))
+            body = None if found is MISSING else found
+    return CrmAnswer(status_code=status, headers=dict(headers), body=body, latency_ms=round(latency_ms, 3),
+                     error=error, error_detail=detail, request=request_record, attempts=attempt,
+                     record_id=record_id)

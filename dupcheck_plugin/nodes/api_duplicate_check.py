@@ -1,0 +1,59 @@
+"""The ``api_duplicate_check`` node: apply the rules table to the CRM's answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..rules.decide import Decision, Settings, decide
+from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The node's output: the decision and the answer it was made on (None
+    when the check is disabled and the CRM was not called)."""
+
+    decision: Decision
+    answer: CrmAnswer | None
+
+
+class ApiDuplicateCheck:
+    def __init__(self, node_id: str, config: Mapping[str, Any], build: BuildContext):
+        self.id = node_id
+        self.settings = Settings.from_config(config)
+
+    async def run(self, lead: LeadContext) -> CheckOutcome:
+        if not self.settings.enabled:
+            return CheckOutcome(decide(self.settings, None), None)  # the CRM is not called
+        answer = await lead.output(self.settings.connect)
+        return CheckOutcome(decide(self.settings, answer), answer)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def inputs(config: Mapping[str, Any]) -> tuple[str, ...]:
+    # declared even when disabled: the connect node is then not a sink, so it is never run
+    return (config["connect"],)
+
+
+def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, str]]:
+    out: list[tuple[tuple, str]] = []
+    connect = config["connect"]
+    kind = view.node_types.get(connect)
+    if kind is None:
+        out.append((("connect",), f"no node with id {connect!r} in this workflow"))
+    elif kind != "convoso_connect":
+        out.append((("connect",), f"node {connect!r} is a {kind}, not a convoso_connect node"))
+    for i, row in enumerate(config.get("rules", [])):
+        if row.get("create_lead") and not isinstance(row.get("status"), str):
+            out.append((("rules", i, "status"), "create_lead = true needs a status string (\"\" for the default status)"))
+        if row.get("match") == "regex":
+            import re
+
+            try:
+                re.compile(str(row.get("value", "")))
+            except re.error as exc:
+                out.append((("rules", i, "value"), f"not a valid regular expression: {exc}"))
+    return out

@@ -1,0 +1,123 @@
+"""The host side of the contract: build a plugin manager and the registries.
+
+Built-in plugins are registered exactly like third-party ones; third-party
+plugins come from the ``dupcheck`` entry-point group. ``DUPCHECK_LOAD_PLUGINS``
+(comma-separated entry-point names, empty for none) narrows what is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pluggy
+
+from . import PROJECT_NAME, hookspecs
+from .types import NodeType
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PLUGINS = ("dupcheck_plugin.builtin",)
+
+
+class PluginConflict(Exception):
+    """Two plugins registered the same name."""
+
+
+def make_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for modname in DEFAULT_PLUGINS:
+        mod = importlib.import_module(modname)
+        if pm.get_plugin(modname) is None and not pm.is_registered(mod):
+            pm.register(mod, name=modname)
+    if load_entrypoints:
+        _load_entrypoints(pm)
+    pm.check_pending()
+    return pm
+
+
+def _load_entrypoints(pm: pluggy.PluginManager) -> None:
+    wanted = os.environ.get("DUPCHECK_LOAD_PLUGINS")
+    names = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PROJECT_NAME):
+        if names is not None and ep.name not in names:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not stop the host
+            log.warning("plugin %s (%s) failed to load and was skipped: %s", ep.name, ep.value, exc)
+            continue
+        if pm.is_registered(plugin) or pm.get_plugin(ep.name) is not None:
+            continue
+        pm.register(plugin, name=ep.name)
+
+
+def _plugin_name(pm: pluggy.PluginManager, impl: Any) -> str:
+    return pm.get_name(impl.plugin) or repr(impl.plugin)
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str, make_register: Callable) -> None:
+    """Call a registration hook plugin by plugin, so clashes name both plugins."""
+    hook = getattr(pm.hook, hook_name)
+    for impl in hook.get_hookimpls():  # registration order
+        owner = _plugin_name(pm, impl)
+        impl.function(register=make_register(owner))
+
+
+@dataclass
+class Registry:
+    """Node types and template filters from every registered plugin."""
+
+    node_types: dict[str, NodeType]
+    node_type_owner: dict[str, str]
+    filters: dict[str, Callable[..., Any]]
+    pm: pluggy.PluginManager
+
+    @classmethod
+    def from_plugins(cls, pm: pluggy.PluginManager) -> "Registry":
+        node_types: dict[str, NodeType] = {}
+        owners: dict[str, str] = {}
+        filters: dict[str, Callable[..., Any]] = {}
+        filter_owners: dict[str, str] = {}
+
+        def node_register(owner: str):
+            def register(node_type: NodeType) -> None:
+                if node_type.name in node_types:
+                    raise PluginConflict(
+                        f"node type {node_type.name!r} is registered by both "
+                        f"{owners[node_type.name]} and {owner}"
+                    )
+                node_types[node_type.name] = node_type
+                owners[node_type.name] = owner
+            return register
+
+        def filter_register(owner: str):
+            def register(name: str, function: Callable[..., Any]) -> None:
+                if name in filters:
+                    raise PluginConflict(
+                        f"template filter {name!r} is registered by both {filter_owners[name]} and {owner}"
+                    )
+                filters[name] = function
+                filter_owners[name] = owner
+            return register
+
+        _collect(pm, "dupcheck_register_node_types", node_register)
+        _collect(pm, "dupcheck_register_template_filters", filter_register)
+        return cls(node_types, owners, filters, pm)
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The registry of this process's plugins, built once."""
+    global _default
+    if _default is None:
+        _default = Registry.from_plugins(make_plugin_manager())
+    return _default

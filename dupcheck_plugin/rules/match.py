@@ -1,0 +1,129 @@
+"""Type-aware comparison of a rule's value with the value found in the answer.
+
+The rule (documented in the README, "How a row matches"):
+
+- booleans compare as booleans; the strings ``"true"``/``"false"`` (any
+  case) count as booleans, so XML and text answers can match;
+- numbers compare numerically; a string that parses as a number counts as
+  that number when the other side is a number (``"3"`` equals ``3``,
+  ``"3.0"`` equals ``3``);
+- otherwise strings compare exactly (case and spaces matter);
+- ``null`` and lists/objects equal nothing; use ``exists``/``missing``,
+  ``contains`` (list element or substring) or ``in``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from .paths import MISSING
+
+OPERATORS = ("equals", "not_equals", "exists", "missing", "regex", "in", "contains", "gt", "gte", "lt", "lte")
+
+
+def _as_number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        s = v.strip()
+        if not s:
+            return None
+        try:
+            f = float(s)
+        except ValueError:
+            return None
+        return None if math.isnan(f) else f
+    return None
+
+
+def _as_bool(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low == "true":
+            return True
+        if low == "false":
+            return False
+    return None
+
+
+def equal(found: Any, expected: Any) -> bool:
+    if found is None or found is MISSING or isinstance(found, (list, dict)):
+        return False
+    if isinstance(expected, bool) or isinstance(found, bool):
+        a, b = _as_bool(found), _as_bool(expected)
+        return a is not None and a == b
+    if isinstance(expected, (int, float)) or isinstance(found, (int, float)):
+        a, b = _as_number(found), _as_number(expected)
+        return a is not None and b is not None and a == b
+    return isinstance(found, str) and isinstance(expected, str) and found == expected
+
+
+def _ordered(op: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
+    def compare(found: Any, expected: Any) -> bool:
+        a, b = _as_number(found), _as_number(expected)
+        return a is not None and b is not None and op(a, b)
+    return compare
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def _regex_match(found: Any, expected: Any) -> bool:
+    if found is None or isinstance(found, (list, dict)):
+        return False
+    text = ("true" if found else "false") if isinstance(found, bool) else str(found)
+    return _regex(str(expected)).search(text) is not None
+
+
+def _contains(found: Any, expected: Any) -> bool:
+    if isinstance(found, list):
+        return any(equal(item, expected) for item in found)
+    if isinstance(found, str):
+        return str(expected) in found
+    if isinstance(found, dict):
+        return isinstance(expected, str) and expected in found
+    return False
+
+
+_PRESENT_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "equals": equal,
+    "not_equals": lambda f, e: f is not None and not isinstance(f, (list, dict)) and not equal(f, e),
+    "exists": lambda f, e: f is not None,
+    "missing": lambda f, e: f is None,
+    "regex": _regex_match,
+    "in": lambda f, e: any(equal(f, x) for x in e),
+    "contains": _contains,
+    "gt": _ordered(lambda a, b: a > b),
+    "gte": _ordered(lambda a, b: a >= b),
+    "lt": _ordered(lambda a, b: a < b),
+    "lte": _ordered(lambda a, b: a <= b),
+}
+
+
+def matches(op: str, found: Any, expected: Any) -> bool:
+    """Does ``found`` (possibly :data:`MISSING`) satisfy ``op expected``?
+    A missing key matches nothing but ``missing``; ``null`` counts as missing
+    for ``exists``/``missing``."""
+    if found is MISSING:
+        return op == "missing"
+    return _PRESENT_OPS[op](found, expected)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled row condition."""
+
+    key: tuple[str, ...] | None
+    op: str
+    value: Any
+    http_status: frozenset[int] | None

@@ -1,0 +1,31 @@
+"""Key paths into a CRM answer: ``results.0.properties.lifecyclestage``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MISSING = object()
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(path.split(".")) if path else ()
+
+
+def lookup(data: Any, parts: tuple[str, ...]) -> Any:
+    """The value at ``parts``, or :data:`MISSING`. Numeric segments index
+    lists (negative counts from the end); on a dict they are plain keys."""
+    cur = data
+    for part in parts:
+        if isinstance(cur, dict):
+            if part in cur:
+                cur = cur[part]
+                continue
+            return MISSING
+        if isinstance(cur, list):
+            try:
+                cur = cur[int(part)]
+                continue
+            except (ValueError, IndexError):
+                return MISSING
+        return MISSING
+    return cur
