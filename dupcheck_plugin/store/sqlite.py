@@ -1,0 +1,323 @@
+"""The embedded store: leads, the account DNC list and decision records in one
+SQLite file.
+
+One writer thread calls :meth:`SqliteStore.apply`; readers (an HTTP server)
+may query from other threads at the same time. Each thread gets its own
+connection, and WAL mode lets readers see the last commit while a batch is
+being written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import weakref
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import phonenumbers
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leads (
+    id INTEGER PRIMARY KEY,
+    phone_e164 TEXT,
+    phone_number TEXT,
+    phone_code TEXT,
+    list_id TEXT,
+    status TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    email TEXT,
+    created_at TEXT NOT NULL,
+    fields TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leads_phone ON leads(phone_e164);
+
+CREATE TABLE IF NOT EXISTS dnc (
+    id INTEGER PRIMARY KEY,
+    phone_e164 TEXT NOT NULL,
+    phone_number TEXT NOT NULL,
+    phone_code TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    reason TEXT,
+    inserted_at TEXT NOT NULL,
+    UNIQUE (phone_e164, campaign_id)
+);
+
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    phone_e164 TEXT,
+    lead_id INTEGER,
+    action TEXT NOT NULL,
+    idempotency_key TEXT,
+    decided_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_phone ON decisions(phone_e164);
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_idempotency_key
+    ON decisions(idempotency_key) WHERE idempotency_key IS NOT NULL;
+"""
+
+_INSERT_LEAD = """INSERT INTO leads (phone_e164, phone_number, phone_code, list_id, status,
+    first_name, last_name, email, created_at, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_DNC = """INSERT OR IGNORE INTO dnc (phone_e164, phone_number, phone_code, campaign_id,
+    reason, inserted_at) VALUES (?, ?, ?, ?, ?, ?)"""
+_INSERT_DECISION = """INSERT INTO decisions (phone_e164, lead_id, action, idempotency_key,
+    decided_at, record) VALUES (?, ?, ?, ?, ?, ?)"""
+_LEAD_COLUMNS = ("id", "phone_e164", "phone_number", "phone_code", "list_id", "status",
+                 "first_name", "last_name", "email", "created_at", "fields")
+_DNC_COLUMNS = ("id", "phone_number", "phone_code", "phone_e164", "campaign_id", "reason", "inserted_at")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says why."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _split_e164(phone_e164: str) -> tuple[str, str]:
+    """``+15551234567`` -> (``5551234567``, ``1``): the shape Convoso's DNC API shows."""
+    try:
+        parsed = phonenumbers.parse(phone_e164, None)
+        return phonenumbers.national_significant_number(parsed), str(parsed.country_code)
+    except phonenumbers.NumberParseException:
+        # not parseable: keep the digits rather than refuse a DNC entry
+        if phone_e164.startswith("+1"):
+            return phone_e164[2:], "1"
+        return phone_e164.lstrip("+"), ""
+
+
+def _lead_row(row: tuple) -> dict[str, Any]:
+    lead = dict(zip(_LEAD_COLUMNS, row))
+    lead["id"] = str(lead["id"])  # ids are strings in records and the API
+    lead["fields"] = json.loads(lead["fields"])
+    return lead
+
+
+class SqliteStore:
+    """The :class:`~dupcheck_plugin.types.Store` on one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        if str(path) == ":memory:":
+            # every thread has its own connection, so each would see its own empty database
+            raise StoreError("the SQLite store needs a file, not ':memory:'")
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise StoreError(f"cannot open database {self.path}: folder {self.path.parent} does not exist")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._closed = False
+        self._create_schema(self._conn())
+
+    # -- connections -----------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            # check_same_thread=False only so close() may close other threads' connections.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False, cached_statements=64)
+            try:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode=WAL")  # first read of the file: fails here if not a database
+                conn.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint; fast commits
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+        with self._lock:
+            # threads of a thread-per-request server come and go: close what dead threads left
+            alive = []
+            for ref, old in self._conns:
+                thread = ref()
+                if thread is not None and thread.is_alive():
+                    alive.append((ref, old))
+                else:
+                    old.close()
+            alive.append((weakref.ref(threading.current_thread()), conn))
+            self._conns = alive
+        return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"database {self.path} has schema version {version}; "
+                                 f"this dupcheck knows up to {SCHEMA_VERSION}")
+            if version == SCHEMA_VERSION:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(f"cannot set up database {self.path}: {exc}") from None
+        except StoreError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for _, conn in conns:
+            conn.close()
+
+    def __enter__(self) -> "SqliteStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes (the writer thread) ---------------------------------------
+
+    def apply(self, records: Sequence[dict[str, Any]]) -> None:
+        """Store a batch of decision records in one transaction (see the
+        ``Store`` protocol). Sets ``record["lead_id"]`` once the batch is
+        committed; on any error nothing lands and the records are untouched."""
+        conn = self._conn()
+        now = _now()
+        lead_ids: list[str | None] = []
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through the batch
+        try:
+            for record in records:
+                phone = record.get("phone_e164")
+                decided_at = record.get("decided_at") or now
+                lead_id: str | None = None
+                if record.get("action") == "created":
+                    lead = record.get("lead") or {}
+                    cur = conn.execute(_INSERT_LEAD, (
+                        phone, lead.get("phone_number"), lead.get("phone_code"), lead.get("list_id"),
+                        record.get("status") or lead.get("status"), lead.get("first_name"),
+                        lead.get("last_name"), lead.get("email"), decided_at, _dumps(lead)))
+                    lead_id = str(cur.lastrowid)
+                if record.get("dnc_added") and phone:
+                    reason = record.get("rule_name") or f"rule {record.get('matched_rule')}"
+                    conn.execute(_INSERT_DNC, (phone, *_split_e164(phone), "0", reason, decided_at))
+                key = record.get("idempotency_key")
+                # the stored JSON carries lead_id; the caller's dict gets it only after COMMIT
+                conn.execute(_INSERT_DECISION, (
+                    phone, int(lead_id) if lead_id else None, record.get("action") or "",
+                    key, decided_at, _dumps({**record, "lead_id": lead_id})))
+                lead_ids.append(lead_id)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the transaction is already gone; the original error matters
+            if isinstance(exc, sqlite3.IntegrityError) and "idempotency_key" in str(exc):
+                raise StoreError("a decision with this idempotency key is already stored; "
+                                 "the batch was not stored") from exc
+            raise
+        for record, lead_id in zip(records, lead_ids):
+            record["lead_id"] = lead_id
+
+    def dnc_add(self, phone_e164: str, reason: str, campaign_id: str = "0") -> tuple[int, bool]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute(_INSERT_DNC, (phone_e164, *_split_e164(phone_e164), str(campaign_id),
+                                             reason, _now()))
+            if cur.rowcount == 1:
+                result = (cur.lastrowid, True)
+            else:
+                row = conn.execute("SELECT id FROM dnc WHERE phone_e164 = ? AND campaign_id = ?",
+                                   (phone_e164, str(campaign_id))).fetchone()
+                result = (row[0], False)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+
+    # -- reads (any thread) ------------------------------------------------
+
+    def find_leads(self, phone_e164: str, list_id: str | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads WHERE phone_e164 = ?"
+        args: list[Any] = [phone_e164]
+        if list_id is not None:
+            sql += " AND list_id = ?"
+            args.append(str(list_id))
+        rows = self._conn().execute(sql + " ORDER BY id DESC", args).fetchall()
+        return [_lead_row(row) for row in rows]
+
+    def lead_by_id(self, lead_id: str | int) -> dict[str, Any] | None:
+        try:
+            rowid = int(lead_id)
+        except (TypeError, ValueError):
+            return None
+        row = self._conn().execute(
+            f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads WHERE id = ?", (rowid,)).fetchone()
+        return _lead_row(row) if row else None
+
+    def dnc_contains(self, phone_e164: str, campaign_id: str = "0") -> bool:
+        row = self._conn().execute("SELECT 1 FROM dnc WHERE phone_e164 = ? AND campaign_id = ?",
+                                   (phone_e164, str(campaign_id))).fetchone()
+        return row is not None
+
+    def dnc_search(self, phone_e164: str | None, campaign_id: str | None,
+                   offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        where, args = [], []
+        if phone_e164 is not None:
+            where.append("phone_e164 = ?")
+            args.append(phone_e164)
+        if campaign_id is not None:
+            where.append("campaign_id = ?")
+            args.append(str(campaign_id))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        conn = self._conn()
+        conn.execute("BEGIN")  # one snapshot, so total and entries agree
+        try:
+            total = conn.execute(f"SELECT COUNT(*) FROM dnc{clause}", args).fetchone()[0]
+            rows = conn.execute(f"SELECT {', '.join(_DNC_COLUMNS)} FROM dnc{clause} "
+                                "ORDER BY id DESC LIMIT ? OFFSET ?",
+                                [*args, max(0, int(limit)), max(0, int(offset))]).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return total, [dict(zip(_DNC_COLUMNS, row)) for row in rows]
+
+    def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT record FROM decisions WHERE phone_e164 = ? ORDER BY id",
+                                    (phone_e164,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT record FROM decisions WHERE idempotency_key = ?",
+                                   (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def counts(self) -> dict[str, int]:
+        row = self._conn().execute(
+            "SELECT (SELECT COUNT(*) FROM leads), (SELECT COUNT(*) FROM dnc),"
+            " (SELECT COUNT(*) FROM decisions)").fetchone()
+        return {"leads": row[0], "dnc": row[1], "decisions": row[2]}

@@ -1,0 +1,237 @@
+"""The embedded SQLite store, on a real file."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from dupcheck_plugin.store.sqlite import SCHEMA_VERSION, SqliteStore, StoreError
+
+PHONE = "+15551230001"
+OTHER = "+15551230002"
+
+
+def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rule: int | None = None,
+           key: str | None = None, **lead: str) -> dict:
+    lead = {"phone_number": phone[2:] if phone else "nope", "phone_code": "1", "list_id": "100",
+            "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", **lead}
+    rec = {
+        "lead": lead, "phone_e164": phone, "matched_rule": rule, "action": action,
+        "status": "NEW" if action == "created" else None, "dnc_added": dnc,
+        "success": action == "created", "code": 200 if action == "created" else 409,
+        "text": action, "crm": {"status_code": 200}, "request": None,
+        "decided_at": "2025-01-02T03:04:05.000+00:00", "workflow": "default",
+    }
+    if rule is not None:
+        rec["rule_name"] = f"row-{rule}"
+    if key is not None:
+        rec["idempotency_key"] = key
+    return rec
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "dupcheck.db")
+    yield s
+    s.close()
+
+
+def test_batch_lands_with_lead_ids(store):
+    batch = [record("created"), record("duplicate", rule=2), record("rejected", None),
+             record("created", OTHER, list_id="200")]
+    store.apply(batch)
+
+    assert [r["lead_id"] for r in batch] == ["1", None, None, "2"]
+    assert store.counts() == {"leads": 2, "dnc": 0, "decisions": 4}
+    [lead] = store.find_leads(PHONE)
+    assert lead["id"] == "1"
+    assert (lead["phone_e164"], lead["phone_number"], lead["list_id"], lead["status"]) == (PHONE, "5551230001", "100", "NEW")
+    assert lead["fields"]["email"] == "ada@example.com"
+    assert store.lead_by_id("2")["phone_e164"] == OTHER
+    assert store.lead_by_id(99) is None
+    assert store.find_leads(OTHER, list_id="100") == []
+    assert [l["id"] for l in store.find_leads(OTHER, list_id="200")] == ["2"]
+
+
+def test_find_leads_newest_first(store):
+    store.apply([record("created")])
+    store.apply([record("created", list_id="200")])
+    assert [l["id"] for l in store.find_leads(PHONE)] == ["2", "1"]
+
+
+def test_dnc_entry_unique_per_phone(store):
+    store.apply([record("duplicate", dnc=True, rule=3)])
+    store.apply([record("duplicate", dnc=True, rule=4), record("created", OTHER)])
+
+    assert store.counts() == {"leads": 1, "dnc": 1, "decisions": 3}
+    assert store.dnc_contains(PHONE)
+    assert not store.dnc_contains(OTHER)
+    assert not store.dnc_contains(PHONE, campaign_id="7")
+    total, [entry] = store.dnc_search(PHONE, None, 0, 10)
+    assert total == 1
+    # the first decision's reason stays: the second add was ignored
+    assert entry["reason"] == "row-3"
+    assert (entry["phone_number"], entry["phone_code"], entry["campaign_id"]) == ("5551230001", "1", "0")
+
+
+def test_dnc_reason_falls_back_to_rule_number(store):
+    rec = record("duplicate", dnc=True, rule=5)
+    del rec["rule_name"]
+    store.apply([rec])
+    assert store.dnc_search(PHONE, "0", 0, 10)[1][0]["reason"] == "rule 5"
+
+
+def test_dnc_add_and_search(store):
+    assert store.dnc_add(PHONE, "manual") == (1, True)
+    assert store.dnc_add(PHONE, "again") == (1, False)
+    assert store.dnc_add(PHONE, "campaign", campaign_id="7") == (2, True)
+    assert store.dnc_add("+442071838750", "uk") == (3, True)
+
+    total, entries = store.dnc_search(None, None, 0, 2)
+    assert total == 3
+    assert [e["id"] for e in entries] == [3, 2]  # newest first
+    assert entries[0] == {"id": 3, "phone_number": "2071838750", "phone_code": "44",
+                          "phone_e164": "+442071838750", "campaign_id": "0", "reason": "uk",
+                          "inserted_at": entries[0]["inserted_at"]}
+    assert entries[0]["inserted_at"].startswith("20")
+    total, entries = store.dnc_search(None, None, 2, 10)
+    assert (total, [e["id"] for e in entries]) == (3, [1])
+    total, entries = store.dnc_search(PHONE, "7", 0, 10)
+    assert (total, [e["reason"] for e in entries]) == (1, ["campaign"])
+    assert store.dnc_search(OTHER, None, 0, 10) == (0, [])
+
+
+def test_failed_batch_leaves_nothing(store):
+    store.apply([record("created", OTHER)])
+    bad = record("created", OTHER, dnc=True, rule=1)
+    bad["lead"]["junk"] = object()  # not JSON: fails after the lead row's insert began
+    batch = [record("created", dnc=True, rule=1), record("duplicate", dnc=True, rule=2), bad]
+
+    with pytest.raises(TypeError):
+        store.apply(batch)
+
+    assert store.counts() == {"leads": 1, "dnc": 0, "decisions": 1}
+    assert store.find_leads(PHONE) == []
+    assert not store.dnc_contains(PHONE)
+    assert store.decisions(PHONE) == []
+    assert all("lead_id" not in r for r in batch)
+    # the store is usable after the rollback
+    store.apply([record("created")])
+    assert store.counts() == {"leads": 2, "dnc": 0, "decisions": 2}
+
+
+def test_durable_across_reopen(tmp_path):
+    path = tmp_path / "d.db"
+    with SqliteStore(path) as s:
+        s.apply([record("created", dnc=True, rule=1)])
+    with SqliteStore(path) as s:
+        assert s.counts() == {"leads": 1, "dnc": 1, "decisions": 1}
+        assert s.decisions(PHONE)[0]["lead_id"] == "1"
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+def test_wal_mode(store):
+    conn = store._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+
+
+def test_decisions_oldest_first_with_lead_id(store):
+    store.apply([record("created"), record("duplicate", rule=2)])
+    store.apply([record("rejected")])
+    got = store.decisions(PHONE)
+    assert [d["action"] for d in got] == ["created", "duplicate", "rejected"]
+    assert [d["lead_id"] for d in got] == ["1", None, None]
+    assert got[0]["lead"]["first_name"] == "Ada" and got[0]["crm"] == {"status_code": 200}
+    assert store.decisions(OTHER) == []
+
+
+def test_idempotency_key(store):
+    store.apply([record("created", key="k-1"), record("duplicate", rule=1)])
+    assert store.decision_by_idempotency_key("k-1")["lead_id"] == "1"
+    assert store.decision_by_idempotency_key("k-2") is None
+    with pytest.raises(StoreError, match="idempotency key"):
+        store.apply([record("created", OTHER), record("created", key="k-1")])
+    assert store.counts() == {"leads": 1, "dnc": 0, "decisions": 2}
+
+
+def test_reads_while_writer_applies(store):
+    batches, size = 40, 50
+    errors: list[BaseException] = []
+    seen: dict[str, list[int]] = {}
+    done = threading.Event()
+
+    def writer():
+        try:
+            for b in range(batches):
+                store.apply([record("created", f"+1555{b:03d}{i:04d}") for i in range(size)])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def reader():
+        mine = seen.setdefault(threading.current_thread().name, [])
+        try:
+            while not done.is_set():
+                n = store.counts()["leads"]
+                assert n % size == 0  # a batch is seen whole or not at all
+                mine.append(n)
+                store.find_leads("+15550000001")
+                store.dnc_contains(PHONE)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert len(seen) == 2
+    for counts in seen.values():
+        assert counts and counts == sorted(counts)  # never goes back in time
+    assert store.counts()["leads"] == batches * size
+    assert len(store._conns) == 4  # this thread + writer + 2 readers, all closed by close()
+
+
+def test_close_closes_every_connection(tmp_path):
+    s = SqliteStore(tmp_path / "c.db")
+    t = threading.Thread(target=s.counts)
+    t.start()
+    t.join()
+    conns = [c for _, c in s._conns]
+    s.close()
+    for conn in conns:
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
+    with pytest.raises(StoreError, match="closed"):
+        s.counts()
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("this is not a database\n" * 100)
+    with pytest.raises(StoreError, match=r"notes\.db.*not a database"):
+        SqliteStore(path)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        SqliteStore(tmp_path / "nope" / "d.db")
+
+
+def test_schema_from_the_future(tmp_path):
+    path = tmp_path / "f.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version"):
+        SqliteStore(path)
