@@ -1,5 +1,90 @@
-"""`dupcheck explain` (being written)."""
+"""``dupcheck explain WORKFLOW --response FILE``: which row decides, offline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from ..config.problems import ConfigError
+from ..engine.explain import explain
+from ..engine.runner import Engine
+from ..rules.paths import MISSING
+from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("explain", help="show which rule a recorded CRM answer matches, and the decision",
+                       description="Test the rules table before going live: run a recorded CRM answer through "
+                                   "a workflow's API Duplicate Check, without calling anything.")
+    p.add_argument("workflow", help="a shipped workflow's name or a path")
+    p.add_argument("--response", required=True,
+                   help='the CRM answer: a raw body, or {"status": N, "headers": {...}, "body": ...}; - for stdin')
+    p.add_argument("--status", type=int, help="HTTP status of a raw body (default 200)")
+    p.add_argument("--lead", help="the lead, a JSON object or a file holding one (optional)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=main)
+
+
+def _read(arg: str) -> bytes:
+    if arg == "-":
+        return sys.stdin.buffer.read()
+    return Path(arg).read_bytes()
+
+
+def _lead(arg: str | None):
+    if arg is None:
+        return None
+    text = arg if arg.lstrip().startswith("{") else Path(arg).read_text(encoding="utf-8")
+    lead = json.loads(text)
+    if not isinstance(lead, dict):
+        raise ValueError("the lead must be a JSON object")
+    return lead
+
+
+def _show(value) -> str:
+    return "(missing)" if value is MISSING else json.dumps(value, ensure_ascii=False)
+
+
+def main(args) -> int:
+    try:
+        content = _read(args.response)
+    except OSError as exc:
+        return fail(f"cannot read --response: {exc}", EXIT_USAGE)
+    try:
+        lead = _lead(args.lead)
+    except (OSError, ValueError) as exc:
+        return fail(f"--lead: {exc}", EXIT_USAGE)
+    try:
+        engine = Engine.open(args.workflow, offline=True)
+    except ConfigError as exc:
+        return report_config_error(exc)
+    try:
+        result = explain(engine, content, args.status, lead)
+    except ValueError as exc:
+        return fail(str(exc))
+    finally:
+        asyncio.run(engine.aclose())
+    if args.output == "json":
+        print(json.dumps(result.record, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    a, d = result.answer, result.decision
+    print(f"CRM answer: HTTP {a.status_code}" + (f", error {a.error} ({a.error_detail})" if a.error else ""))
+    check = next(n for n in engine.nodes.values() if hasattr(n, "settings"))
+    rules = check.settings.rules
+    if not check.settings.enabled:
+        print("the duplicate check is disabled: the CRM would not be called")
+    for row in result.rows:
+        rule = rules[row.index]
+        label = f"row {row.index}" + (f" ({row.name})" if row.name else "")
+        cond = f"{'.'.join(rule.key)} {rule.op} {json.dumps(rule.value)}" if rule.key else "(no key)"
+        status = "" if row.status_ok else f" [status {a.status_code} not read by this row]"
+        found = f"found {_show(row.found)}" if rule.key else ""
+        print(f"  {label}: {cond}: {found}{status} -> {'MATCH' if row.matched else 'no match'}")
+    if not result.rows and rules and a.error is None:
+        print("  (no row evaluated)")
+    print(f"decision: {d.action}" + (f", status {d.status}" if d.status else "")
+          + (", add to DNC" if d.add_to_dnc else "")
+          + f"; answer {'success' if d.success else 'failure'} {d.code} {d.text!r}")
+    return EXIT_OK

@@ -1,5 +1,87 @@
-"""`dupcheck run` (being written)."""
+"""``dupcheck run WORKFLOW --leads FILE``: decide every lead of a file."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from ..config.problems import ConfigError
+from ..engine.runner import DEFAULT_CONCURRENCY, Engine, Summary
+from ..engine.sources import open_source, stream_items
+from .common import EXIT_OK, EXIT_USAGE, dumps, fail, report_config_error
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("run", help="decide every lead of a CSV / JSON Lines file; decisions as JSON Lines",
+                       description="Stream leads (CSV with a header row, JSON Lines, or - for stdin) through a "
+                                   "workflow; one decision record per line to --out, a summary to stderr.")
+    p.add_argument("workflow", help="a shipped workflow's name or a path")
+    p.add_argument("--leads", required=True, help="CSV or JSON Lines file, or - for stdin")
+    p.add_argument("--format", choices=("csv", "jsonl"), help="input format (default: by extension or content)")
+    p.add_argument("--out", default="-", help="decision records, JSON Lines (default: stdout)")
+    p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db)")
+    p.add_argument("--crm-url", help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="leads in flight (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.set_defaults(func=main)
+
+
+def print_summary(summary: Summary, stream=None) -> None:
+    stream = stream or sys.stderr
+    s = summary.as_json()
+    actions = ", ".join(f"{k} {v}" for k, v in sorted(s["by_action"].items())) or "none"
+    rules = ", ".join(f"{k}: {v}" for k, v in sorted(s["by_rule"].items())) or "none"
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
+    rate = f"{s['leads_per_s']:.1f} leads/s" if s["leads_per_s"] else "-"
+    print(f"decided {s['total']} leads in {s['elapsed_s']:.2f}s ({rate})", file=stream)
+    print(f"  by action: {actions}", file=stream)
+    print(f"  by matched rule: {rules}", file=stream)
+    print(f"  CRM errors: {errors}", file=stream)
+
+
+async def run_file(args) -> int:
+    try:
+        source, fmt = open_source(args.leads, args.format)
+    except OSError as exc:
+        return fail(f"cannot read leads: {exc}")
+    try:
+        engine = Engine.open(args.workflow, db=args.db, crm_url=args.crm_url,
+                             max_connections=max(args.concurrency, 1))
+    except ConfigError as exc:
+        return report_config_error(exc)
+    except Exception as exc:  # the store could not open, say
+        return fail(str(exc))
+    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
+    bar = None
+    if not args.no_progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" leads", file=sys.stderr, mininterval=0.5)
+
+    def on_record(record: dict[str, Any]) -> None:
+        out.write(dumps(record) + "\n")
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        async with engine:
+            summary = await engine.run(stream_items(source, fmt), concurrency=args.concurrency, on_record=on_record)
+    except Exception as exc:  # the store refused a write, the input broke: stop loudly
+        errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
+        return fail(f"run stopped: {'; '.join(f'{type(e).__name__}: {e}' for e in errors)}")
+    finally:
+        if bar is not None:
+            bar.close()
+        out.flush()
+        if out is not sys.stdout:
+            out.close()
+        source.close()
+    print_summary(summary)
+    return EXIT_OK
+
+
+def main(args) -> int:
+    if args.concurrency < 1:
+        return fail("--concurrency must be at least 1", EXIT_USAGE)
+    return asyncio.run(run_file(args))

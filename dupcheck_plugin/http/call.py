@@ -69,53 +69,40 @@ def _body_for_request(req: Rendered) -> dict[str, Any]:
     return {"json": req.body}
 
 
-async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
-               rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
-               timeout: float = 10.0, response_key: str | None = None,
-               record_id_key: str | None = None) -> CrmAnswer:
-    started = time.perf_counter()
-    request_record = masked.as_json()
-    kwargs = _body_for_request(req)
-    params = req.query or None
-    attempt = 0
-    while True:
-        attempt += 1
-        error = detail = None
-        status = None
-        headers: Any = {}
-        body: Any = None
-        wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
-        try:
-            async with asyncio.timeout(timeout):
-                resp = await client.request(req.method, req.url, params=params, headers=req.headers, **kwargs)
-                content = await resp.aread()
-            status, headers = resp.status_code, resp.headers
-            try:
-                body = parse_body(content, response_format, status)
-            except UnparsableBody as exc:
-                if 200 <= status < 300:
-                    error, detail = "unparsable", str(exc)
-                else:
-                    body = content.decode("utf-8", "replace")
-            if error is None:
-                limited = is_rate_limited(status, body, rate_limits) if status >= 400 else None
-                if limited is not None:
-                    error, detail = "rate_limited", f"HTTP {status}"
-                    after = retry_after_seconds(headers, limited.retry_after_header or "Retry-After")
-                    if after is not None:
-                        if after > retry.max_wait:
-                            attempt = retry.attempts  # too long to wait: give up now
-                        wait = after
-                elif status >= 500:
-                    error, detail = "http_status", f"HTTP {status}"
-        except (TimeoutError, httpx.TimeoutException):
-            error, detail = "timeout", f"no answer within {timeout:g}s"
-        except httpx.TransportError as exc:
-            error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if error is None or attempt >= retry.attempts:
-            break
-        await asyncio.sleep(min(wait, retry.max_wait))
-    latency_ms = (time.perf_counter() - started) * 1000.0
+@dataclass(frozen=True)
+class Interpreted:
+    """What an HTTP answer means to the pipeline (pure; also used by ``explain``)."""
+
+    body: Any
+    error: str | None
+    detail: str | None
+    retry_after: float | None = None
+
+
+def interpret(status: int, headers: Any, content: bytes, response_format: str,
+              rate_limits: Sequence[RateLimitRule] = ()) -> Interpreted:
+    """Parse the body and classify: over the rate limit, 5xx, unparsable 2xx,
+    or an answer (2xx, or a 4xx that rules with ``http_status`` may read)."""
+    try:
+        body = parse_body(content, response_format, status)
+    except UnparsableBody as exc:
+        if 200 <= status < 300:
+            return Interpreted(None, "unparsable", str(exc))
+        body = content.decode("utf-8", "replace")
+    if status >= 400:
+        limited = is_rate_limited(status, body, rate_limits)
+        if limited is not None:
+            after = retry_after_seconds(headers, limited.retry_after_header or "Retry-After")
+            return Interpreted(body, "rate_limited", f"HTTP {status}", after)
+        if status >= 500:
+            return Interpreted(body, "http_status", f"HTTP {status}")
+    return Interpreted(body, None, None)
+
+
+def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, error: str | None,
+                  detail: str | None, latency_ms: float, request: Any, attempts: int,
+                  response_key: str | None, record_id_key: str | None) -> CrmAnswer:
+    body = it.body if it else None
     record_id = None
     if error is None:
         if record_id_key:  # a path into the whole answer
@@ -124,6 +111,40 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
         if response_key:
             found = lookup(body, split_path(response_key))
             body = None if found is MISSING else found
-    return CrmAnswer(status_code=status, headers=dict(headers), body=body, latency_ms=round(latency_ms, 3),
-                     error=error, error_detail=detail, request=request_record, attempts=attempt,
-                     record_id=record_id)
+    return CrmAnswer(status_code=status, headers=dict(headers or {}), body=body, latency_ms=round(latency_ms, 3),
+                     error=error, error_detail=detail, request=request, attempts=attempts, record_id=record_id)
+
+
+async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
+               rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
+               timeout: float = 10.0, response_key: str | None = None,
+               record_id_key: str | None = None) -> CrmAnswer:
+    started = time.perf_counter()
+    kwargs = _body_for_request(req)
+    params = req.query or None
+    attempt = 0
+    while True:
+        attempt += 1
+        status, headers, it = None, {}, None
+        wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await client.request(req.method, req.url, params=params, headers=req.headers, **kwargs)
+                content = await resp.aread()
+            status, headers = resp.status_code, resp.headers
+            it = interpret(status, headers, content, response_format, rate_limits)
+            error, detail = it.error, it.detail
+            if it.retry_after is not None:
+                if it.retry_after > retry.max_wait:
+                    attempt = retry.attempts  # too long to wait: give up now
+                wait = it.retry_after
+        except (TimeoutError, httpx.TimeoutException):
+            error, detail = "timeout", f"no answer within {timeout:g}s"
+        except httpx.TransportError as exc:
+            error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if error is None or error == "unparsable" or attempt >= retry.attempts:
+            break
+        await asyncio.sleep(min(wait, retry.max_wait))
+    return finish_answer(status=status, headers=headers, it=it, error=error, detail=detail,
+                         latency_ms=(time.perf_counter() - started) * 1000.0, request=masked.as_json(),
+                         attempts=attempt, response_key=response_key, record_id_key=record_id_key)

@@ -162,3 +162,30 @@ def _on_error(policy: OnError, reason: str) -> Decision:
     code, text = (OK_CODE, "Lead created (duplicate check unavailable)") if policy.success else (policy.code, policy.text)
     return Decision("created", policy.status, None, False, policy.success, code, f"{text} ({reason})" if not policy.success else text,
                     checked=False)
+
+
+@dataclass(frozen=True)
+class RowTrace:
+    """How one row fared against an answer (for ``dupcheck explain``)."""
+
+    index: int
+    name: str | None
+    status_ok: bool
+    found: Any  # the value at the row's key (MISSING when absent)
+    matched: bool
+
+
+def trace(settings: Settings, answer: CrmAnswer) -> list[RowTrace]:
+    """Every row evaluated, in order, up to and including the first match."""
+    out = []
+    for rule in settings.rules:
+        if rule.http_status is not None:
+            status_ok = answer.status_code in rule.http_status
+        else:
+            status_ok = answer.status_code is not None and 200 <= answer.status_code < 300
+        found = lookup(answer.body, rule.key) if rule.key else None
+        matched = answer.error is None and rule.matches(answer)
+        out.append(RowTrace(rule.index, rule.name, status_ok, found, matched))
+        if matched:
+            break
+    return out

@@ -1,0 +1,26 @@
+"""Helpers shared by the subcommands: errors without tracebacks, JSON out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ..config.problems import ConfigError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def report_config_error(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    return EXIT_INVALID
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> int:
+    print(f"dupcheck: {message}", file=sys.stderr)
+    return code

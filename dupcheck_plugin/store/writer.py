@@ -1,0 +1,92 @@
+"""One writer thread, batched: many leads in flight, one transaction per batch.
+
+A commit per row costs far more than ~7 us per row batched, so callers
+submit records and await a future; the writer drains whatever is queued into
+one ``store.apply`` (group commit). A batch that fails is retried row by row
+so one bad record cannot take its neighbours down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import Any
+
+from ..types import Store
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class StoreWriter:
+    def __init__(self, store: Store, max_batch: int = 512):
+        self.store = store
+        self.max_batch = max_batch
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="dupcheck-store-writer", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    async def submit(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Store one record; returns it (with ``lead_id``) once committed."""
+        if self._closed:
+            raise RuntimeError("store writer is closed")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._q.put((record, fut, loop))
+        return await fut
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list) -> None:
+        try:
+            self.store.apply([rec for rec, _, _ in batch])
+            outcomes = [(fut, loop, rec, None) for rec, fut, loop in batch]
+        except Exception:
+            outcomes = []
+            for rec, fut, loop in batch:  # isolate the bad record(s)
+                try:
+                    self.store.apply([rec])
+                    outcomes.append((fut, loop, rec, None))
+                except Exception as exc:  # noqa: BLE001 - reported to the awaiting caller
+                    log.error("store write failed: %s", exc)
+                    outcomes.append((fut, loop, None, exc))
+        for fut, loop, rec, exc in outcomes:
+            loop.call_soon_threadsafe(_resolve, fut, rec, exc)
+
+    def close(self) -> None:
+        """Finish every queued write, then stop the thread."""
+        if not self._closed:
+            self._closed = True
+            self._q.put(_STOP)
+            self._thread.join()
+
+
+def _resolve(fut: asyncio.Future, rec: Any, exc: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(rec)
