@@ -1,0 +1,185 @@
+"""``dupcheck check``'s logic: tell each TOML file's kind, run every check on it.
+
+Reads the files it is given and returns one :class:`FileResult` per file;
+printing is :mod:`.report`'s job. A problem makes a file invalid; a warning
+(a missing ``#:schema`` line, say) is advice and never changes the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..adaptor.model import compile_adaptor
+from ..engine.workflow import AdaptorResolver, check_workflow
+from ..plugins import Registry
+from ..resources import shipped_dir
+from .problems import ConfigError, Problem
+from .toml import load_toml
+
+KIND_BY_SCHEMA = {"adaptor.schema.json": "adaptor", "workflow.schema.json": "workflow"}
+SCHEMA_BY_KIND = {kind: name for name, kind in KIND_BY_SCHEMA.items()}
+KIND_BY_FOLDER = {"adaptors": "adaptor", "workflows": "workflow"}
+
+_DIRECTIVE = re.compile(r"^#:schema\s+(\S+)")
+# used only when the TOML does not parse, so that the syntax error is reported with its kind
+_WORKFLOW_TEXT = re.compile(r"^\s*(\[\[\s*nodes\s*\]\]|nodes\s*=)", re.MULTILINE)
+_ADAPTOR_TEXT = re.compile(r"^\s*(\[\s*request\s*[\].]|request\s*=)", re.MULTILINE)
+
+
+class PathError(ValueError):
+    """A path to check does not exist or holds nothing to check (a usage error)."""
+
+
+@dataclass
+class FileResult:
+    file: str
+    kind: str | None  # adaptor | workflow | None when it cannot be told
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "kind": self.kind, "ok": self.ok,
+                "problems": [p.as_json() for p in self.problems],
+                "warnings": [w.as_json() for w in self.warnings]}
+
+
+def default_paths() -> list[Path]:
+    return [shipped_dir("adaptors"), shipped_dir("workflows")]
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders as every ``*.toml`` below them, sorted. Raises PathError."""
+    out: dict[Path, Path] = {}  # resolved -> as given: a file named twice is checked once
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.toml") if q.is_file() and not _hidden(q.relative_to(p)))
+            if not found:
+                raise PathError(f"{p}: no *.toml files in this folder")
+        elif p.is_file():
+            found = [p]
+        else:
+            raise PathError(f"{p}: no such file or folder")
+        for q in found:
+            out.setdefault(q.resolve(), q)
+    return list(out.values())
+
+
+def _hidden(rel: Path) -> bool:
+    # `dupcheck check .` must not wander into .venv or .git
+    return any(part.startswith(".") for part in rel.parts[:-1])
+
+
+def check_paths(paths: Iterable[str | os.PathLike], registry: Registry) -> list[FileResult]:
+    """Check every file named or found below ``paths``; raises PathError first, before any check."""
+    files = expand_paths(paths)
+    resolvers: dict[Path, AdaptorResolver] = {}  # one per folder: an adaptor is compiled once
+    return [check_file(f, registry, resolvers) for f in files]
+
+
+def check_file(path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver] | None = None) -> FileResult:
+    result = FileResult(display_name(path), None)
+    try:
+        _check(path, registry, {} if resolvers is None else resolvers, result)
+    except Exception as exc:  # a checker bug on one file must not hide the other files' results
+        result.problems.append(Problem(result.file, (), f"internal error while checking this file: {type(exc).__name__}: {exc}", "internal_error"))
+    return result
+
+
+def display_name(path: Path) -> str:
+    """Relative to the working directory when below it (abspath: a symlink keeps its own name)."""
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _check(path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver], result: FileResult) -> None:
+    name = result.file
+    try:
+        doc = load_toml(path, name)
+    except ConfigError as exc:
+        doc = None
+        result.problems += exc.problems
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""  # load_toml has reported it
+    first_line = text.split("\n", 1)[0].strip()
+    directive = _DIRECTIVE.match(first_line)
+    target = directive.group(1) if directive else None
+    result.kind = _kind(path, doc, text, target)
+    result.warnings += _directive_warnings(path, name, result.kind, target)
+    if doc is None:
+        return
+    if result.kind is None:
+        result.problems.append(Problem(name, (), (
+            "not recognisably an adaptor or a workflow (no '#:schema' line, no [request] table, "
+            "no [[nodes]], not in an adaptors/ or workflows/ folder): if it is one, make its first line "
+            f"'#:schema {_schema_ref(path, 'adaptor')}' or the same with workflow.schema.json"), "unknown_kind"))
+    elif result.kind == "adaptor":
+        _check_adaptor(doc, registry, result)
+    else:
+        base = path.resolve().parent
+        resolver = resolvers.setdefault(base, AdaptorResolver(base, registry.filters))
+        result.problems += check_workflow(doc, name, base, registry, resolver)[1]
+
+
+def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:
+    adaptor, problems = compile_adaptor(doc, result.file, registry.filters)
+    result.problems += problems
+    if adaptor is not None and adaptor.request.origin is None:
+        # the render-time origin guard only works for a literal scheme://host
+        result.warnings.append(Problem(result.file, ("request", "url"), (
+            "the URL's scheme or host is a template, so dupcheck cannot stop a lead value from "
+            "sending the request (and its secrets) to another host: write the host literally"), "dynamic_origin"))
+
+
+def _kind(path: Path, doc: Mapping[str, Any] | None, text: str, target: str | None) -> str | None:
+    """By the ``#:schema`` line, else by content, else by the parent folder's name."""
+    if target and _basename(target) in KIND_BY_SCHEMA:
+        return KIND_BY_SCHEMA[_basename(target)]
+    if doc is not None:
+        workflow, adaptor = "nodes" in doc, "request" in doc
+    else:
+        workflow, adaptor = bool(_WORKFLOW_TEXT.search(text)), bool(_ADAPTOR_TEXT.search(text))
+    if workflow != adaptor:
+        return "workflow" if workflow else "adaptor"
+    return KIND_BY_FOLDER.get(path.resolve().parent.name)
+
+
+def _basename(target: str) -> str:
+    return target.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _schema_ref(path: Path, kind: str) -> str:
+    """The shipped schema's path relative to ``path``'s folder, as a ``#:schema`` line wants it."""
+    schema = shipped_dir("schemas") / SCHEMA_BY_KIND[kind]
+    try:
+        return Path(os.path.relpath(schema, path.resolve().parent)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return schema.as_posix()
+
+
+def _directive_warnings(path: Path, name: str, kind: str | None, target: str | None) -> list[Problem]:
+    """Editors (taplo, Even Better TOML) complete and check a file by its ``#:schema`` line."""
+    if kind is None:
+        return []
+    expected = SCHEMA_BY_KIND[kind]
+    fix = f"'#:schema {_schema_ref(path, kind)}'"
+    if target is None:
+        message = f"first line should be {fix} so that editors complete and check this {kind}"
+    elif _basename(target) != expected:
+        message = f"'#:schema {target}' does not name {expected}: make the first line {fix}"
+    elif "://" not in target and not (path.resolve().parent / target).is_file():
+        message = f"'#:schema {target}' does not lead to a file from this folder: make the first line {fix}"
+    else:
+        return []
+    return [Problem(name, (), message, "schema_directive", line=1, column=1)]

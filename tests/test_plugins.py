@@ -1,0 +1,165 @@
+"""The plugin contract: discovery by entry point, name clashes, plugin node types, hook docs."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from dupcheck_plugin import builtin, hookimpl, hookspecs
+from dupcheck_plugin.engine.workflow import check_workflow
+from dupcheck_plugin.plugins import PluginConflict, Registry
+from dupcheck_plugin.types import NodeType
+
+
+def fresh_pm() -> pluggy.PluginManager:
+    """A host that knows nothing but the specs and the installed entry points."""
+    pm = pluggy.PluginManager("dupcheck")
+    pm.add_hookspecs(hookspecs)
+    pm.load_setuptools_entrypoints("dupcheck")
+    return pm
+
+
+def no_factory(node_id, config, build):
+    raise AssertionError("not built in these tests")
+
+
+def test_entry_point_finds_the_builtin_plugin():
+    pm = fresh_pm()
+    assert pm.get_plugin("builtin") is builtin
+    pm.check_pending()
+    registry = Registry.from_plugins(pm)
+    assert {"convoso_connect", "api_duplicate_check"} <= set(registry.node_types)
+    assert {"e164", "national", "soql", "sosl", "zoho_criteria"} <= set(registry.filters)
+    assert registry.node_type_owner["convoso_connect"] == "builtin"
+
+
+class SameNodeType:
+    @hookimpl
+    def dupcheck_register_node_types(self, register):
+        register(NodeType(name="convoso_connect", config_schema={}, factory=no_factory))
+
+
+class SameFilter:
+    @hookimpl
+    def dupcheck_register_template_filters(self, register):
+        register("e164", lambda value, code="1": value)
+
+
+@pytest.mark.parametrize("plugin, what", [(SameNodeType(), "node type 'convoso_connect'"),
+                                          (SameFilter(), "template filter 'e164'")])
+def test_same_name_from_two_plugins_is_a_conflict_naming_both(plugin, what):
+    pm = fresh_pm()
+    pm.register(plugin, name="acme-crm")
+    with pytest.raises(PluginConflict) as exc:
+        Registry.from_plugins(pm)
+    message = str(exc.value)
+    assert what in message and "builtin" in message and "acme-crm" in message
+
+
+NOTIFY_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["webhook"],
+    "properties": {
+        "webhook": {"type": "string", "pattern": "^https://"},
+        # a plugin may reuse a shipped definition by its $id
+        "retry": {"$ref": "https://dupcheck.dev/schemas/convoso_connect.schema.json#/$defs/retry"},
+    },
+}
+
+
+class Notify:
+    @hookimpl
+    def dupcheck_register_node_types(self, register):
+        register(NodeType(name="slack_notify", config_schema=NOTIFY_SCHEMA, factory=no_factory))
+
+
+def workflow_with_notify(config: dict) -> dict:
+    return {"nodes": [
+        {"id": "crm", "type": "convoso_connect", "config": {"adaptor": "generic_json"}},
+        {"id": "dupcheck", "type": "api_duplicate_check", "config": {"connect": "crm"}},
+        {"id": "notify", "type": "slack_notify", "config": config},
+    ]}
+
+
+def notify_registry() -> Registry:
+    pm = fresh_pm()
+    pm.register(Notify(), name="acme-notify")
+    pm.check_pending()
+    return Registry.from_plugins(pm)
+
+
+def test_plugin_node_type_config_is_validated_with_its_schema(tmp_path):
+    registry = notify_registry()
+    spec, problems = check_workflow(workflow_with_notify({"webhook": "https://hooks.example.com/x"}), "wf.toml", tmp_path, registry)
+    assert problems == [] and spec is not None
+
+    bad = {"webhook": "http://hooks.example.com/x", "retry": {"attempts": 0}, "chanel": "#leads"}
+    _, problems = check_workflow(workflow_with_notify(bad), "wf.toml", tmp_path, registry)
+    where = {str(p).split(": ", 1)[0] for p in problems}
+    assert where == {"wf.toml::nodes[2].config", "wf.toml::nodes[2].config.webhook",
+                     "wf.toml::nodes[2].config.retry.attempts"}
+    assert any("'chanel' was unexpected" in p.message for p in problems)
+
+
+def test_plugin_node_type_unknown_without_the_plugin(tmp_path):
+    registry = Registry.from_plugins(fresh_pm())
+    _, problems = check_workflow(workflow_with_notify({"webhook": "https://x"}), "wf.toml", tmp_path, registry)
+    assert [str(p) for p in problems] == [
+        "wf.toml::nodes[2].type: unknown node type 'slack_notify' (registered: api_duplicate_check, convoso_connect)"]
+
+
+class Typo:
+    @hookimpl
+    def dupcheck_register_node_type(self, register):  # no such hook: the spec is ..._types
+        pass
+
+
+def test_implementation_of_a_nonexistent_hook_fails_check_pending():
+    pm = fresh_pm()
+    pm.register(Typo(), name="typo")
+    with pytest.raises(pluggy.PluginValidationError, match="dupcheck_register_node_type"):
+        pm.check_pending()
+
+
+# --- hook documentation (as datasette's test_docs does) ------------------------------
+
+HOOKS = [fn for name, fn in vars(hookspecs).items() if name.startswith("dupcheck_") and callable(fn)]
+
+
+def test_hooks_are_all_specs():
+    assert HOOKS
+    pm = fresh_pm()
+    for fn in HOOKS:
+        assert getattr(fn, "dupcheck_spec", None) is not None, fn.__name__
+        assert hasattr(pm.hook, fn.__name__)
+
+
+@pytest.mark.parametrize("fn", HOOKS, ids=lambda fn: fn.__name__)
+def test_hook_is_documented(fn):
+    doc = inspect.getdoc(fn)
+    assert doc, f"{fn.__name__} has no docstring"
+    params = list(inspect.signature(fn).parameters)
+    documented = [line.split(":param ", 1)[1].split(":", 1)[0] for line in doc.splitlines() if line.startswith(":param ")]
+    assert documented == params
+    if fn.dupcheck_spec["firstresult"]:
+        assert "Stops at first non-None result" in doc
+    else:
+        assert "Stops at first non-None result" not in doc
+
+
+def test_builtin_implements_only_known_hooks():
+    names = {fn.__name__ for fn in HOOKS}
+    implemented = {n for n, f in vars(builtin).items() if hasattr(f, "dupcheck_impl")}
+    assert implemented and implemented <= names
+
+
+def test_entry_point_is_declared_in_pyproject():
+    import tomli
+
+    pyproject = tomli.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["entry-points"]["dupcheck"] == {"builtin": "dupcheck_plugin.builtin"}
