@@ -22,8 +22,9 @@ class NodeType:
     :ivar config_schema: JSON Schema (2020-12) of the node's ``config`` table.
     :ivar factory: ``factory(node_id, config, build) -> Node``; ``build`` is a
         :class:`BuildContext`.
-    :ivar inputs: ``inputs(config) -> ids`` of the nodes whose output this node
-        reads; the engine and ``dupcheck check`` verify they exist.
+    :ivar inputs: ``inputs(config) -> {config key: node id}``: the nodes whose
+        output this node reads, by the config key that names them; the engine
+        and ``dupcheck check`` verify they exist (reported at that key).
     :ivar description: one line for the docs.
     :ivar check: optional ``check(config, view) -> [(path, message)]`` for what
         a schema cannot see (a file that must exist, a node of the right type);
@@ -33,7 +34,7 @@ class NodeType:
     name: str
     config_schema: Mapping[str, Any]
     factory: Callable[[str, dict[str, Any], "BuildContext"], Node]
-    inputs: Callable[[Mapping[str, Any]], Sequence[str]] = lambda config: ()
+    inputs: Callable[[Mapping[str, Any]], Mapping[str, str]] = lambda config: {}
     description: str = ""
     check: Callable[[Mapping[str, Any], "WorkflowView"], Sequence[tuple[tuple, str]]] | None = None
 
@@ -45,11 +46,13 @@ class WorkflowView:
     :ivar base_dir: the workflow file's folder (relative adaptor paths start here).
     :ivar node_types: node id -> type name, for every node of the workflow.
     :ivar resolve_adaptor: ``resolve_adaptor(name) -> (adaptor or None, problems)``.
+    :ivar known_types: every registered node type name.
     """
 
     base_dir: Any
     node_types: Mapping[str, str]
     resolve_adaptor: Callable[[str], tuple[Any, list]]
+    known_types: frozenset[str] = frozenset()
 
 
 class BuildContext(Protocol):

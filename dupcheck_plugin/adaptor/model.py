@@ -86,7 +86,8 @@ def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, A
     request = dict(doc["request"])
     request.setdefault("body_format", doc.get("body_format", "json" if request.get("body") is not None else "none"))
     tpl, tproblems = RequestTemplate.compile(make_environment(filters), request, fields.names)
-    problems += [Problem(source, p.path, p.message, p.code, line=p.line) for p in tproblems]
+    # a Jinja line number counts inside the template string: it stays in the message, not in Problem.line
+    problems += [Problem(source, p.path, p.message, p.code) for p in tproblems]
     if problems:
         return None, problems
     rate_limits = tuple(RateLimitRule(**rl) for rl in doc.get("rate_limit", []))

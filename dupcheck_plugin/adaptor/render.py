@@ -72,6 +72,18 @@ def _secret_refs(ast: nodes.Template) -> tuple[set[str], bool]:
     return names, total > direct
 
 
+def _field_refs(ast: nodes.Template) -> set[str]:
+    """Constant names read through the ``fields`` namespace."""
+    names = set()
+    for node in ast.find_all(nodes.Getitem):
+        if isinstance(node.node, nodes.Name) and node.node.name == "fields" and isinstance(node.arg, nodes.Const):
+            names.add(str(node.arg.value))
+    for node in ast.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "fields":
+            names.add(node.attr)
+    return names
+
+
 def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
     if isinstance(value, str):
         yield path, value
@@ -118,6 +130,10 @@ class RequestTemplate:
                 continue
             variables = meta.find_undeclared_variables(ast)
             secrets, whole = _secret_refs(ast)
+            for name in sorted(_field_refs(ast) - allowed_vars):
+                problems.append(TemplateProblem(
+                    ("request",) + path, f"fields[{name!r}] is not mapped: add mapped_to = \"{name}\" in [fields]",
+                    "undeclared_variable"))
             if whole:
                 problems.append(TemplateProblem(("request",) + path, "use secrets.NAME for one secret; the secrets namespace itself cannot be rendered", "secrets_namespace"))
             for var in sorted(variables - allowed_vars - {"secrets", "fields"}):
@@ -213,7 +229,7 @@ class BoundRequest:
     def _assemble(self, rendered: Mapping[Path, str]) -> "Rendered":
         spec = _fill(self.t.spec, (), rendered)
         url = spec["url"]
-        if self.t.origin and not url.startswith(self.t.origin):
+        if self.t.origin and not _same_origin(url, self.t.origin):
             raise RenderError(f"url: rendered URL {url!r} left its origin {self.t.origin}")
         body = spec["body"]
         if self.t.body_format == "form" and isinstance(body, dict):
@@ -226,6 +242,10 @@ class BoundRequest:
             body_format=self.t.body_format,
             body=body,
         )
+
+
+def _same_origin(url: str, origin: str) -> bool:
+    return url == origin or (url.startswith(origin) and url[len(origin)] in "/?#")
 
 
 def _form_value(v: Any) -> Any:
@@ -281,9 +301,12 @@ class Rendered:
     body: Any
 
     def full_url(self) -> str:
+        """The URL as sent: a query written in the URL merged with the query table."""
         import httpx
 
-        return str(httpx.URL(self.url, params=self.query or None))
+        if not self.query:
+            return self.url
+        return str(httpx.URL(self.url).copy_merge_params(self.query))
 
     def with_origin(self, new_origin: str | None) -> "Rendered":
         """The same request sent to another scheme://host:port (``--crm-url``)."""

@@ -87,7 +87,8 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
         if node.id in types_by_id:
             problems.append(Problem(source, ("nodes", i, "id"), f"duplicate node id {node.id!r}", "duplicate_id"))
         types_by_id.setdefault(node.id, node.type)
-    view = WorkflowView(base_dir=base_dir, node_types=types_by_id, resolve_adaptor=resolver.resolve)
+    view = WorkflowView(base_dir=base_dir, node_types=types_by_id, resolve_adaptor=resolver.resolve,
+                        known_types=frozenset(registry.node_types))
     inputs: dict[str, tuple[str, ...]] = {}
     for i, node in enumerate(nodes):
         prefix = ("nodes", i, "config")
@@ -101,12 +102,13 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
             if found:
                 problems += found
                 continue
-        inputs[node.id] = tuple(node_type.inputs(node.config))
-        for ref in inputs[node.id]:
+        refs = dict(node_type.inputs(node.config))
+        inputs[node.id] = tuple(refs.values())
+        for key, ref in refs.items():
             if ref not in types_by_id:
-                problems.append(Problem(source, prefix, f"reads node {ref!r}, which this workflow does not have", "unknown_node"))
+                problems.append(Problem(source, prefix + (key,), f"no node with id {ref!r} in this workflow (ids: {', '.join(types_by_id)})", "unknown_node"))
             elif ref == node.id:
-                problems.append(Problem(source, prefix, "a node cannot read its own output", "self_reference"))
+                problems.append(Problem(source, prefix + (key,), "a node cannot read its own output", "self_reference"))
         if node_type.check:
             for path, message in node_type.check(node.config, view):
                 problems.append(Problem(source, prefix + tuple(path), message, "semantic"))

@@ -121,7 +121,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                record_id_key: str | None = None) -> CrmAnswer:
     started = time.perf_counter()
     kwargs = _body_for_request(req)
-    params = req.query or None
+    url = req.full_url()  # httpx's params= would replace a query written in the URL
     attempt = 0
     while True:
         attempt += 1
@@ -129,7 +129,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
         wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
         try:
             async with asyncio.timeout(timeout):
-                resp = await client.request(req.method, req.url, params=params, headers=req.headers, **kwargs)
+                resp = await client.request(req.method, url, headers=req.headers, **kwargs)
                 content = await resp.aread()
             status, headers = resp.status_code, resp.headers
             it = interpret(status, headers, content, response_format, rate_limits)

@@ -33,18 +33,17 @@ class ApiDuplicateCheck:
         return None
 
 
-def inputs(config: Mapping[str, Any]) -> tuple[str, ...]:
+def inputs(config: Mapping[str, Any]) -> dict[str, str]:
     # declared even when disabled: the connect node is then not a sink, so it is never run
-    return (config["connect"],)
+    return {"connect": config["connect"]}
 
 
 def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, str]]:
     out: list[tuple[tuple, str]] = []
     connect = config["connect"]
     kind = view.node_types.get(connect)
-    if kind is None:
-        out.append((("connect",), f"no node with id {connect!r} in this workflow"))
-    elif kind != "convoso_connect":
+    # a missing node is reported by the engine's input check, an unknown type by the type check
+    if kind is not None and kind in view.known_types and kind != "convoso_connect":
         out.append((("connect",), f"node {connect!r} is a {kind}, not a convoso_connect node"))
     for i, row in enumerate(config.get("rules", [])):
         if row.get("create_lead") and not isinstance(row.get("status"), str):
