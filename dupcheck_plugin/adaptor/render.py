@@ -24,6 +24,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MASK = "****"
+SECTIONS = ("url", "headers", "query", "body")
 WHEN = "$when"  # a body object with this key is dropped when it renders empty
 
 Path = tuple[str | int, ...]
@@ -183,6 +184,7 @@ class BoundRequest:
         self.t = template
         self._real_secrets = secrets
         self._masked_secrets = {k: MASK for k in secrets}
+        self._secret_sections = {path[0] for path, leaf in template.leaves.items() if leaf.secrets}
         # static leaves: no lead variable -> render once now, real and masked
         self._static: dict[Path, tuple[str, str]] = {}
         self._dynamic: list[tuple[Path, Any, bool]] = []
@@ -224,10 +226,16 @@ class BoundRequest:
                     raise RenderError(f"{_dotted(path)}: not allowed in the sandbox: {exc}") from None
                 except (ValueError, TypeError) as exc:
                     raise RenderError(f"{_dotted(path)}: {exc}") from None
-        return self._assemble(real), self._assemble(masked)
+        sections = {name: _fill(self.t.spec[name], (name,), real) for name in SECTIONS}
+        real_req = self._assemble(sections)
+        if not self._secret_sections:
+            return real_req, real_req
+        # only the sections that hold a secret are filled again, masked
+        masked_sections = {name: (_fill(self.t.spec[name], (name,), masked) if name in self._secret_sections
+                                  else sections[name]) for name in SECTIONS}
+        return real_req, self._assemble(masked_sections)
 
-    def _assemble(self, rendered: Mapping[Path, str]) -> "Rendered":
-        spec = _fill(self.t.spec, (), rendered)
+    def _assemble(self, spec: Mapping[str, Any]) -> "Rendered":
         url = spec["url"]
         if self.t.origin and not _same_origin(url, self.t.origin):
             raise RenderError(f"url: rendered URL {url!r} left its origin {self.t.origin}")

@@ -61,6 +61,17 @@ def retry_after_seconds(headers: httpx.Headers, name: str | None) -> float | Non
         return None
 
 
+def _refused(exc: BaseException) -> bool:
+    """httpx-aiohttp 0.2 maps every aiohttp connection error (a refused
+    connection too) to httpx.ConnectTimeout; the cause tells them apart."""
+    try:
+        import aiohttp
+    except ImportError:
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError)
+
+
 def _body_for_request(req: Rendered) -> dict[str, Any]:
     if req.body is None or req.body_format == "none":
         return {}
@@ -138,8 +149,11 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                 if it.retry_after > retry.max_wait:
                     attempt = retry.attempts  # too long to wait: give up now
                 wait = it.retry_after
-        except (TimeoutError, httpx.TimeoutException):
-            error, detail = "timeout", f"no answer within {timeout:g}s"
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            if _refused(exc):
+                error, detail = "connection", f"{type(exc.__cause__).__name__}: {exc}"
+            else:
+                error, detail = "timeout", f"no answer within {timeout:g}s"
         except httpx.TransportError as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if error is None or error == "unparsable" or attempt >= retry.attempts:

@@ -1,0 +1,266 @@
+"""The pipeline end to end: engine + Convoso Connect + API Duplicate Check +
+SQLite store, against the CRM simulator over real loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_workflow
+from dupcheck_plugin.engine.runner import Engine, aiter_items
+from dupcheck_plugin.engine.sources import iter_csv, iter_jsonl
+
+# examples/contacts.csv: 101 customer, 102 opportunity, 103 lead, 106 flagged dnc
+CUSTOMER = "5550100101"
+OPPORTUNITY = "(555) 010-0002"
+KNOWN = "+15550100003"
+NEW = ["5550100170", "5550100171", "5550100172"]
+
+BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
+
+
+def run_leads(workflow: Path, leads: list[dict], sim_url: str, db: Path, concurrency: int = 8) -> list[dict]:
+    async def go():
+        records = []
+        engine = Engine.open(str(workflow), db=str(db), crm_url=sim_url)
+        async with engine:
+            items = aiter_items((i, lead, None) for i, lead in enumerate(leads, 1))
+            await engine.run(items, concurrency=concurrency, on_record=records.append)
+        return sorted(records, key=lambda r: r["row"])
+
+    return asyncio.run(go())
+
+
+def db_rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def leads_for(*phones: str) -> list[dict]:
+    return [{"phone_number": p, "first_name": f"P{i}"} for i, p in enumerate(phones)]
+
+
+# --- the six columns of the seed table, each flipped in turn ------------------
+
+def test_base_row_skips_known_leads_as_duplicates(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    recs = run_leads(wf, leads_for(KNOWN, NEW[0]), crm_sim.url, tmp_path / "d.db")
+    dup, new = recs
+    assert (dup["action"], dup["matched_rule"], dup["success"], dup["code"], dup["status"]) == ("duplicate", 0, False, 6009, None)
+    assert dup["crm_record_id"] == "103" and dup["crm"]["status_code"] == 200 and dup["checked"] is True
+    assert (new["action"], new["status"], new["success"], new["matched_rule"]) == ("created", "NEW", True, None)
+    assert db_rows(tmp_path / "d.db", "select phone_e164, status, list_id from leads") == [("+15550100170", "NEW", "77")]
+    assert db_rows(tmp_path / "d.db", "select count(*) from dnc") == [(0,)]
+    assert db_rows(tmp_path / "d.db", "select count(*) from decisions") == [(2,)]
+
+
+def test_enabled_false_never_calls_the_crm(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [BASE_ROW], enabled=False, default_status="FRESH")
+    before = crm_sim.stats()
+    recs = run_leads(wf, leads_for(KNOWN, NEW[0]), crm_sim.url, tmp_path / "d.db")
+    assert [(r["action"], r["status"], r["success"], r["crm"]["called"]) for r in recs] == [("created", "FRESH", True, False)] * 2
+    assert crm_sim.stats()["requests"] == before["requests"]
+    assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(2,)]
+
+
+def test_key_and_value_decide_which_row_matches(tmp_path, crm_sim, hubspot_env):
+    rows = [
+        {**BASE_ROW, "key": "results.0.properties.lifecyclestage", "match": "equals", "value": "customer", "name": "cust"},
+        {**BASE_ROW, "key": "results.0.properties.lifecyclestage", "match": "equals", "value": "nobody-has-this"},
+    ]
+    wf = write_workflow(tmp_path, rows)
+    cust, known = run_leads(wf, leads_for(CUSTOMER, KNOWN), crm_sim.url, tmp_path / "d.db")
+    assert (cust["action"], cust["matched_rule"], cust["rule_name"]) == ("duplicate", 0, "cust")
+    # the lead is known to the CRM but no row's value matches: created with the default status
+    assert (known["action"], known["matched_rule"], known["status"]) == ("created", None, "NEW")
+
+
+def test_create_lead_yes_posts_with_the_row_status(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [{**BASE_ROW, "create_lead": True, "status": "DUPCRM"}])
+    (rec,) = run_leads(wf, leads_for(KNOWN), crm_sim.url, tmp_path / "d.db")
+    assert (rec["action"], rec["status"], rec["success"], rec["code"]) == ("created", "DUPCRM", False, 6009)
+    assert rec["lead_id"] is not None
+    assert db_rows(tmp_path / "d.db", "select id, status from leads") == [(int(rec["lead_id"]), "DUPCRM")]
+
+
+def test_empty_status_means_default_status(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [{**BASE_ROW, "create_lead": True, "status": ""}], default_status="INTAKE")
+    (rec,) = run_leads(wf, leads_for(KNOWN), crm_sim.url, tmp_path / "d.db")
+    assert (rec["action"], rec["status"]) == ("created", "INTAKE")
+
+
+def test_add_to_dnc_adds_the_phone_once(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [{**BASE_ROW, "add_to_dnc": True, "name": "known-dnc"}])
+    recs = run_leads(wf, leads_for(KNOWN, "555-010-0003", NEW[0]), crm_sim.url, tmp_path / "d.db", concurrency=1)
+    assert [r["dnc_added"] for r in recs] == [True, True, False]
+    assert db_rows(tmp_path / "d.db", "select phone_e164, campaign_id, reason from dnc") == [("+15550100003", "0", "known-dnc")]
+
+
+def test_success_yes_answers_success_for_a_skipped_duplicate(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [{**BASE_ROW, "success": True}])
+    (rec,) = run_leads(wf, leads_for(KNOWN), crm_sim.url, tmp_path / "d.db")
+    assert (rec["action"], rec["success"], rec["code"]) == ("duplicate", True, 200)
+    assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(0,)]
+
+
+def test_request_in_the_record_has_secrets_masked(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    (rec,) = run_leads(wf, leads_for(KNOWN), crm_sim.url, tmp_path / "d.db")
+    assert rec["request"]["headers"]["Authorization"] == "Bearer ****"
+    assert rec["request"]["url"].startswith(crm_sim.url)
+    stored = db_rows(tmp_path / "d.db", "select record from decisions")[0][0]
+    assert "test-token-secret-123" not in stored and "test-token-secret-123" not in json.dumps(rec)
+
+
+# --- faults: no lead lost, each error decided by on_error ---------------------
+
+def test_crm_errors_follow_on_error_and_no_lead_is_lost(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(error_rate=0.4, seed=7)
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "create", "status": "NOTCHECKED"},
+                        connect={"retry": {"attempts": 1}})
+    phones = [f"55501{n:05d}" for n in range(200, 400)]
+    recs = run_leads(wf, leads_for(*phones), crm_sim.url, tmp_path / "d.db", concurrency=16)
+    assert len(recs) == 200 and sorted(r["row"] for r in recs) == list(range(1, 201))
+    errors = [r for r in recs if r["crm"]["error"]]
+    assert 40 <= len(errors) <= 120  # ~40% of 200, seeded
+    assert all(r["crm"]["error"] == "http_status" and r["crm"]["status_code"] >= 500 for r in errors)
+    assert all((r["action"], r["status"], r["checked"]) == ("created", "NOTCHECKED", False) for r in errors)
+    assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(200,)]
+    assert db_rows(tmp_path / "d.db", "select count(*) from decisions") == [(200,)]
+
+
+def test_on_error_reject_creates_nothing_and_is_retryable(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(error_rate=1.0)
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "reject"}, connect={"retry": {"attempts": 2, "backoff": 0.01}})
+    recs = run_leads(wf, leads_for(*NEW), crm_sim.url, tmp_path / "d.db")
+    assert all((r["action"], r["success"], r["retryable"], r["code"], r["crm"]["attempts"]) == ("rejected", False, True, 6503, 2) for r in recs)
+    assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(0,)]
+    assert db_rows(tmp_path / "d.db", "select count(*) from decisions") == [(3,)]
+
+
+def test_rate_limited_answers_are_retried_not_decided(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(rate_limit_rate=0.5, retry_after="0.01", seed=3)
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "reject"},
+                        connect={"retry": {"attempts": 8, "backoff": 0.01}})
+    recs = run_leads(wf, leads_for(KNOWN, *NEW), crm_sim.url, tmp_path / "d.db")
+    assert [r["action"] for r in recs] == ["duplicate", "created", "created", "created"]
+    assert all(r["checked"] for r in recs)
+    assert sum(r["crm"]["attempts"] for r in recs) > 4  # some answers were 429s, retried
+    assert crm_sim.stats()["by_status"].get("429", 0) > 0
+
+
+def test_still_rate_limited_after_retries_is_an_error(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(rate_limit_rate=1.0, retry_after="0")
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "reject"}, connect={"retry": {"attempts": 2, "backoff": 0}})
+    (rec,) = run_leads(wf, leads_for(KNOWN), crm_sim.url, tmp_path / "d.db")
+    assert (rec["action"], rec["crm"]["error"], rec["crm"]["status_code"]) == ("rejected", "rate_limited", 429)
+
+
+def test_timeouts_are_errors(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(timeout_rate=1.0, hang_ms=3000)
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "create", "status": "NC"},
+                        connect={"timeout": 0.2, "retry": {"attempts": 1}})
+    (rec,) = run_leads(wf, leads_for(NEW[0]), crm_sim.url, tmp_path / "d.db")
+    assert (rec["action"], rec["status"], rec["crm"]["error"]) == ("created", "NC", "timeout")
+
+
+def test_connection_refused_is_an_error(tmp_path, hubspot_env):
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "reject"}, connect={"retry": {"attempts": 1}})
+    (rec,) = run_leads(wf, leads_for(NEW[0]), f"http://127.0.0.1:{port}", tmp_path / "d.db")
+    assert (rec["action"], rec["crm"]["error"]) == ("rejected", "connection")
+
+
+def test_unauthorized_answer_is_not_read_as_a_miss(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(auth="the-right-token")
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "reject"})
+    (rec,) = run_leads(wf, leads_for(NEW[0]), crm_sim.url, tmp_path / "d.db")
+    assert (rec["action"], rec["crm"]["status_code"]) == ("rejected", 401)
+
+
+# --- input handling ----------------------------------------------------------
+
+def test_bad_leads_get_their_own_rejected_decision(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    leads = [{"phone_number": ""}, {"phone_number": "12"}, {"phone_number": NEW[0], "email": "nope"},
+             {"phone_number": NEW[1], "extra": {"nested": 1}}, {"phone_number": NEW[2]}]
+    recs = run_leads(wf, leads, crm_sim.url, tmp_path / "d.db")
+    assert [(r["action"], r["code"]) for r in recs] == [
+        ("rejected", 6007), ("rejected", 6008), ("rejected", 6079), ("rejected", 6023), ("created", 200)]
+
+
+def test_sources_report_malformed_rows_and_go_on():
+    import io
+
+    csv_items = list(iter_csv(io.StringIO("phone_number,first_name\n5550100170,A\n5550100171,B,extra\n\n5550100172,C\n")))
+    assert [(row, err is None) for row, _, err in csv_items] == [(2, True), (3, False), (5, True)]
+    jsonl = list(iter_jsonl(io.StringIO('{"phone_number": "1"}\nnot json\n[1]\n\n{"phone_number": "2"}\n')))
+    assert [(row, err is None) for row, _, err in jsonl] == [(1, True), (2, False), (3, False), (5, True)]
+
+
+def cli(*args, input_text=None, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", *args], input=input_text,
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_cli_run_streams_stdin_and_counts_every_row(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [{**BASE_ROW, "add_to_dnc": True}])
+    lines = [json.dumps({"phone_number": p}) for p in (KNOWN, NEW[0], NEW[1])] + ["{broken", json.dumps({"phone_number": CUSTOMER})]
+    out = tmp_path / "decisions.jsonl"
+    proc = cli("run", str(wf), "--leads", "-", "--crm-url", crm_sim.url, "--db", str(tmp_path / "r.db"),
+               "--out", str(out), input_text="\n".join(lines) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 5
+    assert sorted(r["action"] for r in recs) == ["created", "created", "duplicate", "duplicate", "rejected"]
+    assert "decided 5 leads" in proc.stderr and "duplicate 2" in proc.stderr
+    assert db_rows(tmp_path / "r.db", "select count(*) from leads") == [(2,)]
+    assert sorted(db_rows(tmp_path / "r.db", "select phone_e164 from dnc")) == [("+15550100003",), ("+15550100101",)]
+
+
+def test_cli_run_reports_config_errors_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[nodes]]\nid = "x"\ntype = "nope"\n')
+    proc = cli("run", str(bad), "--leads", "-", input_text="")
+    assert proc.returncode == 1
+    assert "unknown node type 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_run_missing_secret_is_a_clear_error(tmp_path):
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    env = {k: v for k, v in os.environ.items() if k != "HUBSPOT_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads", "-"],
+                          input="", capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and "HUBSPOT_TOKEN" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_shows_created_duplicate_and_dnc(tmp_path):
+    proc = cli("demo", "--db", str(tmp_path / "demo.db"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "created" in out and "duplicate" in out and "rejected" in out
+    dnc_lines = [line for line in out.splitlines() if " yes " in line]
+    assert dnc_lines and "customer" in dnc_lines[0]
+    assert db_rows(tmp_path / "demo.db", "select count(*) from dnc") == [(1,)]
+
+
+def test_explain_shows_the_matching_row(tmp_path):
+    answer = tmp_path / "answer.json"
+    answer.write_text(json.dumps({"total": 1, "results": [{"id": "9", "properties": {"lifecyclestage": "opportunity"}}]}))
+    proc = cli("explain", "hubspot_dupcheck", "--response", str(answer), "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert (rec["matched_rule"], rec["rule_name"], rec["action"], rec["status"], rec["success"]) == (1, "opportunity", "created", "DUPOPP", False)
+    assert rec["crm_record_id"] == "9"
+    text = cli("explain", "hubspot_dupcheck", "--response", str(answer))
+    assert "row 0 (customer)" in text.stdout and "MATCH" in text.stdout
