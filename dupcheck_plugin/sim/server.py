@@ -1,0 +1,345 @@
+"""The CRM simulator: a real HTTP server answering like CRMs' search APIs, with fault knobs.
+
+It uses aiohttp's low-level ``web.Server`` (no router, no middlewares: our
+own route table is a handful of regexes), which keeps it in the thousands of
+requests per second. aiohttp sets TCP_NODELAY on every accepted socket;
+without it delayed ACKs cap a keep-alive client near 20 requests/s.
+``GET /_sim/stats`` reports it as seen on the caller's own socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import random
+import socket
+import sys
+import threading
+import traceback
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from .contacts import ContactBook
+from .vendors import Route, SimRequest, SimResponse, Vendor, all_vendors
+
+SERVER_ERRORS = (500, 502, 503)
+_RATES = ("error_rate", "rate_limit_rate", "timeout_rate")
+_DELAYS = ("latency_ms", "jitter_ms", "hang_ms")
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Faults to inject. Each request draws its own random numbers, so a seed
+    reproduces the same faults for the same order of requests."""
+
+    latency_ms: float = 0.0  # added to every answer
+    jitter_ms: float = 0.0  # plus uniform 0..jitter_ms
+    error_rate: float = 0.0  # share answered 500/502/503
+    rate_limit_rate: float = 0.0  # share answered with the vendor's over-limit form
+    retry_after: str = "1"  # Retry-After on over-limit answers (seconds, may be fractional)
+    timeout_rate: float = 0.0  # share that sleep hang_ms before answering
+    hang_ms: float = 30_000.0
+    seed: int | None = None
+    auth: str | None = None  # the token callers must send; None: no auth
+
+    def __post_init__(self) -> None:
+        for name in _RATES:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        for name in _DELAYS:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        try:
+            if float(self.retry_after) < 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"retry_after must be a number of seconds, got {self.retry_after!r}") from None
+
+    def replace(self, **changes: Any) -> "Knobs":
+        """A copy with ``changes`` (JSON-ish values are coerced: "0.5" -> 0.5)."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - fields
+        if unknown:
+            raise ValueError(f"unknown knob(s) {sorted(unknown)}; known: {sorted(fields)}")
+        coerced = {}
+        for name, value in changes.items():
+            try:
+                if name in _RATES or name in _DELAYS:
+                    if isinstance(value, bool):
+                        raise TypeError
+                    value = float(value)
+                elif name == "seed":
+                    value = None if value is None else int(value)
+                elif name == "retry_after":
+                    value = str(value)
+                elif name == "auth":
+                    value = None if value in (None, "") else str(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"bad value for {name}: {value!r}") from None
+            coerced[name] = value
+        return dataclasses.replace(self, **coerced)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _as_book(book_or_path: ContactBook | str | Path) -> ContactBook:
+    return book_or_path if isinstance(book_or_path, ContactBook) else ContactBook.load(book_or_path)
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
+                        content_type="application/json")
+
+
+def _to_web(resp: SimResponse) -> web.Response:
+    body, ctype = resp.body, resp.content_type
+    if isinstance(body, (dict, list)):
+        data = json.dumps(body, separators=(",", ":")).encode()
+        return web.Response(status=resp.status, body=data, headers=resp.headers, content_type=ctype or "application/json")
+    if isinstance(body, str):
+        return web.Response(status=resp.status, text=body, headers=resp.headers, content_type=ctype or "text/plain")
+    return web.Response(status=resp.status, body=body or b"", headers=resp.headers,
+                        content_type=ctype or "application/octet-stream")
+
+
+def _parse_body(ctype: str, raw: bytes) -> Any:
+    """JSON or form dict when it parses; otherwise the raw text (handlers answer 400)."""
+    text = raw.decode("utf-8", "replace")
+    if "json" in ctype or (not ctype and text.lstrip()[:1] in ("{", "[")):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    if ctype == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return text
+
+
+def _nodelay(request: web.BaseRequest) -> bool | None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None:
+        return None
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+class Simulator:
+    """The request handler and its state: the contact book, knobs, counters."""
+
+    def __init__(self, book: ContactBook, knobs: Knobs | None = None, vendors: list[Vendor] | None = None):
+        self.book = book
+        self.knobs = knobs or Knobs()
+        self.vendors = vendors if vendors is not None else all_vendors()
+        self._routes = [(r.method.upper(), r.compiled(), r, v) for v in self.vendors for r in v.routes]
+        self._rng = random.Random(self.knobs.seed)
+        self.url: str | None = None  # set once bound
+        self.reset()
+
+    # -- control --------------------------------------------------------------
+    def reset(self) -> None:
+        self._requests = 0
+        self._by_route: dict[str, int] = {}
+        self._by_status: dict[str, int] = {}
+        self._faults = {"latency": 0, "hang": 0, "unauthorized": 0, "rate_limited": 0, "server_error": 0}
+
+    def set_knobs(self, knobs: Knobs | None = None, **changes: Any) -> Knobs:
+        new = (knobs or self.knobs).replace(**changes)
+        if new.seed != self.knobs.seed or "seed" in changes:
+            self._rng = random.Random(new.seed)
+        self.knobs = new
+        return new
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self._requests, "by_route": dict(self._by_route), "by_status": dict(self._by_status),
+                "faults": dict(self._faults), "contacts": len(self.book), "knobs": self.knobs.as_dict()}
+
+    def routes(self) -> list[str]:
+        return [f"{v.name}: {r.method.upper()} {r.path_regex}" for _, _, r, v in self._routes]
+
+    # -- serving --------------------------------------------------------------
+    def _count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+    def _match(self, method: str, path: str) -> tuple[Route, Vendor, Any] | int:
+        status = 404
+        for m, rx, route, vendor in self._routes:
+            found = rx.fullmatch(path)
+            if found:
+                if m == method:
+                    return route, vendor, found
+                status = 405
+        return status
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/_sim/"):
+            return await self._control(request, path)
+        self._requests += 1
+        matched = self._match(request.method, path)
+        if isinstance(matched, int):
+            self._count(self._by_route, "unmatched")
+            self._count(self._by_status, str(matched))
+            return _json(matched, {"error": "not_found" if matched == 404 else "method_not_allowed",
+                                   "message": f"no simulated CRM route for {request.method} {path}",
+                                   "routes": self.routes()})
+        route, vendor, found = matched
+        self._count(self._by_route, route.label)
+        resp = await self._answer(request, route, vendor, found)
+        self._count(self._by_status, str(resp.status))
+        return _to_web(resp)
+
+    async def _answer(self, request: web.BaseRequest, route: Route, vendor: Vendor, found: Any) -> SimResponse:
+        k, rng = self.knobs, self._rng
+        # always five draws per request: the fault sequence depends on the seed only
+        r_hang, r_limit, r_error, r_jitter, r_status = (rng.random() for _ in range(5))
+        raw = await request.read()
+        ctype = request.content_type if raw and "Content-Type" in request.headers else ""
+        req = SimRequest(request.method, request.path, found.groupdict(), found.groups(), dict(request.query),
+                         request.headers, _parse_body(ctype, raw) if raw else "", ctype, raw)
+        delay = k.latency_ms + k.jitter_ms * r_jitter
+        if r_hang < k.timeout_rate:
+            self._faults["hang"] += 1
+            delay += k.hang_ms
+        elif delay:
+            self._faults["latency"] += 1
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        if k.auth is not None and vendor.credentials(req) != k.auth:
+            self._faults["unauthorized"] += 1
+            return vendor.unauthorized()
+        if r_limit < k.rate_limit_rate:
+            self._faults["rate_limited"] += 1
+            resp = vendor.over_limit()
+            resp.headers.setdefault("Retry-After", k.retry_after)
+            return resp
+        if r_error < k.error_rate:
+            self._faults["server_error"] += 1
+            return vendor.server_error(SERVER_ERRORS[int(r_status * len(SERVER_ERRORS))])
+        try:
+            return route.handler(req, self.book)
+        except Exception as exc:  # a simulator bug: say so loudly, answer like a broken server
+            traceback.print_exc(file=sys.stderr)
+            return SimResponse(500, {"error": "simulator_bug", "message": repr(exc)})
+
+    async def _control(self, request: web.BaseRequest, path: str) -> web.Response:
+        if path == "/_sim/stats" and request.method == "GET":
+            return _json(200, {**self.stats(), "tcp_nodelay": _nodelay(request)})
+        if path == "/_sim/reset" and request.method == "POST":
+            self.reset()
+            return _json(200, self.stats())
+        if path == "/_sim/knobs":
+            if request.method == "POST":
+                try:
+                    changes = json.loads(await request.read() or b"{}")
+                    if not isinstance(changes, dict):
+                        raise ValueError("expected a JSON object of knob: value")
+                    self.set_knobs(**changes)
+                except ValueError as exc:
+                    return _json(400, {"error": "bad_knobs", "message": str(exc)})
+            return _json(200, self.knobs.as_dict())
+        if path == "/_sim/health":
+            return _json(200, {"ok": True, "contacts": len(self.book), "routes": self.routes()})
+        return _json(404, {"error": "not_found", "message": "control endpoints: GET /_sim/stats, POST /_sim/reset, "
+                                                            "GET|POST /_sim/knobs, GET /_sim/health"})
+
+
+@asynccontextmanager
+async def run_simulator(book_or_path: ContactBook | str | Path, host: str = "127.0.0.1", port: int = 0,
+                        knobs: Knobs | None = None) -> AsyncIterator[Simulator]:
+    """Serve on ``host:port`` (0: a free port) until the block exits; yields the Simulator (``.url`` set)."""
+    sim = Simulator(_as_book(book_or_path), knobs)
+    # handler_cancellation: a hung answer stops when its client gives up
+    server = web.Server(sim.handle, handler_cancellation=True, access_log=None)
+    runner = web.ServerRunner(server, shutdown_timeout=0.25)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        shown = f"[{host}]" if ":" in host else host
+        sim.url = f"http://{shown}:{site.port}"
+        yield sim
+    finally:
+        await runner.cleanup()
+
+
+class SimulatorThread:
+    """The simulator in its own thread and event loop, for synchronous callers.
+
+    ``with SimulatorThread("contacts.csv") as sim: httpx.get(sim.url + ...)``
+    """
+
+    def __init__(self, book_or_path: ContactBook | str | Path, host: str = "127.0.0.1", port: int = 0,
+                 knobs: Knobs | None = None):
+        self.book = _as_book(book_or_path)  # a bad file fails here, in the caller's thread
+        self.host, self.port, self.knobs = host, port, knobs
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._sim: Simulator | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> "SimulatorThread":
+        """Returns once the port is bound (raises what binding raised)."""
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name="crm-sim", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    async def _main(self) -> None:
+        try:
+            async with run_simulator(self.book, self.host, self.port, self.knobs) as sim:
+                self._loop, self._stop_event, self._sim = asyncio.get_running_loop(), asyncio.Event(), sim
+                self._ready.set()
+                await self._stop_event.wait()
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+
+    @property
+    def url(self) -> str:
+        if self._sim is None or self._sim.url is None:
+            raise RuntimeError("the simulator is not running: call start() first")
+        return self._sim.url
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the server's loop: its state is not shared between threads."""
+        if self._loop is None or self._sim is None:
+            raise RuntimeError("the simulator is not running: call start() first")
+
+        async def call() -> Any:
+            return fn(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call(lambda: self._sim.stats())
+
+    def reset(self) -> None:
+        self._call(lambda: self._sim.reset())
+
+    def set_knobs(self, knobs: Knobs | None = None, **changes: Any) -> Knobs:
+        return self._call(lambda: self._sim.set_knobs(knobs, **changes))
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop_event is not None and self._thread is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop_event.set)
+            except RuntimeError:
+                pass  # the loop already ended
+            self._thread.join(timeout=10)
+        self._loop = self._stop_event = self._sim = None
+
+    def __enter__(self) -> "SimulatorThread":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
