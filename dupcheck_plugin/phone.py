@@ -15,7 +15,7 @@ def _digits(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
     """Parse ``number`` dialled in the country of ``phone_code`` (Convoso's
     default is 1). A leading ``+`` means the number carries its own code."""
@@ -40,10 +40,12 @@ def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
     return parsed
 
 
+@lru_cache(maxsize=4096)
 def to_e164(number: str, phone_code: str = "1") -> str:
     return phonenumbers.format_number(parse_phone(number, phone_code), phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
 def national_digits(number: str, phone_code: str = "1") -> str:
     return phonenumbers.national_significant_number(parse_phone(number, phone_code))
 
