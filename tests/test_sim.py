@@ -26,7 +26,7 @@ from dupcheck_plugin.sim.vendors import VENDOR_MODULES, all_vendors
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "examples" / "contacts.csv"
 JSON_FILE = ROOT / "examples" / "contacts.json"
-HUBSPOT_SPEC = Path("/work/shared/crm-specs/hubspot/contacts.v3.json")
+HUBSPOT_SPEC = Path(__file__).resolve().parent / "vendor_specs" / "hubspot" / "contacts.v3.json"
 SEARCH = "/crm/v3/objects/contacts/search"
 
 

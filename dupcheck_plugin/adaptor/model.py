@@ -37,7 +37,7 @@ class Adaptor:
     request: RequestTemplate
     rate_limits: tuple[RateLimitRule, ...]
     simulator: str | None = None  # the CRM simulator's answer shape for this adaptor
-    record_id: str | None = None  # path of the matched record's id in an answer
+    record_id: str | list[str] | None = None  # path(s) of the matched record's id in an answer
 
     @property
     def secret_names(self) -> set[str]:

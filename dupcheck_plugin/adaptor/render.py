@@ -106,6 +106,7 @@ class RequestTemplate:
     leaves: dict[Path, Leaf]
     env: ImmutableSandboxedEnvironment
     origin: str | None  # scheme://host[:port] when the URL's origin is static
+    omit_empty_query: frozenset[str] = frozenset()
     _combined: Any = None
     _block_names: dict[Path, str] = field(default_factory=dict)
 
@@ -143,6 +144,10 @@ class RequestTemplate:
                     f"template variable {var!r} is not provided: map a lead field to it in [fields] (mapped_to = \"{var}\") or use secrets.NAME",
                     "undeclared_variable"))
             leaves[path] = Leaf(path, source, frozenset(variables - {"secrets"}), frozenset(secrets))
+        omit = request.get("omit_empty_query", False)
+        omit = set(spec["query"]) if omit is True else set(omit or ())
+        for name in sorted(omit - set(spec["query"])):
+            problems.append(TemplateProblem(("request", "omit_empty_query"), f"{name!r} is not a query parameter of this request", "unknown_query"))
         if problems:
             return None, problems
         url = spec["url"]
@@ -152,7 +157,7 @@ class RequestTemplate:
             origin = f"{parts.scheme}://{parts.netloc}"
         tpl = cls(method=str(request.get("method", "GET")).upper(), spec=spec,
                   body_format=request.get("body_format", "json" if spec["body"] is not None else "none"),
-                  leaves=leaves, env=env, origin=origin)
+                  leaves=leaves, env=env, origin=origin, omit_empty_query=frozenset(omit))
         tpl._compile_combined()
         return tpl, []
 
@@ -246,7 +251,8 @@ class BoundRequest:
             method=self.t.method,
             url=url,
             headers={str(k): str(v) for k, v in spec["headers"].items()},
-            query={str(k): _form_value(v) for k, v in spec["query"].items()},
+            query={str(k): _form_value(v) for k, v in spec["query"].items()
+                   if not (k in self.t.omit_empty_query and v == "")},
             body_format=self.t.body_format,
             body=body,
         )

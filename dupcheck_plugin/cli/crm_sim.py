@@ -27,7 +27,7 @@ def _non_negative(text: str) -> float:
 def register(sub) -> None:
     p = sub.add_parser(
         "crm-sim",
-        help="run the CRM simulator (HubSpot-like and generic search APIs over a contacts file)",
+        help="run the CRM simulator (HubSpot, Salesforce, Zoho, Pipedrive, GoHighLevel, generic JSON/form/XML search APIs over a contacts file)",
         description="A local HTTP server answering like CRMs' search APIs, over contacts from a CSV/JSON file, "
                     "with fault knobs. Point a workflow at it with --crm-url. Control: GET /_sim/stats, "
                     "POST /_sim/reset, POST /_sim/knobs (JSON).",

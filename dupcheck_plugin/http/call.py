@@ -110,15 +110,22 @@ def interpret(status: int, headers: Any, content: bytes, response_format: str,
     return Interpreted(body, None, None)
 
 
+def find_record_id(body: Any, paths: str | Sequence[str] | None) -> str | None:
+    """The first scalar found at one of ``paths`` (into the whole answer)."""
+    for path in [paths] if isinstance(paths, str) else (paths or ()):
+        found = lookup(body, split_path(path))
+        if found is not MISSING and found is not None and not isinstance(found, (dict, list)):
+            return str(found)
+    return None
+
+
 def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, error: str | None,
                   detail: str | None, latency_ms: float, request: Any, attempts: int,
-                  response_key: str | None, record_id_key: str | None) -> CrmAnswer:
+                  response_key: str | None, record_id_key: str | Sequence[str] | None) -> CrmAnswer:
     body = it.body if it else None
     record_id = None
     if error is None:
-        if record_id_key:  # a path into the whole answer
-            found = lookup(body, split_path(record_id_key))
-            record_id = None if found is MISSING or isinstance(found, (dict, list)) else str(found)
+        record_id = find_record_id(body, record_id_key)
         if response_key:
             found = lookup(body, split_path(response_key))
             body = None if found is MISSING else found
@@ -129,7 +136,7 @@ def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, e
 async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
                rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
                timeout: float = 10.0, response_key: str | None = None,
-               record_id_key: str | None = None) -> CrmAnswer:
+               record_id_key: str | Sequence[str] | None = None) -> CrmAnswer:
     started = time.perf_counter()
     kwargs = _body_for_request(req)
     url = req.full_url()  # httpx's params= would replace a query written in the URL

@@ -255,7 +255,9 @@ async def run_simulator(book_or_path: ContactBook | str | Path, host: str = "127
     """Serve on ``host:port`` (0: a free port) until the block exits; yields the Simulator (``.url`` set)."""
     sim = Simulator(_as_book(book_or_path), knobs)
     # handler_cancellation: a hung answer stops when its client gives up
-    server = web.Server(sim.handle, handler_cancellation=True, access_log=None)
+    # long GET query strings (a 5,000-character hostile value, URL-encoded) must reach the handler
+    server = web.Server(sim.handle, handler_cancellation=True, access_log=None,
+                        max_line_size=65536, max_field_size=65536)
     runner = web.ServerRunner(server, shutdown_timeout=0.25)
     await runner.setup()
     try:
