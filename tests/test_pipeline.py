@@ -264,3 +264,17 @@ def test_explain_shows_the_matching_row(tmp_path):
     assert rec["crm_record_id"] == "9"
     text = cli("explain", "hubspot_dupcheck", "--response", str(answer))
     assert "row 0 (customer)" in text.stdout and "MATCH" in text.stdout
+
+
+@pytest.mark.parametrize("adaptor", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "adaptors").glob("*.toml")))
+def test_demo_runs_every_shipped_adaptor_end_to_end(adaptor, tmp_path, capsys):
+    from dupcheck_plugin.cli.main import main
+
+    assert main(["demo", "--adaptor", adaptor, "--db", str(tmp_path / "d.db")]) == 0
+    out = capsys.readouterr().out
+    assert "decided 10 leads" in out
+    decided = db_rows(tmp_path / "d.db", "select action, count(*) from decisions group by action")
+    assert sum(n for _, n in decided) == 10
+    actions = dict(decided)
+    assert actions.get("duplicate", 0) >= 1  # every sample CRM knows some of the sample leads
+    assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(actions.get("created", 0),)]
