@@ -22,6 +22,7 @@ def dupcheck_register_node_types(register) -> None:
         factory=convoso_connect.ConvosoConnect,
         description="Render the adaptor's request for the lead and call the CRM.",
         check=convoso_connect.check,
+        output="crm_answer",
     ))
     register(NodeType(
         name="api_duplicate_check",
@@ -30,6 +31,7 @@ def dupcheck_register_node_types(register) -> None:
         inputs=api_duplicate_check.inputs,
         description="Apply the rules table to the CRM's answer: create, skip as duplicate, DNC, answer.",
         check=api_duplicate_check.check,
+        output="check_outcome",
     ))
 
 

@@ -29,6 +29,9 @@ class NodeType:
     :ivar check: optional ``check(config, view) -> [(path, message)]`` for what
         a schema cannot see (a file that must exist, a node of the right type);
         ``view`` is a :class:`WorkflowView`. Paths are relative to ``config``.
+    :ivar output: what ``run`` returns, by name, so other nodes can check what
+        they read: ``"crm_answer"`` (a :class:`CrmAnswer`, what
+        ``api_duplicate_check`` reads) or ``"check_outcome"``.
     """
 
     name: str
@@ -37,6 +40,7 @@ class NodeType:
     inputs: Callable[[Mapping[str, Any]], Mapping[str, str]] = lambda config: {}
     description: str = ""
     check: Callable[[Mapping[str, Any], "WorkflowView"], Sequence[tuple[tuple, str]]] | None = None
+    output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,13 @@ class WorkflowView:
     :ivar base_dir: the workflow file's folder (relative adaptor paths start here).
     :ivar node_types: node id -> type name, for every node of the workflow.
     :ivar resolve_adaptor: ``resolve_adaptor(name) -> (adaptor or None, problems)``.
-    :ivar known_types: every registered node type name.
+    :ivar outputs: registered node type name -> its ``output``.
     """
 
     base_dir: Any
     node_types: Mapping[str, str]
     resolve_adaptor: Callable[[str], tuple[Any, list]]
-    known_types: frozenset[str] = frozenset()
+    outputs: Mapping[str, str | None] = field(default_factory=dict)
 
 
 class BuildContext(Protocol):

@@ -114,11 +114,17 @@ class Engine:
         if self._writer is None:
             self._writer = StoreWriter(self.store)
         stored = await self._writer.submit(record)
-        try:
-            self.registry.pm.hook.dupcheck_decision_made(record=stored)
-        except Exception:  # observers must not undo a stored decision
-            log.exception("a dupcheck_decision_made hook failed")
+        self._notify(stored)
         return stored
+
+    def _notify(self, record: dict[str, Any]) -> None:
+        # each observer on its own: one that raises must neither undo the
+        # stored decision nor keep the others from seeing it
+        for impl in self.registry.pm.hook.dupcheck_decision_made.get_hookimpls():
+            try:
+                impl.function(record=record)
+            except Exception:
+                log.exception("dupcheck_decision_made of plugin %s failed", impl.plugin_name)
 
     async def process(self, raw: Mapping[str, Any], row: int | None = None) -> dict[str, Any]:
         return await self.commit(await self.evaluate(raw, row))

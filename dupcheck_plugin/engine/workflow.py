@@ -88,7 +88,7 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
             problems.append(Problem(source, ("nodes", i, "id"), f"duplicate node id {node.id!r}", "duplicate_id"))
         types_by_id.setdefault(node.id, node.type)
     view = WorkflowView(base_dir=base_dir, node_types=types_by_id, resolve_adaptor=resolver.resolve,
-                        known_types=frozenset(registry.node_types))
+                        outputs={name: t.output for name, t in registry.node_types.items()})
     inputs: dict[str, tuple[str, ...]] = {}
     for i, node in enumerate(nodes):
         prefix = ("nodes", i, "config")

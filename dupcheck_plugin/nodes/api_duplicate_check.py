@@ -43,8 +43,8 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
     connect = config["connect"]
     kind = view.node_types.get(connect)
     # a missing node is reported by the engine's input check, an unknown type by the type check
-    if kind is not None and kind in view.known_types and kind != "convoso_connect":
-        out.append((("connect",), f"node {connect!r} is a {kind}, not a convoso_connect node"))
+    if kind is not None and kind in view.outputs and view.outputs[kind] != "crm_answer":
+        out.append((("connect",), f"node {connect!r} is a {kind}, which gives no CRM answer: use a convoso_connect node"))
     for i, row in enumerate(config.get("rules", [])):
         if row.get("create_lead") and not isinstance(row.get("status"), str):
             out.append((("rules", i, "status"), "create_lead = true needs a status string (\"\" for the default status)"))

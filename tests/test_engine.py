@@ -1,0 +1,157 @@
+"""The engine uses plugins only through the public hooks, as a third-party
+engine would: a plugin's store, node type and observer all take part."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pluggy
+import pytest
+
+from dupcheck_plugin import hookimpl, hookspecs
+from dupcheck_plugin.engine.runner import Engine, aiter_items
+from dupcheck_plugin.plugins import DEFAULT_PLUGINS, Registry, make_plugin_manager
+from dupcheck_plugin.store.sqlite import SqliteStore
+from dupcheck_plugin.types import CrmAnswer, NodeType
+
+from conftest import write_workflow
+
+
+class MemoryStore:
+    """A store a plugin could provide: keeps everything in lists."""
+
+    def __init__(self):
+        self.leads, self.dnc, self.records = [], set(), []
+
+    def apply(self, records):
+        for r in records:
+            if r["action"] == "created":
+                self.leads.append(r["lead"])
+                r["lead_id"] = f"mem-{len(self.leads)}"
+            if r["dnc_added"]:
+                self.dnc.add(r["phone_e164"])
+            self.records.append(r)
+
+    def close(self):
+        pass
+
+
+def registry_with(*plugins) -> Registry:
+    pm = make_plugin_manager(load_entrypoints=False)
+    for p in plugins:
+        pm.register(p)
+    pm.check_pending()
+    return Registry.from_plugins(pm)
+
+
+def run(engine: Engine, leads: list[dict]) -> list[dict]:
+    async def go():
+        out = []
+        async with engine:
+            await engine.run(aiter_items((i, lead, None) for i, lead in enumerate(leads, 1)), concurrency=4,
+                             on_record=out.append)
+        return out
+
+    return asyncio.run(go())
+
+
+def test_a_plugin_store_replaces_sqlite_through_the_hook(tmp_path, crm_sim, hubspot_env):
+    store = MemoryStore()
+
+    class StorePlugin:
+        @hookimpl
+        def dupcheck_make_store(self, settings):
+            return store
+
+    wf = write_workflow(tmp_path, [{"key": "total", "match": "gt", "value": 0, "create_lead": False,
+                                    "add_to_dnc": True, "success": False}])
+    engine = Engine.open(str(wf), crm_url=crm_sim.url, registry=registry_with(StorePlugin()))
+    records = run(engine, [{"phone_number": "+15550100003"}, {"phone_number": "5550100190"}])
+    assert sorted(r["action"] for r in records) == ["created", "duplicate"]
+    assert store.dnc == {"+15550100003"} and len(store.leads) == 1 and len(store.records) == 2
+    assert not (tmp_path / "dupcheck.db").exists()
+
+
+def test_without_a_plugin_store_the_builtin_sqlite_store_answers(tmp_path):
+    pm = make_plugin_manager(load_entrypoints=False)
+    store = pm.hook.dupcheck_make_store(settings={"db": str(tmp_path / "x.db")})
+    assert isinstance(store, SqliteStore)
+    store.close()
+
+
+def test_decision_made_is_called_once_per_lead_after_the_store(tmp_path, crm_sim, hubspot_env):
+    seen: list[dict[str, Any]] = []
+
+    class Observer:
+        @hookimpl
+        def dupcheck_decision_made(self, record):
+            assert record["action"] != "created" or record["lead_id"] is not None  # stored first
+            seen.append(record)
+
+    class Broken:
+        @hookimpl
+        def dupcheck_decision_made(self, record):
+            raise RuntimeError("observer bug")
+
+    wf = write_workflow(tmp_path, [])
+    engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), crm_url=crm_sim.url,
+                         registry=registry_with(Observer(), Broken()))
+    records = run(engine, [{"phone_number": f"55501002{i:02d}"} for i in range(10)])
+    assert len(records) == 10 and len(seen) == 10  # a broken observer does not cost a decision
+    assert sorted(r["row"] for r in seen) == list(range(1, 11))
+
+
+def test_a_third_party_node_type_runs_in_the_engine(tmp_path, hubspot_env):
+    """A plugin's node stands in for Convoso Connect: the duplicate check reads its answer."""
+
+    class FakeCrm:
+        def __init__(self, node_id, config, build):
+            self.known = set(config["known"])
+
+        async def run(self, lead):
+            hit = lead.phone_e164 in self.known
+            return CrmAnswer(status_code=200, headers={}, body={"total": int(hit)}, latency_ms=0.0)
+
+        async def aclose(self):
+            pass
+
+    class NodePlugin:
+        @hookimpl
+        def dupcheck_register_node_types(self, register):
+            register(NodeType(
+                name="fake_crm",
+                config_schema={"type": "object", "required": ["known"], "additionalProperties": False,
+                               "properties": {"known": {"type": "array", "items": {"type": "string"}}}},
+                factory=FakeCrm, output="crm_answer"))
+
+    wf = tmp_path / "wf.toml"
+    wf.write_text("""
+[[nodes]]
+id = "crm"
+type = "fake_crm"
+config = { known = ["+15550100301"] }
+[[nodes]]
+id = "check"
+type = "api_duplicate_check"
+config = { connect = "crm", rules = [ { key = "total", match = "gt", value = 0, create_lead = false, add_to_dnc = false, success = false } ] }
+""")
+    registry = registry_with(NodePlugin())
+    from dupcheck_plugin.config.problems import ConfigError
+
+    engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry)
+    records = run(engine, [{"phone_number": "5550100301"}, {"phone_number": "5550100302"}])
+    assert sorted((r["lead"]["phone_number"], r["action"]) for r in records) == [
+        ("5550100301", "duplicate"), ("5550100302", "created")]
+    # the plugin's schema is enforced on its node's config
+    wf.write_text(wf.read_text().replace('known = ["+15550100301"]', "known = 5"))
+    with pytest.raises(ConfigError) as exc:
+        Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry)
+    assert "nodes[0].config.known" in str(exc.value)
+
+
+def test_builtin_plugins_are_registered_like_third_party_ones():
+    pm = make_plugin_manager(load_entrypoints=False)
+    assert [pm.get_name(p) for p in pm.get_plugins()] == list(DEFAULT_PLUGINS)
+    assert set(pm.hook.__dict__) >= {n for n in dir(hookspecs) if n.startswith("dupcheck_")}
+    assert isinstance(pm, pluggy.PluginManager)
