@@ -278,3 +278,39 @@ def test_demo_runs_every_shipped_adaptor_end_to_end(adaptor, tmp_path, capsys):
     actions = dict(decided)
     assert actions.get("duplicate", 0) >= 1  # every sample CRM knows some of the sample leads
     assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(actions.get("created", 0),)]
+
+
+def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path, crm_sim, hubspot_env):
+    import signal
+    import time
+
+    crm_sim.set_knobs(latency_ms=30)
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone_number\n" + "".join(f"55501{n:05d}\n" for n in range(1000, 1400)))
+    db = tmp_path / "r.db"
+    args = [sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads", str(leads),
+            "--crm-url", crm_sim.url, "--db", str(db), "--concurrency", "4", "--out", str(tmp_path / "1.jsonl")]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # interrupt it mid-way
+        time.sleep(0.2)
+        if db.exists() and db_rows(db, "select count(*) from decisions")[0][0] >= 20:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    first = db_rows(db, "select count(*) from decisions")[0][0]
+    assert 20 <= first < 400
+    # every stored decision is whole: a created lead has its lead row
+    assert db_rows(db, "select count(*) from decisions where action = 'created' and lead_id is null") == [(0,)]
+
+    again = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    assert db_rows(db, "select count(*) from decisions")[0][0] == first
+
+    crm_sim.set_knobs(latency_ms=0)
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{first} rows already decided" in resumed.stderr
+    assert db_rows(db, "select count(*), count(distinct row) from decisions") == [(400, 400)]
+    assert db_rows(db, "select count(*) from leads") == [(400,)]

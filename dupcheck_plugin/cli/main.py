@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        hint = " (decisions stored so far are kept; run again with --resume to finish the file)" \
+            if args.command == "run" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
 
 

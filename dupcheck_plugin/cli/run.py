@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config.problems import ConfigError
@@ -23,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db)")
     p.add_argument("--crm-url", help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="leads in flight (default: %(default)s)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the rows of this file this workflow already decided in --db (after an interrupted run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.set_defaults(func=main)
 
@@ -42,7 +45,7 @@ def print_summary(summary: Summary, stream=None) -> None:
 
 async def run_file(args) -> int:
     try:
-        source, fmt = open_source(args.leads, args.format)
+        input_stream, fmt = open_source(args.leads, args.format)
     except OSError as exc:
         return fail(f"cannot read leads: {exc}")
     try:
@@ -52,6 +55,18 @@ async def run_file(args) -> int:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say
         return fail(str(exc))
+    source = None if args.leads == "-" else str(Path(args.leads).resolve())
+    items = stream_items(input_stream, fmt)
+    if source is not None and hasattr(engine.store, "decided_rows"):
+        done = engine.store.decided_rows(engine.spec.name, source)
+        if done and not args.resume:
+            await engine.aclose()
+            input_stream.close()
+            return fail(f"{len(done)} rows of {args.leads} were already decided by workflow {engine.spec.name!r} "
+                        f"in {args.db}: --resume skips them, --db NEW.db starts a new store")
+        if done:
+            print(f"resuming: {len(done)} rows already decided are skipped", file=sys.stderr)
+            items = _skip_rows(items, done)
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
     bar = None
     if not args.no_progress and sys.stderr.isatty():
@@ -66,7 +81,7 @@ async def run_file(args) -> int:
 
     try:
         async with engine:
-            summary = await engine.run(stream_items(source, fmt), concurrency=args.concurrency, on_record=on_record)
+            summary = await engine.run(items, concurrency=args.concurrency, on_record=on_record, source=source)
     except Exception as exc:  # the store refused a write, the input broke: stop loudly
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
         return fail(f"run stopped: {'; '.join(f'{type(e).__name__}: {e}' for e in errors)}")
@@ -76,9 +91,15 @@ async def run_file(args) -> int:
         out.flush()
         if out is not sys.stdout:
             out.close()
-        source.close()
+        input_stream.close()
     print_summary(summary)
     return EXIT_OK
+
+
+async def _skip_rows(items, done: set[int]):
+    async for item in items:
+        if item[0] not in done:
+            yield item
 
 
 def main(args) -> int:

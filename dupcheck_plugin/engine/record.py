@@ -30,6 +30,7 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
                  decision: Decision, answer: CrmAnswer | None, row: int | None = None) -> dict[str, Any]:
     return {
         "workflow": workflow,
+        "source": None,
         "row": row,
         "decided_at": now_iso(),
         "lead": dict(lead),

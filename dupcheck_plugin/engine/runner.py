@@ -133,9 +133,11 @@ class Engine:
 
     async def run(self, items: AsyncIterator[tuple[int, Mapping[str, Any] | None, str | None]], *,
                   concurrency: int = DEFAULT_CONCURRENCY,
-                  on_record: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None) -> Summary:
+                  on_record: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+                  source: str | None = None) -> Summary:
         """Decide every item ``(row, lead or None, error or None)`` with at
-        most ``concurrency`` leads in flight; memory stays flat."""
+        most ``concurrency`` leads in flight; memory stays flat. ``source``
+        names the lead file: the store then refuses to decide a row twice."""
         loop = asyncio.get_running_loop()
         summary = Summary()
         started = loop.time()
@@ -148,6 +150,7 @@ class Engine:
                     return
                 row, lead, error = item
                 record = self.malformed(row, error, lead) if error else await self.evaluate(lead, row)
+                record["source"] = source
                 record = await self.commit(record)
                 summary.add(record)
                 if on_record is not None:

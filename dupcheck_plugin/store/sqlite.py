@@ -55,12 +55,18 @@ CREATE TABLE IF NOT EXISTS decisions (
     lead_id INTEGER,
     action TEXT NOT NULL,
     idempotency_key TEXT,
+    workflow TEXT,
+    source TEXT,
+    row INTEGER,
     decided_at TEXT NOT NULL,
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_phone ON decisions(phone_e164);
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_idempotency_key
     ON decisions(idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- a row of a lead file is decided once per workflow: a re-run cannot decide it twice
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_source_row
+    ON decisions(workflow, source, row) WHERE source IS NOT NULL AND row IS NOT NULL;
 """
 
 _INSERT_LEAD = """INSERT INTO leads (phone_e164, phone_number, phone_code, list_id, status,
@@ -68,7 +74,7 @@ _INSERT_LEAD = """INSERT INTO leads (phone_e164, phone_number, phone_code, list_
 _INSERT_DNC = """INSERT OR IGNORE INTO dnc (phone_e164, phone_number, phone_code, campaign_id,
     reason, inserted_at) VALUES (?, ?, ?, ?, ?, ?)"""
 _INSERT_DECISION = """INSERT INTO decisions (phone_e164, lead_id, action, idempotency_key,
-    decided_at, record) VALUES (?, ?, ?, ?, ?, ?)"""
+    workflow, source, row, decided_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _LEAD_COLUMNS = ("id", "phone_e164", "phone_number", "phone_code", "list_id", "status",
                  "first_name", "last_name", "email", "created_at", "fields")
 _DNC_COLUMNS = ("id", "phone_number", "phone_code", "phone_e164", "campaign_id", "reason", "inserted_at")
@@ -227,7 +233,8 @@ class SqliteStore:
                 # the stored JSON carries lead_id; the caller's dict gets it only after COMMIT
                 conn.execute(_INSERT_DECISION, (
                     phone, int(lead_id) if lead_id else None, record.get("action") or "",
-                    key, decided_at, _dumps({**record, "lead_id": lead_id})))
+                    key, record.get("workflow"), record.get("source"), record.get("row"),
+                    decided_at, _dumps({**record, "lead_id": lead_id})))
                 lead_ids.append(lead_id)
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -237,6 +244,9 @@ class SqliteStore:
                 pass  # the transaction is already gone; the original error matters
             if isinstance(exc, sqlite3.IntegrityError) and "idempotency_key" in str(exc):
                 raise StoreError("a decision with this idempotency key is already stored; "
+                                 "the batch was not stored") from exc
+            if isinstance(exc, sqlite3.IntegrityError) and "decisions.row" in str(exc):
+                raise StoreError("this row of this lead file is already decided by this workflow; "
                                  "the batch was not stored") from exc
             raise
         for record, lead_id in zip(records, lead_ids):
@@ -315,6 +325,12 @@ class SqliteStore:
         row = self._conn().execute("SELECT record FROM decisions WHERE idempotency_key = ?",
                                    (key,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def decided_rows(self, workflow: str, source: str) -> set[int]:
+        """Rows of a lead file this workflow already decided (``run --resume``)."""
+        rows = self._conn().execute("SELECT row FROM decisions WHERE workflow = ? AND source = ? AND row IS NOT NULL",
+                                    (workflow, source)).fetchall()
+        return {r[0] for r in rows}
 
     def counts(self) -> dict[str, int]:
         row = self._conn().execute(
