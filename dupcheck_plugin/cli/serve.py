@@ -1,5 +1,76 @@
-"""`dupcheck serve` (being written)."""
+"""``dupcheck serve WORKFLOW``: the Convoso-compatible lead insert API."""
+
+from __future__ import annotations
+
+import logging
+
+from ..config.problems import ConfigError
+from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("serve", help="serve a lead insert API compatible with Convoso's (leads/insert, dnc/...)",
+                       description="Serve POST /v1/leads/insert (and leads/search, dnc/insert, dnc/search, "
+                                   "decisions, healthz, metrics, openapi.json). Tokens come from "
+                                   "DUPCHECK_API_TOKENS (comma-separated) and/or --tokens-file.")
+    p.add_argument("workflow", help="a shipped workflow's name or a path")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0: any free port)")
+    p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db)")
+    p.add_argument("--crm-url", help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
+    p.add_argument("--tokens-file", help="API tokens, one per line (# comments)")
+    p.add_argument("--check-dup-default", type=int, default=1, choices=(0, 1, 2, 3), metavar="N",
+                   help="check_dup when a request has none: 0 none, 1 account-wide (default), 2 same list, "
+                        "3 same campaign (= same list)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="seconds in-flight requests may take to finish after SIGTERM (default: %(default)s)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..server.auth import TokenError, load_tokens
+
+    try:
+        tokens = load_tokens(args.tokens_file)
+    except TokenError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    if not 0 <= args.port <= 65535:
+        return fail("--port must be between 0 and 65535", EXIT_USAGE)
+
+    import uvicorn
+
+    from ..engine.runner import Engine
+    from ..server.app import H11_MAX_EVENT_BYTES, ServeSettings, create_app
+    from ..server.logs import setup_logging
+
+    try:  # opened here so a bad workflow or database fails before anything listens
+        engine = Engine.open(args.workflow, db=args.db, crm_url=args.crm_url)
+    except ConfigError as exc:
+        return report_config_error(exc)
+    except Exception as exc:  # the store could not open, say
+        return fail(str(exc))
+    settings = ServeSettings(workflow=args.workflow, tokens=tokens, db=args.db, crm_url=args.crm_url,
+                             check_dup_default=args.check_dup_default)
+    app = create_app(settings, engine)
+    listener = setup_logging(args.log_level)
+    config = uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", access_log=False,
+                            log_config=None, server_header=False, proxy_headers=False,
+                            h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES,
+                            timeout_graceful_shutdown=max(1, round(args.graceful_timeout)))
+    logging.getLogger("uvicorn.access").disabled = True  # it would print the raw query: the token
+    server = uvicorn.Server(config)
+    try:
+        server.run()  # SIGTERM/SIGINT: stop accepting, finish in-flight requests, run the lifespan shutdown
+    finally:
+        _drain(app.state.api)
+        listener.stop()  # flush the log queue
+    return EXIT_OK if server.started else 1
+
+
+def _drain(api) -> None:
+    """A second Ctrl-C makes uvicorn skip the lifespan shutdown; the store
+    writer is a daemon thread, so finish its queue here or lose decisions."""
+    if api.closed or api.engine is None:
+        return
+    api.engine.close_store()

@@ -178,11 +178,18 @@ class Engine:
     async def aclose(self) -> None:
         for node in self.nodes.values():
             await node.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self.close_store)
+
+    def close_store(self) -> None:
+        """Finish every queued write, then close the store. Synchronous, so a
+        host whose event loop is already gone (a second Ctrl-C) can still
+        keep its decisions; calling it again does nothing."""
         if self._writer is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._writer.close)
+            self._writer.close()
             self._writer = None
         if self.store is not None:
             self.store.close()
+            self.store = None
 
     async def __aenter__(self) -> "Engine":
         return self

@@ -281,6 +281,29 @@ class SqliteStore:
         rows = self._conn().execute(sql + " ORDER BY id DESC", args).fetchall()
         return [_lead_row(row) for row in rows]
 
+    def search_leads(self, *, lead_id: str | None = None, phone_e164: str | None = None,
+                     list_id: str | None = None, email: str | None = None, offset: int = 0,
+                     limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """(total, leads newest first) matching every given filter (email case-insensitive)."""
+        where, args = [], []
+        for column, value in (("id", lead_id), ("phone_e164", phone_e164), ("list_id", list_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(str(value))
+        if email is not None:
+            where.append("lower(email) = lower(?)")
+            args.append(email)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        conn = self._conn()
+        conn.execute("BEGIN")  # one snapshot: the total and the page agree
+        try:
+            total = conn.execute(f"SELECT COUNT(*) FROM leads{clause}", args).fetchone()[0]
+            rows = conn.execute(f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads{clause} ORDER BY id DESC "
+                                "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return total, [_lead_row(row) for row in rows]
+
     def lead_by_id(self, lead_id: str | int) -> dict[str, Any] | None:
         try:
             rowid = int(lead_id)

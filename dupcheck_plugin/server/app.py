@@ -1,0 +1,395 @@
+"""The Starlette app: Convoso-compatible lead insert API in front of the engine.
+
+I/O lives here; parameter parsing and answer shapes are in :mod:`.convoso`.
+One lead: read parameters -> token -> (Idempotency-Key lock) -> Convoso's
+own checks -> per-phone lock -> local DNC / duplicate checks against the
+store -> ``engine.evaluate`` (the CRM and the rules) -> ``engine.commit`` ->
+answer built from the stored record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..engine.intake import CODE_BAD_PHONE, Intake, admit
+from ..engine.record import build_record, refusal
+from ..engine.runner import Engine
+from ..phone import to_e164
+from ..rules.decide import Decision
+from . import convoso as cv
+from .auth import Tokens
+from .http import (INTERNAL, Guard, api_error_handler, http_error_handler, json_response, log_fields,
+                   refusal_handler)
+from .locks import KeyedLocks
+from .logs import masked_phone
+from .metrics import Metrics
+from .openapi import openapi_spec
+from .queries import search_leads
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY = 255
+# uvicorn answers requests whose line + headers exceed this with its own text/plain 400;
+# set above the query-string limit so a long (Convoso-style, lead-in-the-URL) query reaches us
+H11_MAX_EVENT_BYTES = cv.MAX_BODY_BYTES + 64 * 1024
+BOTH = ["GET", "POST"]  # Convoso clients use either (walmat/convoso-sdk GETs, convoso-js and go-convoso POST)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    workflow: str
+    tokens: Sequence[str]
+    db: str = "dupcheck.db"
+    crm_url: str | None = None
+    check_dup_default: int = 1
+    max_body_bytes: int = cv.MAX_BODY_BYTES
+    environ: Mapping[str, str] | None = None  # for the workflow's secrets; None: os.environ
+
+
+def _e164_or_none(phone: str, phone_code: str) -> str | None:
+    try:
+        return to_e164(phone, phone_code or "1")
+    except Exception:  # noqa: BLE001 - any unparsable phone is "no phone" here
+        return None
+
+
+class Api:
+    """The state of one app: engine, tokens, locks, metrics; the endpoints."""
+
+    def __init__(self, settings: ServeSettings, engine: Engine | None):
+        self.settings = settings
+        self.engine = engine
+        self.tokens = Tokens(settings.tokens)
+        self.metrics = Metrics()
+        self.phone_locks = KeyedLocks()
+        self.key_locks = KeyedLocks()
+        self.closed = False
+        self.in_flight = 0
+
+    # -- lifecycle --------------------------------------------------------
+
+    def open(self) -> None:
+        if self.engine is None:
+            s = self.settings
+            self.engine = Engine.open(s.workflow, db=s.db, crm_url=s.crm_url, environ=s.environ)
+
+    async def close(self) -> None:
+        """Joins the store writer: every queued decision lands before this returns."""
+        if self.engine is not None and not self.closed:
+            self.closed = True
+            await self.engine.aclose()
+
+    @property
+    def store(self):
+        return self.engine.store
+
+    # -- parameters and auth ----------------------------------------------
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            raise cv.ApiError(413, f"Request body larger than {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise cv.ApiError(413, f"Request body larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _body_params(self, request: Request, body: bytes) -> list[tuple[str, str]]:
+        if not body.strip():
+            return []  # walmat/convoso-sdk sends Content-Type: application/json on bodiless GETs
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json" or ctype.endswith("+json") or (not ctype and body.lstrip()[:1] == b"{"):
+            return cv.json_params(body)
+        if ctype in ("application/x-www-form-urlencoded", ""):
+            return cv.form_params(body)
+        if ctype == "multipart/form-data":
+            return await self._multipart(request, body)
+        raise cv.ApiError(415, "Unsupported Content-Type: send form fields, a flat JSON object or a query string")
+
+    @staticmethod
+    async def _multipart(request: Request, body: bytes) -> list[tuple[str, str]]:
+        async def replay() -> dict[str, Any]:  # the body was already read (and size-checked)
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            async with Request(request.scope, replay).form(max_files=0, max_fields=1000) as form:
+                items = list(form.multi_items())
+        except Exception:  # noqa: BLE001 - any broken multipart body is the caller's error
+            raise cv.ApiError(400, "the multipart body could not be read (files are not accepted)") from None
+        return [(k, v) for k, v in items if isinstance(v, str)]
+
+    async def params(self, request: Request) -> dict[str, str]:
+        """Query string + body, merged, then the token checked."""
+        if len(request.scope.get("query_string", b"")) > self.settings.max_body_bytes:
+            raise cv.ApiError(414, f"Query string longer than {self.settings.max_body_bytes} bytes")
+        body = await self._body(request)
+        params = cv.merge(request.query_params.multi_items(), await self._body_params(request, body))
+        token = params.get("auth_token")
+        if token is None:
+            header = request.headers.get("authorization", "")
+            if header[:7].lower() == "bearer ":
+                token = header[7:].strip()
+        if not token:
+            raise cv.ApiError(401, "Missing auth_token", code=401)
+        if not self.tokens.valid(token):
+            raise cv.ApiError(403, "Invalid auth_token", code=403)
+        return params
+
+    # -- leads/insert -------------------------------------------------------
+
+    async def leads_insert(self, request: Request) -> Response:
+        params = await self.params(request)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()):
+            raise cv.ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+        fields = log_fields(request)
+        fields["phone"] = masked_phone(_e164_or_none(params.get("phone_number", ""), params.get("phone_code", ""))
+                                       or params.get("phone_number"))
+        self.metrics.in_flight.inc()
+        self.in_flight += 1
+        try:
+            if key is None:
+                record = await self._decide(params, None, None)
+            else:
+                async with self.key_locks.hold(key):  # a concurrent retry waits for the first answer
+                    record = await self._decide_once(params, key, fields)
+        finally:
+            self.metrics.in_flight.dec()
+            self.in_flight -= 1
+        fields.update(action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
+        return json_response(200, cv.insert_answer(record))
+
+    async def _decide_once(self, params: dict[str, str], key: str, fields: dict[str, Any]) -> dict[str, Any]:
+        fingerprint = cv.params_hash(params)
+        prior = self.store.decision_by_idempotency_key(key)
+        if prior is None:
+            try:
+                return await self._decide(params, key, fingerprint)
+            except cv.ApiError as exc:  # the store refused it: maybe another process stored this key first
+                prior = self.store.decision_by_idempotency_key(key) if exc.status == 503 else None
+                if prior is None:
+                    raise
+        if (prior.get("api") or {}).get("request_hash") != fingerprint:
+            raise cv.ApiError(422, "Idempotency-Key already used with different parameters")
+        fields["replayed"] = True
+        return prior
+
+    async def _decide(self, params: dict[str, str], key: str | None, fingerprint: str | None) -> dict[str, Any]:
+        """Decide one lead and store its record; returns the stored record."""
+        api: dict[str, Any] = {"check_dup": None, "check_dnc": None, "local_check": None,
+                               "existing_lead_id": None, "request_hash": fingerprint}
+        engine = self.engine
+        try:
+            req = cv.parse_insert(params, self.settings.check_dup_default)
+        except cv.Refusal as r:
+            lead = cv.lead_fields(params)
+            phone = _e164_or_none(lead.get("phone_number", ""), lead.get("phone_code", ""))
+            record = build_record(workflow=engine.spec.name, lead=lead, phone_e164=phone,
+                                  decision=refusal(r.code, r.text), answer=None)
+            return await self._commit(record, api, key)
+        api.update(check_dup=req.check_dup, check_dnc=req.check_dnc)
+        intake = self._admit(req.lead)
+        if intake.code is not None:  # the engine refuses it the same way, without calling the CRM
+            record = build_record(workflow=engine.spec.name, lead=intake.lead, phone_e164=intake.phone_e164,
+                                  decision=refusal(intake.code, intake.text), answer=None)
+            return await self._commit(record, api, key)
+        # one phone at a time: the local check, the CRM check and the create are one step
+        async with self.phone_locks.hold(intake.phone_e164):
+            local = self._local_check(req, intake, api)
+            if local is not None:
+                record = build_record(workflow=engine.spec.name, lead=intake.lead, phone_e164=intake.phone_e164,
+                                      decision=local, answer=None)
+            else:
+                record = await engine.evaluate(req.lead)
+            return await self._commit(record, api, key)
+
+    def _admit(self, lead: dict[str, str]) -> Intake:
+        try:
+            return admit(lead, self.engine.spec.defaults)
+        except Exception:  # noqa: BLE001 - a phone the parser chokes on is an invalid phone
+            log.warning("phone parser failed", exc_info=True)
+            return Intake(dict(lead), None, CODE_BAD_PHONE, "The phone number is invalid")
+
+    def _local_check(self, req: cv.InsertRequest, intake: Intake, api: dict[str, Any]) -> Decision | None:
+        """Convoso's own checks, against the local store, before the CRM is asked.
+        Index lookups of a few microseconds: done inline on the event loop."""
+        phone = intake.phone_e164
+        if req.check_dnc and self.store.dnc_contains(phone, "0"):
+            api["local_check"] = "check_dnc"
+            return refusal(cv.ON_DNC, cv.ON_DNC_TEXT)
+        if req.check_dup:
+            # 2 (same list) and 3 (same campaign) both mean the lead's list: there are no campaigns here
+            existing = self.store.find_leads(phone, None if req.check_dup == 1 else intake.lead["list_id"])
+            if existing:
+                api["local_check"] = "check_dup"
+                api["existing_lead_id"] = existing[0]["id"]
+                return Decision("duplicate", None, None, False, False, cv.DUPLICATE, cv.DUPLICATE_TEXT,
+                                checked=False)
+        return None
+
+    async def _commit(self, record: dict[str, Any], api: dict[str, Any], key: str | None) -> dict[str, Any]:
+        record["api"] = api
+        record["idempotency_key"] = key
+        task = asyncio.ensure_future(self.engine.commit(record))
+        try:
+            stored = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # keep holding the phone lock until the lead is stored: the next request must see it
+            await asyncio.wait([task])
+            raise
+        except Exception as exc:  # the store refused the write: nothing was created
+            log.error("store write failed: %s", exc)
+            raise cv.ApiError(503, "Internal error: the decision could not be stored, retry later",
+                              code=INTERNAL) from None
+        self.metrics.decision(stored)
+        return stored
+
+    # -- leads/search, dnc, decisions ---------------------------------------
+
+    def _phone(self, params: Mapping[str, str], key: str = "phone_number", code: int = cv.PHONE_EXISTS) -> str | None:
+        raw = (params.get(key) or "").strip()
+        if not raw:
+            return None
+        phone = _e164_or_none(raw, (params.get("phone_code") or "").strip().lstrip("+") or "1")
+        if phone is None:
+            raise cv.Refusal(code, "The phone number is invalid")
+        return phone
+
+    async def leads_search(self, request: Request) -> Response:
+        params = await self.params(request)
+        offset, limit = cv.page(params, default_limit=10, max_limit=2000)
+        phone = self._phone(params, code=CODE_BAD_PHONE)
+        log_fields(request)["phone"] = masked_phone(phone)
+        lead_id = (params.get("lead_id") or "").strip() or None
+        list_id = (params.get("list_id") or "").strip() or None
+        email = (params.get("email") or "").strip() or None
+        total, leads = await asyncio.to_thread(search_leads, self.store, lead_id=lead_id, phone_e164=phone,
+                                               list_id=list_id, email=email, offset=offset, limit=limit)
+        # total is a string: Convoso sends it so, and go-convoso decodes it into a Go string
+        return json_response(200, cv.search_answer(offset, limit, str(total), [cv.lead_entry(x) for x in leads]))
+
+    @staticmethod
+    def _country_code(params: Mapping[str, str], required: bool) -> str:
+        code = (params.get("phone_code") or "").strip().lstrip("+")
+        if not code and not required:
+            return "1"
+        if not (code.isascii() and code.isdigit() and 1 <= len(code) <= 3):
+            raise cv.Refusal(cv.BAD_COUNTRY_CODE, "Missing or Invalid Country Code")
+        return code
+
+    @staticmethod
+    def _campaign(params: Mapping[str, str], default: str | None) -> str | None:
+        raw = (params.get("campaign_id") or "").strip()
+        if not raw:
+            return default
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            raise cv.Refusal(cv.INVALID_CAMPAIGN, "Invalid Campaign ID")
+        return str(int(raw))
+
+    async def dnc_insert(self, request: Request) -> Response:
+        params = await self.params(request)
+        raw = (params.get("phone_number") or "").strip()
+        if not raw:
+            raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "Invalid Phone Number")
+        code = self._country_code(params, required=True)
+        campaign = self._campaign(params, "0")
+        phone = _e164_or_none(raw, code)
+        if phone is None:
+            raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "Invalid Phone Number")
+        log_fields(request)["phone"] = masked_phone(phone)
+        reason = params.get("reason") or ""
+        async with self.phone_locks.hold(phone):  # ordered with inserts of this phone
+            # a write: it may wait for the writer thread's transaction, so not on the event loop
+            entry_id, added = await asyncio.to_thread(self.store.dnc_add, phone, reason, campaign)
+        if not added:
+            raise cv.Refusal(cv.PHONE_EXISTS, "The phone number already exists.")
+        return json_response(200, {"success": True, "id": entry_id})
+
+    async def dnc_search(self, request: Request) -> Response:
+        params = await self.params(request)
+        offset, limit = cv.page(params, default_limit=100, max_limit=1000)
+        phone = None
+        if (params.get("phone_number") or "").strip():
+            code = self._country_code(params, required=False)
+            phone = _e164_or_none(params["phone_number"].strip(), code)
+            if phone is None:
+                raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "Invalid Phone Number")
+        log_fields(request)["phone"] = masked_phone(phone)
+        campaign = self._campaign(params, None)
+        total, rows = await asyncio.to_thread(self.store.dnc_search, phone, campaign, offset, limit)
+        return json_response(200, cv.search_answer(offset, limit, total, [cv.dnc_entry(r) for r in rows]))
+
+    async def decisions(self, request: Request) -> Response:
+        params = await self.params(request)
+        phone = self._phone(params, "phone") or self._phone(params, "phone_number")
+        if phone is None:
+            raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "phone is required")
+        log_fields(request)["phone"] = masked_phone(phone)
+        records = await asyncio.to_thread(self.store.decisions, phone)
+        return json_response(200, {"success": True, "data": {"phone_e164": phone, "total": len(records),
+                                                             "entries": records}})
+
+    # -- operations -----------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        try:
+            self.store.find_leads("+0")  # an index probe: proves the store answers, costs microseconds
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return json_response(503, {"success": False, "ok": False, "code": INTERNAL,
+                                       "text": f"store unavailable: {type(exc).__name__}"})
+        return json_response(200, {"success": True, "ok": True, "workflow": self.engine.spec.name,
+                                   "inserts_in_flight": self.in_flight,
+                                   "phone_locks": len(self.phone_locks)})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    async def openapi(self, request: Request) -> Response:
+        return json_response(200, openapi_spec())
+
+
+def create_app(settings: ServeSettings, engine: Engine | None = None) -> Starlette:
+    """The app. The engine is opened at startup (unless given) and closed at
+    shutdown, which waits for every queued store write."""
+    api = Api(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        api.open()
+        try:
+            yield
+        finally:
+            await api.close()
+
+    routes = [
+        Route("/v1/leads/insert", api.leads_insert, methods=BOTH),
+        Route("/v1/leads/search", api.leads_search, methods=BOTH),
+        Route("/v1/dnc/insert", api.dnc_insert, methods=BOTH),
+        Route("/v1/dnc/search", api.dnc_search, methods=BOTH),
+        Route("/v1/decisions", api.decisions, methods=BOTH),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/metrics", api.metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+    ]
+    for route in routes[:5]:
+        route.methods.discard("HEAD")  # Starlette adds HEAD to GET routes; a HEAD must not insert a lead
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        cv.Refusal: refusal_handler, cv.ApiError: api_error_handler, HTTPException: http_error_handler})
+    app.router.redirect_slashes = False  # a 307 to the other spelling is not an answer a lead vendor reads
+    app.state.api = api
+    app.add_middleware(Guard, metrics=api.metrics, routes=frozenset(r.path for r in routes))
+    return app

@@ -1,0 +1,84 @@
+"""HTTP plumbing shared by the endpoints: JSON answers, error handlers, and
+the outermost guard (access log, request metrics, no traceback ever answered)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Mapping
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import convoso as cv
+from .logs import log_access, mask_query
+
+log = logging.getLogger(__name__)
+
+INTERNAL = 6500
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    # ensure_ascii: any text the store or a CRM handed back serialises, whatever it holds
+    return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
+
+
+def log_fields(request: Request) -> dict[str, Any]:
+    return request.scope.setdefault("dupcheck.log", {})
+
+
+def refusal_handler(request: Request, exc: Exception) -> Response:
+    log_fields(request)["code"] = exc.code
+    return json_response(200, cv.error_body(exc.code, exc.text))  # Convoso answers failures with HTTP 200
+
+
+def api_error_handler(request: Request, exc: Exception) -> Response:
+    log_fields(request)["code"] = exc.code
+    return json_response(exc.status, cv.error_body(exc.code, exc.text))
+
+
+def http_error_handler(request: Request, exc: Exception) -> Response:
+    text = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, str(exc.detail))
+    return json_response(exc.status_code, cv.error_body(exc.status_code, text), exc.headers)
+
+
+class Guard:
+    """Outermost: times the request, writes the JSON access log (token never,
+    phones masked), counts it, and turns any uncaught error into a JSON 500
+    without a traceback in the answer."""
+
+    def __init__(self, app, metrics, routes: frozenset[str]):
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        fields: dict[str, Any] = {}
+        scope["dupcheck.log"] = fields
+        status = 0
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except Exception:  # noqa: BLE001 - logged with its traceback; the caller gets JSON
+            log.exception("unhandled error", extra={"fields": {"path": scope.get("path", "")[:200]}})
+            if not status:
+                await json_response(500, cv.error_body(INTERNAL, "Internal error, retry later"))(
+                    scope, receive, send_status)
+        finally:
+            path = scope.get("path", "")
+            route = path if path in self.routes else "other"
+            self.metrics.requests.labels(route, str(status)).inc()
+            query = scope.get("query_string", b"").decode("latin-1")
+            log_access(method=scope.get("method"), path=path[:200], status=status,
+                       ms=round((time.perf_counter() - started) * 1000, 2),
+                       query=mask_query(parse_qsl(query, keep_blank_values=True)), **fields)

@@ -1,0 +1,38 @@
+"""Prometheus metrics, one CollectorRegistry per app (tests run many apps)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+CRM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.leads = Counter("dupcheck_leads", "Lead decisions made by the insert API, by action",
+                             ["action"], registry=r)
+        self.crm_latency = Histogram("dupcheck_crm_latency_seconds", "CRM duplicate check round trip (all attempts)",
+                                     buckets=CRM_BUCKETS, registry=r)
+        self.crm_errors = Counter("dupcheck_crm_errors", "CRM calls that failed, by kind", ["kind"], registry=r)
+        self.in_flight = Gauge("dupcheck_inserts_in_flight", "leads/insert requests being decided", registry=r)
+        self.requests = Counter("dupcheck_http_requests", "HTTP requests by route and status",
+                                ["route", "status"], registry=r)
+
+    def decision(self, record: Mapping[str, Any]) -> None:
+        """Count one stored decision record."""
+        self.leads.labels(record.get("action") or "unknown").inc()
+        crm = record.get("crm") or {}
+        if crm.get("called") and crm.get("latency_ms") is not None:
+            self.crm_latency.observe(crm["latency_ms"] / 1000)
+        if crm.get("error"):
+            self.crm_errors.labels(crm["error"]).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

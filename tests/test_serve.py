@@ -1,0 +1,784 @@
+"""``dupcheck serve``: the Convoso-compatible lead insert API, over real HTTP.
+
+A uvicorn server runs in a thread against the CRM simulator (HubSpot,
+``examples/contacts.csv``); the SIGTERM test runs ``dupcheck serve`` as a
+subprocess. Sample contacts: +15550100101 customer (rule "customer": no lead,
+DNC), +15550100002 opportunity (rule "opportunity": lead DUPOPP, failure),
++15550100003 lead (rule "known": duplicate). Fresh phones are 555-02x-xxxx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from dupcheck_plugin.http.client import make_client
+from dupcheck_plugin.server import ServeSettings, create_app
+from dupcheck_plugin.server.app import H11_MAX_EVENT_BYTES
+from dupcheck_plugin.server import convoso as cv
+from dupcheck_plugin.server.auth import TokenError, Tokens, load_tokens
+from dupcheck_plugin.server.locks import KeyedLocks
+from dupcheck_plugin.server.logs import JsonFormatter, mask_query
+from dupcheck_plugin.sim import SimulatorThread
+from dupcheck_plugin.store.sqlite import SqliteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = str(ROOT / "workflows" / "hubspot_dupcheck.toml")
+CONTACTS = ROOT / "examples" / "contacts.csv"
+TOKEN = "test-token-0123456789"
+OTHER_TOKEN = "second-token-abcdef"
+CUSTOMER, OPPORTUNITY, KNOWN = "+15550100101", "5550100002", "+15550100003"
+ENV = {"HUBSPOT_TOKEN": "sim-token"}
+
+_numbers = itertools.count(2_000_000)
+
+
+def fresh_phone() -> str:
+    """A 10-digit number no sample contact has and no other test uses."""
+    return f"555{next(_numbers):07d}"
+
+
+# -- a uvicorn server in a thread -----------------------------------------------
+
+class ServerThread:
+    def __init__(self, app):
+        self.app = app
+        # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so (else 40 ms delayed-ACK stalls)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, backlog=2048,
+                                h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES)  # as `dupcheck serve`
+        logging.getLogger("uvicorn.access").disabled = True  # as `dupcheck serve` does (setup_logging)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def api(self):
+        return self.app.state.api
+
+
+def make_server(sim, db: Path, **settings) -> ServerThread:
+    s = ServeSettings(workflow=WORKFLOW, tokens=[TOKEN, OTHER_TOKEN], db=str(db), crm_url=sim.url,
+                      environ=ENV, **settings)
+    return ServerThread(create_app(s))
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorThread(CONTACTS) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def srv(sim, tmp_path_factory):
+    with make_server(sim, tmp_path_factory.mktemp("serve") / "serve.db") as server:
+        yield server
+
+
+@pytest.fixture
+def client(srv):
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        yield c
+
+
+def insert(client, token=TOKEN, **params):
+    r = client.post("/v1/leads/insert", data={"auth_token": token, "list_id": "100", **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+# -- pure parts -------------------------------------------------------------------
+
+def test_merge_body_wins_over_query_and_last_repeat_wins():
+    merged = cv.merge([("a", "q"), ("b", "1"), ("b", "2")], [("a", "body")])
+    assert merged == {"a": "body", "b": "2"}
+
+
+@pytest.mark.parametrize("body", [b'{"a": {"b": 1}}', b'{"a": [1]}', b"[1, 2]", b"{bad", b"\xff\xfe",
+                                  b'"just a string"', b'{"a": 1' + b"0" * 5000 + b"}"])
+def test_json_bodies_that_are_not_flat_objects_are_400(body):
+    with pytest.raises(cv.ApiError) as err:
+        cv.json_params(body)
+    assert err.value.status == 400 and err.value.code == cv.MALFORMED
+
+
+def test_json_scalars_flatten_like_convoso_params():
+    assert dict(cv.json_params(b'{"list_id": 12, "check_dnc": true, "x": null, "f": 1.5}')) == {
+        "list_id": "12", "check_dnc": "true", "f": "1.5"}
+
+
+@pytest.mark.parametrize("items", [[("lead[name]", "x")], [("a", "\ud800")], [("k" * 201, "v")]])
+def test_merge_refuses_php_arrays_lone_surrogates_and_huge_names(items):
+    with pytest.raises(cv.ApiError):
+        cv.merge(items)
+
+
+def test_form_body_must_be_utf8():
+    assert cv.form_params(b"a=%C3%A9&b=") == [("a", "é"), ("b", "")]
+    with pytest.raises(cv.ApiError):
+        cv.form_params(b"a=%FF")
+    with pytest.raises(cv.ApiError):
+        cv.form_params(b"a=\xff")
+
+
+@pytest.mark.parametrize("value,default,expected", [(None, 1, 1), ("", 2, 2), ("0", 1, 0), ("3", 1, 3),
+                                                    ("true", 0, 1), ("false", 1, 0), (" 2 ", 1, 2)])
+def test_check_dup_values(value, default, expected):
+    assert cv.parse_check_dup(value, default) == expected
+
+
+@pytest.mark.parametrize("value", ["4", "-1", "abc", "1.0", "٣"])
+def test_check_dup_out_of_range_is_6023(value):
+    with pytest.raises(cv.Refusal) as err:
+        cv.parse_check_dup(value, 1)
+    assert err.value.code == 6023
+
+
+@pytest.mark.parametrize("params,code", [({"list_id": "1"}, 6007), ({"phone_number": "5551234567"}, 6007),
+                                         ({"phone_number": "5551234567", "list_id": "abc"}, 6002),
+                                         ({"phone_number": "5551234567", "list_id": "1", "check_dup": "9"}, 6023)])
+def test_parse_insert_refusals(params, code):
+    with pytest.raises(cv.Refusal) as err:
+        cv.parse_insert(params, 1)
+    assert err.value.code == code
+
+
+def test_parse_insert_strips_token_and_options_from_the_lead():
+    req = cv.parse_insert({"auth_token": "t", "phone_number": "5551234567", "list_id": " 0042", "check_dnc": "1",
+                           "check_dup_archive": "1", "hopper": "true", "my_custom": "x"}, 1)
+    assert req.lead == {"phone_number": "5551234567", "list_id": "42", "my_custom": "x"}
+    assert req.check_dup == 1 and req.check_dnc is True
+
+
+def _rec(**kw):
+    base = {"success": True, "code": 200, "text": "Lead created", "lead_id": "7", "matched_rule": None,
+            "rule_name": None, "crm_record_id": None, "retryable": False, "action": "created", "api": {}}
+    return {**base, **kw}
+
+
+def test_insert_answers_are_a_function_of_the_record():
+    assert cv.insert_answer(_rec()) == {"success": True, "data": {"lead_id": "7"}}
+    assert cv.insert_answer(_rec(success=False, code=6009, text="dup", matched_rule=1, rule_name="opp",
+                                 crm_record_id="102")) == {
+        "success": False, "code": 6009, "text": "dup", "data": {"lead_id": "7"}, "rule": "opp",
+        "crm_record_id": "102"}
+    assert cv.insert_answer(_rec(success=False, code=6009, text="dup", lead_id=None, matched_rule=2,
+                                 action="duplicate"))["rule"] == "rule 2"
+    local = cv.insert_answer(_rec(success=False, code=6009, text="dup", lead_id=None, action="duplicate",
+                                  api={"local_check": "check_dup", "existing_lead_id": "3"}))
+    assert local == {"success": False, "code": 6009, "text": "dup", "rule": "check_dup", "existing_lead_id": "3"}
+    assert cv.insert_answer(_rec(success=False, code=6503, text="x", lead_id=None, retryable=True,
+                                 action="rejected"))["retryable"] is True
+
+
+def test_mask_query_hides_token_phones_and_personal_data():
+    masked = mask_query([("auth_token", TOKEN), ("phone_number", "5551234567"), ("first_name", "Ada"),
+                         ("list_id", "100"), ("email", "ada@example.com")])
+    assert TOKEN not in masked and "5551234567" not in masked and "Ada" not in masked and "ada@" not in masked
+    assert "auth_token=****" in masked and "list_id=100" in masked and "4567" in masked
+
+
+def test_tokens_compare_against_every_token(monkeypatch):
+    tokens = Tokens(["a" * 20, "b" * 20, "c" * 20])
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda x, y: calls.append(1) or real(x, y))
+    assert tokens.valid("a" * 20) and not tokens.valid("a" * 19) and not tokens.valid("")
+    assert len(calls) == 9  # no early exit on the first match
+
+
+def test_tokens_come_from_env_and_file(tmp_path):
+    f = tmp_path / "tokens"
+    f.write_text("# comment\n\n  file-token  \n#not-a-token\n")
+    assert load_tokens(str(f), {"DUPCHECK_API_TOKENS": " a, ,b "}) == ["a", "b", "file-token"]
+    with pytest.raises(TokenError, match="DUPCHECK_API_TOKENS"):
+        load_tokens(None, {})
+    with pytest.raises(TokenError, match="cannot read"):
+        load_tokens(str(tmp_path / "missing"), {"DUPCHECK_API_TOKENS": "a"})
+
+
+def test_keyed_locks_serialize_one_key_and_forget_it():
+    locks = KeyedLocks()
+    order = []
+
+    async def work(key, i):
+        async with locks.hold(key):
+            order.append(("in", key, i))
+            await asyncio.sleep(0.01)
+            order.append(("out", key, i))
+
+    async def main():
+        await asyncio.gather(*(work("k", i) for i in range(5)), work("other", 9))
+        assert len(locks) == 0
+
+    asyncio.run(main())
+    same = [e for e in order if e[1] == "k"]
+    assert all(same[i][0] == "in" and same[i + 1][0] == "out" for i in range(0, len(same), 2))
+
+
+# -- the rules table through the API -----------------------------------------------
+
+def test_customer_is_refused_with_rule_and_crm_id_and_put_on_dnc(client):
+    body = insert(client, phone_number=CUSTOMER, check_dup="0")
+    assert body == {"success": False, "code": 6009, "text": "The phone number already exists",
+                    "rule": "customer", "crm_record_id": "101"}
+    dnc = client.get("/v1/dnc/search", params={"auth_token": TOKEN, "phone_number": "5550100101"}).json()
+    assert dnc["data"]["total"] == 1 and dnc["data"]["entries"][0]["reason"] == "customer"
+
+
+def test_opportunity_is_posted_but_answered_failure_with_lead_id(client):
+    body = insert(client, phone_number=OPPORTUNITY, check_dup="0")
+    assert body["success"] is False and body["code"] == 6009 and body["rule"] == "opportunity"
+    assert body["crm_record_id"] == "102" and body["data"]["lead_id"]
+    found = client.post("/v1/leads/search", data={"auth_token": TOKEN, "lead_id": body["data"]["lead_id"]}).json()
+    assert found["data"]["entries"][0]["status"] == "DUPOPP"
+
+
+def test_known_contact_is_a_duplicate_and_new_phone_is_created(client):
+    assert insert(client, phone_number=KNOWN, check_dup="0")["rule"] == "known"
+    body = insert(client, phone_number=fresh_phone(), first_name="Ada")
+    assert body["success"] is True and set(body) == {"success", "data"} and body["data"]["lead_id"].isdigit()
+
+
+@pytest.mark.parametrize("params,code", [
+    ({"list_id": "100"}, 6007), ({"phone_number": "5551112222", "list_id": ""}, 6007),
+    ({"phone_number": "5551112222", "list_id": "abc"}, 6002), ({"phone_number": "12", "list_id": "1"}, 6008),
+    ({"phone_number": "5551112223", "list_id": "1", "email": "not-an-email"}, 6079),
+    ({"phone_number": "5551112224", "list_id": "1", "check_dup": "7"}, 6023),
+])
+def test_convoso_refusals_are_http_200_and_recorded(client, params, code):
+    r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, **params})
+    assert r.status_code == 200
+    assert r.json()["success"] is False and r.json()["code"] == code
+    phone = params.get("phone_number")
+    if phone and code != 6008:  # every answered insert leaves its decision record
+        recs = client.get("/v1/decisions", params={"auth_token": TOKEN, "phone": phone}).json()["data"]["entries"]
+        assert recs[-1]["code"] == code and recs[-1]["action"] == "rejected" and recs[-1]["lead_id"] is None
+
+
+def test_check_dnc_refuses_numbers_on_the_dnc_list(client):
+    phone = fresh_phone()
+    added = client.post("/v1/dnc/insert", data={"auth_token": TOKEN, "phone_number": phone, "phone_code": "1",
+                                                "reason": "asked"}).json()
+    assert added["success"] is True and isinstance(added["id"], int)
+    body = insert(client, phone_number=phone, check_dnc="1")
+    assert body == {"success": False, "code": 6024, "text": "The phone number is on the DNC list", "rule": "check_dnc"}
+    assert insert(client, phone_number=phone, check_dnc="0")["success"] is True  # not asked: created
+
+
+def test_check_dup_scopes(client):
+    phone = fresh_phone()
+    first = insert(client, phone_number=phone, list_id="7")["data"]["lead_id"]
+    assert insert(client, phone_number=phone, list_id="8", check_dup="2")["success"] is True
+    assert insert(client, phone_number=phone, list_id="9", check_dup="3")["success"] is True  # 3 = same list
+    same_list = insert(client, phone_number=phone, list_id="7", check_dup="2")
+    assert same_list["code"] == 6009 and same_list["existing_lead_id"] == first
+    account = insert(client, phone_number=phone, list_id="10", check_dup="1")
+    assert account["code"] == 6009 and account["rule"] == "check_dup" and "data" not in account
+
+
+def test_double_submitted_form_creates_one_lead_and_asks_the_crm_once(client, sim):
+    phone = fresh_phone()
+    before = sim.stats()["requests"]
+    first = insert(client, phone_number=phone)  # no check_dup: --check-dup-default 1
+    second = insert(client, phone_number=phone)
+    assert first["success"] is True
+    assert second["code"] == 6009 and second["existing_lead_id"] == first["data"]["lead_id"]
+    assert sim.stats()["requests"] - before == 1
+
+
+def test_check_dup_default_zero_leaves_duplicates_to_the_crm(sim, tmp_path):
+    with make_server(sim, tmp_path / "zero.db", check_dup_default=0) as server, \
+            httpx.Client(base_url=server.url) as c:
+        phone = fresh_phone()
+        assert insert(c, phone_number=phone)["success"] and insert(c, phone_number=phone)["success"]
+        assert server.api.store.counts()["leads"] == 2
+    assert server.api.closed and server.api.engine._writer is None  # the shutdown joined the store writer
+
+
+# -- parameters in every shape -----------------------------------------------------
+
+def test_parameters_from_query_form_json_and_multipart(client):
+    shapes = [
+        dict(params={"auth_token": TOKEN, "list_id": "1", "phone_number": fresh_phone()}),
+        dict(data={"auth_token": TOKEN, "list_id": "1", "phone_number": fresh_phone()}),
+        dict(json={"auth_token": TOKEN, "list_id": 1, "phone_number": fresh_phone(), "check_dnc": False}),
+        dict(files={"auth_token": (None, TOKEN), "list_id": (None, "1"), "phone_number": (None, fresh_phone())}),
+        # the body wins over the query string
+        dict(params={"auth_token": "wrong", "list_id": "x"}, data={"auth_token": TOKEN, "list_id": "2",
+                                                                  "phone_number": fresh_phone()}),
+    ]
+    for shape in shapes:
+        r = client.post("/v1/leads/insert", **shape)
+        assert r.status_code == 200 and r.json()["success"] is True, (shape, r.text)
+
+
+@pytest.mark.parametrize("kwargs,status", [
+    (dict(content=b'{"auth_token": "x", "lead": {"a": 1}}', headers={"content-type": "application/json"}), 400),
+    (dict(content=b'{"auth_token": ', headers={"content-type": "application/json"}), 400),
+    (dict(content=b"hello", headers={"content-type": "text/plain"}), 415),
+    (dict(content=b"a=%FF", headers={"content-type": "application/x-www-form-urlencoded"}), 400),
+    (dict(content=b"x" * (cv.MAX_BODY_BYTES + 1), headers={"content-type": "application/json"}), 413),
+    (dict(content=iter([b"a=" + b"x" * 65536] * 17), headers={"content-type": "application/x-www-form-urlencoded"}), 413),
+])
+def test_unreadable_bodies_are_4xx_convoso_json(client, kwargs, status):
+    r = client.post("/v1/leads/insert", **kwargs)
+    assert r.status_code == status
+    assert r.json()["success"] is False and isinstance(r.json()["code"], int) and r.json()["text"]
+
+
+def test_query_string_over_the_limit_is_414_json(srv):
+    """httpx will not send a URL this long: a raw socket does. uvicorn's own
+    header limit sits above ours, so the app answers, in JSON."""
+    host, port = srv.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /v1/leads/insert?a=" + b"x" * (cv.MAX_BODY_BYTES + 10) + b" HTTP/1.1\r\nHost: t\r\n"
+                     b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414") and json.loads(body)["success"] is False
+
+
+# -- auth ----------------------------------------------------------------------------
+
+def test_auth_missing_401_wrong_403_and_no_lead_without_a_token(client, srv):
+    before = srv.api.store.counts()
+    phone = fresh_phone()
+    r = client.post("/v1/leads/insert", data={"list_id": "1", "phone_number": phone})
+    assert r.status_code == 401 and r.json() == {"success": False, "code": 401, "text": "Missing auth_token"}
+    r = client.get("/v1/leads/insert", params={"auth_token": TOKEN + "x", "list_id": "1", "phone_number": phone})
+    assert r.status_code == 403 and r.json()["success"] is False
+    assert srv.api.store.counts() == before
+    for endpoint in ("/v1/leads/search", "/v1/dnc/insert", "/v1/dnc/search", "/v1/decisions"):
+        assert client.post(endpoint).status_code == 401
+    head = client.head("/v1/leads/insert", params={"auth_token": TOKEN, "list_id": "1", "phone_number": phone})
+    assert head.status_code == 405 and srv.api.store.counts() == before  # HEAD is safe: never inserts
+    r = client.post("/v1/leads/insert", data={"list_id": "1", "phone_number": phone},
+                    headers={"Authorization": f"Bearer {OTHER_TOKEN}"})
+    assert r.json()["success"] is True
+
+
+def test_tokens_and_phones_never_reach_the_logs(client, caplog):
+    phone = fresh_phone()
+    with caplog.at_level(logging.DEBUG):
+        client.get("/v1/leads/insert", params={"auth_token": TOKEN, "list_id": "1", "phone_number": phone,
+                                               "first_name": "Secretname"})
+        client.get("/v1/leads/insert", params={"auth_token": "bad-" + TOKEN, "list_id": "1", "phone_number": phone})
+        client.get("/v1/dnc/search", params={"auth_token": TOKEN, "phone_number": phone})
+        deadline = time.monotonic() + 2
+        while sum(r.name.endswith("access") for r in caplog.records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    fmt = JsonFormatter()
+    # the server's loggers (the test's own httpx client logs its URLs, token included)
+    lines = [fmt.format(r) for r in caplog.records if r.name.startswith(("dupcheck_plugin", "uvicorn"))]
+    access = [json.loads(x) for x in lines if '"dupcheck_plugin.server.access"' in x]
+    assert len(access) >= 3 and {"ts", "level", "msg", "path", "status", "ms"} <= set(access[0])
+    assert access[0]["phone"] == "+1555***" + phone[-4:]
+    text = "\n".join(lines)
+    assert TOKEN not in text and phone not in text and phone[3:] not in text and "Secretname" not in text
+
+
+# -- concurrency and idempotency ------------------------------------------------------
+
+async def _fire(url: str, requests: list[dict], max_connections: int = 200) -> list[httpx.Response]:
+    """All at once. The aiohttp transport: httpx's own pool crawls with 1,000 waiters."""
+    async with make_client(transport="aiohttp", max_connections=max_connections, timeout=60) as c:
+        return await asyncio.gather(*(c.post(url + "/v1/leads/insert", **r) for r in requests))
+
+
+def test_fifty_concurrent_inserts_of_one_phone_create_one_lead(srv, sim):
+    phone = fresh_phone()
+    before = sim.stats()["requests"]
+    answers = [r.json() for r in asyncio.run(_fire(srv.url, [
+        {"data": {"auth_token": TOKEN, "list_id": "1", "phone_number": phone}}] * 50))]
+    created = [a for a in answers if a["success"]]
+    assert len(created) == 1
+    lead_id = created[0]["data"]["lead_id"]
+    assert all(a["code"] == 6009 and a["existing_lead_id"] == lead_id for a in answers if not a["success"])
+    assert [x["id"] for x in srv.api.store.find_leads("+1" + phone)] == [lead_id]
+    assert sim.stats()["requests"] - before >= 1
+    assert len(srv.api.store.decisions("+1" + phone)) == 50
+    assert len(srv.api.phone_locks) == 0  # the lock dict forgets phones nobody waits for
+
+
+def test_thousand_concurrent_distinct_phones_create_thousand_leads(srv):
+    before = srv.api.store.counts()
+    phones = [fresh_phone() for _ in range(1000)]
+    started = time.perf_counter()
+    responses = asyncio.run(_fire(srv.url, [{"data": {"auth_token": TOKEN, "list_id": "1", "phone_number": p}}
+                                            for p in phones]))
+    elapsed = time.perf_counter() - started
+    assert all(r.status_code == 200 and r.json()["success"] for r in responses)
+    assert len({r.json()["data"]["lead_id"] for r in responses}) == 1000
+    after = srv.api.store.counts()
+    assert after["leads"] - before["leads"] == 1000 and after["decisions"] - before["decisions"] == 1000
+    assert len(srv.api.phone_locks) == 0
+    print(f"\n1000 concurrent inserts over HTTP: {elapsed:.2f}s ({1000 / elapsed:.0f}/s)")
+
+
+def test_idempotency_key_replays_the_first_answer(client, srv):
+    phone = fresh_phone()
+    headers = {"Idempotency-Key": f"order-{phone}"}
+    first = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": phone},
+                        headers=headers)
+    again = client.post("/v1/leads/insert", data={"auth_token": OTHER_TOKEN, "list_id": "1", "phone_number": phone},
+                        headers=headers)
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert first.json()["success"] is True  # not a 6009: the retry is the same request, not a duplicate
+    assert len(srv.api.store.decisions("+1" + phone)) == 1
+    other = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "2", "phone_number": phone},
+                        headers=headers)
+    assert other.status_code == 422 and other.json()["success"] is False
+
+
+def test_idempotency_key_holds_for_concurrent_retries_and_refusals(srv, sim):
+    phone = fresh_phone()
+    req = {"data": {"auth_token": TOKEN, "list_id": "1", "phone_number": phone, "check_dup": "0"},
+           "headers": {"Idempotency-Key": f"k-{phone}"}}
+    before = sim.stats()["requests"]
+    responses = asyncio.run(_fire(srv.url, [req] * 20))
+    assert len({(r.status_code, r.content) for r in responses}) == 1
+    assert len(srv.api.store.find_leads("+1" + phone)) == 1  # check_dup 0: only the key prevents a second lead
+    assert sim.stats()["requests"] - before == 1  # the retries waited for the first answer: one CRM call
+    refused = {"data": {"auth_token": TOKEN, "phone_number": phone}, "headers": {"Idempotency-Key": f"r-{phone}"}}
+    a, b = asyncio.run(_fire(srv.url, [refused, refused]))
+    assert a.content == b.content and a.json()["code"] == 6007
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9"])
+def test_bad_idempotency_keys_are_400(client, key):
+    r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": fresh_phone()},
+                    headers={"Idempotency-Key": key.encode()})
+    assert r.status_code == 400 and r.json()["success"] is False
+
+
+# -- search, DNC, evidence ------------------------------------------------------------
+
+def test_leads_search_filters_and_pages(client):
+    phone = fresh_phone()
+    email = f"p{phone}@example.com"
+    ids = [insert(client, phone_number=phone, list_id=str(500 + i), email=email, check_dup="0",
+                  my_field="custom")["data"]["lead_id"] for i in range(3)]
+    by_phone = client.post("/v1/leads/search", data={"auth_token": TOKEN, "phone_number": phone}).json()["data"]
+    assert by_phone["total"] == "3" and [e["id"] for e in by_phone["entries"]] == ids[::-1]
+    entry = by_phone["entries"][0]
+    assert entry["my_field"] == "custom" and entry["email"] == email and all(isinstance(v, str) for v in entry.values())
+    by_email = client.get("/v1/leads/search", params={"auth_token": TOKEN, "email": email.upper(), "limit": "2",
+                                                       "offset": "1"}).json()["data"]
+    assert by_email["total"] == "3" and [e["id"] for e in by_email["entries"]] == ids[1::-1]
+    by_list = client.post("/v1/leads/search", data={"auth_token": TOKEN, "list_id": "501"}).json()["data"]
+    assert [e["id"] for e in by_list["entries"]] == [ids[1]]
+    both = client.post("/v1/leads/search", data={"auth_token": TOKEN, "phone_number": phone, "list_id": "502"})
+    assert [e["id"] for e in both.json()["data"]["entries"]] == [ids[2]]
+    for bad, code in (({"limit": "0"}, 7230), ({"limit": "2001"}, 7230), ({"offset": "-1"}, 7231)):
+        r = client.post("/v1/leads/search", data={"auth_token": TOKEN, **bad})
+        assert r.status_code == 200 and r.json()["code"] == code
+
+
+def test_dnc_insert_and_search(client):
+    phone = fresh_phone()
+    ok = client.get("/v1/dnc/insert", params={"auth_token": TOKEN, "phone_number": phone, "phone_code": "1",
+                                              "campaign_id": "0", "reason": "DNC"}).json()
+    assert ok["success"] is True
+    again = client.post("/v1/dnc/insert", data={"auth_token": TOKEN, "phone_number": "+1" + phone, "phone_code": "+1"})
+    assert again.json() == {"success": False, "code": 6008, "text": "The phone number already exists."}
+    assert client.post("/v1/dnc/insert", data={"auth_token": TOKEN, "phone_number": phone, "phone_code": "1",
+                                               "campaign_id": "77"}).json()["success"] is True
+    for params, code in (({"phone_number": "12", "phone_code": "1"}, 6007), ({"phone_number": phone}, 6026),
+                         ({"phone_number": phone, "phone_code": "x"}, 6026),
+                         ({"phone_number": phone, "phone_code": "1", "campaign_id": "abc"}, 6006)):
+        assert client.post("/v1/dnc/insert", data={"auth_token": TOKEN, **params}).json()["code"] == code
+    found = client.get("/v1/dnc/search", params={"auth_token": TOKEN, "phone_number": phone}).json()["data"]
+    assert found["total"] == 2 and {e["campaign_id"] for e in found["entries"]} == {"0", "77"}
+    assert found["entries"][0]["phone_number"] == phone and found["entries"][0]["phone_code"] == "1"
+    only = client.post("/v1/dnc/search", data={"auth_token": TOKEN, "phone_number": phone, "campaign_id": "77"})
+    assert only.json()["data"]["total"] == 1
+    page = client.get("/v1/dnc/search", params={"auth_token": TOKEN, "limit": "1"}).json()["data"]
+    assert page["limit"] == 1 and len(page["entries"]) == 1 and page["total"] >= 2
+    assert client.get("/v1/dnc/search", params={"auth_token": TOKEN, "limit": "1001"}).json()["code"] == 7230
+
+
+def test_decisions_show_question_crm_rule_and_answer(client):
+    insert(client, phone_number=KNOWN, check_dup="0")
+    r = client.get("/v1/decisions", params={"auth_token": TOKEN, "phone": "5550100003", "phone_code": "1"})
+    rec = r.json()["data"]["entries"][-1]
+    assert rec["rule_name"] == "known" and rec["crm"]["called"] and rec["crm"]["status_code"] == 200
+    assert rec["request"]["headers"]["Authorization"] == "Bearer ****"  # secrets masked
+    assert "auth_token" not in rec["lead"] and rec["code"] == 6009 and rec["crm_record_id"] == "103"
+    assert client.get("/v1/decisions", params={"auth_token": TOKEN}).json()["code"] == 6007
+
+
+# -- operations -----------------------------------------------------------------------
+
+def test_healthz_metrics_and_openapi(client):
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json()["ok"] is True
+    insert(client, phone_number=fresh_phone())
+    metrics = client.get("/metrics").text
+    for name in ("dupcheck_leads_total{action=\"created\"}", "dupcheck_crm_latency_seconds_count",
+                 "dupcheck_inserts_in_flight", "dupcheck_http_requests_total"):
+        assert name in metrics
+    count = [line for line in metrics.splitlines() if line.startswith("dupcheck_crm_latency_seconds_count")][0]
+    assert float(count.split()[-1]) >= 1
+    spec = client.get("/openapi.json").json()
+    check_openapi(spec)
+    assert {"/v1/leads/insert", "/v1/leads/search", "/v1/dnc/insert", "/v1/dnc/search", "/v1/decisions",
+            "/healthz", "/metrics", "/openapi.json"} <= set(spec["paths"])
+
+
+def test_a_bug_answers_json_500_without_traceback_and_healthz_sees_a_broken_store(client, srv, monkeypatch, caplog):
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(srv.api.engine, "evaluate", boom)
+    r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": fresh_phone()})
+    assert r.status_code == 500 and r.json() == {"success": False, "code": 6500, "text": "Internal error, retry later"}
+    assert "secret internals" not in r.text
+    assert any(rec.exc_info and "secret internals" in str(rec.exc_info[1]) for rec in caplog.records)
+    monkeypatch.setattr(srv.api.store, "find_leads", boom)
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.json()["ok"] is False
+
+
+def test_crm_errors_are_counted(sim, tmp_path):
+    with make_server(sim, tmp_path / "err.db") as server, httpx.Client(base_url=server.url) as c:
+        sim.set_knobs(error_rate=1.0)
+        try:
+            body = insert(c, phone_number=fresh_phone())
+        finally:
+            sim.set_knobs(error_rate=0.0)
+        assert body["success"] is True  # on_error = create: created NOTCHECKED
+        assert 'dupcheck_crm_errors_total{kind="http_status"}' in c.get("/metrics").text
+
+
+def check_openapi(spec: dict) -> None:
+    """Structural check of an OpenAPI 3.1 document (no validator is installed)."""
+    assert spec["openapi"].startswith("3.") and spec["info"]["title"] and spec["info"]["version"]
+    op_ids = set()
+    for path, item in spec["paths"].items():
+        assert path.startswith("/")
+        for method, op in item.items():
+            assert method in {"get", "post", "put", "delete", "patch", "head", "options"}
+            assert op["responses"] and all(code.isdigit() or code == "default" for code in op["responses"])
+            assert op["operationId"] not in op_ids
+            op_ids.add(op["operationId"])
+            for p in op.get("parameters", []):
+                assert p["in"] in {"query", "header", "path", "cookie"} and p["name"] and "schema" in p
+
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for v in node.values():
+                yield from refs(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from refs(v)
+
+    for ref in refs(spec):
+        target = spec
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]  # every reference resolves
+
+
+# -- real Convoso clients' request shapes ------------------------------------------------
+
+def test_walmat_convoso_sdk_requests(client):
+    """walmat/convoso-sdk: every call is a GET, parameters and auth_token in the
+    query string, booleans as "true", a JSON Content-Type header and no body."""
+    h = {"Content-Type": "application/json"}
+    phone = fresh_phone()
+    r = client.get("/v1/leads/insert", headers=h, params={
+        "auth_token": TOKEN, "list_id": 12345, "phone_number": phone, "phone_code": "1", "first_name": "Jane",
+        "email": "jane@example.com", "check_dup": 2, "check_dnc": "true", "check_wireless": "true",
+        "hopper": "true", "hopper_priority": 50})
+    assert r.json()["success"] is True
+    r = client.get("/v1/leads/search", headers=h, params={"auth_token": TOKEN, "list_id": 12345, "limit": 100})
+    assert r.json()["data"]["entries"][0]["phone_number"] == phone
+    r = client.get("/v1/dnc/insert", headers=h, params={"auth_token": TOKEN, "phone_number": phone, "phone_code": "1",
+                                                        "campaign_id": "0", "reason": "Customer request",
+                                                        "purpose": "Do not contact"})
+    assert r.json()["success"] is True
+    r = client.get("/v1/dnc/search", headers=h, params={"auth_token": TOKEN, "campaign_id": 0, "limit": 100})
+    assert r.json()["success"] is True and r.json()["data"]["limit"] == 100
+
+
+def test_thornebridge_convoso_js_requests(client):
+    """thornebridge/convoso-js: every call is a POST of a form body, auth_token in it."""
+    phone = fresh_phone()
+    r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "333", "phone_number": phone,
+                                              "first_name": "Jo", "check_dup": "1", "check_dnc": "false"})
+    assert r.json()["success"] is True
+    for path, data in (("/v1/leads/search", {"phone_number": phone, "offset": "0", "limit": "100"}),
+                       ("/v1/dnc/insert", {"phone_number": phone, "phone_code": "1", "campaign_id": "0"}),
+                       ("/v1/dnc/search", {"phone_number": phone, "offset": "0", "limit": "100"})):
+        r = client.post(path, data={"auth_token": TOKEN, **data})
+        assert r.status_code == 200 and r.json()["success"] is True, (path, r.text)
+
+
+def test_go_convoso_requests(client):
+    """open-function-computers-llc/go-convoso: POST form (auth_token added last)
+    to leads/insert, then leads/search by lead_id expecting exactly one entry
+    and data.total decoded into a Go string."""
+    phone = fresh_phone()
+    r = client.post("/v1/leads/insert", content=f"list_id=7&phone_number={phone}&first_name=Al&auth_token={TOKEN}",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    lead_id = r.json()["data"]["lead_id"]
+    r = client.post("/v1/leads/search", content=f"lead_id={lead_id}&auth_token={TOKEN}",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    data = r.json()["data"]
+    assert isinstance(data["total"], str) and len(data["entries"]) == 1
+    assert data["entries"][0]["lead_id"] == data["entries"][0]["id"] == lead_id
+
+
+def test_php_convoso_requests(client):
+    """OnrampLab/php-convoso: Guzzle GET with the lead in the query (phone_code=1)."""
+    phone = fresh_phone()
+    r = client.get("/v1/leads/insert", params={
+        "auth_token": TOKEN, "list_id": "42", "status": "CALLBK", "phone_code": 1, "province": "", "first_name": "A",
+        "last_name": "B", "phone_number": phone, "email": "", "postal_code": "", "city": "", "state": "",
+        "address1": "", "notes": "hi"})
+    assert r.json()["success"] is True
+    r = client.get("/v1/leads/search", params={"auth_token": TOKEN, "phone_number": phone})
+    assert r.json()["data"]["entries"][0]["notes"] == "hi"
+
+
+# -- the command line -------------------------------------------------------------------
+
+def _serve_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dupcheck_plugin.cli.main", "serve", WORKFLOW, *args]
+
+
+def test_serve_refuses_to_start_without_tokens(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DUPCHECK_API_TOKENS"}
+    r = subprocess.run(_serve_cmd("--db", str(tmp_path / "x.db"), "--port", "0"), env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and "DUPCHECK_API_TOKENS" in r.stderr and "--tokens-file" in r.stderr
+
+
+def test_sigterm_mid_load_loses_no_answered_decision(sim, tmp_path):
+    """SIGTERM while inserts are in flight: uvicorn stops accepting, the
+    in-flight inserts finish and are answered, the lifespan joins the store
+    writer. Every answered insert has its decision row; no created decision
+    lacks its lead; nothing arrives after the doors close."""
+    db = tmp_path / "term.db"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# test\n{TOKEN}\n")
+    env = {**os.environ, **ENV}
+    env.pop("DUPCHECK_API_TOKENS", None)
+    proc = subprocess.Popen(_serve_cmd("--db", str(db), "--port", "0", "--crm-url", sim.url,
+                                       "--tokens-file", str(tokens)), env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in proc.stderr:
+            if "running on" in line:
+                url = json.loads(line)["msg"].split(" ")[3]
+                break
+        assert url, "serve did not start"
+        log_lines: list[str] = []  # drained as it comes: a full stderr pipe would stall the server
+        drain = threading.Thread(target=lambda: log_lines.extend(proc.stderr), daemon=True)
+        drain.start()
+        query_phone = fresh_phone()  # clients such as walmat/convoso-sdk put token and lead in the query string
+        for params in ({"auth_token": TOKEN, "list_id": "1", "phone_number": query_phone, "first_name": "Zorro"},
+                       {"auth_token": "wrong-" + TOKEN, "list_id": "1", "phone_number": query_phone}):
+            httpx.get(url + "/v1/leads/insert", params=params)
+        early = [fresh_phone() for _ in range(100)]
+        late = [fresh_phone() for _ in range(30)]
+        sim.set_knobs(latency_ms=400)  # the CRM is slow: the early inserts are all in flight at once
+
+        def in_flight() -> int:
+            return httpx.get(url + "/healthz", timeout=5).json()["inserts_in_flight"]
+
+        def closed() -> bool:
+            try:
+                httpx.get(url + "/healthz", timeout=5)
+                return False
+            except httpx.HTTPError:
+                return True
+
+        async def load() -> tuple[list, list]:
+            async with make_client(transport="aiohttp", max_connections=300, timeout=30) as c:
+                async def one(phone):
+                    try:
+                        r = await c.post(url + "/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1",
+                                                                         "phone_number": phone})
+                        return phone, r.status_code, r.json()
+                    except httpx.HTTPError:
+                        return phone, None, None
+
+                first = [asyncio.create_task(one(p)) for p in early]
+                await _until(lambda: in_flight() >= len(early))
+                proc.send_signal(signal.SIGTERM)
+                await _until(closed)  # the listening socket is gone
+                second = await asyncio.gather(*(one(p) for p in late))
+                return await asyncio.gather(*first), second
+
+        answered_early, after_close = asyncio.run(load())
+        proc.wait(30)
+        drain.join(5)
+        log = "".join(log_lines)
+    finally:
+        sim.set_knobs(latency_ms=0)
+        if proc.poll() is None:
+            proc.kill()
+    assert all(status == 200 and body["success"] for _, status, body in answered_early)  # finished, not dropped
+    assert all(status is None for _, status, _ in after_close)  # refused once the doors closed
+    # the logs: JSON lines; tokens never; phones masked; lead data not written
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]
+    access = [r for r in records if r["msg"] == "request"]
+    assert len(access) >= len(early) and {"ts", "level", "path", "status", "ms", "phone"} <= set(access[0])
+    assert TOKEN not in log and "Zorro" not in log and "auth_token=****" in log
+    assert not any(p[3:] in log for p in [query_phone, *early])  # the digits after the area code
+    store = SqliteStore(db)
+    try:
+        for phone, _, body in answered_early:
+            recs = store.decisions("+1" + phone)
+            assert len(recs) == 1 and recs[0]["lead_id"] == body["data"]["lead_id"]
+        assert not any(store.decisions("+1" + phone) for phone in late)
+        conn = sqlite3.connect(db)
+        orphans = conn.execute("SELECT COUNT(*) FROM decisions WHERE action = 'created' AND (lead_id IS NULL OR "
+                               "lead_id NOT IN (SELECT id FROM leads))").fetchone()[0]
+        conn.close()
+        assert orphans == 0
+    finally:
+        store.close()
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    """Poll a blocking condition from a worker thread (the loop keeps serving the requests in flight)."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
