@@ -1189,3 +1189,28 @@ def test_long_values_fit_a_url(client, sim, name):
     assert len(real.full_url()) < 8190
     resp = sim_send(client, sim, name, {**PLAIN, "email": value})
     assert resp.status_code in (200, 204), resp.text[:200]
+
+
+OVER_LIMIT_CASES = [("hubspot_email_dupcheck", "hubspot.over_limit"), ("salesforce_dupcheck", "salesforce.over_limit"),
+                    ("zoho_dupcheck", "zoho.over_limit"), ("pipedrive_dupcheck", "pipedrive.over_limit"),
+                    ("gohighlevel_dupcheck", "gohighlevel.over_limit"), ("generic_xml_dupcheck", "xml.over_limit")]
+
+
+def _explain(capsys, workflow: str, fixture: str) -> dict:
+    from dupcheck_plugin.cli.main import main
+
+    path = Path(__file__).parent / "fixtures" / "vendor_answers" / f"{fixture}.json"
+    assert main(["explain", workflow, "--response", str(path), "-o", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("workflow,fixture,action,rule,dnc", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_dupcheck_explain_gives_the_documented_decision(capsys, workflow, fixture, action, rule, dnc):
+    record = _explain(capsys, workflow, fixture)
+    assert (record["action"], record["rule_name"], record["dnc_added"]) == (action, rule, dnc)
+
+
+@pytest.mark.parametrize("workflow,fixture", OVER_LIMIT_CASES)
+def test_dupcheck_explain_reads_over_limit_answers_as_errors(capsys, workflow, fixture):
+    record = _explain(capsys, workflow, fixture)
+    assert record["crm"]["error"] == "rate_limited" and record["matched_rule"] is None and not record["checked"]

@@ -52,7 +52,7 @@ def _cell(value: Any, width: int) -> str:
 
 
 COLUMNS = (("row", 3), ("phone", 14), ("name", 20), ("action", 9), ("status", 10), ("rule", 12),
-           ("dnc", 3), ("answer", 40))
+           ("dnc", 3), ("answer", 46))
 
 
 def table_row(r: dict[str, Any]) -> str:

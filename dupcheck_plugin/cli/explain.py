@@ -75,13 +75,19 @@ def main(args) -> int:
     rules = check.settings.rules
     if not check.settings.enabled:
         print("the duplicate check is disabled: the CRM would not be called")
-    for row in result.rows:
+    if a.error:
+        print(f"  the call failed: no row reads it; on_error ({check.settings.on_error.action}) decides")
+    for row in ([] if a.error else result.rows):
         rule = rules[row.index]
         label = f"row {row.index}" + (f" ({row.name})" if row.name else "")
-        cond = f"{'.'.join(rule.key)} {rule.op} {json.dumps(rule.value)}" if rule.key else "(no key)"
-        status = "" if row.status_ok else f" [status {a.status_code} not read by this row]"
-        found = f"found {_show(row.found)}" if rule.key else ""
-        print(f"  {label}: {cond}: {found}{status} -> {'MATCH' if row.matched else 'no match'}")
+        parts = []
+        if rule.http_status is not None:
+            parts.append(f"http_status {'/'.join(map(str, sorted(rule.http_status)))}")
+        if rule.key:
+            value = "" if rule.op in ("exists", "missing") else f" {json.dumps(rule.value)}"
+            parts.append(f"{'.'.join(rule.key)} {rule.op}{value}: found {_show(row.found)}")
+        status = "" if row.status_ok else f" [HTTP {a.status_code} is not read by this row]"
+        print(f"  {label}: {', '.join(parts)}{status} -> {'MATCH' if row.matched else 'no match'}")
     if not result.rows and rules and a.error is None:
         print("  (no row evaluated)")
     print(f"decision: {d.action}" + (f", status {d.status}" if d.status else "")

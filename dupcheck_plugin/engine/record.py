@@ -39,7 +39,7 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
         "rule_name": decision.rule_name,
         "action": decision.action,
         "status": decision.status,
-        "dnc_added": bool(decision.add_to_dnc and phone_e164),
+        "dnc_added": decision.add_to_dnc,  # intake guarantees a phone before any rule can ask for DNC
         "success": decision.success,
         "code": decision.code,
         "text": decision.text,
