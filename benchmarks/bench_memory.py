@@ -7,11 +7,9 @@ engine, the store and the JSON Lines output."""
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from .common import write_csv
@@ -52,7 +50,7 @@ def main(rows: int | None = None) -> None:
         large = write_csv(tmp / "large.csv", rows)
         base_mb, base_s = peak_rss_mb(tmp, small)
         big_mb, big_s = peak_rss_mb(tmp, large)
-    print(f"dupcheck run, streaming memory (check disabled; intake, engine, store, JSON Lines out):")
+    print("dupcheck run, streaming memory (check disabled; intake, engine, store, JSON Lines out):")
     print(f"  {10_000:>9,} rows: peak RSS {base_mb:6.1f} MB in {base_s:6.1f} s")
     print(f"  {rows:>9,} rows: peak RSS {big_mb:6.1f} MB in {big_s:6.1f} s ({rows / big_s:,.0f} leads/s)")
     print(f"  ratio large/small: {big_mb / base_mb:.2f}x memory for {rows / 10_000:.0f}x rows")

@@ -7,7 +7,6 @@ import asyncio
 import time
 
 import aiohttp
-import httpx
 
 from .common import SEARCH_PATH, search_body
 from .sim_process import simulator

@@ -12,13 +12,24 @@ from dupcheck_plugin.resources import shipped_dir
 CONTACTS = shipped_dir("examples") / "contacts.csv"
 
 
-@pytest.fixture
-def crm_sim():
-    """The CRM simulator on a free loopback port (real HTTP), stopped after the test."""
+@pytest.fixture(scope="session")
+def sim_server():
+    """One CRM simulator on a free loopback port (real HTTP) for the whole run."""
     from dupcheck_plugin.sim import SimulatorThread
 
     with SimulatorThread(CONTACTS) as sim:
         yield sim
+
+
+@pytest.fixture
+def crm_sim(sim_server):
+    """The shared simulator with default knobs and zeroed counters; knobs reset after the test."""
+    from dupcheck_plugin.sim import Knobs
+
+    sim_server.set_knobs(Knobs())
+    sim_server.reset()
+    yield sim_server
+    sim_server.set_knobs(Knobs())
 
 
 @pytest.fixture

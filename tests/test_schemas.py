@@ -6,7 +6,6 @@ import json
 import re
 import socket
 import urllib.request
-from pathlib import Path
 
 import pytest
 import referencing.exceptions

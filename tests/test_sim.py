@@ -42,18 +42,9 @@ def ids(answer: dict) -> list[str]:
     return [r["id"] for r in answer["results"]]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SimulatorThread(CSV) as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(server):
-    server.set_knobs(Knobs())
-    server.reset()
-    yield server
-    server.set_knobs(Knobs())
+def sim(crm_sim):  # conftest: the shared simulator, knobs and counters reset
+    return crm_sim
 
 
 @pytest.fixture
@@ -317,8 +308,8 @@ def test_run_simulator_async_with_aiohttp_transport():
     asyncio.run(main())
 
 
-def test_thread_start_errors_surface(server, tmp_path):
-    port = int(server.url.rsplit(":", 1)[1])
+def test_thread_start_errors_surface(sim, tmp_path):
+    port = int(sim.url.rsplit(":", 1)[1])
     with pytest.raises(OSError):
         SimulatorThread(CSV, port=port).start()
     with pytest.raises(ValueError, match="missing.csv"):

@@ -45,8 +45,6 @@ from dupcheck_plugin.engine.workflow import load_workflow
 from dupcheck_plugin.http.call import find_record_id, RetryPolicy, is_rate_limited, retry_after_seconds, send
 from dupcheck_plugin.http.response import parse_body
 from dupcheck_plugin.rules.decide import Settings, decide
-from dupcheck_plugin.rules.paths import MISSING, lookup, split_path
-from dupcheck_plugin.sim import Knobs, SimulatorThread
 from dupcheck_plugin.sim.vendors import all_vendors
 from dupcheck_plugin.types import CrmAnswer
 
@@ -933,17 +931,9 @@ def test_workflow_connection_renders_a_valid_request(workflow):
 BOOK = ROOT / "examples" / "contacts.csv"
 
 
-@pytest.fixture(scope="module")
-def sim_server():
-    with SimulatorThread(BOOK) as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(sim_server):
-    sim_server.set_knobs(Knobs())
-    yield sim_server
-    sim_server.set_knobs(Knobs())
+def sim(crm_sim):  # conftest: the shared simulator, knobs and counters reset
+    return crm_sim
 
 
 @pytest.fixture

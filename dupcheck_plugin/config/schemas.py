@@ -12,6 +12,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from ..resources import shipped_dir
+from .problems import Problem
 
 BASE_ID = "https://dupcheck.dev/schemas/"
 
@@ -74,10 +75,8 @@ def error_message(error: ValidationError) -> str:
 
 
 def schema_problems(validator: jsonschema.protocols.Validator, instance: Any, file: str,
-                    prefix: tuple = ()) -> list["Problem"]:
+                    prefix: tuple = ()) -> list[Problem]:
     """Every schema error as a :class:`Problem`, best match first, duplicates dropped."""
-    from .problems import Problem
-
     out: list[Problem] = []
     seen = set()
     for err in sorted_errors(validator, instance):

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from ..types import CrmAnswer
 from .match import matches
-from .paths import MISSING, lookup, split_path
+from .paths import lookup, split_path
 
 OK_CODE = 200
 BAD_LEAD_CODE = 6023  # Convoso: "Required fields are missed"; we add the reason
