@@ -314,3 +314,17 @@ def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path
     assert f"{first} rows already decided" in resumed.stderr
     assert db_rows(db, "select count(*), count(distinct row) from decisions") == [(400, 400)]
     assert db_rows(db, "select count(*) from leads") == [(400,)]
+
+
+def test_cli_rejects_a_crm_url_that_is_not_an_origin(tmp_path):
+    for bad in ("localhost:8000", "ftp://x", "http://", "http://h:99999"):
+        proc = cli("run", "hubspot_dupcheck", "--leads", "-", "--crm-url", bad, input_text="")
+        assert proc.returncode == 2 and "--crm-url" in proc.stderr, (bad, proc.stderr)
+
+
+def test_a_csv_without_phone_number_column_is_flagged(tmp_path, crm_sim, hubspot_env):
+    leads = tmp_path / "l.csv"
+    leads.write_text("phone,first_name\n5550100101,A\n")
+    proc = cli("run", "hubspot_dupcheck", "--leads", str(leads), "--crm-url", crm_sim.url, "--db", str(tmp_path / "x.db"))
+    assert proc.returncode == 0
+    assert "no phone_number column" in proc.stderr and json.loads(proc.stdout)["code"] == 6007

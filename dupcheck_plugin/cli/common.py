@@ -17,6 +17,21 @@ def report_config_error(exc: ConfigError) -> int:
     return EXIT_INVALID
 
 
+def origin_url(value: str) -> str:
+    """argparse type for --crm-url: an http(s) URL whose scheme, host and port are used."""
+    import argparse
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s)://host[:port] URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} has an invalid port") from None
+    return value
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 

@@ -10,7 +10,7 @@ from typing import Any
 from ..config.problems import ConfigError
 from ..engine.runner import DEFAULT_CONCURRENCY, Engine, Summary
 from ..engine.sources import open_source, stream_items
-from .common import EXIT_OK, EXIT_USAGE, dumps, fail, report_config_error
+from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 
 
 def register(sub) -> None:
@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("csv", "jsonl"), help="input format (default: by extension or content)")
     p.add_argument("--out", default="-", help="decision records, JSON Lines (default: stdout)")
     p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db)")
-    p.add_argument("--crm-url", help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
+    p.add_argument("--crm-url", type=origin_url, help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="leads in flight (default: %(default)s)")
     p.add_argument("--resume", action="store_true",
                    help="skip the rows of this file this workflow already decided in --db (after an interrupted run)")

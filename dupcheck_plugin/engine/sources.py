@@ -12,10 +12,13 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import sys
 import threading
 from pathlib import Path
 from typing import AsyncIterator, Iterator, TextIO
+
+log = logging.getLogger(__name__)
 
 Item = tuple[int, "dict | None", "str | None"]
 BATCH = 256
@@ -40,6 +43,9 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
             continue
         if header is None:
             header = [h.strip() for h in fields]
+            if "phone_number" not in header:
+                log.warning("the header has no phone_number column (it has: %s): every row will be refused (6007)",
+                            ", ".join(header))
             continue
         row = reader.line_num
         if len(fields) != len(header):
