@@ -201,6 +201,10 @@ class BoundRequest:
                 self._static[path] = (real, masked)
             else:
                 self._dynamic.append((path, block, bool(leaf.secrets)))
+        # containers on the way to a dynamic leaf are filled per lead; the rest once
+        self._dynamic_paths = {path[:i] for path, _, _ in self._dynamic for i in range(1, len(path) + 1)}
+        self._real_cache: dict[Path, Any] = {}
+        self._masked_cache: dict[Path, Any] = {}
 
     def _render_block(self, block, variables) -> str:
         ctx = self.t._combined.new_context(variables)
@@ -231,12 +235,14 @@ class BoundRequest:
                     raise RenderError(f"{_dotted(path)}: not allowed in the sandbox: {exc}") from None
                 except (ValueError, TypeError) as exc:
                     raise RenderError(f"{_dotted(path)}: {exc}") from None
-        sections = {name: _fill(self.t.spec[name], (name,), real) for name in SECTIONS}
+        sections = {name: _fill(self.t.spec[name], (name,), real, self._dynamic_paths, self._real_cache)
+                    for name in SECTIONS}
         real_req = self._assemble(sections)
         if not self._secret_sections:
             return real_req, real_req
         # only the sections that hold a secret are filled again, masked
-        masked_sections = {name: (_fill(self.t.spec[name], (name,), masked) if name in self._secret_sections
+        masked_sections = {name: (_fill(self.t.spec[name], (name,), masked, self._dynamic_paths, self._masked_cache)
+                                  if name in self._secret_sections
                                   else sections[name]) for name in SECTIONS}
         return real_req, self._assemble(masked_sections)
 
@@ -279,9 +285,19 @@ def _dotted(path: Path) -> str:
 _DROP = object()
 
 
-def _fill(value: Any, path: Path, rendered: Mapping[Path, str]) -> Any:
+def _fill(value: Any, path: Path, rendered: Mapping[Path, str], dynamic: set[Path] | None = None,
+          cache: dict[Path, Any] | None = None) -> Any:
+    """``value`` with every string leaf replaced by its rendering. A container
+    holding no dynamic leaf (``path`` not in ``dynamic``) is filled once and
+    then reused from ``cache``: the results are read, never mutated."""
     if isinstance(value, str):
         return rendered[path]
+    if not isinstance(value, (dict, list)):
+        return value
+    if dynamic is not None and path not in dynamic:
+        if path not in cache:
+            cache[path] = _fill(value, path, rendered)
+        return cache[path]
     if isinstance(value, dict):
         if WHEN in value and not rendered[path + (WHEN,)].strip():
             return _DROP
@@ -289,18 +305,16 @@ def _fill(value: Any, path: Path, rendered: Mapping[Path, str]) -> Any:
         for k, v in value.items():
             if k == WHEN:
                 continue
-            filled = _fill(v, path + (k,), rendered)
+            filled = _fill(v, path + (k,), rendered, dynamic, cache)
             if filled is not _DROP:
                 out[k] = filled
         return out
-    if isinstance(value, list):
-        out_list = []
-        for i, v in enumerate(value):
-            filled = _fill(v, path + (i,), rendered)
-            if filled is not _DROP:
-                out_list.append(filled)
-        return out_list
-    return value
+    out_list = []
+    for i, v in enumerate(value):
+        filled = _fill(v, path + (i,), rendered, dynamic, cache)
+        if filled is not _DROP:
+            out_list.append(filled)
+    return out_list
 
 
 @dataclass(frozen=True)
