@@ -176,3 +176,15 @@ def test_trace_stops_at_first_match():
     rows = trace(s, answer({"b": 1, "c": 1}))
     assert [(r.index, r.matched) for r in rows] == [(0, False), (1, True)]
     assert rows[0].found is MISSING and rows[1].found == 1
+
+
+def test_create_lead_yes_without_a_status_uses_the_default_status():
+    from dupcheck_plugin.config.schemas import validator_for
+
+    row = {"key": "a", "value": 1, "create_lead": True, "add_to_dnc": False, "success": True}
+    config = {"connect": "crm", "rules": [row], "default_status": "NEW"}
+    assert list(validator_for("api_duplicate_check.schema.json").iter_errors(config)) == []
+    assert list(validator_for("api_duplicate_check.schema.json").iter_errors(
+        {**config, "rules": [{**row, "status": 5}]}))  # not a string: refused
+    d = decide(Settings.from_config(config), answer({"a": 1}))
+    assert (d.action, d.status) == ("created", "NEW")

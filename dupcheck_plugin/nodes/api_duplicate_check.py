@@ -46,8 +46,8 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
     if kind is not None and kind in view.outputs and view.outputs[kind] != "crm_answer":
         out.append((("connect",), f"node {connect!r} is a {kind}, which gives no CRM answer: use a convoso_connect node"))
     for i, row in enumerate(config.get("rules", [])):
-        if row.get("create_lead") and not isinstance(row.get("status"), str):
-            out.append((("rules", i, "status"), "create_lead = true needs a status string (\"\" for the default status)"))
+        if row.get("create_lead") and "status" in row and not isinstance(row["status"], str):
+            out.append((("rules", i, "status"), "the status of a created lead must be a string (\"\" for the default status)"))
         if row.get("match") == "regex":
             import re
 
