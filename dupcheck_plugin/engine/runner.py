@@ -39,7 +39,8 @@ class Summary:
         self.total += 1
         self.by_action[record["action"]] += 1
         rule = record["matched_rule"]
-        self.by_rule["none" if rule is None else f"{rule}:{record.get('rule_name') or ''}".rstrip(":")] += 1
+        name = record.get("rule_name")
+        self.by_rule["no row" if rule is None else f"row {rule}" + (f" ({name})" if name else "")] += 1
         if record["crm"]["error"]:
             self.errors[record["crm"]["error"]] += 1
 
