@@ -14,6 +14,7 @@ import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any, Sequence
 
 import httpx
@@ -70,6 +71,13 @@ def _refused(exc: BaseException) -> bool:
         return False
     cause = exc.__cause__
     return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError)
+
+
+@lru_cache(maxsize=1024)
+def _parsed_url(url: str) -> httpx.URL:
+    """httpx parses a URL string on every request; most adaptors send the same
+    URL for every lead, and an httpx.URL is immutable, so parse it once."""
+    return httpx.URL(url)
 
 
 def _body_for_request(req: Rendered) -> dict[str, Any]:
@@ -129,7 +137,9 @@ def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, e
         if response_key:
             found = lookup(body, split_path(response_key))
             body = None if found is MISSING else found
-    return CrmAnswer(status_code=status, headers=dict(headers or {}), body=body, latency_ms=round(latency_ms, 3),
+    # the answer's headers as they came (an httpx.Headers is a read-only mapping): copying them
+    # into a dict cost more per lead than parsing the body
+    return CrmAnswer(status_code=status, headers=headers if headers is not None else {}, body=body, latency_ms=round(latency_ms, 3),
                      error=error, error_detail=detail, request=request, attempts=attempts, record_id=record_id)
 
 
@@ -139,7 +149,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                record_id_key: str | Sequence[str] | None = None) -> CrmAnswer:
     started = time.perf_counter()
     kwargs = _body_for_request(req)
-    url = req.full_url()  # httpx's params= would replace a query written in the URL
+    url = _parsed_url(req.full_url())  # httpx's params= would replace a query written in the URL
     attempt = 0
     while True:
         attempt += 1
