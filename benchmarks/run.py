@@ -6,11 +6,11 @@ these machines are shared and noisy, absolute numbers vary.
 
 from __future__ import annotations
 
-from . import bench_memory, bench_pipeline, bench_render, bench_transport
+from . import bench_memory, bench_overhead, bench_pipeline, bench_render, bench_transport
 
 
 def main() -> None:
-    for bench in (bench_render, bench_transport, bench_pipeline, bench_memory):
+    for bench in (bench_render, bench_overhead, bench_transport, bench_pipeline, bench_memory):
         bench.main()
         print()
 
