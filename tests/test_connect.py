@@ -17,7 +17,7 @@ import pytest
 from dupcheck_plugin.adaptor.model import RateLimitRule
 from dupcheck_plugin.config.problems import ConfigError
 from dupcheck_plugin.engine.runner import Engine
-from dupcheck_plugin.http.call import RetryPolicy, interpret, retry_after_seconds, send
+from dupcheck_plugin.http.call import interpret, retry_after_seconds
 from dupcheck_plugin.http.response import parse_body, UnparsableBody
 from dupcheck_plugin.store.writer import StoreWriter
 
