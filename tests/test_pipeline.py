@@ -328,3 +328,43 @@ def test_a_csv_without_phone_number_column_is_flagged(tmp_path, crm_sim, hubspot
     proc = cli("run", "hubspot_dupcheck", "--leads", str(leads), "--crm-url", crm_sim.url, "--db", str(tmp_path / "x.db"))
     assert proc.returncode == 0
     assert "no phone_number column" in proc.stderr and json.loads(proc.stdout)["code"] == 6007
+
+
+def test_check_dup_makes_a_file_with_repeated_phones_create_one_lead_each(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(latency_ms=20)  # the repeats are in flight together
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    leads = tmp_path / "l.csv"
+    leads.write_text("phone_number,list_id\n" + "".join(f"(555) 010-{n:04d},5\n" for n in [1300, 1301] * 10))
+    out = tmp_path / "o.jsonl"
+    proc = cli("run", str(wf), "--leads", str(leads), "--crm-url", crm_sim.url, "--db", str(tmp_path / "c.db"),
+               "--concurrency", "16", "--check-dup", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 20
+    assert sorted(r["action"] for r in recs).count("created") == 2
+    dups = [r for r in recs if r["action"] == "duplicate"]
+    assert len(dups) == 18 and all(r["rule_name"] == "check_dup" and r["code"] == 6009 for r in dups)
+    assert not any(r["crm"]["called"] for r in dups)  # the local check answers before the CRM
+    assert db_rows(tmp_path / "c.db", "select count(*), count(distinct phone_e164) from leads") == [(2, 2)]
+    assert "check_dup: 18" in proc.stderr
+
+
+def test_check_dup_by_list_and_check_dnc(tmp_path, crm_sim, hubspot_env):
+    wf = write_workflow(tmp_path, [{**BASE_ROW, "add_to_dnc": True}])
+    db = tmp_path / "c.db"
+
+    async def go():
+        engine = Engine.open(str(wf), db=str(db), crm_url=crm_sim.url)
+        async with engine:
+            first = await engine.process({"phone_number": NEW[0], "list_id": "1"}, check_dup=2)
+            other_list = await engine.process({"phone_number": NEW[0], "list_id": "2"}, check_dup=2)
+            same_list = await engine.process({"phone_number": NEW[0], "list_id": "1"}, check_dup=2)
+            known = await engine.process({"phone_number": KNOWN})  # the CRM knows it: DNC added
+            on_dnc = await engine.process({"phone_number": KNOWN}, check_dnc=True)
+        return first, other_list, same_list, known, on_dnc
+
+    first, other_list, same_list, known, on_dnc = asyncio.run(go())
+    assert (first["action"], other_list["action"], same_list["action"]) == ("created", "created", "duplicate")
+    assert same_list["rule_name"] == "check_dup"
+    assert known["dnc_added"] is True
+    assert (on_dnc["action"], on_dnc["code"], on_dnc["rule_name"], on_dnc["crm"]["called"]) == ("rejected", 6024, "check_dnc", False)

@@ -33,7 +33,7 @@ from dupcheck_plugin.server import ServeSettings, create_app
 from dupcheck_plugin.server.app import H11_MAX_EVENT_BYTES
 from dupcheck_plugin.server import convoso as cv
 from dupcheck_plugin.server.auth import TokenError, Tokens, load_tokens
-from dupcheck_plugin.server.locks import KeyedLocks
+from dupcheck_plugin.engine.locks import KeyedLocks
 from dupcheck_plugin.server.logs import JsonFormatter, mask_query
 from dupcheck_plugin.sim import SimulatorThread
 from dupcheck_plugin.store.sqlite import SqliteStore

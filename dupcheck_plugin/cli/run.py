@@ -24,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db)")
     p.add_argument("--crm-url", type=origin_url, help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="leads in flight (default: %(default)s)")
+    p.add_argument("--check-dup", type=int, choices=(0, 1, 2, 3), default=0,
+                   help="Convoso's local duplicate check before the CRM: 0 none (default), 1 any lead in --db with "
+                        "the phone, 2/3 the same list_id (one phone decided at a time)")
+    p.add_argument("--check-dnc", action="store_true", help="refuse phones on the DNC list in --db (6024)")
     p.add_argument("--resume", action="store_true",
                    help="skip the rows of this file this workflow already decided in --db (after an interrupted run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
@@ -81,7 +85,8 @@ async def run_file(args) -> int:
 
     try:
         async with engine:
-            summary = await engine.run(items, concurrency=args.concurrency, on_record=on_record, source=source)
+            summary = await engine.run(items, concurrency=args.concurrency, on_record=on_record, source=source,
+                                       check_dup=args.check_dup, check_dnc=args.check_dnc)
     except Exception as exc:  # the store refused a write, the input broke: stop loudly
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
         return fail(f"run stopped: {'; '.join(f'{type(e).__name__}: {e}' for e in errors)}")

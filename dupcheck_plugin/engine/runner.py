@@ -18,7 +18,9 @@ from ..plugins import Registry, default_registry
 from ..rules.decide import Decision
 from ..store.writer import StoreWriter
 from ..types import LeadContext, Node, Store
-from .intake import CODE_MALFORMED, admit
+from .intake import CODE_MALFORMED, Intake, admit
+from .local import local_check
+from .locks import KeyedLocks
 from .record import INTERNAL_ERROR_CODE, build_record, refusal
 from .workflow import WorkflowSpec, build_nodes, load_workflow
 
@@ -40,7 +42,10 @@ class Summary:
         self.by_action[record["action"]] += 1
         rule = record["matched_rule"]
         name = record.get("rule_name")
-        self.by_rule["no row" if rule is None else f"row {rule}" + (f" ({name})" if name else "")] += 1
+        if rule is None:
+            self.by_rule[name or "no row"] += 1  # a local check (check_dup, check_dnc) or no row
+        else:
+            self.by_rule[f"row {rule}" + (f" ({name})" if name else "")] += 1
         if record["crm"]["error"]:
             self.errors[record["crm"]["error"]] += 1
 
@@ -58,6 +63,7 @@ class Engine:
         self.nodes = nodes
         self.store = store
         self.registry = registry
+        self.phone_locks = KeyedLocks()
         self._writer: StoreWriter | None = None
 
     @classmethod
@@ -86,6 +92,9 @@ class Engine:
         intake = admit(raw, self.spec.defaults)
         if intake.code is not None:
             return self._record(intake.lead, intake.phone_e164, refusal(intake.code, intake.text), None, row)
+        return await self._evaluate_admitted(intake, row)
+
+    async def _evaluate_admitted(self, intake: Intake, row: int | None) -> dict[str, Any]:
         ctx = LeadContext(intake.lead, intake.phone_e164, self._run_node)
         outcome: CheckOutcome | None = None
         try:
@@ -127,18 +136,39 @@ class Engine:
             except Exception:
                 log.exception("dupcheck_decision_made of plugin %s failed", impl.plugin_name)
 
-    async def process(self, raw: Mapping[str, Any], row: int | None = None) -> dict[str, Any]:
-        return await self.commit(await self.evaluate(raw, row))
+    async def process(self, raw: Mapping[str, Any], row: int | None = None, *, check_dup: int = 0,
+                      check_dnc: bool = False, source: str | None = None) -> dict[str, Any]:
+        """Decide and store one lead. With Convoso's local checks (``check_dup``
+        0-3, ``check_dnc``), the check, the CRM call and the create for one
+        phone hold that phone's lock: two leads with one phone cannot both pass."""
+        if not (check_dup or check_dnc):
+            record = await self.evaluate(raw, row)
+            record["source"] = source
+            return await self.commit(record)
+        intake = admit(raw, self.spec.defaults)
+        if intake.code is not None:
+            record = self._record(intake.lead, intake.phone_e164, refusal(intake.code, intake.text), None, row)
+            record["source"] = source
+            return await self.commit(record)
+        async with self.phone_locks.hold(intake.phone_e164):
+            hit = local_check(self.store, intake.phone_e164, intake.lead.get("list_id"), check_dup, check_dnc)
+            if hit is None:
+                record = await self._evaluate_admitted(intake, row)
+            else:
+                record = self._record(intake.lead, intake.phone_e164, hit.decision, None, row)
+            record["source"] = source
+            return await self.commit(record)
 
     # --- many leads -----------------------------------------------------
 
     async def run(self, items: AsyncIterator[tuple[int, Mapping[str, Any] | None, str | None]], *,
                   concurrency: int = DEFAULT_CONCURRENCY,
                   on_record: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
-                  source: str | None = None) -> Summary:
+                  source: str | None = None, check_dup: int = 0, check_dnc: bool = False) -> Summary:
         """Decide every item ``(row, lead or None, error or None)`` with at
         most ``concurrency`` leads in flight; memory stays flat. ``source``
-        names the lead file: the store then refuses to decide a row twice."""
+        names the lead file: the store then refuses to decide a row twice.
+        ``check_dup``/``check_dnc``: Convoso's local checks (see :meth:`process`)."""
         loop = asyncio.get_running_loop()
         summary = Summary()
         started = loop.time()
@@ -150,9 +180,12 @@ class Engine:
                 if item is None:
                     return
                 row, lead, error = item
-                record = self.malformed(row, error, lead) if error else await self.evaluate(lead, row)
-                record["source"] = source
-                record = await self.commit(record)
+                if error:
+                    record = self.malformed(row, error, lead)
+                    record["source"] = source
+                    record = await self.commit(record)
+                else:
+                    record = await self.process(lead, row, check_dup=check_dup, check_dnc=check_dnc, source=source)
                 summary.add(record)
                 if on_record is not None:
                     res = on_record(record)

@@ -22,6 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine.intake import CODE_BAD_PHONE, Intake, admit
+from ..engine.local import local_check
+from ..engine.locks import KeyedLocks
 from ..engine.record import build_record, refusal
 from ..engine.runner import Engine
 from ..phone import to_e164
@@ -30,7 +32,6 @@ from . import convoso as cv
 from .auth import Tokens
 from .http import (INTERNAL, Guard, api_error_handler, http_error_handler, json_response, log_fields,
                    refusal_handler)
-from .locks import KeyedLocks
 from .logs import masked_phone
 from .metrics import Metrics
 from .openapi import openapi_spec
@@ -227,19 +228,12 @@ class Api:
     def _local_check(self, req: cv.InsertRequest, intake: Intake, api: dict[str, Any]) -> Decision | None:
         """Convoso's own checks, against the local store, before the CRM is asked.
         Index lookups of a few microseconds: done inline on the event loop."""
-        phone = intake.phone_e164
-        if req.check_dnc and self.store.dnc_contains(phone, "0"):
-            api["local_check"] = "check_dnc"
-            return refusal(cv.ON_DNC, cv.ON_DNC_TEXT)
-        if req.check_dup:
-            # 2 (same list) and 3 (same campaign) both mean the lead's list: there are no campaigns here
-            existing = self.store.find_leads(phone, None if req.check_dup == 1 else intake.lead["list_id"])
-            if existing:
-                api["local_check"] = "check_dup"
-                api["existing_lead_id"] = existing[0]["id"]
-                return Decision("duplicate", None, None, False, False, cv.DUPLICATE, cv.DUPLICATE_TEXT,
-                                checked=False)
-        return None
+        hit = local_check(self.store, intake.phone_e164, intake.lead.get("list_id"), req.check_dup, req.check_dnc)
+        if hit is None:
+            return None
+        api["local_check"] = hit.check
+        api["existing_lead_id"] = hit.existing_lead_id
+        return hit.decision
 
     async def _commit(self, record: dict[str, Any], api: dict[str, Any], key: str | None) -> dict[str, Any]:
         record["api"] = api

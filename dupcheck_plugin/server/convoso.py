@@ -19,20 +19,16 @@ from typing import Any, Iterable, Mapping
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: Convoso leads are small; anything bigger is a mistake or an attack
 MAX_KEY_CHARS = 200
 
-# Convoso's codes (see docs/serve.md for the table)
+# Convoso's codes (the README's serve section has the table; 6009/6024 are in engine/local.py)
 NO_SUCH_LIST = 6002
 INVALID_CAMPAIGN = 6006
 NEED_PHONE_AND_LIST = 6007
 PHONE_EXISTS = 6008  # dnc/insert: "The phone number already exists."
-DUPLICATE = 6009
 MALFORMED = 6023
-ON_DNC = 6024  # our choice: Convoso documents no code for check_dnc refusals
 BAD_COUNTRY_CODE = 6026
 INVALID_LIMIT = 7230
 INVALID_OFFSET = 7231
 
-DUPLICATE_TEXT = "The phone number already exists"
-ON_DNC_TEXT = "The phone number is on the DNC list"
 
 # Convoso insert options: read here, never stored as lead fields. Options we do
 # not implement (hopper, update_if_found, ...) are accepted and ignored.
