@@ -155,3 +155,34 @@ def test_builtin_plugins_are_registered_like_third_party_ones():
     assert [pm.get_name(p) for p in pm.get_plugins()] == list(DEFAULT_PLUGINS)
     assert set(pm.hook.__dict__) >= {n for n in dir(hookspecs) if n.startswith("dupcheck_")}
     assert isinstance(pm, pluggy.PluginManager)
+
+
+def test_the_readme_plugin_example_works(tmp_path):
+    """The README's plugin snippet, run as written: its node stands in for Convoso Connect."""
+    import re
+    import textwrap
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (snippet,) = [block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "local_book" in block]
+    module: dict = {}
+    exec(compile(textwrap.dedent(snippet), "README.md", "exec"), module)
+
+    class Plugin:
+        dupcheck_register_node_types = staticmethod(module["dupcheck_register_node_types"])
+
+    wf = tmp_path / "wf.toml"
+    wf.write_text("""
+[[nodes]]
+id = "book"
+type = "local_book"
+config = { phones = ["+15550100401"] }
+[[nodes]]
+id = "check"
+type = "api_duplicate_check"
+config = { connect = "book", rules = [ { key = "total", match = "gt", value = 0, create_lead = false, add_to_dnc = false, success = false } ] }
+""")
+    engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry_with(Plugin()))
+    records = run(engine, [{"phone_number": "5550100401"}, {"phone_number": "5550100402"}])
+    assert sorted((r["phone_e164"], r["action"]) for r in records) == [
+        ("+15550100401", "duplicate"), ("+15550100402", "created")]
