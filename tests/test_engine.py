@@ -4,12 +4,16 @@ engine would: a plugin's store, node type and observer all take part."""
 from __future__ import annotations
 
 import asyncio
+import re
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 
 from dupcheck_plugin import hookimpl, hookspecs
+from dupcheck_plugin.config.problems import ConfigError
 from dupcheck_plugin.engine.runner import Engine, aiter_items
 from dupcheck_plugin.plugins import DEFAULT_PLUGINS, Registry, make_plugin_manager
 from dupcheck_plugin.store.sqlite import SqliteStore
@@ -35,6 +39,22 @@ class MemoryStore:
 
     def close(self):
         pass
+
+
+def custom_node_workflow(tmp_path, node_type: str, config: str):
+    """A workflow whose duplicate check reads a plugin's node instead of Convoso Connect."""
+    wf = tmp_path / "wf.toml"
+    wf.write_text(f"""
+[[nodes]]
+id = "crm"
+type = "{node_type}"
+config = {config}
+[[nodes]]
+id = "check"
+type = "api_duplicate_check"
+config = {{ connect = "crm", rules = [ {{ key = "total", match = "gt", value = 0, create_lead = false, add_to_dnc = false, success = false }} ] }}
+""")
+    return wf
 
 
 def registry_with(*plugins) -> Registry:
@@ -125,26 +145,14 @@ def test_a_third_party_node_type_runs_in_the_engine(tmp_path, hubspot_env):
                                "properties": {"known": {"type": "array", "items": {"type": "string"}}}},
                 factory=FakeCrm, output="crm_answer"))
 
-    wf = tmp_path / "wf.toml"
-    wf.write_text("""
-[[nodes]]
-id = "crm"
-type = "fake_crm"
-config = { known = ["+15550100301"] }
-[[nodes]]
-id = "check"
-type = "api_duplicate_check"
-config = { connect = "crm", rules = [ { key = "total", match = "gt", value = 0, create_lead = false, add_to_dnc = false, success = false } ] }
-""")
+    wf = custom_node_workflow(tmp_path, "fake_crm", '{ known = ["+15550100301"] }')
     registry = registry_with(NodePlugin())
-    from dupcheck_plugin.config.problems import ConfigError
-
     engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry)
     records = run(engine, [{"phone_number": "5550100301"}, {"phone_number": "5550100302"}])
     assert sorted((r["lead"]["phone_number"], r["action"]) for r in records) == [
         ("5550100301", "duplicate"), ("5550100302", "created")]
     # the plugin's schema is enforced on its node's config
-    wf.write_text(wf.read_text().replace('known = ["+15550100301"]', "known = 5"))
+    wf = custom_node_workflow(tmp_path, "fake_crm", "{ known = 5 }")
     with pytest.raises(ConfigError) as exc:
         Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry)
     assert "nodes[0].config.known" in str(exc.value)
@@ -159,10 +167,6 @@ def test_builtin_plugins_are_registered_like_third_party_ones():
 
 def test_the_readme_plugin_example_works(tmp_path):
     """The README's plugin snippet, run as written: its node stands in for Convoso Connect."""
-    import re
-    import textwrap
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     (snippet,) = [block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "local_book" in block]
     module: dict = {}
@@ -171,17 +175,7 @@ def test_the_readme_plugin_example_works(tmp_path):
     class Plugin:
         dupcheck_register_node_types = staticmethod(module["dupcheck_register_node_types"])
 
-    wf = tmp_path / "wf.toml"
-    wf.write_text("""
-[[nodes]]
-id = "book"
-type = "local_book"
-config = { phones = ["+15550100401"] }
-[[nodes]]
-id = "check"
-type = "api_duplicate_check"
-config = { connect = "book", rules = [ { key = "total", match = "gt", value = 0, create_lead = false, add_to_dnc = false, success = false } ] }
-""")
+    wf = custom_node_workflow(tmp_path, "local_book", '{ phones = ["+15550100401"] }')
     engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry_with(Plugin()))
     records = run(engine, [{"phone_number": "5550100401"}, {"phone_number": "5550100402"}])
     assert sorted((r["phone_e164"], r["action"]) for r in records) == [

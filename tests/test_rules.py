@@ -188,3 +188,11 @@ def test_create_lead_yes_without_a_status_uses_the_default_status():
         {**config, "rules": [{**row, "status": 5}]}))  # not a string: refused
     d = decide(Settings.from_config(config), answer({"a": 1}))
     assert (d.action, d.status) == ("created", "NEW")
+
+
+def test_the_schema_offers_exactly_the_operators_the_code_implements():
+    from dupcheck_plugin.config.schemas import shipped_schemas
+    from dupcheck_plugin.rules.match import OPERATORS
+
+    rule = shipped_schemas()["api_duplicate_check.schema.json"]["$defs"]["rule"]
+    assert set(rule["properties"]["match"]["enum"]) == set(OPERATORS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..http.call import finish_answer, interpret
@@ -74,6 +74,4 @@ def explain(engine: Engine, content: bytes, status: int | None, lead: Mapping[st
 
 
 def _with_request(answer: CrmAnswer, request: dict) -> CrmAnswer:
-    from dataclasses import replace
-
     return replace(answer, request=request)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..rules.decide import Decision
 
-CHECK_DUP_NONE, CHECK_DUP_ACCOUNT, CHECK_DUP_LIST, CHECK_DUP_CAMPAIGN = 0, 1, 2, 3
+CHECK_DUP_ACCOUNT = 1  # 0 none; 2 same list; 3 same campaign (here: same list)
 DUPLICATE = 6009
 DUPLICATE_TEXT = "The phone number already exists"
 ON_DNC = 6024  # Convoso documents no code for check_dnc refusals: dupcheck's choice
