@@ -35,11 +35,11 @@ class ConvosoConnect:
         r = config.get("retry", {})
         self.retry = RetryPolicy(attempts=r.get("attempts", 3), backoff=r.get("backoff", 0.2), max_wait=r.get("max_wait", 30.0))
         self.extra_headers = dict(config.get("headers", {}))
-        self.auth_real, self.auth_masked = self._auth(config.get("auth"), environ, offline)
+        self.auth_real, self.auth_masked = self._auth(node_id, config.get("auth"), environ, offline)
         self._client: httpx.AsyncClient | None = None
 
     @staticmethod
-    def _auth(auth: Mapping[str, Any] | None, environ: Mapping[str, str], offline: bool):
+    def _auth(node_id: str, auth: Mapping[str, Any] | None, environ: Mapping[str, str], offline: bool):
         """(real, masked) as {"headers": {...}, "query": {...}}."""
         if not auth:
             return {}, {}
@@ -48,7 +48,9 @@ class ConvosoConnect:
             if not offline:
                 from ..config.problems import ConfigError, Problem
 
-                raise ConfigError([Problem("auth", ("auth", "secret"), f"secret {auth['secret']} not set: export it as an environment variable", "secret_missing")])
+                raise ConfigError([Problem(f"node {node_id}", ("config", "auth", "secret"),
+                                           f"secret {auth['secret']} not set: export it as an environment variable",
+                                           "secret_missing")])
             secret = MASK
         kind = auth["type"]
 
