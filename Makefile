@@ -15,6 +15,7 @@ demo: $(BIN)/dupcheck
 	$(BIN)/dupcheck demo
 
 test: $(BIN)/dupcheck
+	bash .ci/install-system-packages
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/dupcheck
