@@ -1,5 +1,5 @@
 """This plugin's hook implementations: the two node types, the template
-filters and the embedded SQLite store. Registered like any third-party
+filters and the stores (embedded SQLite; PostgreSQL for a ``postgresql://`` URL). Registered like any third-party
 plugin (see ``DEFAULT_PLUGINS`` and the ``dupcheck`` entry point)."""
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ def dupcheck_register_template_filters(register) -> None:
 
 @hookimpl(trylast=True)
 def dupcheck_make_store(settings: dict[str, Any]):
+    db = settings.get("db") or "dupcheck.db"
+    if str(db).startswith(("postgresql://", "postgres://")):
+        from .store.postgres import PostgresStore  # optional extra: its ImportError says what to install
+
+        return PostgresStore(str(db))
     from .store.sqlite import SqliteStore
 
-    return SqliteStore(settings.get("db") or "dupcheck.db")
+    return SqliteStore(db)

@@ -74,3 +74,40 @@ def write_workflow(dir_: Path, rules: list[dict], *, name: str = "wf", adaptor: 
     path = dir_ / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# --- services: PostgreSQL and Temporal, started by the tests themselves ------------
+
+def _service_missing(exc: Exception):
+    """Outside CI a developer without the Debian package gets a skip that says
+    what to install; in CI (CI=true) a missing service is a failure."""
+    import os
+
+    if os.environ.get("CI"):
+        raise exc
+    pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL cluster for the run (see dupcheck_plugin.dev.postgres)."""
+    from dupcheck_plugin.dev.postgres import PostgresCluster, PostgresUnavailable
+
+    try:
+        cluster = PostgresCluster()
+    except PostgresUnavailable as exc:
+        _service_missing(exc)
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster, request):
+    """A fresh database in the session's cluster, dropped after the test."""
+    import re
+    import uuid
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    url = pg_cluster.create_database(name)
+    yield url
+    pg_cluster.drop_database(name)

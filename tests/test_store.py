@@ -31,9 +31,14 @@ def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rule: i
     return rec
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "dupcheck.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = SqliteStore(tmp_path / "dupcheck.db")
+    else:
+        from dupcheck_plugin.store.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 
@@ -136,11 +141,12 @@ def test_durable_across_reopen(tmp_path):
         conn.close()
 
 
-def test_wal_mode(store):
-    conn = store._conn()
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+def test_wal_mode(tmp_path):
+    with SqliteStore(tmp_path / "w.db") as store:
+        conn = store._conn()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
 
 
 def test_decisions_oldest_first_with_lead_id(store):
@@ -160,6 +166,28 @@ def test_idempotency_key(store):
     with pytest.raises(StoreError, match="idempotency key"):
         store.apply([record("created", OTHER), record("created", key="k-1")])
     assert store.counts() == {"leads": 1, "dnc": 0, "decisions": 2}
+
+
+def test_row_of_a_file_decided_once(store):
+    first = {**record("created"), "source": "/leads.csv", "row": 7}
+    store.apply([first])
+    again = {**record("created", OTHER), "source": "/leads.csv", "row": 7}
+    with pytest.raises(StoreError, match="already decided"):
+        store.apply([record("duplicate", rule=1), again])
+    # another workflow, another file or no row at all: stored
+    store.apply([{**again, "workflow": "other"}, {**again, "source": "/more.csv"}, {**again, "row": None}])
+    assert store.counts() == {"leads": 4, "dnc": 0, "decisions": 4}
+    assert store.decided_rows("default", "/leads.csv") == {7}
+
+
+def test_search_leads(store):
+    store.apply([record("created"), record("created", OTHER, email="Bob@Example.com", list_id="200")])
+    assert store.search_leads(email="bob@example.COM")[0] == 1
+    total, page = store.search_leads(offset=0, limit=1)
+    assert (total, [l["id"] for l in page]) == (2, ["2"])
+    assert store.search_leads(lead_id="1", phone_e164=PHONE)[1][0]["first_name"] == "Ada"
+    assert store.search_leads(lead_id="1", list_id="200") == (0, [])
+    assert store.search_leads(lead_id="x") == (0, [])
 
 
 def test_reads_while_writer_applies(store):
@@ -199,7 +227,8 @@ def test_reads_while_writer_applies(store):
     for counts in seen.values():
         assert counts and counts == sorted(counts)  # never goes back in time
     assert store.counts()["leads"] == batches * size
-    assert len(store._conns) == 4  # this thread + writer + 2 readers, all closed by close()
+    if isinstance(store, SqliteStore):
+        assert len(store._conns) == 4  # this thread + writer + 2 readers, all closed by close()
 
 
 def test_close_closes_every_connection(tmp_path):

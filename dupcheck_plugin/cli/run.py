@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--leads", required=True, help="CSV or JSON Lines file, or - for stdin")
     p.add_argument("--format", choices=("csv", "jsonl"), help="input format (default: by extension or content)")
     p.add_argument("--out", default="-", help="decision records, JSON Lines (default: stdout)")
-    p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db)")
+    p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db) or postgresql://USER@HOST:PORT/DB")
     p.add_argument("--crm-url", type=origin_url, help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="leads in flight (default: %(default)s)")
     p.add_argument("--check-dup", type=int, choices=(0, 1, 2, 3), default=0,

@@ -16,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("workflow", help="a shipped workflow's name or a path")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0: any free port)")
-    p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db)")
+    p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db) or postgresql://USER@HOST:PORT/DB")
     p.add_argument("--crm-url", type=origin_url, help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
     p.add_argument("--tokens-file", help="API tokens, one per line (# comments)")
     p.add_argument("--check-dup-default", type=int, default=1, choices=(0, 1, 2, 3), metavar="N",
