@@ -368,3 +368,19 @@ def test_check_dup_by_list_and_check_dnc(tmp_path, crm_sim, hubspot_env):
     assert same_list["rule_name"] == "check_dup"
     assert known["dnc_added"] is True
     assert (on_dnc["action"], on_dnc["code"], on_dnc["rule_name"], on_dnc["crm"]["called"]) == ("rejected", 6024, "check_dnc", False)
+
+
+def test_cli_run_says_when_a_workflow_cap_is_below_concurrency(tmp_path, crm_sim, hubspot_env):
+    capped = write_workflow(tmp_path, [BASE_ROW], name="capped", connect={"max_connections": 4})
+    uncapped = write_workflow(tmp_path, [BASE_ROW], name="uncapped")
+    leads = "phone_number\n" + "\n".join(NEW) + "\n"
+    proc = cli("run", str(capped), "--leads", "-", "--crm-url", crm_sim.url, "--db", str(tmp_path / "c.db"),
+               "--concurrency", "16", input_text=leads)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("capped at 4 connections") == 1 and "--concurrency 16" in proc.stderr
+    assert "connections: crm 4" in proc.stderr
+    # without a cap, --concurrency sets the connections, and nothing is said
+    proc = cli("run", str(uncapped), "--leads", "-", "--crm-url", crm_sim.url, "--db", str(tmp_path / "u.db"),
+               "--concurrency", "16", input_text=leads)
+    assert proc.returncode == 0, proc.stderr
+    assert "capped" not in proc.stderr and "connections: crm 16" in proc.stderr

@@ -34,7 +34,26 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def print_summary(summary: Summary, stream=None) -> None:
+def connection_caps(engine: Engine) -> dict[str, int]:
+    """Connections each CRM node may open: ``--concurrency``, unless the
+    workflow caps a node lower with ``max_connections``."""
+    caps = {}
+    for node_id, node in engine.nodes.items():
+        cap = getattr(node, "max_connections", None)
+        if isinstance(cap, int):
+            caps[node_id] = cap
+    return caps
+
+
+def warn_caps(caps: dict[str, int], concurrency: int, stream=None) -> None:
+    for node_id, cap in caps.items():
+        if cap < concurrency:
+            print(f"note: node {node_id!r} is capped at {cap} connections by the workflow's max_connections, "
+                  f"below --concurrency {concurrency}: at most {cap} of its CRM calls are in flight at once",
+                  file=stream or sys.stderr)
+
+
+def print_summary(summary: Summary, stream=None, caps: dict[str, int] | None = None) -> None:
     stream = stream or sys.stderr
     s = summary.as_json()
     actions = ", ".join(f"{k} {v}" for k, v in sorted(s["by_action"].items())) or "none"
@@ -45,6 +64,8 @@ def print_summary(summary: Summary, stream=None) -> None:
     print(f"  by action: {actions}", file=stream)
     print(f"  by matched rule: {rules}", file=stream)
     print(f"  CRM errors: {errors}", file=stream)
+    if caps:
+        print(f"  connections: {', '.join(f'{k} {v}' for k, v in caps.items())}", file=stream)
 
 
 async def run_file(args) -> int:
@@ -59,6 +80,8 @@ async def run_file(args) -> int:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say
         return fail(str(exc))
+    caps = connection_caps(engine)
+    warn_caps(caps, args.concurrency)
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)
     if source is not None and hasattr(engine.store, "decided_rows"):
@@ -97,7 +120,7 @@ async def run_file(args) -> int:
         if out is not sys.stdout:
             out.close()
         input_stream.close()
-    print_summary(summary)
+    print_summary(summary, caps=caps)
     return EXIT_OK
 
 
