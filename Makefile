@@ -19,6 +19,8 @@ test: $(BIN)/dupcheck
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/dupcheck
+	bash .ci/install-system-packages .ci/bench-apt-packages
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run
 
 clean:

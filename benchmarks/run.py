@@ -1,18 +1,24 @@
 """Run every benchmark and print its figures (``make bench``).
 
-Each benchmark measures a baseline in the same run and prints a ratio:
-these machines are shared and noisy, absolute numbers vary.
+Every comparison is A against B on the same server, both whole processes,
+alternated A B A B with medians and [min-max], the load average beside each:
+these machines are shared and noisy, so read the ratios.
 """
 
 from __future__ import annotations
 
-from . import bench_memory, bench_overhead, bench_pipeline, bench_render, bench_transport
+import os
+
+from . import bench_check, bench_client, bench_memory, bench_serve
+
+BENCHMARKS = (bench_client, bench_serve, bench_check, bench_memory)
 
 
 def main() -> None:
-    for bench in (bench_render, bench_overhead, bench_transport, bench_pipeline, bench_memory):
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start\n", flush=True)
+    for bench in BENCHMARKS:
         bench.main()
-        print()
+        print(flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""A against B, fairly: whole processes, alternated A B A B, medians and spread.
+
+Each measurement is one child process run to completion; its wall time and
+its own CPU (user + system, from ``wait4``) are taken, with the 1-minute load
+average beside it, so a figure can be read against what else the machine was
+doing. Repetitions alternate A and B so drift in the machine's load falls on
+both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall_s: float
+    cpu_s: float
+    load: float
+    max_rss_kb: int = 0
+
+
+@dataclass
+class Series:
+    name: str
+    units: int  # leads or requests per run
+    samples: list[Sample] = field(default_factory=list)
+
+    def rates(self) -> list[float]:
+        return [self.units / s.wall_s for s in self.samples]
+
+    def cpu_per_unit_us(self) -> list[float]:
+        return [s.cpu_s / self.units * 1e6 for s in self.samples]
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates())
+
+    @property
+    def cpu_us(self) -> float:
+        return statistics.median(self.cpu_per_unit_us())
+
+    @property
+    def load(self) -> float:
+        return statistics.median(s.load for s in self.samples)
+
+
+def spread(values: Sequence[float]) -> str:
+    """``median [min-max]``."""
+    return f"{statistics.median(values):,.0f} [{min(values):,.0f}-{max(values):,.0f}]"
+
+
+def run_process(cmd: Sequence[str], env: dict | None = None, check: Callable[[int, str], None] | None = None) -> Sample:
+    """Run one child to completion; its wall time and its own CPU time."""
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    stderr = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}: {stderr[-2000:]}")
+    if check is not None:
+        check(proc.returncode, stderr)
+    return Sample(wall, usage.ru_utime + usage.ru_stime, load, usage.ru_maxrss)
+
+
+def alternate(a: tuple[Series, Callable[[], Sample]], b: tuple[Series, Callable[[], Sample]],
+              reps: int = 3) -> None:
+    for _ in range(reps):
+        for series, measure in (a, b):
+            series.samples.append(measure())

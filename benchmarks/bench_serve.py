@@ -1,0 +1,136 @@
+"""``dupcheck serve`` under load, and the latency it adds over the CRM itself.
+
+A load tool (``wrk``, Debian's package) holds 200 connections open against
+``dupcheck serve`` inserting leads with distinct phones; the serve process
+calls the minimal stub CRM (50 ms). The baseline is the same ``wrk`` against
+the stub directly with the same 200 connections. Alternated A B A B, three
+times; p50/p99 from wrk's latency distribution.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from .stubbed import DUPCHECK, ENV, stub, write_workflow
+
+CLIENTS = 200
+SECONDS = 8
+STUB_LATENCY_MS = 50
+
+# one distinct phone per request (wrk threads get disjoint ranges)
+INSERT_LUA = """
+local counter = 0
+local base = 0
+local threads = 0
+function setup(thread)
+  thread:set("base", 2000000 + threads * 3000000)
+  threads = threads + 1
+end
+function request()
+  counter = counter + 1
+  local body = "auth_token=bench&list_id=1000&check_dup=0&first_name=F&last_name=L&phone_number=555" .. (base + counter)
+  return wrk.format("POST", "/v1/leads/insert", {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end
+"""
+
+SEARCH_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"limit":10,"filterGroups":[{"filters":[{"propertyName":"phone","operator":"EQ","value":"+15552000001"}]}]}'
+"""
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * _UNIT_MS[unit]
+
+
+def wrk(url: str, script: Path) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} failed answers:\n{out}")
+    return {"p50": _ms(pct["50"]), "p99": _ms(pct["99"]), "rate": rate, "load": os.getloadavg()[0]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(workflow: Path, crm_url: str, db: Path):
+    port = _free_port()
+    proc = subprocess.Popen(DUPCHECK + ["serve", str(workflow), "--port", str(port), "--db", str(db),
+                                        "--crm-url", crm_url, "--log-level", "error"],
+                            env={**ENV, "DUPCHECK_API_TOKENS": "bench"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("dupcheck serve did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        print("bench_serve: skipped, wrk is not installed (make bench installs it)")
+        return
+    direct, served = [], []
+    with tempfile.TemporaryDirectory() as d, stub(STUB_LATENCY_MS) as crm:
+        tmp = Path(d)
+        insert, search = tmp / "insert.lua", tmp / "search.lua"
+        insert.write_text(INSERT_LUA)
+        search.write_text(SEARCH_LUA)
+        workflow = write_workflow(tmp)
+        for rep in range(3):
+            direct.append(wrk(crm + "/crm/v3/objects/contacts/search", search))
+            with serve(workflow, crm, tmp / f"serve{rep}.db") as url:
+                served.append(wrk(url, insert))
+
+    def med(rows, key):
+        return statistics.median(r[key] for r in rows)
+
+    def fmt(rows, key):
+        values = [r[key] for r in rows]
+        return f"{statistics.median(values):,.1f} [{min(values):,.1f}-{max(values):,.1f}]"
+
+    print(f"dupcheck serve, {CLIENTS} connections (wrk, {SECONDS} s per run), stub CRM at {STUB_LATENCY_MS} ms, "
+          f"A/B alternated x3 (median [min-max]):")
+    print(f"  stub directly:  {fmt(direct, 'rate'):>26} req/s      p50 {fmt(direct, 'p50'):>22} ms  "
+          f"p99 {fmt(direct, 'p99'):>22} ms  (load {med(direct, 'load'):.1f})")
+    print(f"  dupcheck serve: {fmt(served, 'rate'):>26} inserts/s  p50 {fmt(served, 'p50'):>22} ms  "
+          f"p99 {fmt(served, 'p99'):>22} ms  (load {med(served, 'load'):.1f})")
+    print(f"  added by serve: p50 +{med(served, 'p50') - med(direct, 'p50'):,.1f} ms, "
+          f"p99 +{med(served, 'p99') - med(direct, 'p99'):,.1f} ms; "
+          f"{med(served, 'rate') / med(direct, 'rate'):.2f}x the stub's request rate")
+
+
+if __name__ == "__main__":
+    main()
