@@ -295,8 +295,11 @@ def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # interrupt it mid-way
         time.sleep(0.2)
-        if db.exists() and db_rows(db, "select count(*) from decisions")[0][0] >= 20:
-            break
+        try:
+            if db.exists() and db_rows(db, "select count(*) from decisions")[0][0] >= 20:
+                break
+        except sqlite3.OperationalError:  # the file exists, its tables are not created yet
+            continue
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     first = db_rows(db, "select count(*) from decisions")[0][0]
