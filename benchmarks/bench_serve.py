@@ -61,12 +61,15 @@ def _ms(text: str) -> float:
 def wrk(url: str, script: Path) -> dict[str, float]:
     out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"wrk saw {errors.group(1)} failed answers:\n{out}")
-    return {"p50": _ms(pct["50"]), "p99": _ms(pct["99"]), "rate": rate, "load": os.getloadavg()[0]}
+    pct = dict(re.findall(r"^\s*(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.M))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if failed or rate is None or set(pct) != {"50", "99"}:
+        raise RuntimeError(f"wrk run failed or could not be read:\n{out}")
+    # wrk counts requests still waiting when the run ends as timeouts: say so rather than hide them
+    timeouts = re.search(r"timeout (\d+)", out)
+    return {"p50": _ms(pct["50"]), "p99": _ms(pct["99"]), "rate": float(rate.group(1)),
+            "timeouts": int(timeouts.group(1)) if timeouts else 0, "load": os.getloadavg()[0]}
 
 
 def _free_port() -> int:
@@ -129,7 +132,8 @@ def main() -> None:
           f"p99 {fmt(served, 'p99'):>22} ms  (load {med(served, 'load'):.1f})")
     print(f"  added by serve: p50 +{med(served, 'p50') - med(direct, 'p50'):,.1f} ms, "
           f"p99 +{med(served, 'p99') - med(direct, 'p99'):,.1f} ms; "
-          f"{med(served, 'rate') / med(direct, 'rate'):.2f}x the stub's request rate")
+          f"{med(served, 'rate') / med(direct, 'rate'):.2f}x the stub's request rate"
+          + (f"; wrk timeouts: {sum(r['timeouts'] for r in served)}" if any(r["timeouts"] for r in served) else ""))
 
 
 if __name__ == "__main__":
