@@ -31,7 +31,7 @@ INVALID_CASES = {
     "workflow_unknown_connect.toml": ("nodes[1].config.connect", "no node with id 'hubspot'", 1),
     "workflow_unknown_node_type.toml": ("nodes[0].type", "unknown node type 'convoso_conect'", 1),
     "workflow_create_lead_status_number.toml": ("nodes[1].config.rules[0].status", "5 is not of type 'string'", 1),
-    "workflow_bad_regex.toml": ("nodes[1].config.rules[1].value", "not a valid regular expression", 1),
+    "workflow_bad_regex.toml": ("nodes[1].config.rules[1].value", "not a regular expression RE2 can run", 1),
     "workflow_duplicate_node_id.toml": ("nodes[1].id", "duplicate node id 'crm'", 1),
 }
 

@@ -196,3 +196,22 @@ def test_the_schema_offers_exactly_the_operators_the_code_implements():
 
     rule = shipped_schemas()["api_duplicate_check.schema.json"]["$defs"]["rule"]
     assert set(rule["properties"]["match"]["enum"]) == set(OPERATORS)
+
+
+# --- regex rules run on RE2 ----------------------------------------------------
+
+def test_a_catastrophic_regex_answers_at_once():
+    # (a+)+$ backtracks for ever in Python's re on 'aaa...a!'; RE2 answers in linear time
+    assert matches("regex", "a" * 5000 + "!", "(a+)+$") is False
+    assert matches("regex", "a" * 5000, "(a+)+$") is True
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)a", r"(?<!x)a"])
+def test_check_refuses_a_regex_re2_cannot_run(pattern):
+    from dupcheck_plugin.nodes.api_duplicate_check import check
+    from dupcheck_plugin.types import WorkflowView
+
+    rules = [dict(ROW, key="stage", match="regex", value=pattern)]
+    problems = check({"connect": "crm", "rules": rules}, WorkflowView(base_dir=".", node_types={}, resolve_adaptor=lambda name: (None, [])))
+    assert [path for path, _ in problems] == [("rules", 0, "value")]
+    assert "RE2" in problems[0][1]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..rules.decide import Decision, Settings, decide
+from ..rules.match import RegexError, compile_regex
 from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
 
 
@@ -49,10 +50,9 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
         if row.get("create_lead") and "status" in row and not isinstance(row["status"], str):
             out.append((("rules", i, "status"), "the status of a created lead must be a string (\"\" for the default status)"))
         if row.get("match") == "regex":
-            import re
-
             try:
-                re.compile(str(row.get("value", "")))
-            except re.error as exc:
-                out.append((("rules", i, "value"), f"not a valid regular expression: {exc}"))
+                compile_regex(str(row.get("value", "")))
+            except RegexError as exc:
+                out.append((("rules", i, "value"), f"not a regular expression RE2 can run ({exc}): "
+                                                   "RE2 has no backreferences or lookaround"))
     return out

@@ -9,17 +9,37 @@ The rule (documented in the README, "How a row matches"):
   ``"3.0"`` equals ``3``);
 - otherwise strings compare exactly (case and spaces matter);
 - ``null`` and lists/objects equal nothing; use ``exists``/``missing``,
-  ``contains`` (list element or substring) or ``in``.
+  ``contains`` (list element or substring) or ``in``;
+- ``regex`` runs on RE2 (linear time): a CRM answer cannot make a rule
+  backtrack for ever. RE2 has no backreferences or lookaround; ``check``
+  refuses a pattern it cannot run.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 from typing import Any, Callable
 
+import re2
+
 from .paths import MISSING
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is reported by check, not printed to stderr by RE2
+
+
+class RegexError(ValueError):
+    """A pattern RE2 cannot run (backreferences, lookaround, bad syntax)."""
+
+
+def compile_regex(pattern: str):
+    """The compiled RE2 pattern; raises RegexError with RE2's reason."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise RegexError(reason) from None
 
 def _as_number(v: Any) -> float | None:
     if isinstance(v, bool):
@@ -70,8 +90,8 @@ def _ordered(op: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
 
 
 @lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
+def _regex(pattern: str):
+    return compile_regex(pattern)
 
 
 def _regex_match(found: Any, expected: Any) -> bool:
