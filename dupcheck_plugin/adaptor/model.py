@@ -52,7 +52,11 @@ class Adaptor:
             raise ConfigError([Problem(self.source, ("request",), (
                 f"secret(s) {', '.join(missing)} not set: export them as environment variables"), code="secret_missing")])
         secrets = {n: environ.get(n) or MASK for n in self.secret_names}
-        return BoundAdaptor(self, self.request.bind(secrets), missing)
+        try:
+            request = self.request.bind(secrets)  # renders the leaves that use no lead value
+        except RenderError as exc:
+            raise ConfigError([Problem(self.source, ("request",) + tuple(exc.path or ()), exc.reason, "render")]) from None
+        return BoundAdaptor(self, request, missing)
 
 
 class BoundAdaptor:
@@ -90,6 +94,9 @@ def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, A
     problems += [Problem(source, p.path, p.message, p.code) for p in tproblems]
     if problems:
         return None, problems
+    problems = trial_render(tpl, fields, source)
+    if problems:
+        return None, problems
     rate_limits = tuple(RateLimitRule(**rl) for rl in doc.get("rate_limit", []))
     return Adaptor(
         name=doc.get("name") or Path(source).stem,
@@ -102,6 +109,30 @@ def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, A
         simulator=doc.get("simulator"),
         record_id=doc.get("record_id"),
     ), []
+
+
+SAMPLE_VALUES = {"phone_number": "5550100101", "alt_phone_1": "5550100102", "alt_phone_2": "5550100103",
+                 "phone_code": "1", "email": "sample@example.com"}
+
+
+def sample_lead(fields: FieldMapping) -> dict[str, str]:
+    """A plausible lead for every mapped field: what ``check`` renders each leaf with."""
+    return {rule.lead_field: "2024-01-02" if rule.date_format else SAMPLE_VALUES.get(rule.lead_field, "sample")
+            for rule in fields.rules}
+
+
+def trial_render(request: RequestTemplate, fields: FieldMapping, source: str) -> list[Problem]:
+    """Render every leaf once, secrets masked, with a sample lead: a template that
+    fails whatever the lead (``{{ 1//0 }}``, over the render budget) is refused
+    here, as ``file::path: message``, rather than at the first lead."""
+    try:
+        request.bind({name: MASK for name in request.secret_names}).render(fields.template_vars(sample_lead(fields)))
+    except RenderError as exc:
+        return [Problem(source, ("request",) + tuple(exc.path or ()),
+                        f"{exc.reason} (rendered with a sample lead)", "render")]
+    except FieldError:  # the sample does not fit a field rule: the template itself is not at fault
+        return []
+    return []
 
 
 def load_adaptor(name_or_path: str, filters: Mapping[str, Any] | None = None) -> Adaptor:

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .sandbox import BudgetedEnvironment, TemplateCostError, bounded_join, budget_of, instrument
 
 MASK = "****"
 SECTIONS = ("url", "headers", "query", "body")
@@ -30,8 +31,24 @@ WHEN = "$when"  # a body object with this key is dropped when it renders empty
 Path = tuple[str | int, ...]
 
 
+MAX_ERROR_CHARS = 300  # a render error quotes the offending value: a 1 MB value must not reach stderr whole
+
+
 class RenderError(ValueError):
-    """A lead could not be rendered into a request (bad value, missing variable)."""
+    """A lead could not be rendered into a request (bad value, missing variable,
+    over the render budget). ``path`` is the leaf's path in the request."""
+
+    def __init__(self, reason: str, path: "Path | None" = None):
+        self.reason = cut(reason)
+        self.path = path
+        super().__init__(f"{_dotted(path)}: {self.reason}" if path is not None else self.reason)
+
+
+def cut(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` shortened to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 @dataclass(frozen=True)
@@ -42,10 +59,28 @@ class TemplateProblem:
     line: int | None = None
 
 
-def make_environment(filters: Mapping[str, Callable[..., Any]]) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.filters.update(filters)
+def make_environment(filters: Mapping[str, Callable[..., Any]]) -> BudgetedEnvironment:
+    env = BudgetedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.add_filters(filters)
     return env
+
+
+# A leaf is rendered on its own: nothing in it may reach another leaf (``self.leaf1()`` would
+# render the Authorization header into a body field) or recurse (macros, recursive loops).
+_FORBIDDEN_TAGS = (nodes.Block, nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport,
+                   nodes.Macro, nodes.CallBlock)
+_FORBIDDEN_NAMES = frozenset({"self", "super", "caller", "varargs", "kwargs"})
+
+
+def _sandbox_problem(ast: nodes.Template) -> str | None:
+    if any(True for _ in ast.find_all(_FORBIDDEN_TAGS)):
+        return "block, extends, include, import, macro and call tags are not allowed in request templates"
+    if any(loop.recursive for loop in ast.find_all(nodes.For)):
+        return "recursive loops are not allowed in request templates"
+    names = sorted({n.name for n in ast.find_all(nodes.Name) if n.name in _FORBIDDEN_NAMES})
+    if names:
+        return f"{', '.join(names)} cannot be used in a request template: a leaf sees only the lead and its own secrets"
+    return None
 
 
 @dataclass(frozen=True)
@@ -104,14 +139,14 @@ class RequestTemplate:
     spec: dict[str, Any]  # {"url": str, "headers": {...}, "query": {...}, "body": ...}
     body_format: str  # json | form | none
     leaves: dict[Path, Leaf]
-    env: ImmutableSandboxedEnvironment
+    env: BudgetedEnvironment
     origin: str | None  # scheme://host[:port] when the URL's origin is static
     omit_empty_query: frozenset[str] = frozenset()
     _combined: Any = None
     _block_names: dict[Path, str] = field(default_factory=dict)
 
     @classmethod
-    def compile(cls, env: ImmutableSandboxedEnvironment, request: Mapping[str, Any],
+    def compile(cls, env: BudgetedEnvironment, request: Mapping[str, Any],
                 allowed_vars: set[str]) -> tuple["RequestTemplate | None", list[TemplateProblem]]:
         spec = {
             "url": request.get("url", ""),
@@ -127,8 +162,9 @@ class RequestTemplate:
             except TemplateSyntaxError as exc:
                 problems.append(TemplateProblem(("request",) + path, f"Jinja syntax error at line {exc.lineno}: {exc.message}", "jinja_syntax", exc.lineno))
                 continue
-            if any(True for _ in ast.find_all((nodes.Block, nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
-                problems.append(TemplateProblem(("request",) + path, "block, extends, include and import tags are not allowed in request templates", "jinja_tag"))
+            refused = _sandbox_problem(ast)
+            if refused:
+                problems.append(TemplateProblem(("request",) + path, refused, "jinja_tag"))
                 continue
             variables = meta.find_undeclared_variables(ast)
             secrets, whole = _secret_refs(ast)
@@ -167,7 +203,8 @@ class RequestTemplate:
             name = f"leaf{i}"
             self._block_names[path] = name
             parts.append(f"{{% block {name} %}}{leaf.source}{{% endblock %}}")
-        self._combined = self.env.from_string("".join(parts))
+        # every loop and ``~`` goes through the render budget (see sandbox.py)
+        self._combined = self.env.from_string(instrument(self.env.parse("".join(parts))))
 
     @property
     def secret_names(self) -> set[str]:
@@ -182,33 +219,50 @@ class BoundRequest:
 
     ``render(vars)`` returns ``(real, masked)``: the request to send and the
     same request with every secret shown as ``****`` (for logs, previews and
-    decision records).
+    decision records). A leaf's context holds only the secrets that leaf
+    names (``secrets.NAME``): no other leaf can read them.
     """
 
     def __init__(self, template: RequestTemplate, secrets: dict[str, str]):
         self.t = template
-        self._real_secrets = secrets
-        self._masked_secrets = {k: MASK for k in secrets}
         self._secret_sections = {path[0] for path, leaf in template.leaves.items() if leaf.secrets}
         # static leaves: no lead variable -> render once now, real and masked
         self._static: dict[Path, tuple[str, str]] = {}
-        self._dynamic: list[tuple[Path, Any, bool]] = []
+        # (path, block, None) or (path, block, (its real secrets, its masked secrets))
+        self._dynamic: list[tuple[Path, Any, tuple[dict, dict] | None]] = []
         for path, leaf in template.leaves.items():
             block = template._combined.blocks[template._block_names[path]]
+            real_secrets = {name: secrets.get(name, MASK) for name in leaf.secrets}
+            masked_secrets = {name: MASK for name in leaf.secrets}
             if not leaf.variables:
-                real = self._render_block(block, {"secrets": secrets})
-                masked = self._render_block(block, {"secrets": self._masked_secrets}) if leaf.secrets else real
+                real = self._render_block(path, block, {"secrets": real_secrets})
+                masked = self._render_block(path, block, {"secrets": masked_secrets}) if leaf.secrets else real
                 self._static[path] = (real, masked)
             else:
-                self._dynamic.append((path, block, bool(leaf.secrets)))
+                self._dynamic.append((path, block, (real_secrets, masked_secrets) if leaf.secrets else None))
         # containers on the way to a dynamic leaf are filled per lead; the rest once
         self._dynamic_paths = {path[:i] for path, _, _ in self._dynamic for i in range(1, len(path) + 1)}
         self._real_cache: dict[Path, Any] = {}
         self._masked_cache: dict[Path, Any] = {}
 
-    def _render_block(self, block, variables) -> str:
-        ctx = self.t._combined.new_context(variables)
-        return "".join(block(ctx))
+    def _render_block(self, path: Path, block, variables: Mapping[str, Any], ctx=None) -> str:
+        """One leaf, within the render budget; any failure is a RenderError naming the leaf."""
+        try:
+            if ctx is None:
+                ctx = self.t._combined.new_context(variables)
+            return bounded_join(block(ctx), budget_of(ctx))
+        except UndefinedError as exc:
+            raise RenderError(str(exc.message), path) from None
+        except SecurityError as exc:
+            raise RenderError(f"not allowed in the sandbox: {exc}", path) from None
+        except TemplateCostError as exc:
+            raise RenderError(f"over the render budget: {exc}", path) from None
+        except RecursionError:
+            raise RenderError("the template recurses too deeply", path) from None
+        except (ValueError, TypeError) as exc:  # a filter refusing a value ('12' is not a phone)
+            raise RenderError(str(exc), path) from None
+        except Exception as exc:  # noqa: BLE001 - 1//0, a filter's ValueError...: this lead's error, not a crash
+            raise RenderError(f"{type(exc).__name__}: {exc}", path) from None
 
     def render(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
         real: dict[Path, str] = {}
@@ -217,24 +271,15 @@ class BoundRequest:
             real[path] = r
             masked[path] = m
         if self._dynamic:
-            ctx = self.t._combined.new_context({**variables, "secrets": self._real_secrets})
-            mctx = None
-            for path, block, uses_secrets in self._dynamic:
-                try:
-                    value = "".join(block(ctx))
-                    real[path] = value
-                    if uses_secrets:
-                        if mctx is None:
-                            mctx = self.t._combined.new_context({**variables, "secrets": self._masked_secrets})
-                        masked[path] = "".join(block(mctx))
-                    else:
-                        masked[path] = value
-                except UndefinedError as exc:
-                    raise RenderError(f"{_dotted(path)}: {exc.message}") from None
-                except SecurityError as exc:
-                    raise RenderError(f"{_dotted(path)}: not allowed in the sandbox: {exc}") from None
-                except (ValueError, TypeError) as exc:
-                    raise RenderError(f"{_dotted(path)}: {exc}") from None
+            shared = None  # one context (and one budget) for the leaves that use no secret
+            for path, block, own_secrets in self._dynamic:
+                if own_secrets is None:
+                    if shared is None:
+                        shared = self.t._combined.new_context(dict(variables))
+                    real[path] = masked[path] = self._render_block(path, block, variables, shared)
+                else:
+                    real[path] = self._render_block(path, block, {**variables, "secrets": own_secrets[0]})
+                    masked[path] = self._render_block(path, block, {**variables, "secrets": own_secrets[1]})
         sections = {name: _fill(self.t.spec[name], (name,), real, self._dynamic_paths, self._real_cache)
                     for name in SECTIONS}
         real_req = self._assemble(sections)
@@ -249,7 +294,7 @@ class BoundRequest:
     def _assemble(self, spec: Mapping[str, Any]) -> "Rendered":
         url = spec["url"]
         if self.t.origin and not _same_origin(url, self.t.origin):
-            raise RenderError(f"url: rendered URL {url!r} left its origin {self.t.origin}")
+            raise RenderError(f"rendered URL {cut(url, 120)!r} left its origin {self.t.origin}", ("url",))
         body = spec["body"]
         if self.t.body_format == "form" and isinstance(body, dict):
             body = {k: _form_value(v) for k, v in body.items()}

@@ -1,0 +1,198 @@
+"""Request templates cannot see each other, leak a secret, or run away (issue 10)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from dupcheck_plugin.adaptor.model import compile_adaptor
+from dupcheck_plugin.adaptor.render import MAX_ERROR_CHARS, RenderError
+from dupcheck_plugin.adaptor.sandbox import MAX_TEXT
+from dupcheck_plugin.cli.main import main
+from dupcheck_plugin.config.toml import load_toml
+from dupcheck_plugin.plugins import default_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "adaptors").glob("*.toml"))
+SECRET = "s3cr3t-VALUE-never-shown"
+LEAD = {"phone_number": "5550100101", "email": "ann@example.com", "first_name": "Ann", "phone_code": "1"}
+
+
+def compile_doc(doc: dict):
+    return compile_adaptor(doc, "t.toml", default_registry().filters)
+
+
+def adaptor_doc(leaf: str, where: str = "headers") -> dict:
+    request = {"method": "POST", "url": "https://crm.example.com/x",
+               "headers": {"Authorization": "Bearer {{ secrets.TOKEN }}"}, "body": {"phone": "{{ phone }}"}}
+    request.setdefault(where, {})["X"] = leaf
+    return {"name": "t", "fields": {"phone_number": {"mapped_to": "phone", "required": True}}, "request": request}
+
+
+# --- ways around the secret mask --------------------------------------------------
+
+# each tries to reach a secret its own leaf does not name (`self`, `super`,
+# `caller`, `namespace`, `loop`, filters on `secrets`), or to name it only
+# through something that is not `secrets.NAME`
+BYPASSES = [
+    "{{ self.leaf0() }}{{ phone }}",
+    "{% for b in self %}{{ b }}{% endfor %}{{ phone }}",
+    "{{ super() }}{{ phone }}",
+    "{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}{{ self.leaf0() }}{% endcall %}{{ phone }}",
+    "{% set ns = namespace(s=secrets) %}{{ ns.s }}{{ phone }}",
+    "{% set ns = namespace(secrets) %}{{ ns }}{{ phone }}",
+    "{% for x in [secrets] %}{{ loop.cycle(x) }}{% endfor %}{{ phone }}",
+    "{% for k, v in secrets.items() %}{{ k }}={{ v }}{% endfor %}{{ phone }}",
+    "{% for x in [1] recursive %}{{ loop([secrets]) }}{% endfor %}{{ phone }}",
+    "{{ secrets|tojson }}{{ phone }}",
+    "{{ secrets|dictsort }}{{ phone }}",
+    "{{ secrets|list }}{{ secrets|string }}{{ phone }}",
+    "{{ secrets.values()|list }}{{ phone }}",
+    "{{ secrets|attr('TOKEN') }}{{ phone }}",
+    "{% set s = secrets %}{{ s.TOKEN }}{{ phone }}",
+    "{{ (secrets,)|first }}{{ phone }}",
+    "{{ [secrets]|map(attribute='TOKEN')|join }}{{ phone }}",
+]
+
+
+def secret_names(doc: dict) -> set[str]:
+    tpl, problems = compile_doc(doc)
+    assert not problems, problems
+    return tpl.secret_names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("bypass", BYPASSES)
+@pytest.mark.parametrize("section", ["headers", "query", "body"])
+def test_no_leaf_can_reach_a_secret_it_does_not_name(path, bypass, section):
+    doc = load_toml(path)
+    names = secret_names(doc)
+    doc = copy.deepcopy(doc)
+    request = doc["request"]
+    if section == "body" and not isinstance(request.get("body"), dict):
+        request["body"] = {}
+    request.setdefault(section, {})
+    request[section]["X"] = bypass.replace("{{ phone }}", "")
+    adaptor, problems = compile_doc(doc)
+    if problems:  # refused by check: it can never run
+        assert any(p.path[:3] == ("request", section, "X") for p in problems), problems
+        return
+    # a name the bypass made up (`secrets.items`) is a secret of its own, not one of the adaptor's
+    env = {name: f"{SECRET}-{name}" if name in names else "other" for name in adaptor.secret_names}
+    real, masked = adaptor.bind(env).render(LEAD)
+    # the leaf got none of the secrets (each is only in the leaf that names it) ...
+    leaf = (real.headers if section == "headers" else real.query if section == "query" else real.body)["X"]
+    assert SECRET not in json.dumps(leaf)
+    # ... and what is shown or recorded holds no secret at all
+    assert SECRET not in json.dumps(masked.as_json())
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if "secrets." in p.read_text()], ids=lambda p: p.stem)
+def test_shipped_adaptor_secret_reaches_the_request_but_no_preview(path, capsys, monkeypatch):
+    doc = load_toml(path)
+    names = secret_names(doc)
+    env = {name: f"{SECRET}-{name}" for name in names}
+    adaptor, _ = compile_doc(doc)
+    real, masked = adaptor.bind(env).render(LEAD)
+    assert SECRET in json.dumps(real.as_json())  # the CRM does get it
+    assert SECRET not in json.dumps(masked.as_json())
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["render", str(path), "--lead", json.dumps(LEAD), "-o", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+
+
+def test_the_issue_self_bypass_is_refused_by_check(tmp_path, capsys):
+    path = tmp_path / "a.toml"
+    path.write_text("\n".join([
+        'name = "a"', "[fields]", 'phone_number = { mapped_to = "phone", required = true }',
+        "[request]", 'method = "POST"', 'url = "https://crm.example.com/x"',
+        "[request.headers]", 'Authorization = "Bearer {{ secrets.TOKEN }}"',
+        "[request.body]", 'phone = "{{ self.leaf0() }}{{ phone }}"', ""]))
+    assert main(["check", str(path)]) == 1
+    out, _ = capsys.readouterr()
+    assert "a.toml::request.body.phone: self cannot be used" in out
+
+
+# --- runaway templates -----------------------------------------------------------
+
+RUNAWAY = [
+    "{% for a in 'x'*100000 %}{% for b in 'x'*100000 %}{% endfor %}{% endfor %}",
+    "{% for a in range(100) %}{% for b in range(100) %}{% for c in range(100) %}{% endfor %}{% endfor %}{% endfor %}",
+    "{{ range(10**9)|list }}",
+    "{{ 'x' * 10**9 }}",
+    "{{ 10 ** (10 ** 9) }}",
+    "{{ '%999999999s' % 'x' }}",
+    "{{ '{:>999999999}'.format('x') }}",
+    "{{ 'x'.center(10**9) }}",
+    "{{ 'x'|center(10**9) }}",
+    "{{ ('x'*100000)|replace('x', 'xxxxx') }}",
+    "{{ (['x'*100000]*5)|join }}",
+    "{% set s = 'x'*1000 %}" + "{% set s = s ~ s %}" * 12 + "{{ s }}",
+    "{{ 'x'*200000 }}{{ 'x'*200000 }}",
+]
+
+
+@pytest.mark.parametrize("leaf", RUNAWAY)
+def test_a_runaway_lead_independent_template_is_refused_by_check(leaf):
+    _, problems = compile_doc(adaptor_doc(leaf))
+    assert [(p.path, p.code) for p in problems] == [(("request", "headers", "X"), "render")]
+    assert "over the render budget" in problems[0].message
+
+
+@pytest.mark.parametrize("leaf", [
+    "{{ 1//0 }}",
+    "{{ secrets.TOKEN[100] }}",
+    "{{ 'a' + 1 }}",
+])
+def test_a_lead_independent_failure_is_a_problem_with_its_path(leaf):
+    _, problems = compile_doc(adaptor_doc(leaf))
+    assert [p.path for p in problems] == [("request", "headers", "X")]
+    assert "sample lead" in problems[0].message
+
+
+@pytest.mark.parametrize("leaf", [
+    "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+    "{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}",
+    "{% block b %}{% endblock %}",
+])
+def test_recursion_and_blocks_are_refused(leaf):
+    _, problems = compile_doc(adaptor_doc(leaf))
+    assert [(p.path, p.code) for p in problems] == [(("request", "headers", "X"), "jinja_tag")]
+
+
+def test_a_lead_dependent_runaway_fails_that_lead_only():
+    # harmless for the sample lead; a 12-digit phone sends it over budget
+    leaf = "{% for a in range(phone|length * 1000) %}{% for b in range(phone|length * 1000) %}{% endfor %}{% endfor %}"
+    adaptor, problems = compile_doc(adaptor_doc("{% if phone|length > 10 %}" + leaf + "{% endif %}{{ phone }}"))
+    assert not problems
+    bound = adaptor.bind({"TOKEN": "t"})
+    bound.render({"phone_number": "5550100101"})
+    with pytest.raises(RenderError, match="over the render budget: more than 10000 loop iterations"):
+        bound.render({"phone_number": "+445550100101"})
+
+
+def test_a_legitimate_loop_and_long_value_still_render():
+    adaptor, problems = compile_doc(adaptor_doc(
+        "{% for c in phone %}{{ c }}{% endfor %}-{{ phone * 1000 }}", where="body"))
+    assert not problems
+    real, _ = adaptor.bind({"TOKEN": "t"}).render({"phone_number": "5550100101"})
+    assert real.body["X"] == "5550100101-" + "5550100101" * 1000
+    assert len(real.body["X"]) < MAX_TEXT
+
+
+def test_a_render_error_cuts_the_offending_value():
+    doc = adaptor_doc("{{ dob }}", where="body")
+    doc["fields"]["dob"] = {"mapped_to": "dob", "date_format": "Y-m-d"}
+    adaptor, problems = compile_doc(doc)
+    assert not problems
+    huge = "9" * 1_000_000 + "x"
+    with pytest.raises(RenderError) as info:
+        adaptor.bind({"TOKEN": "t"}).render({"phone_number": "5550100101", "dob": huge})
+    assert len(str(info.value)) < MAX_ERROR_CHARS + 100
+    assert "more characters" in str(info.value)
