@@ -71,6 +71,7 @@ def test_a_lead_value_never_becomes_template_source():
 def test_the_sandbox_refuses_attribute_escapes():
     adaptor, problems = build({"method": "POST", "url": "https://crm.example.com/x",
                                "body": {"q": "{{ phone.__class__.__mro__[1].__subclasses__() }}"}})
-    assert problems == []
-    with pytest.raises(RenderError):
-        adaptor.bind({}).render({"phone_number": "1"})
+    # refused when checked: the leaf is rendered once with a sample lead
+    assert adaptor is None
+    assert [(p.path, p.code) for p in problems] == [(("request", "body", "q"), "render")]
+    assert "not allowed in the sandbox" in problems[0].message
