@@ -7,7 +7,11 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 
 class Node(Protocol):
-    """A built workflow node. ``run`` is called at most once per lead."""
+    """A built workflow node. ``run`` is called at most once per lead.
+
+    A node may also have ``health() -> dict`` (JSON-able): the host shows it
+    in ``/healthz`` (a connection's circuit breaker does).
+    """
 
     async def run(self, lead: "LeadContext") -> Any: ...
 
@@ -94,7 +98,11 @@ class LeadContext:
 
 
 # CRM call error kinds: the closed set a decision record's crm.error names.
-CRM_ERRORS = ("timeout", "connection", "http_status", "unparsable", "rate_limited", "render")
+# circuit_open: the connection's breaker refused the call (the CRM kept failing); auth: no
+# OAuth access token could be had (the token endpoint refused or failed)
+CRM_ERRORS = ("timeout", "connection", "http_status", "unparsable", "rate_limited", "render", "circuit_open", "auth")
+# the errors that mean no request reached the CRM
+NOT_CALLED = ("render", "circuit_open", "auth")
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,8 @@ def test_crm_errors_follow_on_error_and_no_lead_is_lost(tmp_path, crm_sim, hubsp
 
 def test_on_error_reject_creates_nothing_and_is_retryable(tmp_path, crm_sim, hubspot_env):
     crm_sim.set_knobs(error_rate=1.0)
-    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "reject"}, connect={"retry": {"attempts": 2, "backoff": 0.01}})
+    wf = write_workflow(tmp_path, [BASE_ROW], on_error={"action": "reject"},
+                        connect={"retry": {"attempts": 2, "backoff": 0.01}, "breaker": {"failures": 10}})
     recs = run_leads(wf, leads_for(*NEW), crm_sim.url, tmp_path / "d.db")
     assert all((r["action"], r["success"], r["retryable"], r["code"], r["crm"]["attempts"]) == ("rejected", False, True, 6503, 2) for r in recs)
     assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(0,)]

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from ..rules.decide import Decision
-from ..types import CrmAnswer
+from ..types import NOT_CALLED, CrmAnswer
 
 INTERNAL_ERROR_CODE = 6500
 
@@ -22,7 +22,7 @@ def crm_summary(answer: CrmAnswer | None) -> dict[str, Any]:
     if answer is None:
         return {"called": False, "status_code": None, "latency_ms": None, "error": None,
                 "error_detail": None, "attempts": 0}
-    return {"called": answer.error != "render", "status_code": answer.status_code, "latency_ms": answer.latency_ms,
+    return {"called": answer.error not in NOT_CALLED, "status_code": answer.status_code, "latency_ms": answer.latency_ms,
             "error": answer.error, "error_detail": answer.error_detail, "attempts": answer.attempts}
 
 

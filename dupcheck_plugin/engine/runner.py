@@ -82,6 +82,11 @@ class Engine:
             store = registry.pm.hook.dupcheck_make_store(settings={"db": db})
         return cls(spec, nodes, store, registry)
 
+    def health(self) -> dict[str, dict[str, Any]]:
+        """node id -> state, for the nodes that report one (a connection's
+        circuit breaker, say): what /healthz and /metrics show."""
+        return {nid: node.health() for nid, node in self.nodes.items() if callable(getattr(node, "health", None))}
+
     # --- one lead -------------------------------------------------------
 
     async def _run_node(self, node_id: str, ctx: LeadContext) -> Any:

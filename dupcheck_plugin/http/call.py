@@ -27,6 +27,15 @@ from ..types import CrmAnswer
 from .response import UnparsableBody, parse_body
 
 
+class CallRefused(Exception):
+    """Raised on the way out (by an ``httpx.Auth``, say) when a call cannot be
+    made; ``kind`` is one of ``CRM_ERRORS``. Not retried."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind, self.detail = kind, detail
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 3
@@ -146,15 +155,30 @@ def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, e
 async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
                rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
                timeout: float = 10.0, response_key: str | None = None,
-               record_id_key: str | Sequence[str] | None = None) -> CrmAnswer:
+               record_id_key: str | Sequence[str] | None = None, breaker: Any = None,
+               auth: httpx.Auth | None = None) -> CrmAnswer:
+    """``breaker`` (a :class:`~dupcheck_plugin.connection.breaker.CircuitBreaker`)
+    is asked before every attempt and told its outcome; ``auth`` adds the
+    OAuth token to the request (and refreshes it on a 401)."""
     started = time.perf_counter()
     kwargs = _body_for_request(req)
+    if auth is not None:
+        kwargs["auth"] = auth
     url = _parsed_url(req.full_url())  # httpx's params= would replace a query written in the URL
     attempt = 0
+    status, headers, it, error, detail = None, {}, None, None, None
     while True:
+        ticket = await breaker.admit() if breaker is not None else None
+        if breaker is not None and ticket is None:
+            if attempt == 0:  # not called at all: the lead goes to on_error at once
+                status, headers, it, error, detail = None, {}, None, "circuit_open", breaker.why()
+            else:  # keep the last attempt's failure; say why it was not retried
+                detail = f"{detail}; not retried: circuit breaker open"
+            break
         attempt += 1
         status, headers, it = None, {}, None
         wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
+        error = "cancelled"  # until an outcome is known (a cancelled call gives the breaker none)
         try:
             async with asyncio.timeout(timeout):
                 resp = await client.request(req.method, url, headers=req.headers, **kwargs)
@@ -173,6 +197,15 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                 error, detail = "timeout", f"no answer within {timeout:g}s"
         except httpx.TransportError as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except CallRefused as exc:  # the call could not be made (no OAuth token): not retried
+            error, detail = exc.kind, exc.detail
+            attempt = retry.attempts
+        finally:
+            if ticket is not None:
+                if error == "cancelled":
+                    breaker.release(ticket)
+                else:
+                    breaker.record(ticket, error, detail)
         if error is None or error == "unparsable" or attempt >= retry.attempts:
             break
         await asyncio.sleep(min(wait, retry.max_wait))

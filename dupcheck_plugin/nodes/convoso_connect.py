@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import httpx
 
 from ..adaptor.render import MASK, Rendered, RenderError
+from ..connection.breaker import CircuitBreaker
 from ..http.call import RetryPolicy, send
 from ..http.client import make_client
 from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
@@ -35,6 +36,8 @@ class ConvosoConnect:
         r = config.get("retry", {})
         self.retry = RetryPolicy(attempts=r.get("attempts", 3), backoff=r.get("backoff", 0.2), max_wait=r.get("max_wait", 30.0))
         self.extra_headers = dict(config.get("headers", {}))
+        b = config.get("breaker", {})
+        self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
         self.auth_real, self.auth_masked = self._auth(node_id, config.get("auth"), environ, offline)
         self._client: httpx.AsyncClient | None = None
 
@@ -93,7 +96,12 @@ class ConvosoConnect:
                              error="render", error_detail=str(exc))
         return await send(self.client, real, masked, response_format=self.response_format,
                           rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout,
-                          response_key=self.config.get("response_key"), record_id_key=self.adaptor.record_id)
+                          response_key=self.config.get("response_key"), record_id_key=self.adaptor.record_id,
+                          breaker=self.breaker)
+
+    def health(self) -> dict[str, Any]:
+        """This connection's state, for /healthz and /metrics."""
+        return {"breaker": self.breaker.snapshot()}
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -71,7 +71,7 @@ class Api:
         self.settings = settings
         self.engine = engine
         self.tokens = Tokens(settings.tokens)
-        self.metrics = Metrics()
+        self.metrics = Metrics(health=lambda: self.engine.health() if self.engine is not None else {})
         self.phone_locks = KeyedLocks()
         self.key_locks = KeyedLocks()
         self.closed = False
@@ -345,9 +345,11 @@ class Api:
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return json_response(503, {"success": False, "ok": False, "code": INTERNAL,
                                        "text": f"store unavailable: {type(exc).__name__}"})
+        # an open breaker is reported, not a failed probe: the API still answers (on_error decides)
         return json_response(200, {"success": True, "ok": True, "workflow": self.engine.spec.name,
                                    "inserts_in_flight": self.in_flight,
-                                   "phone_locks": len(self.phone_locks)})
+                                   "phone_locks": len(self.phone_locks),
+                                   "connections": self.engine.health()})
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, StateSetMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 CRM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -13,9 +14,11 @@ CRM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, health: Callable[[], Mapping[str, Mapping[str, Any]]] = dict) -> None:
+        """``health``: node id -> state (``Engine.health``), read at each scrape."""
         self.registry = CollectorRegistry()
         r = self.registry
+        r.register(_ConnectionCollector(health))
         self.leads = Counter("dupcheck_leads", "Lead decisions made by the insert API, by action",
                              ["action"], registry=r)
         self.crm_latency = Histogram("dupcheck_crm_latency_seconds", "CRM duplicate check round trip (all attempts)",
@@ -36,3 +39,30 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+class _ConnectionCollector:
+    """Each connection's circuit breaker, read from the engine when scraped."""
+
+    def __init__(self, health: Callable[[], Mapping[str, Mapping[str, Any]]]):
+        self.health = health
+
+    def collect(self) -> Iterator[Any]:
+        state = StateSetMetricFamily("dupcheck_crm_breaker_state",
+                                     "Circuit breaker of each CRM connection: closed, open or half_open (one probe out)",
+                                     labels=["connection"])
+        opened = CounterMetricFamily("dupcheck_crm_breaker_opened", "Times the circuit breaker opened",
+                                     labels=["connection"])
+        refused = CounterMetricFamily("dupcheck_crm_breaker_refused", "Calls refused while the breaker was open",
+                                      labels=["connection"])
+        for node_id, node in sorted(self.health().items()):
+            breaker = node.get("breaker")
+            if breaker is None:
+                continue
+            state.add_metric([node_id], {s: breaker["state"] == s for s in BREAKER_STATES})
+            opened.add_metric([node_id], breaker["times_opened"])
+            refused.add_metric([node_id], breaker["calls_refused"])
+        yield from (state, opened, refused)
