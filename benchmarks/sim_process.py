@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 @contextmanager
 def simulator(*args: str):
-    proc = subprocess.Popen([sys.executable, "-m", "dupcheck_plugin.cli.main", "crm-sim", "--port", "0", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "dupcheck_plugin.cli.main", "crm-sim", "--port", "0", "--limits", "off", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()

@@ -14,22 +14,24 @@ CONTACTS = shipped_dir("examples") / "contacts.csv"
 
 @pytest.fixture(scope="session")
 def sim_server():
-    """One CRM simulator on a free loopback port (real HTTP) for the whole run."""
-    from dupcheck_plugin.sim import SimulatorThread
+    """One CRM simulator on a free loopback port (real HTTP) for the whole run, vendors' limits off."""
+    from dupcheck_plugin.sim import Limits, SimulatorThread
 
-    with SimulatorThread(CONTACTS) as sim:
+    with SimulatorThread(CONTACTS, limits=Limits.off()) as sim:
         yield sim
 
 
 @pytest.fixture
 def crm_sim(sim_server):
-    """The shared simulator with default knobs and zeroed counters; knobs reset after the test."""
-    from dupcheck_plugin.sim import Knobs
+    """The shared simulator with default knobs, no limits and zeroed counters; all reset after the test."""
+    from dupcheck_plugin.sim import Knobs, Limits
 
     sim_server.set_knobs(Knobs())
+    sim_server.set_limits(Limits.off())
     sim_server.reset()
     yield sim_server
     sim_server.set_knobs(Knobs())
+    sim_server.set_limits(Limits.off())
 
 
 @pytest.fixture

@@ -401,7 +401,7 @@ def test_throughput_report(capsys):
     """2,000 HubSpot searches, 32 in flight, httpx + aiohttp transport, against a `crm-sim` process."""
     from httpx_aiohttp import AiohttpTransport
 
-    proc = subprocess.Popen(_cli("--port", "0"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(_cli("--port", "0", "--limits", "off"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         url = proc.stdout.readline().split()[-1]
         body = hs_body([eq("phone", "+15550100002")], [eq("phone", "5550100002")], [eq("mobilephone", "+15550100002")],

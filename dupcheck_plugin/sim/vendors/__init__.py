@@ -1,9 +1,10 @@
 """The simulator's vendors: each module answers like one CRM's search API.
 
 Adding a vendor is adding one module here that defines ``VENDOR = Vendor(...)``
-(its routes and its over-limit and unauthorized answers) and appending the
-module's name to ``VENDOR_MODULES``. One simulator serves every vendor's
-routes at once, so vendors' paths must not overlap.
+(its routes and its over-limit and unauthorized answers; optionally its
+``Quota`` and its OAuth token endpoints) and appending the module's name to
+``VENDOR_MODULES``. One simulator serves every vendor's routes at once, so
+vendors' paths must not overlap.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..contacts import ContactBook
+from ..limits import Clock, Limits, Quota
+from ..oauth import TokenDesk
 
 VENDOR_MODULES: tuple[str, ...] = ("hubspot", "generic", "salesforce", "zoho", "pipedrive", "gohighlevel", "xml")
 
@@ -30,6 +33,11 @@ class SimRequest:
     body: Any  # parsed JSON, a form dict, or the raw text ("" when none)
     content_type: str = ""
     raw: bytes = b""
+    target: str = ""  # the path and query string exactly as sent (URL-encoded)
+
+    def base_url(self) -> str:
+        """The simulator's own URL as the client reached it (for ``instance_url``, ``api_domain``)."""
+        return f"http://{self.headers.get('Host', '127.0.0.1')}"
 
 
 @dataclass(slots=True)
@@ -41,13 +49,14 @@ class SimResponse:
 
 
 Handler = Callable[[SimRequest, ContactBook], SimResponse]
+TokenHandler = Callable[[SimRequest, TokenDesk], SimResponse]
 
 
 @dataclass(frozen=True)
 class Route:
     method: str
     path_regex: str  # matched against the whole path
-    handler: Handler
+    handler: Handler | TokenHandler  # token routes' handlers get the TokenDesk instead of the book
     name: str = ""  # label in the stats; default "METHOD path_regex"
 
     def compiled(self) -> re.Pattern[str]:
@@ -87,6 +96,8 @@ class Vendor:
     unauthorized: Callable[[], SimResponse]
     server_error: Callable[[int], SimResponse] = generic_server_error
     credentials: Callable[[SimRequest], str | None] = default_credentials
+    quota: Callable[[Limits, Clock], Quota] | None = None  # None: the vendor has no limits
+    token_routes: tuple[Route, ...] = ()  # OAuth token endpoints: no auth, no quota
 
 
 def all_vendors() -> list[Vendor]:

@@ -10,6 +10,12 @@ UnauthorizedDTO / UnprocessableDTO.
 An empty ``email`` or ``number`` counts as absent. A number matches in any
 normal form (GoHighLevel stores E.164). ``dnd`` comes from the book's
 ``dnc``; ``tags`` from ``lifecyclestage`` plus a ``tags`` column (``;``-separated).
+
+Limits (``GoHighLevelQuota``), per location: 100 requests per rolling 10 s
+(``gohighlevel_burst``) and 200,000 per day (``gohighlevel_daily``); every
+answer carries ``X-RateLimit-Limit-Daily``, ``X-RateLimit-Daily-Remaining``,
+``X-RateLimit-Interval-Milliseconds``, ``X-RateLimit-Max`` and
+``X-RateLimit-Remaining`` with the real counts. Over either: 429.
 """
 
 from __future__ import annotations
@@ -19,18 +25,20 @@ from typing import Any
 
 from ...phone import PhoneError, to_e164
 from ..contacts import Contact, ContactBook
+from ..limits import DailyWindow, Keyed, Quota, Refusal, RollingWindow, take_all
 from . import Route, SimRequest, SimResponse, Vendor
 
 DUPLICATE = "/contacts/search/duplicate"
 VERSION = "2021-07-28"
 ADDED = "2024-01-15T09:30:00.000Z"
-RATE_HEADERS = {"x-ratelimit-max": "100", "x-ratelimit-interval-milliseconds": "10000",
-                "x-ratelimit-limit-daily": "200000", "x-ratelimit-daily-remaining": "199999"}
+# sent as they are when limits are off; GoHighLevelQuota replaces them with real counts
+RATE_HEADERS = {"X-RateLimit-Max": "100", "X-RateLimit-Interval-Milliseconds": "10000",
+                "X-RateLimit-Limit-Daily": "200000", "X-RateLimit-Daily-Remaining": "199999"}
 
 
 def over_limit() -> SimResponse:
     return SimResponse(429, {"statusCode": 429, "message": "Too Many Requests"},
-                       headers={**RATE_HEADERS, "x-ratelimit-remaining": "0"})
+                       headers={**RATE_HEADERS, "X-RateLimit-Remaining": "0"})
 
 
 def unauthorized() -> SimResponse:
@@ -83,8 +91,42 @@ def duplicate(req: SimRequest, book: ContactBook) -> SimResponse:
     number = req.query.get("number", "").strip()
     found = (book.by_property("email", email) if email else []) or (book.find(phone=number) if number else [])
     resp = SimResponse(200, {"contact": contact(found[0], location) if found else None})
-    resp.headers.update({**RATE_HEADERS, "x-ratelimit-remaining": "99"})
+    resp.headers.update({**RATE_HEADERS, "X-RateLimit-Remaining": "99"})
     return resp
+
+
+class GoHighLevelQuota(Quota):
+    """A rolling 10 s burst and a daily cap, per location."""
+
+    def __init__(self, limits, clock):
+        super().__init__(limits, clock)
+        burst, daily = limits.gohighlevel_burst, limits.gohighlevel_daily
+        self.burst = Keyed(lambda: RollingWindow(burst, 10.0)) if burst else None
+        self.daily = Keyed(lambda: DailyWindow(daily)) if daily else None
+
+    def _windows(self, req: SimRequest) -> tuple[RollingWindow | None, DailyWindow | None]:
+        location = req.query.get("locationId", "").strip()
+        return (self.burst(location) if self.burst else None), (self.daily(location) if self.daily else None)
+
+    def admit(self, req: SimRequest, now: float) -> Refusal | None:
+        burst, daily = self._windows(req)
+        policy = take_all(now, [("DAILY", daily, 1), ("BURST", burst, 1)])
+        return None if policy is None else Refusal(policy, over_limit())
+
+    def headers(self, req: SimRequest, now: float) -> dict[str, str]:
+        burst, daily = self._windows(req)
+        out = {}
+        if daily is not None:
+            out.update({"X-RateLimit-Limit-Daily": str(daily.limit),
+                        "X-RateLimit-Daily-Remaining": str(max(0, daily.limit - daily.used(now)))})
+        if burst is not None:
+            out.update({"X-RateLimit-Interval-Milliseconds": str(round(self.clock.real(burst.period) * 1000)),
+                        "X-RateLimit-Max": str(burst.limit),
+                        "X-RateLimit-Remaining": str(max(0, burst.limit - burst.used(now)))})
+        return out
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {"locations": self.burst.keys() if self.burst else (self.daily.keys() if self.daily else 0)}
 
 
 VENDOR = Vendor(
@@ -93,4 +135,5 @@ VENDOR = Vendor(
     over_limit=over_limit,
     unauthorized=unauthorized,
     server_error=server_error,
+    quota=GoHighLevelQuota,
 )

@@ -4,6 +4,19 @@ Answers follow HubSpot's published schemas (CollectionResponseWithTotalSimplePub
 and Error). One liberty: phone filters match any normal form of the number
 (HubSpot compares stored strings), so a contact stored as "(555) 010-0002"
 is found by "+15550100002" and by "5550100002".
+
+Batching (HubSpot's own limits, always enforced): at most 5 filterGroups
+(ORed), 10 filters per group, 25 filters in all; an ``IN`` filter takes its
+``values`` list (at most ``MAX_IN_VALUES``, an assumption: HubSpot does not
+publish it). Past them: 400 VALIDATION_ERROR. Every result carries
+``properties.phone``/``mobilephone``/``email`` when set, so a batched
+answer can be split back per lead.
+
+Limits (``HubSpotQuota``): searches 4 per second per token (429
+``policyName: SECONDLY``); every call 100 per rolling 10 s
+(``TEN_SECONDLY_ROLLING``) and 250,000 per day (``DAILY``) per portal.
+As HubSpot does, search answers carry no ``X-HubSpot-RateLimit-*`` headers;
+the other endpoints (``GET /crm/v3/objects/contacts/{id}``) do.
 """
 
 from __future__ import annotations
@@ -13,9 +26,13 @@ import re
 from typing import Any
 
 from ..contacts import PHONE_PROPERTIES, Contact, ContactBook, phone_forms
-from . import Route, SimRequest, SimResponse, Vendor, correlation_id
+from ..limits import DailyWindow, Keyed, Quota, Refusal, RollingWindow, take_all
+from . import Route, SimRequest, SimResponse, Vendor, correlation_id, default_credentials
 
 SEARCH = "/crm/v3/objects/contacts/search"
+CONTACT = r"/crm/v3/objects/contacts/(?P<contact_id>(?!search$)[^/]+)"
+MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 10, 25
+MAX_IN_VALUES = 100
 DEFAULT_PROPERTIES = ("firstname", "lastname", "email")
 ALWAYS = ("phone", "email")  # the simulator always shows what it matched on
 QUERY_PROPERTIES = ("firstname", "lastname", "email", "phone", "mobilephone", "company")
@@ -29,11 +46,11 @@ def error(status: int, message: str, category: str, **extra: Any) -> SimResponse
                                 "category": category, **extra})
 
 
-def over_limit() -> SimResponse:
+def over_limit(policy: str = "SECONDLY") -> SimResponse:
     # the real answer has no `category`; HubSpot's Error schema requires one, so it is added
-    return SimResponse(429, {"status": "error", "message": "You have reached your secondly limit.",
+    return SimResponse(429, {"status": "error", "message": f"You have reached your {policy.lower()} limit.",
                              "errorType": "RATE_LIMIT", "correlationId": correlation_id(),
-                             "policyName": "SECONDLY", "category": "RATE_LIMITS"})
+                             "policyName": policy, "category": "RATE_LIMITS"})
 
 
 def unauthorized() -> SimResponse:
@@ -122,11 +139,19 @@ OPERATORS = {"EQ", "NEQ", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "IN", "NOT_IN", "C
 def _check_filters(groups: Any) -> list[list[dict[str, Any]]]:
     if not isinstance(groups, list):
         raise BadRequest("filterGroups must be a list")
+    if len(groups) > MAX_GROUPS:
+        raise BadRequest(f"{len(groups)} filterGroups given; at most {MAX_GROUPS} are allowed")
+    total = sum(len(g["filters"]) for g in groups if isinstance(g, dict) and isinstance(g.get("filters"), list))
+    if total > MAX_FILTERS:
+        raise BadRequest(f"{total} filters given; at most {MAX_FILTERS} are allowed in all filterGroups")
     out = []
     for i, group in enumerate(groups):
         filters = group.get("filters") if isinstance(group, dict) else None
         if not isinstance(filters, list):
             raise BadRequest(f"filterGroups[{i}].filters must be a list")
+        if len(filters) > MAX_FILTERS_PER_GROUP:
+            raise BadRequest(f"filterGroups[{i}]: {len(filters)} filters given; "
+                             f"at most {MAX_FILTERS_PER_GROUP} are allowed in one filterGroup")
         for j, f in enumerate(filters):
             where = f"filterGroups[{i}].filters[{j}]"
             if not isinstance(f, dict) or not isinstance(f.get("propertyName"), str):
@@ -135,6 +160,8 @@ def _check_filters(groups: Any) -> list[list[dict[str, Any]]]:
                 raise BadRequest(f"{where}: unknown operator {f.get('operator')!r}")
             if f["operator"] in ("IN", "NOT_IN") and not isinstance(f.get("values"), list):
                 raise BadRequest(f"{where}: {f['operator']} needs a list in `values`")
+            if f["operator"] in ("IN", "NOT_IN") and len(f["values"]) > MAX_IN_VALUES:
+                raise BadRequest(f"{where}: {len(f['values'])} values given; at most {MAX_IN_VALUES} are allowed")
         out.append(filters)
     return out
 
@@ -210,10 +237,60 @@ def search(req: SimRequest, book: ContactBook) -> SimResponse:
     return SimResponse(200, answer)
 
 
+def read(req: SimRequest, book: ContactBook) -> SimResponse:
+    """``GET /crm/v3/objects/contacts/{id}`` (``idProperty=email`` looks it up by email)."""
+    by = req.query.get("idProperty") or "id"
+    found = book.by_property(by, req.params["contact_id"])
+    if not found:
+        return error(404, "Object not found.", "OBJECT_NOT_FOUND")
+    wanted = [p.strip() for p in req.query.get("properties", "").split(",") if p.strip()] or list(DEFAULT_PROPERTIES)
+    return SimResponse(200, _object(found[0], wanted))
+
+
+class HubSpotQuota(Quota):
+    """Searches per second per token; every call per rolling 10 s and per day, per portal."""
+
+    def __init__(self, limits, clock):
+        super().__init__(limits, clock)
+        per_second = limits.hubspot_search_per_second
+        self.secondly = Keyed(lambda: RollingWindow(per_second, 1.0)) if per_second else None
+        self.ten_secondly = RollingWindow(limits.hubspot_ten_secondly, 10.0) if limits.hubspot_ten_secondly else None
+        self.daily = DailyWindow(limits.hubspot_daily) if limits.hubspot_daily else None
+
+    def admit(self, req: SimRequest, now: float) -> Refusal | None:
+        secondly = None
+        if self.secondly is not None and req.path == SEARCH:
+            secondly = self.secondly(default_credentials(req) or "")
+        policy = take_all(now, [("DAILY", self.daily, 1), ("TEN_SECONDLY_ROLLING", self.ten_secondly, 1),
+                                ("SECONDLY", secondly, 1)])
+        return None if policy is None else Refusal(policy, over_limit(policy))
+
+    def headers(self, req: SimRequest, now: float) -> dict[str, str]:
+        if req.path == SEARCH:
+            return {}  # HubSpot sends none on search answers
+        out = {}
+        if self.daily is not None:
+            out.update({"X-HubSpot-RateLimit-Daily": str(self.daily.limit),
+                        "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily.limit - self.daily.used(now)))})
+        if self.ten_secondly is not None:
+            w = self.ten_secondly
+            out.update({"X-HubSpot-RateLimit-Interval-Milliseconds": str(round(self.clock.real(w.period) * 1000)),
+                        "X-HubSpot-RateLimit-Max": str(w.limit),
+                        "X-HubSpot-RateLimit-Remaining": str(max(0, w.limit - w.used(now)))})
+        return out
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {"daily_used": self.daily.used(now) if self.daily else None,
+                "ten_secondly_used": self.ten_secondly.used(now) if self.ten_secondly else None,
+                "search_tokens": self.secondly.keys() if self.secondly else None}
+
+
 VENDOR = Vendor(
     name="hubspot",
-    routes=(Route("POST", SEARCH, search, name="hubspot contacts search"),),
+    routes=(Route("POST", SEARCH, search, name="hubspot contacts search"),
+            Route("GET", CONTACT, read, name="hubspot contact read")),
     over_limit=over_limit,
     unauthorized=unauthorized,
     server_error=server_error,
+    quota=HubSpotQuota,
 )

@@ -11,6 +11,13 @@ The API token comes in the ``x-api-token`` header (or ``api_token`` in the query
 One liberty: a phone term matches a number in any normal form (exact match)
 or as a run of its digits (partial match). Item ids are the book's ids as
 integers; ``organization`` comes from a ``company`` column.
+
+Limits (``PipedriveQuota``): requests per rolling 2-second window per token
+(``pipedrive_burst``, 20 for Essential api_tokens) and a daily budget of
+tokens per company (``pipedrive_daily_tokens``; a search costs
+``pipedrive_search_cost``). Every answer carries ``x-ratelimit-limit``,
+``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (seconds until the
+window frees a slot). Over either: 429.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ import zlib
 from typing import Any
 
 from ..contacts import Contact, ContactBook, phone_forms
+from ..limits import DailyWindow, Keyed, Quota, Refusal, RollingWindow, real_seconds, take_all
 from . import Route, SimRequest, SimResponse, Vendor
 
 SEARCH = "/api/v2/persons/search"
 SEARCH_FIELDS = ("custom_fields", "email", "notes", "phone", "name")
 MAX_LIMIT = 500
+# sent as they are when limits are off; PipedriveQuota replaces them with real counts
 RATE_HEADERS = {"x-ratelimit-limit": "80", "x-ratelimit-remaining": "79", "x-ratelimit-reset": "2"}
 
 
@@ -117,6 +126,35 @@ def search(req: SimRequest, book: ContactBook) -> SimResponse:
     return resp
 
 
+class PipedriveQuota(Quota):
+    """A rolling 2-second burst per token; a daily token budget per company."""
+
+    def __init__(self, limits, clock):
+        super().__init__(limits, clock)
+        burst = limits.pipedrive_burst
+        self.burst = Keyed(lambda: RollingWindow(burst, 2.0)) if burst else None
+        self.daily = DailyWindow(limits.pipedrive_daily_tokens) if limits.pipedrive_daily_tokens else None
+        self.cost = limits.pipedrive_search_cost
+
+    def _burst(self, req: SimRequest) -> RollingWindow | None:
+        return self.burst(credentials(req) or "") if self.burst else None
+
+    def admit(self, req: SimRequest, now: float) -> Refusal | None:
+        policy = take_all(now, [("DAILY_TOKENS", self.daily, self.cost), ("BURST", self._burst(req), 1)])
+        return None if policy is None else Refusal(policy, over_limit())
+
+    def headers(self, req: SimRequest, now: float) -> dict[str, str]:
+        w = self._burst(req)
+        if w is None:
+            return {}
+        return {"x-ratelimit-limit": str(w.limit), "x-ratelimit-remaining": str(max(0, w.limit - w.used(now))),
+                "x-ratelimit-reset": str(real_seconds(self.clock, w.reset_in(now) or w.period))}
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {"daily_tokens_used": self.daily.used(now) if self.daily else None,
+                "tokens": self.burst.keys() if self.burst else None}
+
+
 VENDOR = Vendor(
     name="pipedrive",
     routes=(Route("GET", SEARCH, search, name="pipedrive persons search"),),
@@ -124,4 +162,5 @@ VENDOR = Vendor(
     unauthorized=unauthorized,
     server_error=server_error,
     credentials=credentials,
+    quota=PipedriveQuota,
 )

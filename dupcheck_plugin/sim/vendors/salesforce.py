@@ -17,6 +17,17 @@ Field values: Phone, MobilePhone, Email, FirstName, LastName from the book;
 DoNotCall from ``dnc``; Lead Status and IsConverted from ``lifecyclestage``
 (``customer`` is a converted Lead). A book column named like a Salesforce
 field (``Status``, ``IsConverted``, ``HomePhone`` ...) wins.
+
+Batching: one query asks about many phones with ``WHERE Phone IN ('..', '..')``;
+each record holds the fields the query selects (select ``Phone`` and
+``MobilePhone`` to split the answer per lead). A URI longer than 16,384
+bytes answers 414, URI plus headers longer than that 431 (Salesforce's
+documented limits); always enforced.
+
+Limits (``SalesforceQuota``): API requests per org in a rolling 24 h
+(``salesforce_daily``); past it, 403 ``REQUEST_LIMIT_EXCEEDED`` with no
+Retry-After. Every answer carries ``Sforce-Limit-Info: api-usage=USED/LIMIT``.
+Tokens: ``salesforce_oauth.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +37,15 @@ import re
 from typing import Any, Callable
 
 from ..contacts import Contact, ContactBook, phone_forms
+from ..limits import DAY, Quota, Refusal, RollingWindow, take_all
 from . import Route, SimRequest, SimResponse, Vendor
+from .salesforce_oauth import TOKEN, token
 
 QUERY = r"/services/data/v(?P<version>\d+\.\d+)/query/?"
 SEARCH = r"/services/data/v(?P<version>\d+\.\d+)/parameterizedSearch/?"
 OBJECTS = {"Lead": "00Q", "Contact": "003"}
 MAX_ROWS = 2000
+URI_LIMIT = 16_384  # bytes, for the URI and for URI + headers
 MODIFIED = "2024-01-15T09:30:00.000+0000"
 PHONE_FIELDS = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
 # lifecyclestage -> Lead Status (Salesforce's default picklist)
@@ -53,6 +67,17 @@ def unauthorized() -> SimResponse:
 
 def server_error(status: int) -> SimResponse:
     return error(status, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId if you contact support.")
+
+
+def too_long(req: SimRequest) -> SimResponse | None:
+    uri = len(req.target.encode())
+    if uri > URI_LIMIT:
+        return error(414, "URI_TOO_LONG", f"The length of the URI ({uri:,} bytes) exceeds the {URI_LIMIT:,} byte limit.")
+    headers = sum(len(k) + len(v) + 4 for k, v in req.headers.items())
+    if uri + headers > URI_LIMIT:
+        return error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                     f"The URI and headers ({uri + headers:,} bytes) exceed the {URI_LIMIT:,} byte limit.")
+    return None
 
 
 class Malformed(ValueError):
@@ -333,6 +358,9 @@ def _equal(stored: Any, value: Any) -> bool:
 
 
 def query(req: SimRequest, book: ContactBook) -> SimResponse:
+    refused = too_long(req)
+    if refused:
+        return refused
     q = req.query.get("q", "")
     if not q.strip():
         return error(400, "MALFORMED_QUERY", "A query string has to be specified")
@@ -434,6 +462,9 @@ def _term_hits(term: str, pattern: str | None, group: str, values: dict[str, Any
 
 
 def parameterized_search(req: SimRequest, book: ContactBook) -> SimResponse:
+    refused = too_long(req)
+    if refused:
+        return refused
     q = req.query.get("q", "")
     if len(q.strip().strip('"')) < 2:
         return error(400, "INVALID_SEARCH", "search term must be longer than one character")
@@ -466,6 +497,26 @@ def parameterized_search(req: SimRequest, book: ContactBook) -> SimResponse:
     return SimResponse(200, {"searchRecords": records})
 
 
+class SalesforceQuota(Quota):
+    """API requests per org per rolling 24 h, told on every answer."""
+
+    def __init__(self, limits, clock):
+        super().__init__(limits, clock)
+        self.daily = RollingWindow(limits.salesforce_daily, DAY) if limits.salesforce_daily else None
+
+    def admit(self, req: SimRequest, now: float) -> Refusal | None:
+        policy = take_all(now, [("REQUEST_LIMIT_EXCEEDED", self.daily, 1)])
+        return None if policy is None else Refusal(policy, over_limit())  # no Retry-After: it will not clear soon
+
+    def headers(self, req: SimRequest, now: float) -> dict[str, str]:
+        if self.daily is None:
+            return {}
+        return {"Sforce-Limit-Info": f"api-usage={self.daily.used(now)}/{self.daily.limit}"}
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {"daily_used": self.daily.used(now) if self.daily else None}
+
+
 VENDOR = Vendor(
     name="salesforce",
     routes=(
@@ -475,4 +526,6 @@ VENDOR = Vendor(
     over_limit=over_limit,
     unauthorized=unauthorized,
     server_error=server_error,
+    quota=SalesforceQuota,
+    token_routes=(Route("POST", TOKEN, token, name="salesforce oauth2 token"),),
 )

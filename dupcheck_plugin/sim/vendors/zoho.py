@@ -17,6 +17,21 @@ Every contact of the book is a Lead and a Contact. Leads: ``customer`` in
 ``lifecyclestage`` is a converted lead (``$converted``; hidden unless
 ``converted=true|both``, as in Zoho); Lead_Status comes from the stage.
 A book column named like a Zoho field (``Lead_Status``, ``Home_Phone`` ...) wins.
+
+Batching: ``criteria`` holds at most 10 conditions (each value of an ``in``
+counts as one): ``((Phone:equals:a)or(Phone:equals:b)...)``; more answers
+400 ``LIMIT_EXCEEDED``. Records carry ``Phone`` and ``Mobile``, so a batched
+answer can be split back per lead.
+
+Limits (``ZohoQuota``): calls in flight per org (``zoho_concurrency``, 10
+for Standard) and API credits per rolling 24 h (``zoho_daily_credits``, one
+per search); over either: 429 ``TOO_MANY_REQUESTS``. Tokens:
+``POST /oauth/v2/token`` (grant_type=refresh_token, client_id,
+client_secret, refresh_token; form body or query string) answers
+``access_token``, ``expires_in`` (``zoho_token_lifetime``, one hour),
+``api_domain`` (the simulator), ``token_type``, ``scope``; a refused grant
+answers HTTP 200 with ``{"error": "invalid_code"}`` as Zoho's accounts
+server does. An expired token answers 401 ``INVALID_TOKEN``.
 """
 
 from __future__ import annotations
@@ -26,9 +41,13 @@ import zlib
 from typing import Any, Callable
 
 from ..contacts import Contact, ContactBook
+from ..limits import DAY, Quota, Refusal, RollingWindow, take_all
+from ..oauth import TokenDesk, form
 from . import Route, SimRequest, SimResponse, Vendor
 
 SEARCH = r"/crm/v(?P<version>\d+)/(?P<module>[A-Za-z_]+)/search"
+TOKEN = "/oauth/v2/token"
+MAX_CONDITIONS = 10
 MODULES = ("Leads", "Contacts")
 MAX_PER_PAGE = 200
 CREATED = "2024-01-15T09:30:00-05:00"
@@ -109,27 +128,29 @@ def _split_unescaped(text: str, sep: str) -> list[str]:
 Predicate = Callable[[dict[str, Any]], bool]
 
 
-def parse_criteria(text: str) -> Predicate:
-    pred, end = _group(text, 0)
+def parse_criteria(text: str) -> tuple[Predicate, int]:
+    """The criteria's predicate and how many conditions it holds."""
+    conditions: list[int] = []
+    pred, end = _group(text, 0, conditions)
     if end != len(text):
         raise BadCriteria(f"unexpected text after position {end}")
-    return pred
+    return pred, sum(conditions)
 
 
-def _group(text: str, i: int) -> tuple[Predicate, int]:
+def _group(text: str, i: int, conditions: list[int]) -> tuple[Predicate, int]:
     """``(cond)`` or ``(group op group op ...)`` starting at ``text[i] == "("``."""
     if i >= len(text) or text[i] != "(":
         raise BadCriteria(f"expected ( at position {i}")
     if text[i + 1:i + 2] == "(":
         preds, ops = [], []
-        pred, i = _group(text, i + 1)
+        pred, i = _group(text, i + 1, conditions)
         preds.append(pred)
         while text[i:i + 1] != ")":
             m = re.match(r"(and|or)", text[i:], re.IGNORECASE)
             if not m:
                 raise BadCriteria(f"expected and/or at position {i}")
             ops.append(m.group(1).lower())
-            pred, i = _group(text, i + m.end())
+            pred, i = _group(text, i + m.end(), conditions)
             preds.append(pred)
         if len(set(ops)) > 1:
             raise BadCriteria("mixing and/or needs parentheses")
@@ -140,10 +161,10 @@ def _group(text: str, i: int) -> tuple[Predicate, int]:
         j += 2 if text[j] == "\\" else 1
     if j >= len(text):
         raise BadCriteria("unbalanced parentheses")
-    return _condition(text[i + 1:j]), j + 1
+    return _condition(text[i + 1:j], conditions), j + 1
 
 
-def _condition(raw: str) -> Predicate:
+def _condition(raw: str, conditions: list[int]) -> Predicate:
     bits = raw.split(":", 2)
     if len(bits) != 3 or not bits[0] or not bits[1]:
         raise BadCriteria(f"expected Field:operator:value, got {_unescape(raw)!r}")
@@ -153,6 +174,7 @@ def _condition(raw: str) -> Predicate:
     if op != "in" and len(_split_unescaped(value, ",")) > 1:
         raise BadCriteria("unescaped , in a value")
     name = FIELDS.get(field.lower(), field)
+    conditions.append(len(_split_unescaped(value, ",")) if op == "in" else 1)
     if op in ("equals", "not_equal", "starts_with"):
         want = _unescape(value).casefold()
         if op == "starts_with":
@@ -192,9 +214,12 @@ def search(req: SimRequest, book: ContactBook) -> SimResponse:
 
     if q.get("criteria"):
         try:
-            pred = parse_criteria(q["criteria"])
+            pred, conditions = parse_criteria(q["criteria"])
         except BadCriteria:
             return error(400, "INVALID_QUERY", "Invalid query formed", {"api_name": "criteria", "param_name": "criteria"})
+        if conditions > MAX_CONDITIONS:
+            return error(400, "LIMIT_EXCEEDED", f"criteria holds {conditions} conditions; at most {MAX_CONDITIONS}",
+                         {"api_name": "criteria", "limit": MAX_CONDITIONS})
         hits = [c for c in book if pred(record(c, module))]
     elif q.get("email"):
         hits = book.by_property("email", q["email"])
@@ -220,10 +245,54 @@ def search(req: SimRequest, book: ContactBook) -> SimResponse:
     return SimResponse(200, {"data": chunk, "info": info})
 
 
+# -- OAuth and limits --------------------------------------------------------------
+def token(req: SimRequest, desk: TokenDesk) -> SimResponse:
+    p = form(req.body, req.query)
+    if p.get("grant_type") != "refresh_token":
+        return SimResponse(200, {"error": "unsupported_grant_type"})
+    if not p.get("client_id") or not p.get("client_secret"):
+        return SimResponse(200, {"error": "invalid_client"})
+    if not desk.refresh_token_ok(p.get("refresh_token")):
+        return SimResponse(200, {"error": "invalid_code"})
+    access, expires = desk.issue("zoho", "1000.", desk.limits.zoho_token_lifetime)
+    body = {"access_token": access, "scope": "ZohoCRM.modules.ALL", "api_domain": req.base_url(),
+            "token_type": "Bearer"}
+    if expires is not None:
+        body["expires_in"] = expires
+    return SimResponse(200, body)
+
+
+class ZohoQuota(Quota):
+    """Calls in flight per org, and API credits per rolling 24 h."""
+
+    def __init__(self, limits, clock):
+        super().__init__(limits, clock)
+        self.cap = limits.zoho_concurrency
+        self.in_flight = 0
+        self.credits = RollingWindow(limits.zoho_daily_credits, DAY) if limits.zoho_daily_credits else None
+
+    def admit(self, req: SimRequest, now: float) -> Refusal | None:
+        if self.cap is not None and self.in_flight >= self.cap:
+            return Refusal("CONCURRENCY", over_limit())
+        policy = take_all(now, [("CREDITS", self.credits, 1)])
+        if policy is not None:
+            return Refusal(policy, over_limit())
+        self.in_flight += 1
+        return None
+
+    def finish(self, req: SimRequest) -> None:
+        self.in_flight = max(0, self.in_flight - 1)  # limits changed mid-flight: a fresh quota
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {"in_flight": self.in_flight, "credits_used": self.credits.used(now) if self.credits else None}
+
+
 VENDOR = Vendor(
     name="zoho",
     routes=(Route("GET", SEARCH, search, name="zoho module search"),),
     over_limit=over_limit,
     unauthorized=unauthorized,
     server_error=server_error,
+    quota=ZohoQuota,
+    token_routes=(Route("POST", TOKEN, token, name="zoho oauth token"),),
 )
