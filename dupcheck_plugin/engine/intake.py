@@ -2,6 +2,13 @@
 
 Answers use Convoso's codes: 6007 no phone number, 6008 invalid phone,
 6079 invalid email, 6023 malformed input.
+
+A row that no CRM or store could carry is refused here with 6023 and the
+reason, never let through to fail later: a field longer than
+:data:`MAX_FIELD_CHARS`, a lead larger than :data:`MAX_ROW_CHARS`, text that
+is not valid Unicode (invalid UTF-8 read from a file, a lone surrogate from
+JSON ``"\ud800"``) or that holds a NUL character. ``run`` and ``serve``
+apply the same limits; the refused lead is recorded with its values cut.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ CODE_NO_PHONE = 6007
 CODE_BAD_PHONE = 6008
 CODE_BAD_EMAIL = 6079
 CODE_MALFORMED = 6023
+
+MAX_FIELD_CHARS = 64 * 1024  # a lead field: names, addresses, notes fit many times over
+MAX_ROW_CHARS = 1024 * 1024  # a whole lead: serve's body limit
+SHOWN_CHARS = 200  # of a refused value, in its decision record
 
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
@@ -36,17 +47,59 @@ def _flat(value: Any) -> str:
     return str(value)
 
 
+def printable(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` as it can be stored and shown: cut, invalid Unicode and NUL escaped."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def printable_lead(lead: Mapping[str, Any]) -> dict[str, str]:
+    return {printable(str(k)): printable(_flat(v)) for k, v in lead.items()}
+
+
+def row_problem(lead: Mapping[str, str]) -> str | None:
+    """Why this lead (all values strings) cannot be decided, or None."""
+    total = 0
+    for key, value in lead.items():
+        name = printable(key, 40)
+        if len(value) > MAX_FIELD_CHARS:
+            return f"field {name!r} is longer than {MAX_FIELD_CHARS} characters ({len(value)})"
+        total += len(key) + len(value)
+        for text in (key, value):
+            if "\x00" in text:
+                return f"field {name!r} holds a NUL character"
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"field {name!r} is not valid Unicode (invalid UTF-8 or a lone surrogate)"
+    if total > MAX_ROW_CHARS:
+        return f"the lead is larger than {MAX_ROW_CHARS} characters ({total})"
+    return None
+
+
+def normal_list_id(value: str) -> str:
+    """``" 1000"``, ``"01000"`` and ``"1000"`` are one list (as serve reads them)."""
+    text = value.strip()
+    return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else value
+
+
 def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
     """Normalise one lead: every value a string, defaults applied, phone in
     E.164. Refusals carry a Convoso-style code and a reason."""
     nested = sorted(k for k, v in raw.items() if isinstance(v, (dict, list)))
     lead = {str(k): _flat(v) for k, v in raw.items()}
+    problem = row_problem(lead)
+    if problem:
+        return Intake(printable_lead(lead), None, CODE_MALFORMED, f"Malformed row: {problem}")
     if nested:
         return Intake(lead, None, CODE_MALFORMED, f"nested values are not allowed: {', '.join(nested)}")
     if not lead.get("phone_code"):
         lead["phone_code"] = str(defaults.get("phone_code", "1"))
     if not lead.get("list_id") and defaults.get("list_id"):
         lead["list_id"] = str(defaults["list_id"])
+    if lead.get("list_id"):
+        lead["list_id"] = normal_list_id(lead["list_id"])
     phone = lead.get("phone_number", "").strip()
     if not phone:
         return Intake(lead, None, CODE_NO_PHONE, "The Lead requires a phone number")

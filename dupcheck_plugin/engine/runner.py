@@ -18,7 +18,7 @@ from ..plugins import Registry, default_registry
 from ..rules.decide import Decision
 from ..store.writer import StoreWriter
 from ..types import LeadContext, Node, Store
-from .intake import CODE_MALFORMED, Intake, admit
+from .intake import CODE_MALFORMED, Intake, admit, printable, printable_lead
 from .local import local_check
 from .locks import KeyedLocks
 from .record import INTERNAL_ERROR_CODE, build_record, refusal
@@ -122,7 +122,8 @@ class Engine:
 
     def malformed(self, row: int | None, reason: str, raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The decision record of an input row that is not a lead at all."""
-        return self._record(dict(raw or {}), None, refusal(CODE_MALFORMED, f"Malformed row: {reason}"), None, row)
+        return self._record(printable_lead(raw or {}), None,
+                            refusal(CODE_MALFORMED, f"Malformed row: {printable(reason, 300)}"), None, row)
 
     async def commit(self, record: dict[str, Any]) -> dict[str, Any]:
         """Store a record (lead, DNC entry, record in one transaction), then tell observers."""

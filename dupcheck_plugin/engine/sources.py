@@ -3,7 +3,12 @@
 Rows are read in a thread and handed over in batches, so a slow stdin never
 blocks the event loop and a million-row file never sits in memory. Each item
 is ``(row_number, lead or None, error or None)``: a malformed row is an item
-too, so it gets its own rejected decision.
+too, so it gets its own rejected decision and the rest of the file goes on.
+Broken CSV (a field over the limit, an unclosed quote), a line that is not
+JSON or not an object, and a physical line longer than ``MAX_ROW_CHARS`` are
+such rows; invalid UTF-8 is read as lone surrogates, which intake refuses.
+Row numbers are physical line numbers, the same on every read of the file,
+so ``--resume`` skips exactly what was decided.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import json
 import logging
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 from typing import AsyncIterator, Iterator, TextIO
+
+from .intake import MAX_FIELD_CHARS, MAX_ROW_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +43,86 @@ def detect_format(path: str, first_line: str | None = None) -> str:
     return "csv"
 
 
+class BoundedLines:
+    """The physical lines of ``stream``, none longer than ``limit`` (the rest of
+    an overlong line is skipped, never held in memory, and ``overlong`` says
+    so). Lines handed out since :meth:`mark` can be pushed back, to be read
+    again: a quote opened by mistake must not swallow the rows after it."""
+
+    def __init__(self, stream: TextIO, limit: int = MAX_ROW_CHARS):
+        self.stream, self.limit = stream, limit
+        self._overlong: set[int] = set()  # physical numbers of the lines cut short
+        self.number = 0  # physical number of the last line handed out
+        self.taken: list[tuple[int, str]] = []
+        self._read = 0
+        self._pending: deque[tuple[int, str]] = deque()
+
+    def __iter__(self) -> "BoundedLines":
+        return self
+
+    def __next__(self) -> str:
+        if self._pending:
+            self.number, line = self._pending.popleft()
+        else:
+            self._read += 1
+            self.number = self._read
+            line = self._readline()
+        self.taken.append((self.number, line))
+        return line
+
+    def _readline(self) -> str:
+        line = self.stream.readline(self.limit + 1)
+        if not line:
+            raise StopIteration
+        if len(line) > self.limit and not line.endswith("\n"):
+            self._overlong.add(self._read)
+            while True:  # skip to the end of this physical line
+                rest = self.stream.readline(self.limit)
+                if not rest or rest.endswith("\n"):
+                    break
+            return "\n"
+        return line
+
+    @property
+    def overlong(self) -> bool:
+        """Was a line handed out since :meth:`mark` cut short?"""
+        return any(n in self._overlong for n, _ in self.taken)
+
+    def mark(self) -> None:
+        self.taken = []
+
+    def push_back(self, lines: list[tuple[int, str]]) -> None:
+        self._pending.extendleft(reversed(lines))
+
+
 def iter_csv(stream: TextIO) -> Iterator[Item]:
-    reader = csv.reader(stream)
+    csv.field_size_limit(MAX_FIELD_CHARS)  # a bigger field (or a runaway quote) is that row's error
+    lines = BoundedLines(stream)
+    reader = csv.reader(lines, strict=True)  # strict: a quote left open at the end of the file is an error
     header = None
-    for fields in reader:
+    while True:
+        lines.mark()
+        error = None
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader starts afresh on the next line
+            fields, error = None, f"broken CSV ({exc})"
+        taken = lines.taken
+        if len(taken) > 1 and (fields is None or (header is not None and len(fields) != len(header))):
+            # a quote opened on the first line swallowed the lines after it: refuse that line, read the rest again
+            first = taken[0][0]
+            lines.push_back(taken[1:])
+            yield first, None, f"line {first}: broken CSV quoting (a quote opened and not closed on this line)"
+            continue
+        row = lines.number
+        if lines.overlong:
+            yield row, None, f"line {row}: longer than {MAX_ROW_CHARS} characters"
+            continue
+        if error:
+            yield row, None, f"line {row}: {error}"
+            continue
         if not fields or all(not f.strip() for f in fields):
             continue
         if header is None:
@@ -47,7 +131,6 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
                 log.warning("the header has no phone_number column (it has: %s): every row will be refused (6007)",
                             ", ".join(header))
             continue
-        row = reader.line_num
         if len(fields) != len(header):
             yield row, dict(zip(header, fields)), f"line {row}: {len(fields)} fields, the header has {len(header)}"
             continue
@@ -55,13 +138,22 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
 
 
 def iter_jsonl(stream: TextIO) -> Iterator[Item]:
-    for n, line in enumerate(stream, 1):
+    lines = BoundedLines(stream)
+    while True:
+        lines.mark()
+        line = next(lines, None)
+        if line is None:
+            return
+        n = lines.number
+        if lines.overlong:
+            yield n, None, f"line {n}: longer than {MAX_ROW_CHARS} characters"
+            continue
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
-            yield n, None, f"line {n}: not JSON ({exc})"
+        except (ValueError, RecursionError) as exc:  # bad JSON, absurd nesting or numbers
+            yield n, None, f"line {n}: not JSON ({str(exc)[:200]})"
             continue
         if not isinstance(obj, dict):
             yield n, None, f"line {n}: a lead must be a JSON object, not {type(obj).__name__}"
@@ -76,15 +168,15 @@ def iter_leads(stream: TextIO, fmt: str) -> Iterator[Item]:
 def open_source(path: str, fmt: str | None = None) -> tuple[TextIO, str]:
     """Open ``path`` (``-`` for stdin) and tell its format. Raises OSError."""
     if path == "-":
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace", newline="")
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline="")
         if fmt is None:
             buffered = stream.buffer if hasattr(stream, "buffer") else None
             peek = buffered.peek(64)[:64].decode("utf-8", "replace") if buffered and hasattr(buffered, "peek") else ""
             fmt = detect_format("-", peek)
         return stream, fmt
-    stream = Path(path).open("r", encoding="utf-8-sig", errors="replace", newline="")
+    stream = Path(path).open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
     if fmt is None:
-        first = stream.readline()
+        first = stream.readline(4096)
         stream.seek(0)
         fmt = detect_format(path, first)
     return stream, fmt

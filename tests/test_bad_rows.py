@@ -1,0 +1,152 @@
+"""A row that cannot be decided is rejected, never fatal (issue 10): `run` goes on."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import write_workflow
+from dupcheck_plugin.cli.main import main
+from dupcheck_plugin.engine.intake import CODE_MALFORMED, MAX_FIELD_CHARS, MAX_ROW_CHARS, admit
+from dupcheck_plugin.engine.sources import iter_csv, iter_jsonl
+
+BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
+# contacts the simulator knows (customer, opportunity, lead) and numbers it does not
+PHONES = ["5550100101", "5550100002", "5550100003", "5550100181", "5550100182", "5550100183", "5550100184"]
+
+CSV_BAD = {
+    "oversize": lambda: b"5550100190," + b"x" * (MAX_FIELD_CHARS + 10),
+    "surrogate": lambda: b"5550100191,a\xed\xa0\x80b",  # UTF-8 of a lone surrogate: not valid UTF-8
+    "bad_utf8": lambda: b"5550100192,\xff\xfe",
+    "nul": lambda: b"5550100193,a\x00b",
+    "open_quote": lambda: b'5550100194,"never closed',
+    "stray_quote": lambda: b'5550100195,"closed" then text',
+    "long_line": lambda: b"5550100196," + b"y," * (MAX_ROW_CHARS // 2 + 10),
+}
+JSONL_BAD = {
+    "oversize": lambda: json.dumps({"phone_number": "5550100190", "first_name": "x" * (MAX_FIELD_CHARS + 1)}).encode(),
+    "surrogate": lambda: b'{"phone_number": "5550100191", "first_name": "a\\ud800b"}',
+    "nul": lambda: b'{"phone_number": "5550100193", "first_name": "a\\u0000b"}',
+    "array": lambda: b"[1, 2]",
+    "string": lambda: b'"a lead"',
+    "number": lambda: b"12",
+    "null": lambda: b"null",
+    "broken": lambda: b'{"phone_number": "5550100197", ',
+    "nested": lambda: b'{"phone_number": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    "bad_utf8": lambda: b'{"phone_number": "5550100192", "first_name": "\xff"}',
+}
+
+
+def valid_line(fmt: str, phone: str) -> bytes:
+    if fmt == "csv":
+        return f"{phone},P{phone[-3:]}".encode()
+    return json.dumps({"phone_number": phone, "first_name": f"P{phone[-3:]}"}).encode()
+
+
+def write_leads(path: Path, fmt: str, lines: list[bytes]) -> None:
+    header = [b"phone_number,first_name"] if fmt == "csv" else []
+    path.write_bytes(b"\n".join(header + lines) + b"\n")
+
+
+def run(capsys, wf: Path, leads: Path, db: Path, out: Path, sim_url: str, *extra: str) -> tuple[int, list[dict], str]:
+    code = main(["run", str(wf), "--leads", str(leads), "--db", str(db), "--out", str(out),
+                 "--crm-url", sim_url, "--no-progress", *extra])
+    _, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    return code, records, err
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    return write_workflow(tmp_path_factory.mktemp("wf"), [BASE_ROW])
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["csv", "jsonl"]), data=st.data())
+def test_bad_rows_are_rejected_and_every_valid_row_is_decided(capsys, crm_sim, hubspot_env, workflow, fmt, data):
+    bad_kinds = CSV_BAD if fmt == "csv" else JSONL_BAD
+    valid = data.draw(st.lists(st.sampled_from(PHONES), unique=True, max_size=5), label="valid phones")
+    bad = data.draw(st.lists(st.sampled_from(sorted(bad_kinds)), min_size=1, max_size=5), label="bad rows")
+    rows = data.draw(st.permutations([("valid", p) for p in valid] + [("bad", k) for k in bad]), label="order")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        # the decision each valid row gets on its own
+        write_leads(tmp / f"ref.{fmt}", fmt, [valid_line(fmt, p) for p in valid])
+        code, ref, err = run(capsys, workflow, tmp / f"ref.{fmt}", tmp / "ref.db", tmp / "ref.out", crm_sim.url)
+        assert code == 0, err
+        expected = {r["lead"]["phone_number"]: (r["action"], r["code"], r["matched_rule"]) for r in ref}
+
+        lines = [valid_line(fmt, v) if kind == "valid" else bad_kinds[v]() for kind, v in rows]
+        write_leads(tmp / f"mixed.{fmt}", fmt, lines)
+        code, records, err = run(capsys, workflow, tmp / f"mixed.{fmt}", tmp / "mixed.db", tmp / "mixed.out",
+                                 crm_sim.url)
+        assert code == 0, err
+        assert "Traceback" not in err and "run stopped" not in err
+        first = 2 if fmt == "csv" else 1  # the CSV header is line 1
+        by_line = {r["row"]: r for r in records}
+        assert sorted(by_line) == list(range(first, first + len(rows))), "one record per row"
+        for line, (kind, value) in enumerate(rows, first):
+            record = by_line[line]
+            if kind == "valid":
+                assert (record["action"], record["code"], record["matched_rule"]) == expected[value]
+            else:
+                assert (record["action"], record["code"]) == ("rejected", CODE_MALFORMED), (value, record["text"])
+                assert record["text"].startswith("Malformed row: ")
+                assert len(json.dumps(record["lead"])) < 2000  # a refused value is recorded cut
+
+        # --resume finds nothing left to do and never stops where the first run did not
+        code, _, err = run(capsys, workflow, tmp / f"mixed.{fmt}", tmp / "mixed.db", tmp / "again.out",
+                           crm_sim.url, "--resume")
+        assert code == 0, err
+        assert f"resuming: {len(rows)} rows already decided" in err
+
+
+# --- the pieces, without a CRM ------------------------------------------------------
+
+def items(fmt: str, text: bytes):
+    stream = io.TextIOWrapper(io.BytesIO(text), encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return list(iter_csv(stream) if fmt == "csv" else iter_jsonl(stream))
+
+
+def test_an_open_quote_swallows_no_valid_row():
+    got = items("csv", b'phone_number,first_name\n5550100101,"open\n5550100102,Bo\n5550100103,"x\n5550100104,Di\n')
+    assert [(row, lead, error is None) for row, lead, error in got] == [
+        (2, None, False), (3, {"phone_number": "5550100102", "first_name": "Bo"}, True),
+        (4, None, False), (5, {"phone_number": "5550100104", "first_name": "Di"}, True)]
+
+
+def test_a_quoted_field_may_still_span_lines():
+    got = items("csv", b'phone_number,address\n5550100101,"1 Main St\nSpringfield"\n5550100102,x\n')
+    assert got == [(3, {"phone_number": "5550100101", "address": "1 Main St\nSpringfield"}, None),
+                   (4, {"phone_number": "5550100102", "address": "x"}, None)]
+
+
+def test_an_overlong_line_is_skipped_not_held():
+    got = items("jsonl", b'{"a": "' + b"x" * (MAX_ROW_CHARS + 5) + b'"}\n{"phone_number": "1"}\n')
+    assert got[0][0] == 1 and got[0][1] is None and "longer than" in got[0][2]
+    assert got[1] == (2, {"phone_number": "1"}, None)
+
+
+@pytest.mark.parametrize("lead, reason", [
+    ({"phone_number": "5550100101", "notes": "x" * (MAX_FIELD_CHARS + 1)}, "longer than 65536"),
+    ({"phone_number": "5550100101", **{f"f{i}": "x" * 60_000 for i in range(20)}}, "lead is larger than"),
+    ({"phone_number": "5550100101", "name": "a\ud800"}, "not valid Unicode"),
+    ({"phone_number": "5550100101", "name\udcff": "a"}, "not valid Unicode"),
+    ({"phone_number": "5550100101", "name": "a\x00b"}, "NUL character"),
+])
+def test_intake_refuses_what_no_store_or_crm_could_carry(lead, reason):
+    intake = admit(lead, {})
+    assert intake.code == CODE_MALFORMED and reason in intake.text
+    json.dumps(intake.lead).encode("utf-8")  # the recorded lead can be stored
+    assert len(json.dumps(intake.lead)) < 10_000
+
+
+@pytest.mark.parametrize("list_id", ["1000", "01000", " 1000", "1000 "])
+def test_list_ids_are_normalised_like_serve(list_id):
+    assert admit({"phone_number": "5550100101", "list_id": list_id}, {}).lead["list_id"] == "1000"
