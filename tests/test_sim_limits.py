@@ -258,6 +258,32 @@ def test_zoho_one_hour_tokens_refresh_and_expire(sim, http):
     assert (z["token_grants"], z["token_refused"], z["expired_token"]) == (2, 1, 1)
 
 
+def test_hubspot_and_gohighlevel_oauth_tokens_expire_and_refresh(sim, http):
+    sim.set_limits(hubspot_search_per_second=None)
+    hub = token_post(http, "/oauth/v1/token", grant_type="refresh_token", client_id="c", client_secret="s",
+                     refresh_token="hub-rt").json()
+    assert hub["expires_in"] == 1800 and hub["refresh_token"] == "hub-rt" and hub["token_type"] == "bearer"
+    assert hs_search(http, token=hub["access_token"]).status_code == 200
+    sim.advance(1800)
+    expired = hs_search(http, token=hub["access_token"])
+    assert expired.status_code == 401 and expired.json()["category"] == "EXPIRED_AUTHENTICATION"
+    bad = token_post(http, "/oauth/v1/token", grant_type="refresh_token", client_id="c", client_secret="s")
+    assert bad.status_code == 400 and bad.json()["status"] == "BAD_REFRESH_TOKEN"
+
+    ghl_token = token_post(http, "/oauth/token", grant_type="refresh_token", client_id="c", client_secret="s",
+                           refresh_token="ghl-rt-1").json()
+    assert ghl_token["expires_in"] == 86_399 and ghl_token["refresh_token"] != "ghl-rt-1"
+    headers = {"Version": "2021-07-28", "Authorization": f"Bearer {ghl_token['access_token']}"}
+    params = {"locationId": "loc", "number": KNOWN[0]}
+    assert http.get(GHL, params=params, headers=headers).status_code == 200
+    spent = token_post(http, "/oauth/token", grant_type="refresh_token", client_id="c", client_secret="s",
+                       refresh_token="ghl-rt-1")
+    assert spent.status_code == 400 and spent.json()["error"] == "invalid_grant"  # refresh tokens are single-use
+    sim.advance(86_399)
+    assert http.get(GHL, params=params, headers=headers).json() == {"statusCode": 401, "message": "Invalid JWT"}
+    assert vendor_stats(sim, "gohighlevel")["expired_token"] == 1 and vendor_stats(sim, "hubspot")["token_grants"] == 1
+
+
 def test_time_scale_shortens_what_clients_are_told(sim, http):
     sim.set_limits(time_scale=3600, zoho_token_lifetime=7200)
     assert zoho_token(http).json()["expires_in"] == 2  # two simulated hours: two real seconds

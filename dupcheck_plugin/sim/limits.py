@@ -190,6 +190,7 @@ class Limits:
     hubspot_search_per_second: int | None = 4
     hubspot_ten_secondly: int | None = 100
     hubspot_daily: int | None = 250_000
+    hubspot_token_lifetime: float | None = 1800.0  # public apps' OAuth access tokens
     # Salesforce: API requests per org per rolling 24 h; session (access token) lifetime
     salesforce_daily: int | None = 100_000
     salesforce_session_lifetime: float | None = 7200.0
@@ -201,6 +202,7 @@ class Limits:
     # GoHighLevel: per location, 100 per rolling 10 s and 200,000 per day
     gohighlevel_burst: int | None = 100
     gohighlevel_daily: int | None = 200_000
+    gohighlevel_token_lifetime: float | None = 86_399.0  # OAuth access tokens (refresh tokens are single-use)
     # Pipedrive: requests per rolling 2 s per token; a daily budget of tokens (a search costs search_cost)
     pipedrive_burst: int | None = 20
     pipedrive_daily_tokens: int | None = 30_000

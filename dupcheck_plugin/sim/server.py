@@ -31,7 +31,7 @@ from aiohttp import web
 
 from .contacts import ContactBook
 from .limits import Clock, Limits, Quota
-from .oauth import TokenDesk
+from .oauth import TokenDesk, form
 from .vendors import Route, SimRequest, SimResponse, Vendor, all_vendors
 
 SERVER_ERRORS = (500, 502, 503)
@@ -297,8 +297,7 @@ class Simulator:
         resp = self._call(route, req, self.tokens)
         if resp.status == 200 and isinstance(resp.body, dict) and "access_token" in resp.body:
             counts["token_grants"] += 1
-            self._count(counts["token_grants_by_type"], str(req.body.get("grant_type") if isinstance(req.body, dict)
-                                                            else req.query.get("grant_type")))
+            self._count(counts["token_grants_by_type"], str(form(req.body, req.query).get("grant_type")))
         else:
             counts["token_refused"] += 1
         return resp
@@ -333,8 +332,12 @@ class Simulator:
         counts = self._vendor[vendor.name]
         credential = vendor.credentials(req)
         state = self.tokens.state(credential)
-        if state == "expired" or (k.auth is not None and state != "valid" and credential != k.auth):
-            counts["expired_token" if state == "expired" else "unauthorized"] += 1
+        if state == "expired":
+            counts["expired_token"] += 1
+            self._faults["unauthorized"] += 1
+            return (vendor.expired or vendor.unauthorized)()
+        if k.auth is not None and state != "valid" and credential != k.auth:
+            counts["unauthorized"] += 1
             self._faults["unauthorized"] += 1
             return vendor.unauthorized()
         if r_limit < k.rate_limit_rate:

@@ -98,6 +98,7 @@ class Vendor:
     credentials: Callable[[SimRequest], str | None] = default_credentials
     quota: Callable[[Limits, Clock], Quota] | None = None  # None: the vendor has no limits
     token_routes: tuple[Route, ...] = ()  # OAuth token endpoints: no auth, no quota
+    expired: Callable[[], SimResponse] | None = None  # the 401 for an expired token (None: unauthorized)
 
 
 def all_vendors() -> list[Vendor]:

@@ -16,6 +16,14 @@ Limits (``GoHighLevelQuota``), per location: 100 requests per rolling 10 s
 answer carries ``X-RateLimit-Limit-Daily``, ``X-RateLimit-Daily-Remaining``,
 ``X-RateLimit-Interval-Milliseconds``, ``X-RateLimit-Max`` and
 ``X-RateLimit-Remaining`` with the real counts. Over either: 429.
+
+OAuth: ``POST /oauth/token`` (form: ``grant_type=refresh_token``,
+``client_id``, ``client_secret``, ``refresh_token``) answers
+``access_token``, ``expires_in`` (``gohighlevel_token_lifetime``, about a
+day), a **new** ``refresh_token`` (the one used is spent), ``userType``,
+``locationId``; refused: 400 ``{"error": "invalid_grant" | "invalid_client" |
+"unsupported_grant_type", "error_description"}``. An expired access token
+answers 401 ``Invalid JWT``.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ from typing import Any
 from ...phone import PhoneError, to_e164
 from ..contacts import Contact, ContactBook
 from ..limits import DailyWindow, Keyed, Quota, Refusal, RollingWindow, take_all
+from ..oauth import TokenDesk, form
 from . import Route, SimRequest, SimResponse, Vendor
 
 DUPLICATE = "/contacts/search/duplicate"
+TOKEN = "/oauth/token"
 VERSION = "2021-07-28"
 ADDED = "2024-01-15T09:30:00.000Z"
 # sent as they are when limits are off; GoHighLevelQuota replaces them with real counts
@@ -95,6 +105,31 @@ def duplicate(req: SimRequest, book: ContactBook) -> SimResponse:
     return resp
 
 
+def _oauth_error(error: str, description: str) -> SimResponse:
+    return SimResponse(400, {"error": error, "error_description": description})
+
+
+def token(req: SimRequest, desk: TokenDesk) -> SimResponse:
+    p = form(req.body, req.query)
+    if p.get("grant_type") != "refresh_token":
+        return _oauth_error("unsupported_grant_type", "grant_type must be refresh_token here")
+    if not p.get("client_id") or not p.get("client_secret"):
+        return _oauth_error("invalid_client", "Invalid client credentials")
+    if not desk.refresh_token_ok(p.get("refresh_token")):
+        return _oauth_error("invalid_grant", "Invalid grant: refresh token is invalid")
+    desk.revoke(p["refresh_token"])  # single use: the answer carries the next one
+    access, expires = desk.issue("gohighlevel", "eyJhbGciOi.", desk.limits.gohighlevel_token_lifetime)
+    body = {"access_token": access, "token_type": "Bearer", "refresh_token": desk.new_refresh_token("eyJyZWZyZXNo."),
+            "scope": "contacts.readonly", "userType": "Location", "locationId": p.get("location_id") or "sim-location"}
+    if expires is not None:
+        body["expires_in"] = expires
+    return SimResponse(200, body)
+
+
+def expired() -> SimResponse:
+    return SimResponse(401, {"statusCode": 401, "message": "Invalid JWT"})
+
+
 class GoHighLevelQuota(Quota):
     """A rolling 10 s burst and a daily cap, per location."""
 
@@ -136,4 +171,6 @@ VENDOR = Vendor(
     unauthorized=unauthorized,
     server_error=server_error,
     quota=GoHighLevelQuota,
+    token_routes=(Route("POST", TOKEN, token, name="gohighlevel oauth token"),),
+    expired=expired,
 )

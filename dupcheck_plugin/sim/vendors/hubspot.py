@@ -17,6 +17,7 @@ Limits (``HubSpotQuota``): searches 4 per second per token (429
 (``TEN_SECONDLY_ROLLING``) and 250,000 per day (``DAILY``) per portal.
 As HubSpot does, search answers carry no ``X-HubSpot-RateLimit-*`` headers;
 the other endpoints (``GET /crm/v3/objects/contacts/{id}``) do.
+Public apps' OAuth: ``hubspot_oauth.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from ..contacts import PHONE_PROPERTIES, Contact, ContactBook, phone_forms
 from ..limits import DailyWindow, Keyed, Quota, Refusal, RollingWindow, take_all
 from . import Route, SimRequest, SimResponse, Vendor, correlation_id, default_credentials
+from .hubspot_oauth import TOKEN, expired, token
 
 SEARCH = "/crm/v3/objects/contacts/search"
 CONTACT = r"/crm/v3/objects/contacts/(?P<contact_id>(?!search$)[^/]+)"
@@ -293,4 +295,6 @@ VENDOR = Vendor(
     unauthorized=unauthorized,
     server_error=server_error,
     quota=HubSpotQuota,
+    token_routes=(Route("POST", TOKEN, token, name="hubspot oauth token"),),
+    expired=expired,
 )
