@@ -9,8 +9,9 @@ Batching (HubSpot's own limits, always enforced): at most 5 filterGroups
 (ORed), 10 filters per group, 25 filters in all; an ``IN`` filter takes its
 ``values`` list (at most ``MAX_IN_VALUES``, an assumption: HubSpot does not
 publish it). Past them: 400 VALIDATION_ERROR. Every result carries
-``properties.phone``/``mobilephone``/``email`` when set, so a batched
-answer can be split back per lead.
+``properties.phone`` and ``email`` when set (``mobilephone`` when the
+request's ``properties`` ask for it), so a batched answer can be split back
+per lead.
 
 Limits (``HubSpotQuota``): searches 4 per second per token (429
 ``policyName: SECONDLY``); every call 100 per rolling 10 s
