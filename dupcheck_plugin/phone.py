@@ -6,9 +6,11 @@ from functools import lru_cache
 
 import phonenumbers
 
+from .errors import DupcheckError
 
-class PhoneError(ValueError):
-    pass
+
+class PhoneError(DupcheckError, ValueError):
+    """Not a phone number; the message says why."""
 
 
 def _digits(value: str) -> str:
@@ -83,3 +85,15 @@ def mask_phone(phone: str | None) -> str | None:
     if len(phone) <= 6:
         return "*" * len(phone)
     return phone[:-7] + "***" + phone[-4:]
+
+
+def split_e164(phone_e164: str) -> tuple[str, str]:
+    """``+15551234567`` -> (``5551234567``, ``1``): the shape Convoso's DNC API shows."""
+    try:
+        parsed = phonenumbers.parse(phone_e164, None)
+        return phonenumbers.national_significant_number(parsed), str(parsed.country_code)
+    except phonenumbers.NumberParseException:
+        # not parseable: keep the digits rather than refuse a DNC entry
+        if phone_e164.startswith("+1"):
+            return phone_e164[2:], "1"
+        return phone_e164.lstrip("+"), ""

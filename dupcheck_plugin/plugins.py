@@ -16,6 +16,7 @@ from typing import Any, Callable
 import pluggy
 
 from . import PROJECT_NAME, hookspecs
+from .errors import DupcheckError
 from .types import NodeType
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PLUGINS = ("dupcheck_plugin.builtin",)
 
 
-class PluginConflict(Exception):
+class PluginConflict(DupcheckError):
     """Two plugins registered the same name."""
 
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+
+from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
+
+if TYPE_CHECKING:
+    from .rules.decide import Decision, Settings
+
+__all__ = ["BuildContext", "CheckOutcome", "CheckNode", "Commit", "CrmAnswer", "CrmNode", "DncEntry",
+           "LeadContext", "NewLead", "Node", "NodeType", "Store", "StoreError", "WorkflowView",
+           "CRM_ANSWER", "CHECK_OUTCOME", "CRM_ERRORS"]
 
 
 class Node(Protocol):
@@ -33,9 +42,11 @@ class NodeType:
     :ivar check: optional ``check(config, view) -> [(path, message)]`` for what
         a schema cannot see (a file that must exist, a node of the right type);
         ``view`` is a :class:`WorkflowView`. Paths are relative to ``config``.
-    :ivar output: what ``run`` returns, by name, so other nodes can check what
-        they read: ``"crm_answer"`` (a :class:`CrmAnswer`, what
-        ``api_duplicate_check`` reads) or ``"check_outcome"``.
+    :ivar output: what ``run`` returns, by name, so other nodes and the host
+        know what they read: :data:`CRM_ANSWER` (the node is a
+        :class:`CrmNode`; ``api_duplicate_check`` reads its answer) or
+        :data:`CHECK_OUTCOME` (a :class:`CheckNode`; the host takes the
+        lead's decision from it).
     """
 
     name: str
@@ -88,13 +99,13 @@ class LeadContext:
 
     lead: dict[str, str]
     phone_e164: str | None
-    _run_node: Callable[[str, "LeadContext"], Awaitable[Any]]
-    _outputs: dict[str, Any] = field(default_factory=dict)
+    nodes: Mapping[str, Node]
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     async def output(self, node_id: str) -> Any:
-        if node_id not in self._outputs:
-            self._outputs[node_id] = await self._run_node(node_id, self)
-        return self._outputs[node_id]
+        if node_id not in self.outputs:
+            self.outputs[node_id] = await self.nodes[node_id].run(self)
+        return self.outputs[node_id]
 
 
 # CRM call error kinds: the closed set a decision record's crm.error names.
@@ -125,32 +136,50 @@ class CrmAnswer:
     attempts: int = 1
     record_id: str | None = None  # the CRM's record id, where the adaptor says where it is
 
+    def as_json(self) -> dict[str, Any]:
+        """A JSON object (a workflow engine's activity result); :meth:`from_json` reads it back."""
+        out = asdict(self)
+        out["headers"] = dict(self.headers)
+        out["request"] = dict(self.request) if self.request is not None else None
+        return out
 
-class Store(Protocol):
-    """Where decisions land: leads, the account DNC list, decision records.
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "CrmAnswer":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
-    The host calls these from a single writer thread, one call at a time.
-    """
 
-    def apply(self, records: Sequence[dict[str, Any]]) -> None:
-        """Store decisions in one transaction: for each record, its lead (when
-        ``action == "created"``; the store sets ``record["lead_id"]``), its DNC
-        entry (when ``dnc_added``; at most one entry per phone) and the record.
-        All of them land or none does."""
+# the outputs the host knows by name (NodeType.output)
+CRM_ANSWER = "crm_answer"
+CHECK_OUTCOME = "check_outcome"
 
-    def find_leads(self, phone_e164: str, list_id: str | None = None) -> list[dict[str, Any]]:
-        """Leads with this phone, newest first (optionally in one list)."""
 
-    def dnc_add(self, phone_e164: str, reason: str, campaign_id: str = "0") -> tuple[int, bool]:
-        """Add to the DNC list; returns (entry id, newly added)."""
+class CrmNode(Node, Protocol):
+    """A node whose type's output is :data:`CRM_ANSWER`: ``run`` returns a
+    :class:`CrmAnswer`. The rest is optional: ``explain`` reads a recorded
+    answer through ``read_answer`` (else as JSON) and shows ``preview``;
+    ``demo`` fills ``secret_names`` with placeholders."""
 
-    def dnc_contains(self, phone_e164: str, campaign_id: str = "0") -> bool: ...
+    secret_names: frozenset[str]  # the environment variables its request and auth read
 
-    def dnc_search(self, phone_e164: str | None, campaign_id: str | None,
-                   offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """(total, entries) of the DNC list, filtered."""
+    def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> CrmAnswer:
+        """A recorded answer, read as this node reads a live one (no I/O)."""
 
-    def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
-        """Decision records for a phone, oldest first."""
+    def preview(self, lead: Mapping[str, str]) -> Mapping[str, Any] | None:
+        """The request this lead would send, secrets masked; None if it cannot be rendered."""
 
-    def close(self) -> None: ...
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What a :data:`CHECK_OUTCOME` node returns: the decision and the answer
+    it was made on (None when the check is disabled and the CRM was not called)."""
+
+    decision: "Decision"
+    answer: CrmAnswer | None
+
+
+class CheckNode(Node, Protocol):
+    """A node whose type's output is :data:`CHECK_OUTCOME`: it reads the
+    answer of node ``settings.connect`` and decides with ``settings`` (a
+    rules table, see :mod:`dupcheck_plugin.rules.decide`)."""
+
+    settings: "Settings"

@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from conftest import write_workflow
 from dupcheck_plugin.cli.main import main
-from dupcheck_plugin.engine.intake import CODE_MALFORMED, MAX_FIELD_CHARS, MAX_ROW_CHARS, admit
+from dupcheck_plugin import codes
+from dupcheck_plugin.engine.intake import MAX_FIELD_CHARS, MAX_ROW_CHARS, admit
+
+CODE_MALFORMED = codes.MISSING_FIELDS.code
 from dupcheck_plugin.engine.sources import iter_csv, iter_jsonl
 
 BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
@@ -96,8 +99,8 @@ def test_bad_rows_are_rejected_and_every_valid_row_is_decided(capsys, crm_sim, h
             if kind == "valid":
                 assert (record["action"], record["code"], record["matched_rule"]) == expected[value]
             else:
-                assert (record["action"], record["code"]) == ("rejected", CODE_MALFORMED), (value, record["text"])
-                assert record["text"].startswith("Malformed row: ")
+                assert (record["action"], record["code"]) == ("rejected", CODE_MALFORMED), (value, record["detail"])
+                assert record["text"] == codes.MISSING_FIELDS.text and record["detail"].startswith("Malformed row: ")
                 assert len(json.dumps(record["lead"])) < 2000  # a refused value is recorded cut
 
         # --resume finds nothing left to do and never stops where the first run did not
@@ -142,7 +145,7 @@ def test_an_overlong_line_is_skipped_not_held():
 ])
 def test_intake_refuses_what_no_store_or_crm_could_carry(lead, reason):
     intake = admit(lead, {})
-    assert intake.code == CODE_MALFORMED and reason in intake.text
+    assert intake.refused.code == CODE_MALFORMED and reason in intake.refused.detail
     json.dumps(intake.lead).encode("utf-8")  # the recorded lead can be stored
     assert len(json.dumps(intake.lead)) < 10_000
 

@@ -16,7 +16,7 @@ import pytest
 
 from dupcheck_plugin.adaptor.model import RateLimitRule
 from dupcheck_plugin.config.problems import ConfigError
-from dupcheck_plugin.engine.runner import Engine
+from dupcheck_plugin.host import Commit, Host
 from dupcheck_plugin.http.call import interpret, retry_after_seconds
 from dupcheck_plugin.http.response import parse_body, UnparsableBody
 from dupcheck_plugin.store.writer import StoreWriter
@@ -26,7 +26,7 @@ from conftest import write_workflow
 ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
 
 
-def engine_with(tmp_path, connect: dict, environ: dict, answers=None) -> tuple[Engine, list[httpx.Request]]:
+def engine_with(tmp_path, connect: dict, environ: dict, answers=None) -> tuple[Host, list[httpx.Request]]:
     seen: list[httpx.Request] = []
     answers = list(answers or [])
 
@@ -37,15 +37,18 @@ def engine_with(tmp_path, connect: dict, environ: dict, answers=None) -> tuple[E
         return httpx.Response(200, json={"total": 0, "results": []})
 
     wf = write_workflow(tmp_path, [ROW], connect=connect)
-    engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), environ={"HUBSPOT_TOKEN": "hs-secret", **environ})
-    engine.nodes["crm"]._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    engine = Host.open(str(wf), db=str(tmp_path / "d.db"), environ={"HUBSPOT_TOKEN": "hs-secret", **environ},
+                       http_transport=httpx.MockTransport(handler))
     return engine, seen
 
 
-def evaluate(engine: Engine, lead: dict) -> dict:
+def evaluate(engine: Host, lead: dict) -> dict:
+    """The decision record of one lead, not stored (the host API's steps)."""
     async def go():
         async with engine:
-            return await engine.evaluate(lead)
+            intake = engine.workflow.admit(lead)
+            decision, answer = await engine.workflow.evaluate(intake)
+            return engine.workflow.record(intake, decision, answer)
 
     return asyncio.run(go())
 
@@ -71,7 +74,7 @@ def test_auth_kinds_send_the_secret_and_record_it_masked(tmp_path, auth, where, 
 def test_a_missing_auth_secret_is_a_config_error(tmp_path):
     wf = write_workflow(tmp_path, [ROW], connect={"auth": {"type": "bearer", "secret": "NOT_SET_ANYWHERE"}})
     with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE"):
-        Engine.open(str(wf), db=str(tmp_path / "d.db"), environ={"HUBSPOT_TOKEN": "x"})
+        Host.open(str(wf), db=str(tmp_path / "d.db"), environ={"HUBSPOT_TOKEN": "x"})
 
 
 def test_connection_overrides_method_body_format_and_url(tmp_path):
@@ -147,16 +150,16 @@ def test_a_node_that_raises_still_gives_the_lead_one_retryable_decision(tmp_path
     engine.nodes["crm"].run = broken
     record = evaluate(engine, {"phone_number": "5550100170"})
     assert (record["action"], record["code"], record["retryable"]) == ("rejected", 6500, True)
-    assert "plugin bug" in record["text"]
+    assert record["text"] == "Internal error, retry later" and "plugin bug" in record["detail"]
 
 
 def test_a_workflow_without_a_duplicate_check_creates_with_defaults(tmp_path):
     wf = tmp_path / "only_connect.toml"
     wf.write_text('[[nodes]]\nid = "crm"\ntype = "convoso_connect"\nconfig = { adaptor = "hubspot_contacts_search" }\n')
-    engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), environ={"HUBSPOT_TOKEN": "x"})
     calls = []
-    engine.nodes["crm"]._client = httpx.AsyncClient(transport=httpx.MockTransport(
-        lambda r: calls.append(r) or httpx.Response(200, json={"total": 5})))
+    engine = Host.open(str(wf), db=str(tmp_path / "d.db"), environ={"HUBSPOT_TOKEN": "x"},
+                       http_transport=httpx.MockTransport(
+                           lambda r: calls.append(r) or httpx.Response(200, json={"total": 5})))
     record = evaluate(engine, {"phone_number": "5550100170"})
     assert len(calls) == 1  # the connect node is a sink: it runs
     assert (record["action"], record["status"], record["checked"]) == ("created", "NEW", False)
@@ -168,10 +171,11 @@ class FlakyStore:
     def __init__(self):
         self.stored = []
 
-    def apply(self, records):
-        if any(r.get("bad") for r in records):
+    def apply(self, commits):
+        if any(c.record.get("bad") for c in commits):
             raise ValueError("bad record")
-        self.stored += records
+        self.stored += [c.record for c in commits]
+        return [str(c.record["n"]) for c in commits]
 
     def close(self):
         pass
@@ -182,10 +186,11 @@ def test_writer_isolates_a_bad_record_from_its_batch():
     writer = StoreWriter(store)
 
     async def go():
-        return await asyncio.gather(*(writer.submit({"n": i, "bad": i == 3}) for i in range(8)),
+        return await asyncio.gather(*(writer.submit(Commit({"n": i, "bad": i == 3})) for i in range(8)),
                                     return_exceptions=True)
 
     results = asyncio.run(go())
     writer.close()
     assert isinstance(results[3], ValueError)
+    assert [r for i, r in enumerate(results) if i != 3] == ["0", "1", "2", "4", "5", "6", "7"]
     assert sorted(r["n"] for r in store.stored) == [0, 1, 2, 4, 5, 6, 7]

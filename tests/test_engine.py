@@ -14,31 +14,15 @@ import pytest
 
 from dupcheck_plugin import hookimpl, hookspecs
 from dupcheck_plugin.config.problems import ConfigError
-from dupcheck_plugin.engine.runner import Engine, aiter_items
+from dupcheck_plugin.host import StoreError
+from dupcheck_plugin.engine.runner import aiter_items
+from dupcheck_plugin.host import Host as Engine
 from dupcheck_plugin.plugins import DEFAULT_PLUGINS, Registry, make_plugin_manager
 from dupcheck_plugin.store.sqlite import SqliteStore
+from dupcheck_plugin.testing import MemoryStore
 from dupcheck_plugin.types import CrmAnswer, NodeType
 
 from conftest import write_workflow
-
-
-class MemoryStore:
-    """A store a plugin could provide: keeps everything in lists."""
-
-    def __init__(self):
-        self.leads, self.dnc, self.records = [], set(), []
-
-    def apply(self, records):
-        for r in records:
-            if r["action"] == "created":
-                self.leads.append(r["lead"])
-                r["lead_id"] = f"mem-{len(self.leads)}"
-            if r["dnc_added"]:
-                self.dnc.add(r["phone_e164"])
-            self.records.append(r)
-
-    def close(self):
-        pass
 
 
 def custom_node_workflow(tmp_path, node_type: str, config: str):
@@ -89,8 +73,24 @@ def test_a_plugin_store_replaces_sqlite_through_the_hook(tmp_path, crm_sim, hubs
     engine = Engine.open(str(wf), crm_url=crm_sim.url, registry=registry_with(StorePlugin()))
     records = run(engine, [{"phone_number": "+15550100003"}, {"phone_number": "5550100190"}])
     assert sorted(r["action"] for r in records) == ["created", "duplicate"]
-    assert store.dnc == {"+15550100003"} and len(store.leads) == 1 and len(store.records) == 2
-    assert not (tmp_path / "dupcheck.db").exists()
+    assert [e["phone_e164"] for e in store.dnc] == ["+15550100003"]
+    assert [lead["phone_e164"] for lead in store.leads] == ["+15550100190"] and len(store.records) == 2
+    assert store.closed and not (tmp_path / "dupcheck.db").exists()
+
+
+def test_a_plugin_store_that_is_not_a_store_is_refused_at_start(tmp_path):
+    class NotAStore:
+        def apply(self, commits):
+            return []
+
+    class StorePlugin:
+        @hookimpl
+        def dupcheck_make_store(self, settings):
+            return NotAStore()
+
+    wf = write_workflow(tmp_path, [])
+    with pytest.raises(StoreError, match="NotAStore is not a dupcheck Store"):
+        Engine.open(str(wf), registry=registry_with(StorePlugin()), environ={"HUBSPOT_TOKEN": "x"})
 
 
 def test_without_a_plugin_store_the_builtin_sqlite_store_answers(tmp_path):

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_workflow
-from dupcheck_plugin.engine.runner import Engine, aiter_items
+from dupcheck_plugin.engine.runner import aiter_items
+from dupcheck_plugin.host import Host as Engine
 from dupcheck_plugin.engine.sources import iter_csv, iter_jsonl
 
 # examples/contacts.csv: 101 customer, 102 opportunity, 103 lead, 106 flagged dnc
@@ -101,7 +102,7 @@ def test_add_to_dnc_adds_the_phone_once(tmp_path, crm_sim, hubspot_env):
     wf = write_workflow(tmp_path, [{**BASE_ROW, "add_to_dnc": True, "name": "known-dnc"}])
     recs = run_leads(wf, leads_for(KNOWN, "555-010-0003", NEW[0]), crm_sim.url, tmp_path / "d.db", concurrency=1)
     assert [r["dnc_added"] for r in recs] == [True, True, False]
-    assert db_rows(tmp_path / "d.db", "select phone_e164, campaign_id, reason from dnc") == [("+15550100003", "0", "known-dnc")]
+    assert db_rows(tmp_path / "d.db", "select phone_e164, campaign_id, reason from dnc") == [("+15550100003", "0", "row 0 (known-dnc)")]
 
 
 def test_success_yes_answers_success_for_a_skipped_duplicate(tmp_path, crm_sim, hubspot_env):
@@ -282,30 +283,32 @@ def test_demo_runs_every_shipped_adaptor_end_to_end(adaptor, tmp_path, capsys):
     assert db_rows(tmp_path / "d.db", "select count(*) from leads") == [(actions.get("created", 0),)]
 
 
-def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path, crm_sim, hubspot_env):
+def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path, hubspot_env):
     import signal
-    import time
+    import threading
 
-    crm_sim.set_knobs(latency_ms=30)
+    from dupcheck_plugin.testing import CrmStub
+
     wf = write_workflow(tmp_path, [BASE_ROW])
+    phones = [f"55501{n:05d}" for n in range(1000, 1400)]
     leads = tmp_path / "leads.csv"
-    leads.write_text("phone_number\n" + "".join(f"55501{n:05d}\n" for n in range(1000, 1400)))
+    leads.write_text("phone_number\n" + "".join(f"{p}\n" for p in phones))
     db = tmp_path / "r.db"
-    args = [sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads", str(leads),
-            "--crm-url", crm_sim.url, "--db", str(db), "--concurrency", "4", "--out", str(tmp_path / "1.jsonl")]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # interrupt it mid-way
-        time.sleep(0.2)
-        try:
-            if db.exists() and db_rows(db, "select count(*) from decisions")[0][0] >= 20:
-                break
-        except sqlite3.OperationalError:  # the file exists, its tables are not created yet
-            continue
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
-    first = db_rows(db, "select count(*) from decisions")[0][0]
-    assert 20 <= first < 400
+    held = threading.Event()
+    with CrmStub() as stub:
+        for phone in phones[50:]:  # the CRM answers the first 50 leads, then holds every call
+            stub.answer(phone, {"total": 0, "results": []}, gate=held)
+        args = [sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads", str(leads),
+                "--crm-url", stub.url, "--db", str(db), "--concurrency", "4", "--out", str(tmp_path / "1.jsonl")]
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        # all 4 workers wait on held calls: each stored its earlier lead before it took the next
+        assert stub.wait_for_requests(54), proc.stderr
+        proc.send_signal(signal.SIGINT)  # interrupt it mid-way
+        proc.communicate(timeout=60)
+        held.set()
+        first = db_rows(db, "select count(*) from decisions")[0][0]
+        assert first == 50
+        args[args.index("--crm-url") + 1] = "http://127.0.0.1:9"  # the rerun must stop before calling anything
     # every stored decision is whole: a created lead has its lead row
     assert db_rows(db, "select count(*) from decisions where action = 'created' and lead_id is null") == [(0,)]
 
@@ -313,8 +316,10 @@ def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path
     assert again.returncode == 1 and "--resume" in again.stderr and "Traceback" not in again.stderr
     assert db_rows(db, "select count(*) from decisions")[0][0] == first
 
-    crm_sim.set_knobs(latency_ms=0)
-    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
+    with CrmStub() as stub:
+        args[args.index("--crm-url") + 1] = stub.url
+        resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert len(stub.requests) == 400 - first  # only the rows left are decided
     assert resumed.returncode == 0, resumed.stderr
     assert f"{first} rows already decided" in resumed.stderr
     assert db_rows(db, "select count(*), count(distinct row) from decisions") == [(400, 400)]
@@ -361,11 +366,11 @@ def test_check_dup_by_list_and_check_dnc(tmp_path, crm_sim, hubspot_env):
     async def go():
         engine = Engine.open(str(wf), db=str(db), crm_url=crm_sim.url)
         async with engine:
-            first = await engine.process({"phone_number": NEW[0], "list_id": "1"}, check_dup=2)
-            other_list = await engine.process({"phone_number": NEW[0], "list_id": "2"}, check_dup=2)
-            same_list = await engine.process({"phone_number": NEW[0], "list_id": "1"}, check_dup=2)
-            known = await engine.process({"phone_number": KNOWN})  # the CRM knows it: DNC added
-            on_dnc = await engine.process({"phone_number": KNOWN}, check_dnc=True)
+            first = await engine.decide({"phone_number": NEW[0], "list_id": "1"}, check_dup=2)
+            other_list = await engine.decide({"phone_number": NEW[0], "list_id": "2"}, check_dup=2)
+            same_list = await engine.decide({"phone_number": NEW[0], "list_id": "1"}, check_dup=2)
+            known = await engine.decide({"phone_number": KNOWN})  # the CRM knows it: DNC added
+            on_dnc = await engine.decide({"phone_number": KNOWN}, check_dnc=True)
         return first, other_list, same_list, known, on_dnc
 
     first, other_list, same_list, known, on_dnc = asyncio.run(go())

@@ -145,7 +145,7 @@ def test_crm_errors_follow_on_error_reject_as_retryable():
 def test_unmatched_4xx_is_an_error_not_a_miss():
     s = settings([{"key": "total", "match": "gt", "value": 0, **ROW}], on_error={"action": "reject"})
     d = decide(s, answer({"message": "unauthorized"}, status=401))
-    assert d.action == "rejected" and "401" in d.text
+    assert d.action == "rejected" and d.text == "Duplicate check unavailable, retry later" and "401" in d.detail
 
 
 def test_http_status_rows_decide_on_their_status_only():
@@ -164,7 +164,7 @@ def test_http_status_rows_decide_on_their_status_only():
 def test_render_error_rejects_the_lead_without_retry():
     d = decide(settings([]), CrmAnswer(None, {}, None, 0.0, error="render", error_detail="email is required"))
     assert (d.action, d.code, d.retryable) == ("rejected", 6023, False)
-    assert "email is required" in d.text
+    assert d.text == "Required fields are missed" and "email is required" in d.detail
 
 
 def test_trace_stops_at_first_match():

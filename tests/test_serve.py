@@ -33,7 +33,8 @@ from dupcheck_plugin.server import ServeSettings, create_app
 from dupcheck_plugin.server.app import H11_MAX_EVENT_BYTES
 from dupcheck_plugin.server import convoso as cv
 from dupcheck_plugin.server.auth import TokenError, Tokens, load_tokens
-from dupcheck_plugin.engine.locks import KeyedLocks
+from dupcheck_plugin import codes
+from dupcheck_plugin.host import KeyedLocks
 from dupcheck_plugin.server.logs import JsonFormatter, mask_query
 from dupcheck_plugin.sim import SimulatorThread
 from dupcheck_plugin.store.sqlite import SqliteStore
@@ -129,7 +130,7 @@ def test_merge_body_wins_over_query_and_last_repeat_wins():
 def test_json_bodies_that_are_not_flat_objects_are_400(body):
     with pytest.raises(cv.ApiError) as err:
         cv.json_params(body)
-    assert err.value.status == 400 and err.value.code == cv.MALFORMED
+    assert err.value.status == 400 and err.value.code == codes.MISSING_FIELDS.code
 
 
 def test_json_scalars_flatten_like_convoso_params():
@@ -190,13 +191,17 @@ def test_insert_answers_are_a_function_of_the_record():
     assert cv.insert_answer(_rec()) == {"success": True, "data": {"lead_id": "7"}}
     assert cv.insert_answer(_rec(success=False, code=6009, text="dup", matched_rule=1, rule_name="opp",
                                  crm_record_id="102")) == {
-        "success": False, "code": 6009, "text": "dup", "data": {"lead_id": "7"}, "rule": "opp",
+        "success": False, "code": 6009, "text": "dup", "data": {"lead_id": "7"}, "row": "row 1 (opp)",
         "crm_record_id": "102"}
     assert cv.insert_answer(_rec(success=False, code=6009, text="dup", lead_id=None, matched_rule=2,
-                                 action="duplicate"))["rule"] == "rule 2"
+                                 action="duplicate"))["row"] == "row 2"
     local = cv.insert_answer(_rec(success=False, code=6009, text="dup", lead_id=None, action="duplicate",
-                                  api={"local_check": "check_dup", "existing_lead_id": "3"}))
-    assert local == {"success": False, "code": 6009, "text": "dup", "rule": "check_dup", "existing_lead_id": "3"}
+                                  rule_name="check_dup", api={"local_check": "check_dup", "existing_lead_id": "3"}))
+    assert local == {"success": False, "code": 6009, "text": "dup", "row": "check_dup", "existing_lead_id": "3"}
+    detailed = cv.insert_answer(_rec(success=False, code=6008, text="The phone number is invalid", lead_id=None,
+                                     action="rejected", detail="not a possible phone number"))
+    assert detailed == {"success": False, "code": 6008, "text": "The phone number is invalid",
+                        "detail": "not a possible phone number"}
     assert cv.insert_answer(_rec(success=False, code=6503, text="x", lead_id=None, retryable=True,
                                  action="rejected"))["retryable"] is True
 
@@ -251,21 +256,21 @@ def test_keyed_locks_serialize_one_key_and_forget_it():
 def test_customer_is_refused_with_rule_and_crm_id_and_put_on_dnc(client):
     body = insert(client, phone_number=CUSTOMER, check_dup="0")
     assert body == {"success": False, "code": 6009, "text": "The phone number already exists",
-                    "rule": "customer", "crm_record_id": "101"}
+                    "row": "row 0 (customer)", "crm_record_id": "101"}
     dnc = client.get("/v1/dnc/search", params={"auth_token": TOKEN, "phone_number": "5550100101"}).json()
-    assert dnc["data"]["total"] == 1 and dnc["data"]["entries"][0]["reason"] == "customer"
+    assert dnc["data"]["total"] == 1 and dnc["data"]["entries"][0]["reason"] == "row 0 (customer)"
 
 
 def test_opportunity_is_posted_but_answered_failure_with_lead_id(client):
     body = insert(client, phone_number=OPPORTUNITY, check_dup="0")
-    assert body["success"] is False and body["code"] == 6009 and body["rule"] == "opportunity"
+    assert body["success"] is False and body["code"] == 6009 and body["row"] == "row 1 (opportunity)"
     assert body["crm_record_id"] == "102" and body["data"]["lead_id"]
     found = client.post("/v1/leads/search", data={"auth_token": TOKEN, "lead_id": body["data"]["lead_id"]}).json()
     assert found["data"]["entries"][0]["status"] == "DUPOPP"
 
 
 def test_known_contact_is_a_duplicate_and_new_phone_is_created(client):
-    assert insert(client, phone_number=KNOWN, check_dup="0")["rule"] == "known"
+    assert insert(client, phone_number=KNOWN, check_dup="0")["row"] == "row 2 (known)"
     body = insert(client, phone_number=fresh_phone(), first_name="Ada")
     assert body["success"] is True and set(body) == {"success", "data"} and body["data"]["lead_id"].isdigit()
 
@@ -292,7 +297,7 @@ def test_check_dnc_refuses_numbers_on_the_dnc_list(client):
                                                 "reason": "asked"}).json()
     assert added["success"] is True and isinstance(added["id"], int)
     body = insert(client, phone_number=phone, check_dnc="1")
-    assert body == {"success": False, "code": 6024, "text": "The phone number is on the DNC list", "rule": "check_dnc"}
+    assert body == {"success": False, "code": 6024, "text": "The phone number is on the DNC list", "row": "check_dnc"}
     assert insert(client, phone_number=phone, check_dnc="0")["success"] is True  # not asked: created
 
 
@@ -304,7 +309,7 @@ def test_check_dup_scopes(client):
     same_list = insert(client, phone_number=phone, list_id="7", check_dup="2")
     assert same_list["code"] == 6009 and same_list["existing_lead_id"] == first
     account = insert(client, phone_number=phone, list_id="10", check_dup="1")
-    assert account["code"] == 6009 and account["rule"] == "check_dup" and "data" not in account
+    assert account["code"] == 6009 and account["row"] == "check_dup" and "data" not in account
 
 
 def test_double_submitted_form_creates_one_lead_and_asks_the_crm_once(client, sim):
@@ -323,7 +328,9 @@ def test_check_dup_default_zero_leaves_duplicates_to_the_crm(sim, tmp_path):
         phone = fresh_phone()
         assert insert(c, phone_number=phone)["success"] and insert(c, phone_number=phone)["success"]
         assert server.api.store.counts()["leads"] == 2
-    assert server.api.closed and server.api.engine._writer is None  # the shutdown joined the store writer
+    assert server.api.closed
+    with SqliteStore(tmp_path / "zero.db") as store:  # the shutdown joined the store writer: all landed
+        assert store.counts() == {"leads": 2, "dnc": 0, "decisions": 2}
 
 
 # -- parameters in every shape -----------------------------------------------------
@@ -430,7 +437,7 @@ def test_fifty_concurrent_inserts_of_one_phone_create_one_lead(srv, sim):
     assert [x["id"] for x in srv.api.store.find_leads("+1" + phone)] == [lead_id]
     assert sim.stats()["requests"] - before >= 1
     assert len(srv.api.store.decisions("+1" + phone)) == 50
-    assert len(srv.api.phone_locks) == 0  # the lock dict forgets phones nobody waits for
+    assert len(srv.api.host.phone_locks) == 0  # the lock dict forgets phones nobody waits for
 
 
 def test_thousand_concurrent_distinct_phones_create_thousand_leads(srv):
@@ -444,7 +451,7 @@ def test_thousand_concurrent_distinct_phones_create_thousand_leads(srv):
     assert len({r.json()["data"]["lead_id"] for r in responses}) == 1000
     after = srv.api.store.counts()
     assert after["leads"] - before["leads"] == 1000 and after["decisions"] - before["decisions"] == 1000
-    assert len(srv.api.phone_locks) == 0
+    assert len(srv.api.host.phone_locks) == 0
     print(f"\n1000 concurrent inserts over HTTP: {elapsed:.2f}s ({1000 / elapsed:.0f}/s)")
 
 
@@ -562,7 +569,7 @@ def test_a_bug_answers_json_500_without_traceback_and_healthz_sees_a_broken_stor
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(srv.api.engine, "evaluate", boom)
+    monkeypatch.setattr(srv.api.host.workflow, "evaluate", boom)
     r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": fresh_phone()})
     assert r.status_code == 500 and r.json() == {"success": False, "code": 6500, "text": "Internal error, retry later"}
     assert "secret internals" not in r.text

@@ -1,4 +1,5 @@
-"""The embedded SQLite store, on a real file."""
+"""The embedded SQLite store, on a real file. Records go through the
+engine's :func:`plan_commit`, as the host stores them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 
 import pytest
 
+from dupcheck_plugin.host import Commit, DncEntry, plan_commit
 from dupcheck_plugin.store.sqlite import SCHEMA_VERSION, SqliteStore, StoreError
 
 PHONE = "+15551230001"
@@ -14,7 +16,7 @@ OTHER = "+15551230002"
 
 
 def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rule: int | None = None,
-           key: str | None = None, **lead: str) -> dict:
+           key: str | None = None, **lead: str) -> Commit:
     lead = {"phone_number": phone[2:] if phone else "nope", "phone_code": "1", "list_id": "100",
             "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", **lead}
     rec = {
@@ -25,10 +27,10 @@ def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rule: i
         "decided_at": "2025-01-02T03:04:05.000+00:00", "workflow": "default",
     }
     if rule is not None:
-        rec["rule_name"] = f"row-{rule}"
+        rec["rule_name"] = f"name-{rule}"
     if key is not None:
         rec["idempotency_key"] = key
-    return rec
+    return plan_commit(rec)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
@@ -46,16 +48,14 @@ def store(request, tmp_path):
 def test_batch_lands_with_lead_ids(store):
     batch = [record("created"), record("duplicate", rule=2), record("rejected", None),
              record("created", OTHER, list_id="200")]
-    store.apply(batch)
-
-    assert [r["lead_id"] for r in batch] == ["1", None, None, "2"]
+    assert store.apply(batch) == ["1", None, None, "2"]
     assert store.counts() == {"leads": 2, "dnc": 0, "decisions": 4}
     [lead] = store.find_leads(PHONE)
     assert lead["id"] == "1"
     assert (lead["phone_e164"], lead["phone_number"], lead["list_id"], lead["status"]) == (PHONE, "5551230001", "100", "NEW")
     assert lead["fields"]["email"] == "ada@example.com"
     assert store.lead_by_id("2")["phone_e164"] == OTHER
-    assert store.lead_by_id(99) is None
+    assert store.lead_by_id("99") is None and store.lead_by_id("x") is None
     assert store.find_leads(OTHER, list_id="100") == []
     assert [l["id"] for l in store.find_leads(OTHER, list_id="200")] == ["2"]
 
@@ -77,22 +77,21 @@ def test_dnc_entry_unique_per_phone(store):
     total, [entry] = store.dnc_search(PHONE, None, 0, 10)
     assert total == 1
     # the first decision's reason stays: the second add was ignored
-    assert entry["reason"] == "row-3"
+    assert entry["reason"] == "row 3 (name-3)"
     assert (entry["phone_number"], entry["phone_code"], entry["campaign_id"]) == ("5551230001", "1", "0")
 
 
 def test_dnc_reason_falls_back_to_rule_number(store):
     rec = record("duplicate", dnc=True, rule=5)
-    del rec["rule_name"]
-    store.apply([rec])
-    assert store.dnc_search(PHONE, "0", 0, 10)[1][0]["reason"] == "rule 5"
+    store.apply([plan_commit({**rec.record, "rule_name": None})])
+    assert store.dnc_search(PHONE, "0", 0, 10)[1][0]["reason"] == "row 5"
 
 
 def test_dnc_add_and_search(store):
-    assert store.dnc_add(PHONE, "manual") == (1, True)
-    assert store.dnc_add(PHONE, "again") == (1, False)
-    assert store.dnc_add(PHONE, "campaign", campaign_id="7") == (2, True)
-    assert store.dnc_add("+442071838750", "uk") == (3, True)
+    assert store.dnc_add(DncEntry(PHONE, "5551230001", "1", "0", "manual")) == (1, True)
+    assert store.dnc_add(DncEntry(PHONE, "5551230001", "1", "0", "again")) == (1, False)
+    assert store.dnc_add(DncEntry(PHONE, "5551230001", "1", "7", "campaign")) == (2, True)
+    assert store.dnc_add(DncEntry("+442071838750", "2071838750", "44", "0", "uk")) == (3, True)
 
     total, entries = store.dnc_search(None, None, 0, 2)
     assert total == 3
@@ -111,7 +110,7 @@ def test_dnc_add_and_search(store):
 def test_failed_batch_leaves_nothing(store):
     store.apply([record("created", OTHER)])
     bad = record("created", OTHER, dnc=True, rule=1)
-    bad["lead"]["junk"] = object()  # not JSON: fails after the lead row's insert began
+    bad.record["lead"]["junk"] = object()  # not JSON: fails after the lead row's insert began
     batch = [record("created", dnc=True, rule=1), record("duplicate", dnc=True, rule=2), bad]
 
     with pytest.raises(TypeError):
@@ -121,7 +120,6 @@ def test_failed_batch_leaves_nothing(store):
     assert store.find_leads(PHONE) == []
     assert not store.dnc_contains(PHONE)
     assert store.decisions(PHONE) == []
-    assert all("lead_id" not in r for r in batch)
     # the store is usable after the rollback
     store.apply([record("created")])
     assert store.counts() == {"leads": 2, "dnc": 0, "decisions": 2}
@@ -142,11 +140,12 @@ def test_durable_across_reopen(tmp_path):
 
 
 def test_wal_mode(tmp_path):
-    with SqliteStore(tmp_path / "w.db") as store:
-        conn = store._conn()
+    SqliteStore(tmp_path / "w.db").close()
+    conn = sqlite3.connect(tmp_path / "w.db")  # WAL is a property of the file: any connection sees it
+    try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    finally:
+        conn.close()
 
 
 def test_decisions_oldest_first_with_lead_id(store):
@@ -168,14 +167,18 @@ def test_idempotency_key(store):
     assert store.counts() == {"leads": 1, "dnc": 0, "decisions": 2}
 
 
+def changed(commit: Commit, **fields) -> Commit:
+    return plan_commit({**commit.record, **fields})
+
+
 def test_row_of_a_file_decided_once(store):
-    first = {**record("created"), "source": "/leads.csv", "row": 7}
+    first = changed(record("created"), source="/leads.csv", row=7)
     store.apply([first])
-    again = {**record("created", OTHER), "source": "/leads.csv", "row": 7}
+    again = changed(record("created", OTHER), source="/leads.csv", row=7)
     with pytest.raises(StoreError, match="already decided"):
         store.apply([record("duplicate", rule=1), again])
     # another workflow, another file or no row at all: stored
-    store.apply([{**again, "workflow": "other"}, {**again, "source": "/more.csv"}, {**again, "row": None}])
+    store.apply([changed(again, workflow="other"), changed(again, source="/more.csv"), changed(again, row=None)])
     assert store.counts() == {"leads": 4, "dnc": 0, "decisions": 4}
     assert store.decided_rows("default", "/leads.csv") == {7}
 
@@ -227,20 +230,28 @@ def test_reads_while_writer_applies(store):
     for counts in seen.values():
         assert counts and counts == sorted(counts)  # never goes back in time
     assert store.counts()["leads"] == batches * size
-    if isinstance(store, SqliteStore):
-        assert len(store._conns) == 4  # this thread + writer + 2 readers, all closed by close()
 
 
 def test_close_closes_every_connection(tmp_path):
     s = SqliteStore(tmp_path / "c.db")
-    t = threading.Thread(target=s.counts)
+    s.apply([record("created")])
+    ready, release = threading.Event(), threading.Event()
+
+    def reader():  # a thread that read and is still alive: its connection is open
+        s.counts()
+        ready.set()
+        release.wait(30)
+
+    t = threading.Thread(target=reader)
     t.start()
-    t.join()
-    conns = [c for _, c in s._conns]
+    ready.wait(30)
+    wal = tmp_path / "c.db-wal"
+    assert wal.exists()
     s.close()
-    for conn in conns:
-        with pytest.raises(sqlite3.ProgrammingError):
-            conn.execute("SELECT 1")
+    # SQLite removes the WAL file when the last connection to the database closes
+    assert not wal.exists()
+    release.set()
+    t.join()
     with pytest.raises(StoreError, match="closed"):
         s.counts()
 

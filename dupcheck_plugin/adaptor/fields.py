@@ -12,13 +12,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
+from ..errors import DupcheckError
 
 # Convoso/PHP-style date tokens -> strftime
 _DATE_TOKENS = {"Y": "%Y", "y": "%y", "m": "%m", "d": "%d", "H": "%H", "i": "%M", "s": "%S"}
 _INPUT_DATE_FORMATS = ("%m/%d/%Y", "%m/%d/%Y %H:%M:%S", "%Y%m%d", "%Y-%m-%d %H:%M:%S")
 
 
-class FieldError(ValueError):
+class FieldError(DupcheckError, ValueError):
     """A lead value the mapping cannot turn into a CRM value."""
 
 

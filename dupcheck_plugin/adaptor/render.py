@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from ..errors import DupcheckError
 from .sandbox import BudgetedEnvironment, TemplateCostError, bounded_join, budget_of, instrument
 
 MASK = "****"
@@ -34,7 +35,7 @@ Path = tuple[str | int, ...]
 MAX_ERROR_CHARS = 300  # a render error quotes the offending value: a 1 MB value must not reach stderr whole
 
 
-class RenderError(ValueError):
+class RenderError(DupcheckError, ValueError):
     """A lead could not be rendered into a request (bad value, missing variable,
     over the render budget). ``path`` is the leaf's path in the request."""
 

@@ -7,7 +7,7 @@ import sys
 from ..config.checker import PathError, check_paths, default_paths
 from ..config.report import json_report, text_report
 from ..plugins import PluginConflict, default_registry
-from .main import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 def register(sub) -> None:

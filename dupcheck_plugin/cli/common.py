@@ -8,7 +8,9 @@ from typing import Any
 
 from ..config.problems import ConfigError
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+# exit codes, for every command: 0 done, 1 invalid input or a failure the message
+# explains, 2 a usage error (argparse's own), 130 interrupted (Ctrl-C)
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def report_config_error(exc: ConfigError) -> int:

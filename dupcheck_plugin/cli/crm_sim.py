@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 
-from dupcheck_plugin.cli.main import EXIT_INVALID, EXIT_OK
+from .common import EXIT_INVALID, EXIT_OK
 
 
 def _rate(text: str) -> float:

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config.problems import ConfigError
-from ..engine.runner import Engine
+from ..host import Host, Workflow, row_label
 from ..engine.sources import open_source, stream_items
-from ..engine.workflow import load_workflow
 from ..resources import shipped_dir
 from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 from .run import print_summary
@@ -37,7 +36,7 @@ def workflow_for_adaptor(adaptor: str) -> str | None:
     """The first shipped workflow whose convoso_connect node uses ``adaptor``."""
     for path in sorted(shipped_dir("workflows").glob("*.toml")):
         try:
-            spec = load_workflow(str(path))
+            spec = Workflow.load(str(path), offline=True).spec
         except ConfigError:
             continue
         if any(n.type == "convoso_connect" and Path(n.config.get("adaptor", "")).stem == adaptor for n in spec.nodes):
@@ -51,15 +50,16 @@ def _cell(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-COLUMNS = (("row", 3), ("phone", 14), ("name", 20), ("action", 9), ("status", 10), ("rule", 12),
+# "#": the lead's line in the file; "row": the rules-table row (or local check) that decided
+COLUMNS = (("#", 3), ("phone", 14), ("name", 20), ("action", 9), ("status", 10), ("row", 20),
            ("dnc", 3), ("answer", 46))
 
 
 def table_row(r: dict[str, Any]) -> str:
     lead = r["lead"]
     name = f"{lead.get('first_name', '')} {lead.get('last_name', '')}".strip()
-    rule = r["rule_name"] or ("" if r["matched_rule"] is None else f"row {r['matched_rule']}")
-    answer = ("ok " if r["success"] else "FAIL ") + f"{r['code']} {r['text']}"
+    rule = row_label(r) or ""
+    answer = ("ok " if r["success"] else "FAIL ") + f"{r['code']} {r['text']}" + (f" ({r['detail']})" if r["detail"] else "")
     values = (r["row"], r["phone_e164"] or lead.get("phone_number", ""), name, r["action"], r["status"], rule,
               "yes" if r["dnc_added"] else "", answer)
     return "  ".join(_cell(v, w).ljust(w) for v, (_, w) in zip(values, COLUMNS)).rstrip()
@@ -80,11 +80,11 @@ async def _demo(args, workflow: str, environ: dict[str, str], db: str) -> int:
         return fail(f"cannot start the CRM simulator: {exc}")
     records: list[dict[str, Any]] = []
     try:
-        engine = Engine.open(workflow, db=db, crm_url=sim.url, environ=environ)
-        print(f"workflow {engine.spec.name} against the CRM simulator at {sim.url}; store {db}\n")
-        async with engine:
-            summary = await engine.run(stream_items(source, fmt), concurrency=8, on_record=records.append)
-            counts = engine.store.counts() if hasattr(engine.store, "counts") else None
+        host = Host.open(workflow, db=db, crm_url=sim.url, environ=environ)
+        print(f"workflow {host.workflow.name} against the CRM simulator at {sim.url}; store {db}\n")
+        async with host:
+            summary = await host.run(stream_items(source, fmt), concurrency=8, on_record=records.append)
+            counts = host.store.counts()
     except ConfigError as exc:
         return report_config_error(exc)
     finally:
@@ -112,23 +112,13 @@ def main(args) -> int:
     else:
         workflow = DEFAULT_WORKFLOW
     try:
-        spec = load_workflow(workflow)
+        needed = Workflow.load(workflow, offline=True).secret_names
     except ConfigError as exc:
         return report_config_error(exc)
     # the simulator accepts any token: unset secrets get a demo value, real ones are left alone
     environ = dict(os.environ)
-    from ..engine.workflow import AdaptorResolver
-    from ..plugins import default_registry
-
-    resolver = AdaptorResolver(spec.base_dir, default_registry().filters)
-    for node in spec.nodes:
-        if node.type == "convoso_connect":
-            adaptor, _ = resolver.resolve(node.config["adaptor"])
-            names = set(adaptor.secret_names) if adaptor else set()
-            if node.config.get("auth"):
-                names.add(node.config["auth"]["secret"])
-            for name in names:
-                environ.setdefault(name, "demo-secret")
+    for name in needed:
+        environ.setdefault(name, "demo-secret")
     if args.db:
         return asyncio.run(_demo(args, workflow, environ, args.db))
     with tempfile.TemporaryDirectory(prefix="dupcheck-demo-") as tmp:

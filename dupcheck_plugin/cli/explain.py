@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..config.problems import ConfigError
-from ..engine.explain import explain
-from ..engine.runner import Engine
+from ..errors import DupcheckError
+from ..host import Workflow, explain
 from ..rules.paths import MISSING
 from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 
@@ -57,21 +57,21 @@ def main(args) -> int:
     except (OSError, ValueError) as exc:
         return fail(f"--lead: {exc}", EXIT_USAGE)
     try:
-        engine = Engine.open(args.workflow, offline=True)
+        workflow = Workflow.load(args.workflow, offline=True)
     except ConfigError as exc:
         return report_config_error(exc)
     try:
-        result = explain(engine, content, args.status, lead)
-    except ValueError as exc:
+        result = explain(workflow, content, args.status, lead)
+    except DupcheckError as exc:
         return fail(str(exc))
     finally:
-        asyncio.run(engine.aclose())
+        asyncio.run(workflow.aclose())
     if args.output == "json":
         print(json.dumps(result.record, ensure_ascii=False, indent=2))
         return EXIT_OK
     a, d = result.answer, result.decision
     print(f"CRM answer: HTTP {a.status_code}" + (f", error {a.error} ({a.error_detail})" if a.error else ""))
-    check = next(n for n in engine.nodes.values() if hasattr(n, "settings"))
+    check = workflow.check
     rules = check.settings.rules
     if not check.settings.enabled:
         print("the duplicate check is disabled: the CRM would not be called")
@@ -92,5 +92,6 @@ def main(args) -> int:
         print("  (no row evaluated)")
     print(f"decision: {d.action}" + (f", status {d.status}" if d.status else "")
           + (", add to DNC" if d.add_to_dnc else "")
-          + f"; answer {'success' if d.success else 'failure'} {d.code} {d.text!r}")
+          + f"; answer {'success' if d.success else 'failure'} {d.code} {d.text!r}"
+          + (f" ({d.detail})" if d.detail else ""))
     return EXIT_OK

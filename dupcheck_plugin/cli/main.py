@@ -7,11 +7,11 @@ import importlib
 import sys
 
 from .. import __version__
+from .common import EXIT_INTERRUPTED, EXIT_USAGE
 
 # module names under dupcheck_plugin.cli, in the order --help lists them
 COMMANDS = ("demo", "run", "explain", "check", "render", "crm_sim", "serve")
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = " (decisions stored so far are kept; run again with --resume to finish the file)" \
             if args.command == "run" else ""
         print(f"interrupted{hint}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

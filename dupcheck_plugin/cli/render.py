@@ -13,18 +13,19 @@ import httpx
 from ..adaptor.model import load_adaptor
 from ..adaptor.render import MASK, Rendered, RenderError
 from ..config.problems import ConfigError
+from ..errors import DupcheckError
 from ..plugins import PluginConflict
 from ..resources import shipped_dir
-from .main import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
 
 
-class UsageError(Exception):
+class UsageError(DupcheckError):
     pass
 
 
-class LeadError(ValueError):
+class LeadError(DupcheckError, ValueError):
     pass
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.problems import ConfigError
-from ..engine.runner import DEFAULT_CONCURRENCY, Engine, Summary
+from ..host import DEFAULT_CONCURRENCY, Host, Summary
 from ..engine.sources import open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 
@@ -62,7 +62,7 @@ def print_summary(summary: Summary, stream=None, caps: dict[str, int] | None = N
     rate = f"{s['leads_per_s']:.1f} leads/s" if s["leads_per_s"] else "-"
     print(f"decided {s['total']} leads in {s['elapsed_s']:.2f}s ({rate})", file=stream)
     print(f"  by action: {actions}", file=stream)
-    print(f"  by matched rule: {rules}", file=stream)
+    print(f"  by matched row: {rules}", file=stream)
     print(f"  CRM errors: {errors}", file=stream)
     if caps:
         print(f"  connections: {', '.join(f'{k} {v}' for k, v in caps.items())}", file=stream)
@@ -74,7 +74,7 @@ async def run_file(args) -> int:
     except OSError as exc:
         return fail(f"cannot read leads: {exc}")
     try:
-        engine = Engine.open(args.workflow, db=args.db, crm_url=args.crm_url,
+        host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url,
                              max_connections=max(args.concurrency, 1))
     except ConfigError as exc:
         return report_config_error(exc)
@@ -84,12 +84,12 @@ async def run_file(args) -> int:
     warn_caps(caps, args.concurrency)
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)
-    if source is not None and hasattr(engine.store, "decided_rows"):
-        done = engine.store.decided_rows(engine.spec.name, source)
+    if source is not None:
+        done = host.store.decided_rows(host.workflow.name, source)
         if done and not args.resume:
-            await engine.aclose()
+            await host.aclose()
             input_stream.close()
-            return fail(f"{len(done)} rows of {args.leads} were already decided by workflow {engine.spec.name!r} "
+            return fail(f"{len(done)} rows of {args.leads} were already decided by workflow {host.workflow.name!r} "
                         f"in {args.db}: --resume skips them, --db NEW.db starts a new store")
         if done:
             print(f"resuming: {len(done)} rows already decided are skipped", file=sys.stderr)
@@ -107,8 +107,8 @@ async def run_file(args) -> int:
             bar.update(1)
 
     try:
-        async with engine:
-            summary = await engine.run(items, concurrency=args.concurrency, on_record=on_record, source=source,
+        async with host:
+            summary = await host.run(items, concurrency=args.concurrency, on_record=on_record, source=source,
                                        check_dup=args.check_dup, check_dnc=args.check_dnc)
     except Exception as exc:  # the store refused a write, the input broke: stop loudly
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]

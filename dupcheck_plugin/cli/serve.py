@@ -40,19 +40,19 @@ def main(args) -> int:
 
     import uvicorn
 
-    from ..engine.runner import Engine
+    from ..host import Host
     from ..server.app import H11_MAX_EVENT_BYTES, ServeSettings, create_app
     from ..server.logs import setup_logging
 
     try:  # opened here so a bad workflow or database fails before anything listens
-        engine = Engine.open(args.workflow, db=args.db, crm_url=args.crm_url)
+        host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url)
     except ConfigError as exc:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say
         return fail(str(exc))
     settings = ServeSettings(workflow=args.workflow, tokens=tokens, db=args.db, crm_url=args.crm_url,
                              check_dup_default=args.check_dup_default)
-    app = create_app(settings, engine)
+    app = create_app(settings, host)
     listener = setup_logging(args.log_level)
     config = uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", access_log=False,
                             log_config=None, server_header=False, proxy_headers=False,
@@ -71,6 +71,6 @@ def main(args) -> int:
 def _drain(api) -> None:
     """A second Ctrl-C makes uvicorn skip the lifespan shutdown; the store
     writer is a daemon thread, so finish its queue here or lose decisions."""
-    if api.closed or api.engine is None:
+    if api.closed or api.host is None:
         return
-    api.engine.close_store()
+    api.host.close_store()

@@ -19,6 +19,7 @@ from ..plugins import Registry
 from ..resources import shipped_dir
 from .problems import ConfigError, Problem
 from .toml import load_toml
+from ..errors import DupcheckError
 
 KIND_BY_SCHEMA = {"adaptor.schema.json": "adaptor", "workflow.schema.json": "workflow"}
 SCHEMA_BY_KIND = {kind: name for name, kind in KIND_BY_SCHEMA.items()}
@@ -30,7 +31,7 @@ _WORKFLOW_TEXT = re.compile(r"^\s*(\[\[\s*nodes\s*\]\]|nodes\s*=)", re.MULTILINE
 _ADAPTOR_TEXT = re.compile(r"^\s*(\[\s*request\s*[\].]|request\s*=)", re.MULTILINE)
 
 
-class PathError(ValueError):
+class PathError(DupcheckError, ValueError):
     """A path to check does not exist or holds nothing to check (a usage error)."""
 
 

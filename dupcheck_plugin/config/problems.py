@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..errors import DupcheckError
+
 
 def format_path(path: Sequence[str | int]) -> str:
     """``("rules", 2, "key")`` -> ``rules[2].key``; the root is ``$``."""
@@ -40,7 +42,7 @@ class Problem:
 
 
 @dataclass
-class ConfigError(Exception):
+class ConfigError(DupcheckError):
     """A config file could not be loaded; carries every problem found."""
 
     problems: list[Problem] = field(default_factory=list)

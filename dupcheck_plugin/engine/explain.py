@@ -6,14 +6,14 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from ..http.call import finish_answer, interpret
-from ..nodes.api_duplicate_check import ApiDuplicateCheck
-from ..nodes.convoso_connect import ConvosoConnect
-from ..rules.decide import Decision, RowTrace, decide, trace
+from ..errors import DupcheckError
+from ..rules.decide import Decision, RowTrace, trace
 from ..types import CrmAnswer
-from .intake import admit
-from .record import build_record, refusal
-from .runner import Engine
+from .loaded import Workflow
+
+
+class NoCheck(DupcheckError):
+    """The workflow has no duplicate check to explain."""
 
 
 def split_recording(content: bytes, status: int | None) -> tuple[int, dict[str, str], bytes]:
@@ -40,38 +40,34 @@ class Explanation:
     record: dict[str, Any]
 
 
-def explain(engine: Engine, content: bytes, status: int | None, lead: Mapping[str, Any] | None) -> Explanation:
-    check = next((n for n in engine.nodes.values() if isinstance(n, ApiDuplicateCheck)), None)
+def explain(workflow: Workflow, content: bytes, status: int | None, lead: Mapping[str, Any] | None) -> Explanation:
+    """Read a recorded CRM answer as the workflow's CRM node would, and decide
+    on it with its rules table; with a lead, intake runs first and the record
+    shows the request that lead would send. Calls nothing."""
+    check, crm = workflow.check, workflow.crm
     if check is None:
-        raise ValueError(f"workflow {engine.spec.name!r} has no api_duplicate_check node")
-    connect = engine.nodes.get(check.settings.connect)
+        raise NoCheck(f"workflow {workflow.name!r} has no api_duplicate_check node")
     code, headers, raw = split_recording(content, status)
-    fmt = connect.response_format if isinstance(connect, ConvosoConnect) else "json"
-    limits = connect.adaptor.rate_limits if isinstance(connect, ConvosoConnect) else ()
-    it = interpret(code, headers, raw, fmt, limits)
-    answer = finish_answer(status=code, headers=headers, it=it, error=it.error, detail=it.detail, latency_ms=0.0,
-                           request=None, attempts=1,
-                           response_key=connect.config.get("response_key") if isinstance(connect, ConvosoConnect) else None,
-                           record_id_key=connect.adaptor.record_id if isinstance(connect, ConvosoConnect) else None)
-    phone = None
-    lead_fields: dict[str, str] = {}
-    if lead is not None:
-        intake = admit(lead, engine.spec.defaults)
-        lead_fields, phone = intake.lead, intake.phone_e164
-        if intake.code is not None:
-            decision = refusal(intake.code, intake.text)
-            record = build_record(workflow=engine.spec.name, lead=lead_fields, phone_e164=phone, decision=decision, answer=None)
-            return Explanation(answer, [], decision, record)
-    decision = decide(check.settings, answer)
-    if lead is not None and isinstance(connect, ConvosoConnect):
-        try:
-            _, masked = connect.render(lead_fields)
-            answer = _with_request(answer, masked.as_json())
-        except ValueError:
-            pass  # the rules do not need the request; explain shows the decision anyway
-    record = build_record(workflow=engine.spec.name, lead=lead_fields, phone_e164=phone, decision=decision, answer=answer)
-    return Explanation(answer, trace(check.settings, answer), decision, record)
+    read_answer = getattr(crm, "read_answer", None)  # optional in the CrmNode contract
+    if read_answer is not None:
+        answer = read_answer(code, headers, raw)
+    else:  # the node cannot read a recording: the body as JSON, else text
+        answer = CrmAnswer(status_code=code, headers=headers, body=_json_or_text(raw), latency_ms=0.0)
+    intake = workflow.admit(lead if lead is not None else {})
+    if lead is not None and intake.refused is not None:
+        return Explanation(answer, [], intake.refused, workflow.record(intake, intake.refused, None))
+    decision = workflow.decide(answer)
+    if lead is not None and getattr(crm, "preview", None) is not None:
+        preview = crm.preview(intake.lead)
+        if preview is not None:  # the rules do not need the request; explain shows the decision anyway
+            answer = replace(answer, request=preview)
+    if lead is None:
+        intake = replace(intake, lead={}, phone_e164=None)
+    return Explanation(answer, trace(check.settings, answer), decision, workflow.record(intake, decision, answer))
 
 
-def _with_request(answer: CrmAnswer, request: dict) -> CrmAnswer:
-    return replace(answer, request=request)
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")

@@ -1,7 +1,8 @@
 """Lead intake (pure): flatten, default and validate a lead before any node runs.
 
-Answers use Convoso's codes: 6007 no phone number, 6008 invalid phone,
-6079 invalid email, 6023 malformed input.
+Refusals use Convoso's codes (:mod:`dupcheck_plugin.codes`): 6007 no phone
+number, 6008 invalid phone, 6079 invalid email, 6023 malformed input. The
+phone is parsed here, once per lead; everything after reads ``phone_e164``.
 
 A row that no CRM or store could carry is refused here with 6023 and the
 reason, never let through to fail later: a field longer than
@@ -13,16 +14,16 @@ apply the same limits; the refused lead is recorded with its values cut.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .. import codes
 from ..phone import PhoneError, to_e164
+from ..rules.decide import Decision
 
-CODE_NO_PHONE = 6007
-CODE_BAD_PHONE = 6008
-CODE_BAD_EMAIL = 6079
-CODE_MALFORMED = 6023
+log = logging.getLogger(__name__)
 
 MAX_FIELD_CHARS = 64 * 1024  # a lead field: names, addresses, notes fit many times over
 MAX_ROW_CHARS = 1024 * 1024  # a whole lead: serve's body limit
@@ -33,10 +34,24 @@ _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 @dataclass(frozen=True)
 class Intake:
+    """An admitted lead: every value a string, defaults applied, the phone in
+    E.164 (None when it has none or it is invalid). ``refused`` is set when
+    the lead is refused before any node runs."""
+
     lead: dict[str, str]
     phone_e164: str | None
-    code: int | None = None  # set when the lead is refused before any node runs
-    text: str | None = None
+    refused: Decision | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"lead": dict(self.lead), "phone_e164": self.phone_e164,
+                "refused": asdict(self.refused) if self.refused else None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Intake":
+        refused = data.get("refused")
+        return cls(dict(data["lead"]), data.get("phone_e164"), Decision(**refused) if refused else None)
 
 
 def _flat(value: Any) -> str:
@@ -84,16 +99,27 @@ def normal_list_id(value: str) -> str:
     return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else value
 
 
+def _e164(phone: str, phone_code: str) -> tuple[str | None, str | None]:
+    """(E.164, None) or (None, why not)."""
+    try:
+        return to_e164(phone, phone_code), None
+    except PhoneError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a number the parser chokes on is an invalid number
+        log.warning("phone parser failed", exc_info=True)
+        return None, f"{type(exc).__name__}"
+
+
 def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
-    """Normalise one lead: every value a string, defaults applied, phone in
-    E.164. Refusals carry a Convoso-style code and a reason."""
-    nested = sorted(k for k, v in raw.items() if isinstance(v, (dict, list)))
+    """Normalise one lead: every value a string, defaults applied, phone in E.164."""
+    nested = sorted(str(k) for k, v in raw.items() if isinstance(v, (dict, list)))
     lead = {str(k): _flat(v) for k, v in raw.items()}
     problem = row_problem(lead)
     if problem:
-        return Intake(printable_lead(lead), None, CODE_MALFORMED, f"Malformed row: {problem}")
+        return Intake(printable_lead(lead), None, Decision.refused(codes.MISSING_FIELDS, f"Malformed row: {problem}"))
     if nested:
-        return Intake(lead, None, CODE_MALFORMED, f"nested values are not allowed: {', '.join(nested)}")
+        return Intake(lead, None, Decision.refused(codes.MISSING_FIELDS,
+                                                   f"nested values are not allowed: {', '.join(nested)}"))
     if not lead.get("phone_code"):
         lead["phone_code"] = str(defaults.get("phone_code", "1"))
     if not lead.get("list_id") and defaults.get("list_id"):
@@ -102,12 +128,17 @@ def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
         lead["list_id"] = normal_list_id(lead["list_id"])
     phone = lead.get("phone_number", "").strip()
     if not phone:
-        return Intake(lead, None, CODE_NO_PHONE, "The Lead requires a phone number")
-    try:
-        e164 = to_e164(phone, lead["phone_code"])
-    except PhoneError as exc:
-        return Intake(lead, None, CODE_BAD_PHONE, f"The phone number is invalid ({exc})")
+        return Intake(lead, None, Decision.refused(codes.NEED_PHONE_AND_LIST, "no phone_number"))
+    e164, why = _e164(phone, lead["phone_code"])
+    if e164 is None:
+        return Intake(lead, None, Decision.refused(codes.BAD_PHONE, why))
     email = lead.get("email", "").strip()
     if email and not _EMAIL.match(email):
-        return Intake(lead, e164, CODE_BAD_EMAIL, "Invalid Email(s)")
+        return Intake(lead, e164, Decision.refused(codes.BAD_EMAIL))
     return Intake(lead, e164)
+
+
+def malformed(raw: Mapping[str, Any] | None, reason: str) -> Intake:
+    """An input row that is not a lead at all (a CSV line with too many fields)."""
+    return Intake(printable_lead(raw or {}), None,
+                  Decision.refused(codes.MISSING_FIELDS, f"Malformed row: {printable(reason, 300)}"))

@@ -1,6 +1,9 @@
-"""The decision record: the public JSON contract, one per lead (pure).
+"""The decision record and what it means for the store (pure).
 
-Fields are documented in the README ("Decision records"); keep them in step.
+The record is the public JSON contract, one per lead; its fields are
+documented in the README ("Decision records"): keep them in step. What a
+decision stores -- the lead with its status, the DNC entry with its campaign
+and reason -- is decided here, in :func:`plan_commit`, not by a store.
 """
 
 from __future__ import annotations
@@ -8,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from ..phone import split_e164
 from ..rules.decide import Decision
+from ..store.contract import Commit, DncEntry, NewLead
 from ..types import NOT_CALLED, CrmAnswer
-
-INTERNAL_ERROR_CODE = 6500
+from .local import ACCOUNT_DNC
 
 
 def now_iso() -> str:
@@ -26,11 +30,14 @@ def crm_summary(answer: CrmAnswer | None) -> dict[str, Any]:
             "error": answer.error, "error_detail": answer.error_detail, "attempts": answer.attempts}
 
 
-def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | None,
-                 decision: Decision, answer: CrmAnswer | None, row: int | None = None) -> dict[str, Any]:
-    return {
+def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | None, decision: Decision,
+                 answer: CrmAnswer | None, row: int | None = None, source: str | None = None,
+                 api: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+    """The record of one decision, complete: nothing is added to it later but
+    the store's ``lead_id``."""
+    record = {
         "workflow": workflow,
-        "source": None,
+        "source": source,
         "row": row,
         "decided_at": now_iso(),
         "lead": dict(lead),
@@ -43,6 +50,7 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
         "success": decision.success,
         "code": decision.code,
         "text": decision.text,
+        "detail": decision.detail,
         "checked": decision.checked,
         "retryable": decision.retryable,
         "crm": crm_summary(answer),
@@ -50,7 +58,36 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
         "request": dict(answer.request) if answer and answer.request else None,
         "lead_id": None,
     }
+    if api is not None:  # serve: how the API call asked (check_dup, check_dnc, ...)
+        record["api"] = dict(api)
+        record["idempotency_key"] = idempotency_key
+    return record
 
 
-def refusal(code: int, text: str, *, retryable: bool = False) -> Decision:
-    return Decision("rejected", None, None, False, False, code, text, checked=False, retryable=retryable)
+def row_label(record: Mapping[str, Any]) -> str | None:
+    """The rules-table row that decided, as people read it: ``row 2 (opportunity)``;
+    a local check's name; None when no row decided."""
+    if record.get("matched_rule") is None:
+        return record.get("rule_name")
+    name = record.get("rule_name")
+    return f"row {record['matched_rule']}" + (f" ({name})" if name else "")
+
+
+def plan_commit(record: Mapping[str, Any]) -> Commit:
+    """What storing this record means: a created lead gets the decided status
+    (else the lead's own), a DNC row puts the phone on the account-wide list
+    with the row as reason."""
+    lead = record.get("lead") or {}
+    phone = record.get("phone_e164")
+    new_lead = None
+    if record.get("action") == "created":
+        new_lead = NewLead(phone_e164=phone, phone_number=lead.get("phone_number"), phone_code=lead.get("phone_code"),
+                           list_id=lead.get("list_id"), status=record.get("status") or lead.get("status"),
+                           first_name=lead.get("first_name"), last_name=lead.get("last_name"),
+                           email=lead.get("email"), fields=dict(lead))
+    dnc = None
+    if record.get("dnc_added") and phone:
+        number, code = split_e164(phone)
+        dnc = DncEntry(phone_e164=phone, phone_number=number, phone_code=code, campaign_id=ACCOUNT_DNC,
+                       reason=row_label(record) or "dupcheck")
+    return Commit(record=record, lead=new_lead, dnc=dnc)

@@ -1,7 +1,8 @@
-"""The reference engine: run leads through a workflow, many in flight.
+"""The reference host: one workflow, one store, many leads in flight.
 
-Each lead: intake (pure) -> the workflow's sink nodes, which pull what they
-need (the duplicate check pulls the Convoso Connect answer) -> one decision
+Each lead, on one path whatever the command: intake (pure) -> under the
+phone's lock: Convoso's local checks against the store -> the workflow's
+nodes (the duplicate check pulls the Convoso Connect answer) -> one decision
 record -> the store (batched writer) -> ``dupcheck_decision_made``.
 """
 
@@ -13,16 +14,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
-from ..nodes.api_duplicate_check import CheckOutcome
 from ..plugins import Registry, default_registry
-from ..rules.decide import Decision
+from ..store.contract import Store, StoreError
 from ..store.writer import StoreWriter
-from ..types import LeadContext, Node, Store
-from .intake import CODE_MALFORMED, Intake, admit, printable, printable_lead
-from .local import local_check
+from ..types import CrmAnswer
+from .intake import Intake
+from .loaded import Workflow
+from .local import LocalHit, local_check
 from .locks import KeyedLocks
-from .record import INTERNAL_ERROR_CODE, build_record, refusal
-from .workflow import WorkflowSpec, build_nodes, load_workflow
+from .record import plan_commit, row_label
+from .workflow import WorkflowSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,7 @@ class Summary:
     def add(self, record: Mapping[str, Any]) -> None:
         self.total += 1
         self.by_action[record["action"]] += 1
-        rule = record["matched_rule"]
-        name = record.get("rule_name")
-        if rule is None:
-            self.by_rule[name or "no row"] += 1  # a local check (check_dup, check_dnc) or no row
-        else:
-            self.by_rule[f"row {rule}" + (f" ({name})" if name else "")] += 1
+        self.by_rule[row_label(record) or "no row"] += 1  # a row, a local check (check_dup, check_dnc) or none
         if record["crm"]["error"]:
             self.errors[record["crm"]["error"]] += 1
 
@@ -55,32 +51,55 @@ class Summary:
                 "leads_per_s": round(self.total / self.elapsed_s, 1) if self.elapsed_s else None}
 
 
-class Engine:
-    """A loaded workflow with its nodes and store. Use ``async with``."""
+class Host:
+    """A loaded workflow and a store: decide leads one at a time or many at a
+    time. Open with :meth:`open`; use ``async with`` (or :meth:`aclose`)."""
 
-    def __init__(self, spec: WorkflowSpec, nodes: dict[str, Node], store: Store, registry: Registry):
-        self.spec = spec
-        self.nodes = nodes
+    def __init__(self, workflow: Workflow, store: Store | None):
+        if store is not None and not isinstance(store, Store):
+            raise StoreError(f"{type(store).__module__}.{type(store).__name__} is not a dupcheck Store: "
+                             "a store subclasses dupcheck_plugin.host.Store")
+        self.workflow = workflow
         self.store = store
-        self.registry = registry
-        self.phone_locks = KeyedLocks()
+        self.phone_locks = KeyedLocks()  # the one lock set: the local check, the CRM and the create of a phone
         self._writer: StoreWriter | None = None
 
     @classmethod
-    def open(cls, workflow: str | WorkflowSpec, *, db: str | None = "dupcheck.db", crm_url: str | None = None,
-             registry: Registry | None = None, store: Store | None = None, environ: Mapping[str, str] | None = None,
-             offline: bool = False, max_connections: int | None = None) -> "Engine":
-        """Load the workflow, build its nodes through the registry, open the
-        store through ``dupcheck_make_store``. Raises ConfigError."""
+    def open(cls, workflow: str | WorkflowSpec | Workflow, *, db: str | None = "dupcheck.db",
+             store: Store | None = None, crm_url: str | None = None, registry: Registry | None = None,
+             environ: Mapping[str, str] | None = None, offline: bool = False,
+             max_connections: int | None = None, http_transport: Any = None) -> "Host":
+        """Load the workflow (unless given loaded) and open the store through
+        ``dupcheck_make_store`` (unless given, or ``offline``). Raises
+        ConfigError, StoreError."""
         registry = registry or default_registry()
-        spec = workflow if isinstance(workflow, WorkflowSpec) else load_workflow(workflow, registry)
-        settings: dict[str, Any] = {"crm_url": crm_url, "offline": offline, "environ": environ}
-        if max_connections:
-            settings["max_connections"] = max_connections
-        nodes = build_nodes(spec, registry, settings)
+        if not isinstance(workflow, Workflow):
+            workflow = Workflow.load(workflow, registry=registry, crm_url=crm_url, environ=environ,
+                                     offline=offline, max_connections=max_connections,
+                                     http_transport=http_transport)
         if store is None and not offline:
             store = registry.pm.hook.dupcheck_make_store(settings={"db": db})
-        return cls(spec, nodes, store, registry)
+        return cls(workflow, store)
+
+    # the loaded workflow's parts, for callers that read them
+    @property
+    def spec(self) -> WorkflowSpec:
+        return self.workflow.spec
+
+    @property
+    def nodes(self):
+        return self.workflow.nodes
+
+    @property
+    def registry(self) -> Registry:
+        return self.workflow.registry
+
+    def swap(self, workflow: Workflow) -> Workflow:
+        """Decide the leads that start from now on with ``workflow``; leads
+        already started finish with the one they started with. Returns the
+        previous workflow: close it once those leads are done."""
+        old, self.workflow = self.workflow, workflow
+        return old
 
     def health(self) -> dict[str, dict[str, Any]]:
         """node id -> state, for the nodes that report one (a connection's
@@ -89,47 +108,59 @@ class Engine:
 
     # --- one lead -------------------------------------------------------
 
-    async def _run_node(self, node_id: str, ctx: LeadContext) -> Any:
-        return await self.nodes[node_id].run(ctx)
+    def check_local(self, intake: Intake, check_dup: int, check_dnc: bool) -> LocalHit | None:
+        """Convoso's local checks against the store (``check_dup`` 0-3, ``check_dnc``)."""
+        if not (check_dup or check_dnc) or intake.phone_e164 is None:
+            return None
+        return local_check(self.store, intake.phone_e164, intake.lead.get("list_id"), check_dup, check_dnc)
 
-    async def evaluate(self, raw: Mapping[str, Any], row: int | None = None) -> dict[str, Any]:
-        """Decide one lead without storing it: the decision record."""
-        intake = admit(raw, self.spec.defaults)
-        if intake.code is not None:
-            return self._record(intake.lead, intake.phone_e164, refusal(intake.code, intake.text), None, row)
-        return await self._evaluate_admitted(intake, row)
+    async def decide(self, lead: Mapping[str, Any] | Intake, *, row: int | None = None, source: str | None = None,
+                     check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
+                     idempotency_key: str | None = None) -> dict[str, Any]:
+        """Decide one lead and store it; returns the stored record (with
+        ``lead_id``). The lead is a raw mapping or an :class:`Intake` a
+        caller already made (a refusal of its own, say). The local checks,
+        the CRM call and the create of one phone hold that phone's lock: two
+        leads with one phone cannot both pass. ``api``: serve's account of the
+        request, kept in the record (the local check that refused is added)."""
+        workflow = self.workflow  # this lead's snapshot: a swap() does not change it halfway
+        intake = lead if isinstance(lead, Intake) else workflow.admit(lead)
 
-    async def _evaluate_admitted(self, intake: Intake, row: int | None) -> dict[str, Any]:
-        ctx = LeadContext(intake.lead, intake.phone_e164, self._run_node)
-        outcome: CheckOutcome | None = None
-        try:
-            for sink in self.spec.sinks:
-                out = await ctx.output(sink)
-                if outcome is None and isinstance(out, CheckOutcome):
-                    outcome = out
-        except Exception as exc:  # a node bug must still give this lead its one decision
-            log.exception("node failed for row %s", row)
-            decision = refusal(INTERNAL_ERROR_CODE, f"internal error: {type(exc).__name__}: {exc}", retryable=True)
-            return self._record(intake.lead, intake.phone_e164, decision, None, row)
-        if outcome is None:  # no duplicate check in this workflow: create with defaults
-            decision = Decision("created", "NEW", None, False, True, 200, "Lead created", checked=False)
-            return self._record(intake.lead, intake.phone_e164, decision, None, row)
-        return self._record(intake.lead, intake.phone_e164, outcome.decision, outcome.answer, row)
+        def record(decision, answer: CrmAnswer | None, hit: LocalHit | None = None) -> dict[str, Any]:
+            extra = api
+            if api is not None:
+                extra = {**api, "local_check": hit.check if hit else None,
+                         "existing_lead_id": hit.existing_lead_id if hit else None}
+            return workflow.record(intake, decision, answer, row=row, source=source, api=extra,
+                                   idempotency_key=idempotency_key)
 
-    def _record(self, lead, phone, decision, answer, row) -> dict[str, Any]:
-        return build_record(workflow=self.spec.name, lead=lead, phone_e164=phone, decision=decision,
-                            answer=answer, row=row)
+        if intake.refused is not None:
+            return await self.commit(record(intake.refused, None))
+        async with self.phone_locks.hold(intake.phone_e164):
+            hit = self.check_local(intake, check_dup, check_dnc)
+            if hit is not None:
+                return await self.commit(record(hit.decision, None, hit))
+            decision, answer = await workflow.evaluate(intake)
+            return await self.commit(record(decision, answer))
 
-    def malformed(self, row: int | None, reason: str, raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The decision record of an input row that is not a lead at all."""
-        return self._record(printable_lead(raw or {}), None,
-                            refusal(CODE_MALFORMED, f"Malformed row: {printable(reason, 300)}"), None, row)
-
-    async def commit(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Store a record (lead, DNC entry, record in one transaction), then tell observers."""
+    async def commit(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a record (lead, DNC entry, record in one transaction), then
+        tell observers; returns the stored record. A caller cancelled
+        meanwhile still waits for the write, so whoever holds the phone's
+        lock releases it only once the lead is stored."""
         if self._writer is None:
             self._writer = StoreWriter(self.store)
-        stored = await self._writer.submit(record)
+        task = asyncio.ensure_future(self._writer.submit(plan_commit(record)))
+        try:
+            lead_id = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task])
+            raise
+        except StoreError:
+            raise
+        except Exception as exc:  # the store's own error (sqlite3, a driver's): nothing landed
+            raise StoreError(f"the store refused the write: {type(exc).__name__}: {exc}") from exc
+        stored = {**record, "lead_id": lead_id}
         self._notify(stored)
         return stored
 
@@ -142,29 +173,6 @@ class Engine:
             except Exception:
                 log.exception("dupcheck_decision_made of plugin %s failed", impl.plugin_name)
 
-    async def process(self, raw: Mapping[str, Any], row: int | None = None, *, check_dup: int = 0,
-                      check_dnc: bool = False, source: str | None = None) -> dict[str, Any]:
-        """Decide and store one lead. With Convoso's local checks (``check_dup``
-        0-3, ``check_dnc``), the check, the CRM call and the create for one
-        phone hold that phone's lock: two leads with one phone cannot both pass."""
-        if not (check_dup or check_dnc):
-            record = await self.evaluate(raw, row)
-            record["source"] = source
-            return await self.commit(record)
-        intake = admit(raw, self.spec.defaults)
-        if intake.code is not None:
-            record = self._record(intake.lead, intake.phone_e164, refusal(intake.code, intake.text), None, row)
-            record["source"] = source
-            return await self.commit(record)
-        async with self.phone_locks.hold(intake.phone_e164):
-            hit = local_check(self.store, intake.phone_e164, intake.lead.get("list_id"), check_dup, check_dnc)
-            if hit is None:
-                record = await self._evaluate_admitted(intake, row)
-            else:
-                record = self._record(intake.lead, intake.phone_e164, hit.decision, None, row)
-            record["source"] = source
-            return await self.commit(record)
-
     # --- many leads -----------------------------------------------------
 
     async def run(self, items: AsyncIterator[tuple[int, Mapping[str, Any] | None, str | None]], *,
@@ -174,7 +182,7 @@ class Engine:
         """Decide every item ``(row, lead or None, error or None)`` with at
         most ``concurrency`` leads in flight; memory stays flat. ``source``
         names the lead file: the store then refuses to decide a row twice.
-        ``check_dup``/``check_dnc``: Convoso's local checks (see :meth:`process`)."""
+        ``check_dup``/``check_dnc``: Convoso's local checks (see :meth:`decide`)."""
         loop = asyncio.get_running_loop()
         summary = Summary()
         started = loop.time()
@@ -186,12 +194,9 @@ class Engine:
                 if item is None:
                     return
                 row, lead, error = item
-                if error:
-                    record = self.malformed(row, error, lead)
-                    record["source"] = source
-                    record = await self.commit(record)
-                else:
-                    record = await self.process(lead, row, check_dup=check_dup, check_dnc=check_dnc, source=source)
+                intake = self.workflow.malformed(lead, error) if error else lead
+                record = await self.decide(intake, row=row, source=source, check_dup=check_dup,
+                                           check_dnc=check_dnc)
                 summary.add(record)
                 if on_record is not None:
                     res = on_record(record)
@@ -216,8 +221,7 @@ class Engine:
         return summary
 
     async def aclose(self) -> None:
-        for node in self.nodes.values():
-            await node.aclose()
+        await self.workflow.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.close_store)
 
     def close_store(self) -> None:
@@ -231,11 +235,14 @@ class Engine:
             self.store.close()
             self.store = None
 
-    async def __aenter__(self) -> "Engine":
+    async def __aenter__(self) -> "Host":
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
+
+
+Engine = Host  # the name this class had before the host API
 
 
 async def aiter_items(items: Iterable) -> AsyncIterator:

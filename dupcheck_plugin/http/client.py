@@ -10,10 +10,14 @@ from __future__ import annotations
 import httpx
 
 
-def make_client(*, transport: str = "aiohttp", max_connections: int = 64,
+def make_client(*, transport: str | httpx.AsyncBaseTransport = "aiohttp", max_connections: int = 64,
                 timeout: float = 10.0, connect_timeout: float = 5.0) -> httpx.AsyncClient:
+    """``transport``: ``"aiohttp"``, ``"httpx"``, or a transport object a host
+    hands in (``httpx.MockTransport`` in a test, a proxying one)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     timeouts = httpx.Timeout(timeout, connect=connect_timeout)
+    if isinstance(transport, httpx.AsyncBaseTransport):
+        return httpx.AsyncClient(transport=transport, timeout=timeouts, trust_env=False)
     if transport == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 

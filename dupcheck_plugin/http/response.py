@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from defusedxml import ElementTree as SafeET
+from ..errors import DupcheckError
 
 
-class UnparsableBody(ValueError):
+class UnparsableBody(DupcheckError, ValueError):
     pass
 
 

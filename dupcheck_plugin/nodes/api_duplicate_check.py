@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..rules.decide import Decision, Settings, decide
+from ..rules.decide import Settings, decide
 from ..rules.match import RegexError, compile_regex
-from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """The node's output: the decision and the answer it was made on (None
-    when the check is disabled and the CRM was not called)."""
-
-    decision: Decision
-    answer: CrmAnswer | None
+from ..types import CRM_ANSWER, BuildContext, CheckOutcome, LeadContext, WorkflowView
 
 
 class ApiDuplicateCheck:
+    """A :class:`~dupcheck_plugin.types.CheckNode`."""
+
     def __init__(self, node_id: str, config: Mapping[str, Any], build: BuildContext):
         self.id = node_id
         self.settings = Settings.from_config(config)
@@ -44,7 +36,7 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
     connect = config["connect"]
     kind = view.node_types.get(connect)
     # a missing node is reported by the engine's input check, an unknown type by the type check
-    if kind is not None and kind in view.outputs and view.outputs[kind] != "crm_answer":
+    if kind is not None and kind in view.outputs and view.outputs[kind] != CRM_ANSWER:
         out.append((("connect",), f"node {connect!r} is a {kind}, which gives no CRM answer: use a convoso_connect node"))
     for i, row in enumerate(config.get("rules", [])):
         if row.get("create_lead") and "status" in row and not isinstance(row["status"], str):

@@ -11,12 +11,14 @@ import httpx
 
 from ..adaptor.render import MASK, Rendered, RenderError
 from ..connection.breaker import CircuitBreaker
-from ..http.call import RetryPolicy, send
+from ..http.call import RetryPolicy, finish_answer, interpret, send
 from ..http.client import make_client
 from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
 
 
 class ConvosoConnect:
+    """A :class:`~dupcheck_plugin.types.CrmNode`."""
+
     def __init__(self, node_id: str, config: Mapping[str, Any], build: BuildContext):
         self.id = node_id
         self.config = config
@@ -32,13 +34,16 @@ class ConvosoConnect:
         self.timeout = float(config.get("timeout", 10))
         self.connect_timeout = float(config.get("connect_timeout", 5))
         self.max_connections = int(config.get("max_connections", settings.get("max_connections", 64)))
-        self.transport = config.get("transport", "aiohttp")
+        # a host's transport object (tests, proxies) wins over the configured kind
+        self.transport = settings.get("http_transport") or config.get("transport", "aiohttp")
         r = config.get("retry", {})
         self.retry = RetryPolicy(attempts=r.get("attempts", 3), backoff=r.get("backoff", 0.2), max_wait=r.get("max_wait", 30.0))
         self.extra_headers = dict(config.get("headers", {}))
         b = config.get("breaker", {})
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
         self.auth_real, self.auth_masked = self._auth(node_id, config.get("auth"), environ, offline)
+        auth_secret = {config["auth"]["secret"]} if config.get("auth") else set()
+        self.secret_names = frozenset(self.adaptor.secret_names | auth_secret)
         self._client: httpx.AsyncClient | None = None
 
     @staticmethod
@@ -102,6 +107,19 @@ class ConvosoConnect:
     def health(self) -> dict[str, Any]:
         """This connection's state, for /healthz and /metrics."""
         return {"breaker": self.breaker.snapshot()}
+
+    def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> CrmAnswer:
+        it = interpret(status, headers, body, self.response_format, self.adaptor.rate_limits)
+        return finish_answer(status=status, headers=headers, it=it, error=it.error, detail=it.detail,
+                             latency_ms=0.0, request=None, attempts=1, response_key=self.config.get("response_key"),
+                             record_id_key=self.adaptor.record_id)
+
+    def preview(self, lead: Mapping[str, str]) -> Mapping[str, Any] | None:
+        try:
+            _, masked = self.render(lead)
+        except RenderError:
+            return None
+        return masked.as_json()
 
     async def aclose(self) -> None:
         if self._client is not None:

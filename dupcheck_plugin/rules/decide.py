@@ -8,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .. import codes
+from ..codes import Code
 from ..types import CrmAnswer
 from .match import matches
 from .paths import lookup, split_path
-
-OK_CODE = 200
-BAD_LEAD_CODE = 6023  # Convoso: "Required fields are missed"; we add the reason
 
 
 @dataclass(frozen=True)
@@ -21,8 +20,8 @@ class OnError:
     action: str = "create"  # create | reject
     status: str = "NOTCHECKED"
     success: bool = True
-    code: int = 6503
-    text: str = "Duplicate check unavailable, retry later"
+    code: int = codes.CHECK_UNAVAILABLE.code
+    text: str = codes.CHECK_UNAVAILABLE.text
 
 
 @dataclass(frozen=True)
@@ -87,27 +86,64 @@ class Settings:
             enabled=cfg.get("enabled", True),
             connect=cfg["connect"],
             default_status=cfg.get("default_status", "NEW"),
-            duplicate_code=cfg.get("duplicate_code", 6009),
-            duplicate_text=cfg.get("duplicate_text", "The phone number already exists"),
+            duplicate_code=cfg.get("duplicate_code", codes.DUPLICATE.code),
+            duplicate_text=cfg.get("duplicate_text", codes.DUPLICATE.text),
             on_error=OnError(**cfg.get("on_error", {})),
             rules=tuple(Rule.from_config(i, r) for i, r in enumerate(cfg.get("rules", []))),
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Decision:
-    """What to do with one lead, before anything is stored."""
+    """What to do with one lead, before anything is stored. Build one with
+    the named constructors; ``text`` is the answer's text as Convoso (or the
+    rules table) writes it, ``detail`` dupcheck's added reason."""
 
     action: str  # created | duplicate | rejected
-    status: str | None
-    matched_rule: int | None
-    add_to_dnc: bool
-    success: bool
     code: int
     text: str
-    checked: bool  # the CRM answered and the rules read it
-    rule_name: str | None = None
+    success: bool
+    status: str | None = None
+    add_to_dnc: bool = False
+    matched_rule: int | None = None  # the index of the rules-table row that decided
+    rule_name: str | None = None  # that row's name, or the local check that decided
+    checked: bool = False  # the CRM answered and the rules read it
     retryable: bool = False
+    detail: str | None = None
+
+    @classmethod
+    def created(cls, status: str | None, *, checked: bool, code: Code = codes.OK, success: bool = True,
+                detail: str | None = None) -> "Decision":
+        """Create the lead with ``status``; no rules-table row decided."""
+        return cls(action="created", status=status, success=success, code=code.code, text=code.text,
+                   checked=checked, detail=detail)
+
+    @classmethod
+    def refused(cls, code: Code, detail: str | None = None, *, retryable: bool = False,
+                by: str | None = None) -> "Decision":
+        """Refuse the lead before or without the rules (intake, a failed call,
+        ``by`` a local check); ``retryable``: the same lead may pass later."""
+        return cls(action="rejected", success=False, code=code.code, text=code.text, detail=detail,
+                   retryable=retryable, rule_name=by)
+
+    @classmethod
+    def local_duplicate(cls, by: str) -> "Decision":
+        """Skip the lead: ``by`` (a local check) found the phone."""
+        return cls(action="duplicate", success=False, code=codes.DUPLICATE.code, text=codes.DUPLICATE.text,
+                   rule_name=by)
+
+    @classmethod
+    def from_row(cls, rule: "Rule", *, default_status: str, duplicate: Code) -> "Decision":
+        """What a matching rules-table row says."""
+        if rule.success:
+            code = codes.OK if rule.create_lead else codes.DUPLICATE_SKIPPED
+        else:
+            code = Code(rule.code if rule.code is not None else duplicate.code,
+                        rule.text if rule.text is not None else duplicate.text)
+        return cls(action="created" if rule.create_lead else "duplicate",
+                   status=(rule.status or default_status) if rule.create_lead else None,
+                   matched_rule=rule.index, rule_name=rule.name, add_to_dnc=rule.add_to_dnc,
+                   success=rule.success, code=code.code, text=code.text, checked=True)
 
 
 def first_match(rules: tuple[Rule, ...], answer: CrmAnswer) -> Rule | None:
@@ -120,48 +156,30 @@ def first_match(rules: tuple[Rule, ...], answer: CrmAnswer) -> Rule | None:
 def decide(settings: Settings, answer: CrmAnswer | None) -> Decision:
     """``answer`` is None when the check is disabled (the CRM was not called)."""
     if not settings.enabled or answer is None:
-        return Decision("created", settings.default_status, None, False, True, OK_CODE, "Lead created", checked=False)
+        return Decision.created(settings.default_status, checked=False)
     if answer.error == "render":
-        return Decision("rejected", None, None, False, False, BAD_LEAD_CODE,
-                        f"Invalid lead: {answer.error_detail}", checked=False)
+        return Decision.refused(codes.MISSING_FIELDS, f"Invalid lead: {answer.error_detail}")
     if answer.error is None:
         rule = first_match(settings.rules, answer)
         if rule is not None:
-            return _from_rule(settings, rule)
+            return Decision.from_row(rule, default_status=settings.default_status,
+                                     duplicate=Code(settings.duplicate_code, settings.duplicate_text))
         if 200 <= (answer.status_code or 0) < 300:
-            return Decision("created", settings.default_status, None, False, True, OK_CODE, "Lead created", checked=True)
+            return Decision.created(settings.default_status, checked=True)
         error = f"CRM answered HTTP {answer.status_code} and no row names that status"
     else:
         error = f"CRM call failed ({answer.error}): {answer.error_detail or ''}".rstrip(": ")
     return _on_error(settings.on_error, error)
 
 
-def _from_rule(settings: Settings, rule: Rule) -> Decision:
-    if rule.success:
-        code, text = OK_CODE, ("Lead created" if rule.create_lead else "Duplicate lead skipped")
-    else:
-        code = rule.code if rule.code is not None else settings.duplicate_code
-        text = rule.text if rule.text is not None else settings.duplicate_text
-    return Decision(
-        action="created" if rule.create_lead else "duplicate",
-        status=(rule.status or settings.default_status) if rule.create_lead else None,
-        matched_rule=rule.index,
-        add_to_dnc=rule.add_to_dnc,
-        success=rule.success,
-        code=code,
-        text=text,
-        checked=True,
-        rule_name=rule.name,
-    )
-
-
 def _on_error(policy: OnError, reason: str) -> Decision:
+    code = Code(policy.code, policy.text)
     if policy.action == "reject":
-        return Decision("rejected", None, None, False, False, policy.code, f"{policy.text} ({reason})",
-                        checked=False, retryable=True)
-    code, text = (OK_CODE, "Lead created (duplicate check unavailable)") if policy.success else (policy.code, policy.text)
-    return Decision("created", policy.status, None, False, policy.success, code, f"{text} ({reason})" if not policy.success else text,
-                    checked=False)
+        return Decision.refused(code, reason, retryable=True)
+    if policy.success:
+        return Decision.created(policy.status, checked=False,
+                                code=Code(codes.OK.code, "Lead created (duplicate check unavailable)"), detail=reason)
+    return Decision.created(policy.status, checked=False, code=code, success=False, detail=reason)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The Starlette app: Convoso-compatible lead insert API in front of the engine.
+"""The Starlette app: Convoso-compatible lead insert API in front of the host.
 
 I/O lives here; parameter parsing and answer shapes are in :mod:`.convoso`.
 One lead: read parameters -> token -> (Idempotency-Key lock) -> Convoso's
-own checks -> per-phone lock -> local DNC / duplicate checks against the
-store -> ``engine.evaluate`` (the CRM and the rules) -> ``engine.commit`` ->
-answer built from the stored record.
+parameter checks -> ``host.decide`` (the same path as ``run``: intake, the
+phone's lock, local DNC / duplicate checks, the CRM and the rules, the
+store) -> the answer, built from the stored record.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from starlette.applications import Starlette
@@ -21,21 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..engine.intake import CODE_BAD_PHONE, Intake, admit
-from ..engine.local import local_check
-from ..engine.locks import KeyedLocks
-from ..engine.record import build_record, refusal
-from ..engine.runner import Engine
-from ..phone import to_e164
-from ..rules.decide import Decision
+from .. import codes
+from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError
+from ..phone import split_e164, to_e164
 from . import convoso as cv
 from .auth import Tokens
-from .http import (INTERNAL, Guard, api_error_handler, http_error_handler, json_response, log_fields,
-                   refusal_handler)
+from .http import Guard, api_error_handler, http_error_handler, json_response, log_fields, refusal_handler
 from .logs import masked_phone
 from .metrics import Metrics
 from .openapi import openapi_spec
-from .queries import search_leads
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +59,13 @@ def _e164_or_none(phone: str, phone_code: str) -> str | None:
 
 
 class Api:
-    """The state of one app: engine, tokens, locks, metrics; the endpoints."""
+    """The state of one app: host, tokens, locks, metrics; the endpoints."""
 
-    def __init__(self, settings: ServeSettings, engine: Engine | None):
+    def __init__(self, settings: ServeSettings, host: Host | None):
         self.settings = settings
-        self.engine = engine
+        self.host = host
         self.tokens = Tokens(settings.tokens)
-        self.metrics = Metrics(health=lambda: self.engine.health() if self.engine is not None else {})
-        self.phone_locks = KeyedLocks()
+        self.metrics = Metrics(health=lambda: self.host.health() if self.host is not None else {})
         self.key_locks = KeyedLocks()
         self.closed = False
         self.in_flight = 0
@@ -80,19 +73,19 @@ class Api:
     # -- lifecycle --------------------------------------------------------
 
     def open(self) -> None:
-        if self.engine is None:
+        if self.host is None:
             s = self.settings
-            self.engine = Engine.open(s.workflow, db=s.db, crm_url=s.crm_url, environ=s.environ)
+            self.host = Host.open(s.workflow, db=s.db, crm_url=s.crm_url, environ=s.environ)
 
     async def close(self) -> None:
         """Joins the store writer: every queued decision lands before this returns."""
-        if self.engine is not None and not self.closed:
+        if self.host is not None and not self.closed:
             self.closed = True
-            await self.engine.aclose()
+            await self.host.aclose()
 
     @property
     def store(self):
-        return self.engine.store
+        return self.host.store
 
     # -- parameters and auth ----------------------------------------------
 
@@ -158,8 +151,7 @@ class Api:
         if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()):
             raise cv.ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
         fields = log_fields(request)
-        fields["phone"] = masked_phone(_e164_or_none(params.get("phone_number", ""), params.get("phone_code", ""))
-                                       or params.get("phone_number"))
+        fields["phone"] = masked_phone(params.get("phone_number"))  # until the lead's E.164 is known
         self.metrics.in_flight.inc()
         self.in_flight += 1
         try:
@@ -171,7 +163,8 @@ class Api:
         finally:
             self.metrics.in_flight.dec()
             self.in_flight -= 1
-        fields.update(action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
+        fields.update(phone=masked_phone(record.get("phone_e164") or params.get("phone_number")),
+                      action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
         return json_response(200, cv.insert_answer(record))
 
     async def _decide_once(self, params: dict[str, str], key: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -190,88 +183,47 @@ class Api:
         return prior
 
     async def _decide(self, params: dict[str, str], key: str | None, fingerprint: str | None) -> dict[str, Any]:
-        """Decide one lead and store its record; returns the stored record."""
-        api: dict[str, Any] = {"check_dup": None, "check_dnc": None, "local_check": None,
-                               "existing_lead_id": None, "request_hash": fingerprint}
-        engine = self.engine
+        """Decide one lead on the host's one path; returns the stored record."""
+        api: dict[str, Any] = {"check_dup": None, "check_dnc": None, "request_hash": fingerprint}
         try:
             req = cv.parse_insert(params, self.settings.check_dup_default)
-        except cv.Refusal as r:
-            lead = cv.lead_fields(params)
-            phone = _e164_or_none(lead.get("phone_number", ""), lead.get("phone_code", ""))
-            record = build_record(workflow=engine.spec.name, lead=lead, phone_e164=phone,
-                                  decision=refusal(r.code, r.text), answer=None)
-            return await self._commit(record, api, key)
-        api.update(check_dup=req.check_dup, check_dnc=req.check_dnc)
-        intake = self._admit(req.lead)
-        if intake.code is not None:  # the engine refuses it the same way, without calling the CRM
-            record = build_record(workflow=engine.spec.name, lead=intake.lead, phone_e164=intake.phone_e164,
-                                  decision=refusal(intake.code, intake.text), answer=None)
-            return await self._commit(record, api, key)
-        # one phone at a time: the local check, the CRM check and the create are one step
-        async with self.phone_locks.hold(intake.phone_e164):
-            local = self._local_check(req, intake, api)
-            if local is not None:
-                record = build_record(workflow=engine.spec.name, lead=intake.lead, phone_e164=intake.phone_e164,
-                                      decision=local, answer=None)
-            else:
-                record = await engine.evaluate(req.lead)
-            return await self._commit(record, api, key)
-
-    def _admit(self, lead: dict[str, str]) -> Intake:
+        except cv.Refusal as r:  # Convoso refuses it before looking at the lead: recorded all the same
+            intake = self.host.workflow.admit(cv.lead_fields(params))
+            lead: Any = replace(intake, refused=Decision.refused(r.code_info, r.detail))
+            check_dup, check_dnc = 0, False
+        else:
+            lead, check_dup, check_dnc = req.lead, req.check_dup, req.check_dnc
+            api.update(check_dup=check_dup, check_dnc=check_dnc)
         try:
-            return admit(lead, self.engine.spec.defaults)
-        except Exception:  # noqa: BLE001 - a phone the parser chokes on is an invalid phone
-            log.warning("phone parser failed", exc_info=True)
-            return Intake(dict(lead), None, CODE_BAD_PHONE, "The phone number is invalid")
-
-    def _local_check(self, req: cv.InsertRequest, intake: Intake, api: dict[str, Any]) -> Decision | None:
-        """Convoso's own checks, against the local store, before the CRM is asked.
-        Index lookups of a few microseconds: done inline on the event loop."""
-        hit = local_check(self.store, intake.phone_e164, intake.lead.get("list_id"), req.check_dup, req.check_dnc)
-        if hit is None:
-            return None
-        api["local_check"] = hit.check
-        api["existing_lead_id"] = hit.existing_lead_id
-        return hit.decision
-
-    async def _commit(self, record: dict[str, Any], api: dict[str, Any], key: str | None) -> dict[str, Any]:
-        record["api"] = api
-        record["idempotency_key"] = key
-        task = asyncio.ensure_future(self.engine.commit(record))
-        try:
-            stored = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # keep holding the phone lock until the lead is stored: the next request must see it
-            await asyncio.wait([task])
-            raise
-        except Exception as exc:  # the store refused the write: nothing was created
-            log.error("store write failed: %s", exc)
+            stored = await self.host.decide(lead, check_dup=check_dup, check_dnc=check_dnc, api=api,
+                                            idempotency_key=key)
+        except StoreError as exc:  # the store refused the write: nothing was created
+            log.error("deciding a lead failed: %s", exc)
             raise cv.ApiError(503, "Internal error: the decision could not be stored, retry later",
-                              code=INTERNAL) from None
+                              code=codes.INTERNAL.code) from None
         self.metrics.decision(stored)
         return stored
 
     # -- leads/search, dnc, decisions ---------------------------------------
 
-    def _phone(self, params: Mapping[str, str], key: str = "phone_number", code: int = cv.PHONE_EXISTS) -> str | None:
+    def _phone(self, params: Mapping[str, str], key: str = "phone_number") -> str | None:
         raw = (params.get(key) or "").strip()
         if not raw:
             return None
         phone = _e164_or_none(raw, (params.get("phone_code") or "").strip().lstrip("+") or "1")
         if phone is None:
-            raise cv.Refusal(code, "The phone number is invalid")
+            raise cv.Refusal(codes.BAD_PHONE)
         return phone
 
     async def leads_search(self, request: Request) -> Response:
         params = await self.params(request)
         offset, limit = cv.page(params, default_limit=10, max_limit=2000)
-        phone = self._phone(params, code=CODE_BAD_PHONE)
+        phone = self._phone(params)
         log_fields(request)["phone"] = masked_phone(phone)
         lead_id = (params.get("lead_id") or "").strip() or None
         list_id = (params.get("list_id") or "").strip() or None
         email = (params.get("email") or "").strip() or None
-        total, leads = await asyncio.to_thread(search_leads, self.store, lead_id=lead_id, phone_e164=phone,
+        total, leads = await asyncio.to_thread(self.store.search_leads, lead_id=lead_id, phone_e164=phone,
                                                list_id=list_id, email=email, offset=offset, limit=limit)
         # total is a string: Convoso sends it so, and go-convoso decodes it into a Go string
         return json_response(200, cv.search_answer(offset, limit, str(total), [cv.lead_entry(x) for x in leads]))
@@ -282,7 +234,7 @@ class Api:
         if not code and not required:
             return "1"
         if not (code.isascii() and code.isdigit() and 1 <= len(code) <= 3):
-            raise cv.Refusal(cv.BAD_COUNTRY_CODE, "Missing or Invalid Country Code")
+            raise cv.Refusal(codes.BAD_COUNTRY_CODE)
         return code
 
     @staticmethod
@@ -291,26 +243,27 @@ class Api:
         if not raw:
             return default
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            raise cv.Refusal(cv.INVALID_CAMPAIGN, "Invalid Campaign ID")
+            raise cv.Refusal(codes.INVALID_CAMPAIGN)
         return str(int(raw))
 
     async def dnc_insert(self, request: Request) -> Response:
         params = await self.params(request)
         raw = (params.get("phone_number") or "").strip()
         if not raw:
-            raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "Invalid Phone Number")
+            raise cv.Refusal(codes.DNC_BAD_PHONE)
         code = self._country_code(params, required=True)
         campaign = self._campaign(params, "0")
         phone = _e164_or_none(raw, code)
         if phone is None:
-            raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "Invalid Phone Number")
+            raise cv.Refusal(codes.DNC_BAD_PHONE)
         log_fields(request)["phone"] = masked_phone(phone)
         reason = params.get("reason") or ""
-        async with self.phone_locks.hold(phone):  # ordered with inserts of this phone
+        async with self.host.phone_locks.hold(phone):  # ordered with inserts of this phone
             # a write: it may wait for the writer thread's transaction, so not on the event loop
-            entry_id, added = await asyncio.to_thread(self.store.dnc_add, phone, reason, campaign)
+            entry_id, added = await asyncio.to_thread(self.store.dnc_add,
+                                                      DncEntry(phone, *split_e164(phone), campaign, reason))
         if not added:
-            raise cv.Refusal(cv.PHONE_EXISTS, "The phone number already exists.")
+            raise cv.Refusal(codes.DNC_PHONE_EXISTS)
         return json_response(200, {"success": True, "id": entry_id})
 
     async def dnc_search(self, request: Request) -> Response:
@@ -321,7 +274,7 @@ class Api:
             code = self._country_code(params, required=False)
             phone = _e164_or_none(params["phone_number"].strip(), code)
             if phone is None:
-                raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "Invalid Phone Number")
+                raise cv.Refusal(codes.DNC_BAD_PHONE)
         log_fields(request)["phone"] = masked_phone(phone)
         campaign = self._campaign(params, None)
         total, rows = await asyncio.to_thread(self.store.dnc_search, phone, campaign, offset, limit)
@@ -331,7 +284,7 @@ class Api:
         params = await self.params(request)
         phone = self._phone(params, "phone") or self._phone(params, "phone_number")
         if phone is None:
-            raise cv.Refusal(cv.NEED_PHONE_AND_LIST, "phone is required")
+            raise cv.Refusal(codes.DNC_BAD_PHONE, "phone is required")
         log_fields(request)["phone"] = masked_phone(phone)
         records = await asyncio.to_thread(self.store.decisions, phone)
         return json_response(200, {"success": True, "data": {"phone_e164": phone, "total": len(records),
@@ -343,13 +296,13 @@ class Api:
         try:
             self.store.find_leads("+0")  # an index probe: proves the store answers, costs microseconds
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return json_response(503, {"success": False, "ok": False, "code": INTERNAL,
+            return json_response(503, {"success": False, "ok": False, "code": codes.INTERNAL.code,
                                        "text": f"store unavailable: {type(exc).__name__}"})
         # an open breaker is reported, not a failed probe: the API still answers (on_error decides)
-        return json_response(200, {"success": True, "ok": True, "workflow": self.engine.spec.name,
+        return json_response(200, {"success": True, "ok": True, "workflow": self.host.workflow.name,
                                    "inserts_in_flight": self.in_flight,
-                                   "phone_locks": len(self.phone_locks),
-                                   "connections": self.engine.health()})
+                                   "phone_locks": len(self.host.phone_locks),
+                                   "connections": self.host.health()})
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
@@ -358,10 +311,10 @@ class Api:
         return json_response(200, openapi_spec())
 
 
-def create_app(settings: ServeSettings, engine: Engine | None = None) -> Starlette:
-    """The app. The engine is opened at startup (unless given) and closed at
+def create_app(settings: ServeSettings, host: Host | None = None) -> Starlette:
+    """The app. The host is opened at startup (unless given) and closed at
     shutdown, which waits for every queued store write."""
-    api = Api(settings, engine)
+    api = Api(settings, host)
 
     @asynccontextmanager
     async def lifespan(app):

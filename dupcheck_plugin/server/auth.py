@@ -7,11 +7,12 @@ import hmac
 import os
 from pathlib import Path
 from typing import Iterable, Mapping
+from ..errors import DupcheckError
 
 ENV_VAR = "DUPCHECK_API_TOKENS"
 
 
-class TokenError(Exception):
+class TokenError(DupcheckError):
     """No usable token configuration; the message says what to do."""
 
 

@@ -15,19 +15,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
+from .. import codes
+from ..codes import Code
+from ..engine.record import row_label
+from ..errors import DupcheckError
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: Convoso leads are small; anything bigger is a mistake or an attack
 MAX_KEY_CHARS = 200
 
-# Convoso's codes (the README's serve section has the table; 6009/6024 are in engine/local.py)
-NO_SUCH_LIST = 6002
-INVALID_CAMPAIGN = 6006
-NEED_PHONE_AND_LIST = 6007
-PHONE_EXISTS = 6008  # dnc/insert: "The phone number already exists."
-MALFORMED = 6023
-BAD_COUNTRY_CODE = 6026
-INVALID_LIMIT = 7230
-INVALID_OFFSET = 7231
 
 
 # Convoso insert options: read here, never stored as lead fields. Options we do
@@ -40,24 +35,29 @@ CONTROL_PARAMS = frozenset({
 SECRET_PARAMS = frozenset({"auth_token", "blueinkdigital_token"})
 
 
-class ApiError(Exception):
+class ApiError(DupcheckError):
     """Answered with this HTTP status and a Convoso-style error body (bad body, auth, store down)."""
 
-    def __init__(self, status: int, text: str, code: int = MALFORMED):
+    def __init__(self, status: int, text: str, code: int = codes.MISSING_FIELDS.code):
         super().__init__(text)
         self.status, self.code, self.text = status, code, text
 
 
-class Refusal(Exception):
-    """A Convoso failure answer (HTTP 200, ``success: false``)."""
+class Refusal(DupcheckError):
+    """A Convoso failure answer (HTTP 200, ``success: false``): Convoso's code
+    and text, and dupcheck's ``detail`` beside them."""
 
-    def __init__(self, code: int, text: str):
-        super().__init__(text)
-        self.code, self.text = code, text
+    def __init__(self, code: Code, detail: str | None = None):
+        super().__init__(f"{code.text} ({detail})" if detail else code.text)
+        self.code_info, self.detail = code, detail
+        self.code, self.text = code.code, code.text
 
 
-def error_body(code: int, text: str, **extra: Any) -> dict[str, Any]:
-    return {"success": False, "code": code, "text": text, **extra}
+def error_body(code: int, text: str, detail: str | None = None, **extra: Any) -> dict[str, Any]:
+    body = {"success": False, "code": code, "text": text, **extra}
+    if detail:
+        body["detail"] = detail
+    return body
 
 
 # -- parameters ---------------------------------------------------------------
@@ -160,7 +160,7 @@ def parse_check_dup(value: str | None, default: int) -> int:
         return 0
     number = _int(text)
     if number is None or not 0 <= number <= 3:
-        raise Refusal(MALFORMED, "check_dup must be 0, 1, 2 or 3")
+        raise Refusal(codes.MISSING_FIELDS, "check_dup must be 0, 1, 2 or 3")
     return number
 
 
@@ -172,21 +172,12 @@ def parse_insert(params: Mapping[str, str], check_dup_default: int) -> InsertReq
     """Raises Refusal for what Convoso refuses before looking at the lead."""
     lead = lead_fields(params)
     if not lead.get("phone_number", "").strip() or not lead.get("list_id", "").strip():
-        raise Refusal(NEED_PHONE_AND_LIST, "The Lead requires a phone number and list id")
+        raise Refusal(codes.NEED_PHONE_AND_LIST)
     if _int(lead["list_id"]) is None:
-        raise Refusal(NO_SUCH_LIST, "No such List (list_id must be an integer)")
+        raise Refusal(codes.NO_SUCH_LIST, "list_id must be an integer")
     lead["list_id"] = str(_int(lead["list_id"]))  # " 0042" and "42" are one list
     return InsertRequest(lead, parse_check_dup(params.get("check_dup"), check_dup_default),
                          flag(params.get("check_dnc")))
-
-
-def rule_label(record: Mapping[str, Any]) -> str | None:
-    api = record.get("api") or {}
-    if api.get("local_check"):
-        return api["local_check"]
-    if record.get("matched_rule") is None:
-        return None
-    return record.get("rule_name") or f"rule {record['matched_rule']}"
 
 
 def insert_answer(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,14 +189,14 @@ def insert_answer(record: Mapping[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {"success": True, "data": {"lead_id": lead_id}}
         if lead_id is None:  # a success row that skips the lead: say why there is no id
             body["text"] = record.get("text")
-            body["rule"] = rule_label(record)
+            body["row"] = row_label(record)
         return body
-    body = error_body(record.get("code"), record.get("text"))
+    body = error_body(record.get("code"), record.get("text"), record.get("detail"))
     if lead_id is not None:  # success = false rows still post the lead
         body["data"] = {"lead_id": lead_id}
-    rule = rule_label(record)
-    if rule is not None:
-        body["rule"] = rule
+    row = row_label(record)
+    if row is not None:
+        body["row"] = row
         if not api.get("local_check"):
             body["crm_record_id"] = record.get("crm_record_id")
     if api.get("existing_lead_id") is not None:
@@ -220,10 +211,10 @@ def insert_answer(record: Mapping[str, Any]) -> dict[str, Any]:
 def page(params: Mapping[str, str], default_limit: int, max_limit: int, max_offset: int = 100_000) -> tuple[int, int]:
     offset = _int(params.get("offset") or "0")
     if offset is None or not 0 <= offset <= max_offset:
-        raise Refusal(INVALID_OFFSET, f"Invalid offset value (0 to {max_offset})")
+        raise Refusal(codes.INVALID_OFFSET, f"0 to {max_offset}")
     limit = _int(params.get("limit") or str(default_limit))
     if limit is None or not 1 <= limit <= max_limit:
-        raise Refusal(INVALID_LIMIT, f"Invalid limit value (1 to {max_limit})")
+        raise Refusal(codes.INVALID_LIMIT, f"1 to {max_limit}")
     return offset, limit
 
 

@@ -12,12 +12,12 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import codes
 from . import convoso as cv
 from .logs import log_access, mask_query
 
 log = logging.getLogger(__name__)
 
-INTERNAL = 6500
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -31,7 +31,7 @@ def log_fields(request: Request) -> dict[str, Any]:
 
 def refusal_handler(request: Request, exc: Exception) -> Response:
     log_fields(request)["code"] = exc.code
-    return json_response(200, cv.error_body(exc.code, exc.text))  # Convoso answers failures with HTTP 200
+    return json_response(200, cv.error_body(exc.code, exc.text, exc.detail))  # Convoso answers failures with HTTP 200
 
 
 def api_error_handler(request: Request, exc: Exception) -> Response:
@@ -72,7 +72,7 @@ class Guard:
         except Exception:  # noqa: BLE001 - logged with its traceback; the caller gets JSON
             log.exception("unhandled error", extra={"fields": {"path": scope.get("path", "")[:200]}})
             if not status:
-                await json_response(500, cv.error_body(INTERNAL, "Internal error, retry later"))(
+                await json_response(500, cv.error_body(codes.INTERNAL.code, codes.INTERNAL.text))(
                     scope, receive, send_status)
         finally:
             path = scope.get("path", "")

@@ -125,14 +125,17 @@ def _plain(summary: str, ctype: str, op_id: str) -> dict[str, Any]:
                                   "503": {"$ref": "#/components/responses/Unavailable"}}}}
 
 
+_DETAIL = {"type": "string", "description": "dupcheck's reason beside Convoso's text (not sent by Convoso)"}
+
+
 def _components() -> dict[str, Any]:
     failure = {"type": "object", "required": ["success", "code", "text"], "properties": {
-        "success": {"const": False}, "code": _INT, "text": _STR}}
+        "success": {"const": False}, "code": _INT, "text": _STR, "detail": _DETAIL}}
     insert = {"type": "object", "required": ["success"], "properties": {
-        "success": {"type": "boolean"}, "code": _INT, "text": _STR,
+        "success": {"type": "boolean"}, "code": _INT, "text": _STR, "detail": _DETAIL,
         "data": {"type": "object", "properties": {"lead_id": {"type": ["string", "null"]}}},
-        "rule": {"type": ["string", "null"], "description": "the rule that decided (a CRM rule's name, "
-                                                            "`rule N`, `check_dup` or `check_dnc`)"},
+        "row": {"type": ["string", "null"], "description": "the rules-table row that decided (`row N (name)`), "
+                                                           "or `check_dup` / `check_dnc`"},
         "crm_record_id": {"type": ["string", "null"]}, "existing_lead_id": _STR, "retryable": {"type": "boolean"}}}
 
     def page(entry: dict[str, Any], total: dict[str, Any]) -> dict[str, Any]:

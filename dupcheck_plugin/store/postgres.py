@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from .sqlite import StoreError, _dumps, _now, _split_e164
+from .contract import Commit, DncEntry, Store, StoreError
+from .sqlite import _dumps, _now
 
 try:
     import psycopg
@@ -111,7 +112,7 @@ def _lead_row(row: tuple) -> dict[str, Any]:
     return lead
 
 
-class PostgresStore:
+class PostgresStore(Store):
     """The :class:`~dupcheck_plugin.types.Store` on a PostgreSQL database."""
 
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
@@ -171,33 +172,26 @@ class PostgresStore:
 
     # -- writes -------------------------------------------------------------
 
-    def apply(self, records: Sequence[dict[str, Any]]) -> None:
-        """Store a batch of decision records in one transaction (see the
-        ``Store`` protocol). Sets ``record["lead_id"]`` once the batch is
-        committed; on any error nothing lands and the records are untouched."""
+    def apply(self, commits: Sequence[Commit]) -> list[str | None]:
+        """Store a batch of commits in one transaction (see :class:`Store`)."""
         now = _now()
         lead_ids: list[str | None] = []
         try:
             with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-                for record in records:
-                    phone = record.get("phone_e164")
+                for commit in commits:
+                    record = commit.record
                     decided_at = record.get("decided_at") or now
                     lead_id: str | None = None
-                    if record.get("action") == "created":
-                        lead = record.get("lead") or {}
+                    if commit.lead is not None:
+                        lead = commit.lead
                         cur.execute(_INSERT_LEAD, (
-                            phone, lead.get("phone_number"), lead.get("phone_code"), lead.get("list_id"),
-                            record.get("status") or lead.get("status"), lead.get("first_name"),
-                            lead.get("last_name"), lead.get("email"), decided_at, _dumps(lead)))
+                            lead.phone_e164, lead.phone_number, lead.phone_code, lead.list_id, lead.status,
+                            lead.first_name, lead.last_name, lead.email, decided_at, _dumps(dict(lead.fields))))
                         lead_id = str(cur.fetchone()[0])
-                    if record.get("dnc_added") and phone:
-                        reason = record.get("rule_name") or f"rule {record.get('matched_rule')}"
-                        number, code = _split_e164(phone)
-                        cur.execute(_INSERT_DNC, {"phone": phone, "number": number, "code": code,
-                                                  "campaign": "0", "reason": reason, "at": decided_at})
-                    # the stored JSON carries lead_id; the caller's dict gets it only after COMMIT
+                    if commit.dnc is not None:
+                        cur.execute(_INSERT_DNC, _dnc_params(commit.dnc, decided_at))
                     cur.execute(_INSERT_DECISION, (
-                        phone, int(lead_id) if lead_id else None, record.get("action") or "",
+                        record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
                         record.get("idempotency_key"), record.get("workflow"), record.get("source"),
                         record.get("row"), decided_at, _dumps({**record, "lead_id": lead_id})))
                     lead_ids.append(lead_id)
@@ -210,19 +204,15 @@ class PostgresStore:
                 raise StoreError("this row of this lead file is already decided by this workflow; "
                                  "the batch was not stored") from exc
             raise
-        for record, lead_id in zip(records, lead_ids):
-            record["lead_id"] = lead_id
+        return lead_ids
 
-    def dnc_add(self, phone_e164: str, reason: str, campaign_id: str = "0") -> tuple[int, bool]:
-        number, code = _split_e164(phone_e164)
+    def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:
         with self._connection() as conn, conn.transaction():
-            row = conn.execute(_INSERT_DNC, {"phone": phone_e164, "number": number, "code": code,
-                                             "campaign": str(campaign_id), "reason": reason,
-                                             "at": _now()}).fetchone()
+            row = conn.execute(_INSERT_DNC, _dnc_params(entry, _now())).fetchone()
             if row is not None:
                 return row[0], True
             row = conn.execute("SELECT id FROM dnc WHERE phone_e164 = %s AND campaign_id = %s",
-                               (phone_e164, str(campaign_id))).fetchone()
+                               (entry.phone_e164, str(entry.campaign_id))).fetchone()
             return row[0], False
 
     # -- reads ----------------------------------------------------------------
@@ -272,7 +262,7 @@ class PostgresStore:
         total, rows = self._total_and_page("leads", _LEAD_COLUMNS, clause, args, "id DESC", offset, limit)
         return total, [_lead_row(row) for row in rows]
 
-    def lead_by_id(self, lead_id: str | int) -> dict[str, Any] | None:
+    def lead_by_id(self, lead_id: str) -> dict[str, Any] | None:
         try:
             rowid = int(lead_id)
         except (TypeError, ValueError):
@@ -324,6 +314,11 @@ class PostgresStore:
             row = conn.execute("SELECT (SELECT COUNT(*) FROM leads), (SELECT COUNT(*) FROM dnc),"
                                " (SELECT COUNT(*) FROM decisions)").fetchone()
         return {"leads": row[0], "dnc": row[1], "decisions": row[2]}
+
+
+def _dnc_params(entry: DncEntry, at: str) -> dict[str, Any]:
+    return {"phone": entry.phone_e164, "number": entry.phone_number, "code": entry.phone_code,
+            "campaign": str(entry.campaign_id), "reason": entry.reason, "at": at}
 
 
 def _first_line(exc: BaseException) -> str:

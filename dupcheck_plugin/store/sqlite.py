@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-import phonenumbers
+from .contract import Commit, DncEntry, Store, StoreError
+
+__all__ = ["SqliteStore", "StoreError"]
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
@@ -80,28 +82,12 @@ _LEAD_COLUMNS = ("id", "phone_e164", "phone_number", "phone_code", "list_id", "s
 _DNC_COLUMNS = ("id", "phone_number", "phone_code", "phone_e164", "campaign_id", "reason", "inserted_at")
 
 
-class StoreError(Exception):
-    """The store cannot be opened or used; the message says why."""
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _split_e164(phone_e164: str) -> tuple[str, str]:
-    """``+15551234567`` -> (``5551234567``, ``1``): the shape Convoso's DNC API shows."""
-    try:
-        parsed = phonenumbers.parse(phone_e164, None)
-        return phonenumbers.national_significant_number(parsed), str(parsed.country_code)
-    except phonenumbers.NumberParseException:
-        # not parseable: keep the digits rather than refuse a DNC entry
-        if phone_e164.startswith("+1"):
-            return phone_e164[2:], "1"
-        return phone_e164.lstrip("+"), ""
 
 
 def _lead_row(row: tuple) -> dict[str, Any]:
@@ -111,8 +97,8 @@ def _lead_row(row: tuple) -> dict[str, Any]:
     return lead
 
 
-class SqliteStore:
-    """The :class:`~dupcheck_plugin.types.Store` on one SQLite file."""
+class SqliteStore(Store):
+    """The :class:`~dupcheck_plugin.store.contract.Store` on one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         if str(path) == ":memory:":
@@ -206,34 +192,28 @@ class SqliteStore:
 
     # -- writes (the writer thread) ---------------------------------------
 
-    def apply(self, records: Sequence[dict[str, Any]]) -> None:
-        """Store a batch of decision records in one transaction (see the
-        ``Store`` protocol). Sets ``record["lead_id"]`` once the batch is
-        committed; on any error nothing lands and the records are untouched."""
+    def apply(self, commits: Sequence[Commit]) -> list[str | None]:
+        """Store a batch of commits in one transaction (see :class:`Store`)."""
         conn = self._conn()
         now = _now()
         lead_ids: list[str | None] = []
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through the batch
         try:
-            for record in records:
-                phone = record.get("phone_e164")
+            for commit in commits:
+                record = commit.record
                 decided_at = record.get("decided_at") or now
                 lead_id: str | None = None
-                if record.get("action") == "created":
-                    lead = record.get("lead") or {}
+                if commit.lead is not None:
+                    lead = commit.lead
                     cur = conn.execute(_INSERT_LEAD, (
-                        phone, lead.get("phone_number"), lead.get("phone_code"), lead.get("list_id"),
-                        record.get("status") or lead.get("status"), lead.get("first_name"),
-                        lead.get("last_name"), lead.get("email"), decided_at, _dumps(lead)))
+                        lead.phone_e164, lead.phone_number, lead.phone_code, lead.list_id, lead.status,
+                        lead.first_name, lead.last_name, lead.email, decided_at, _dumps(dict(lead.fields))))
                     lead_id = str(cur.lastrowid)
-                if record.get("dnc_added") and phone:
-                    reason = record.get("rule_name") or f"rule {record.get('matched_rule')}"
-                    conn.execute(_INSERT_DNC, (phone, *_split_e164(phone), "0", reason, decided_at))
-                key = record.get("idempotency_key")
-                # the stored JSON carries lead_id; the caller's dict gets it only after COMMIT
+                if commit.dnc is not None:
+                    self._insert_dnc(conn, commit.dnc, decided_at)
                 conn.execute(_INSERT_DECISION, (
-                    phone, int(lead_id) if lead_id else None, record.get("action") or "",
-                    key, record.get("workflow"), record.get("source"), record.get("row"),
+                    record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
+                    record.get("idempotency_key"), record.get("workflow"), record.get("source"), record.get("row"),
                     decided_at, _dumps({**record, "lead_id": lead_id})))
                 lead_ids.append(lead_id)
             conn.execute("COMMIT")
@@ -249,20 +229,23 @@ class SqliteStore:
                 raise StoreError("this row of this lead file is already decided by this workflow; "
                                  "the batch was not stored") from exc
             raise
-        for record, lead_id in zip(records, lead_ids):
-            record["lead_id"] = lead_id
+        return lead_ids
 
-    def dnc_add(self, phone_e164: str, reason: str, campaign_id: str = "0") -> tuple[int, bool]:
+    @staticmethod
+    def _insert_dnc(conn: sqlite3.Connection, entry: DncEntry, inserted_at: str) -> sqlite3.Cursor:
+        return conn.execute(_INSERT_DNC, (entry.phone_e164, entry.phone_number, entry.phone_code,
+                                          str(entry.campaign_id), entry.reason, inserted_at))
+
+    def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            cur = conn.execute(_INSERT_DNC, (phone_e164, *_split_e164(phone_e164), str(campaign_id),
-                                             reason, _now()))
+            cur = self._insert_dnc(conn, entry, _now())
             if cur.rowcount == 1:
                 result = (cur.lastrowid, True)
             else:
                 row = conn.execute("SELECT id FROM dnc WHERE phone_e164 = ? AND campaign_id = ?",
-                                   (phone_e164, str(campaign_id))).fetchone()
+                                   (entry.phone_e164, str(entry.campaign_id))).fetchone()
                 result = (row[0], False)
             conn.execute("COMMIT")
         except BaseException:
@@ -304,7 +287,7 @@ class SqliteStore:
             conn.execute("COMMIT")
         return total, [_lead_row(row) for row in rows]
 
-    def lead_by_id(self, lead_id: str | int) -> dict[str, Any] | None:
+    def lead_by_id(self, lead_id: str) -> dict[str, Any] | None:
         try:
             rowid = int(lead_id)
         except (TypeError, ValueError):

@@ -1,7 +1,7 @@
 """One writer thread, batched: many leads in flight, one transaction per batch.
 
 A commit per row costs far more than ~7 us per row batched, so callers
-submit records and await a future; the writer drains whatever is queued into
+submit commits and await a future; the writer drains whatever is queued into
 one ``store.apply`` (group commit). A batch that fails is retried row by row
 so one bad record cannot take its neighbours down with it.
 """
@@ -12,9 +12,8 @@ import asyncio
 import logging
 import queue
 import threading
-from typing import Any
 
-from ..types import Store
+from .contract import Commit, Store
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +29,13 @@ class StoreWriter:
         self._thread.start()
         self._closed = False
 
-    async def submit(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Store one record; returns it (with ``lead_id``) once committed."""
+    async def submit(self, commit: Commit) -> str | None:
+        """Store one commit; returns its new lead id (or None) once committed."""
         if self._closed:
             raise RuntimeError("store writer is closed")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._q.put((record, fut, loop))
+        self._q.put((commit, fut, loop))
         return await fut
 
     def _loop(self) -> None:
@@ -61,19 +60,19 @@ class StoreWriter:
 
     def _write(self, batch: list) -> None:
         try:
-            self.store.apply([rec for rec, _, _ in batch])
-            outcomes = [(fut, loop, rec, None) for rec, fut, loop in batch]
+            ids = self.store.apply([commit for commit, _, _ in batch])
+            outcomes = [(fut, loop, lead_id, None) for (_, fut, loop), lead_id in zip(batch, ids)]
         except Exception:
             outcomes = []
-            for rec, fut, loop in batch:  # isolate the bad record(s)
+            for commit, fut, loop in batch:  # isolate the bad commit(s)
                 try:
-                    self.store.apply([rec])
-                    outcomes.append((fut, loop, rec, None))
+                    [lead_id] = self.store.apply([commit])
+                    outcomes.append((fut, loop, lead_id, None))
                 except Exception as exc:  # noqa: BLE001 - reported to the awaiting caller
                     log.error("store write failed: %s", exc)
                     outcomes.append((fut, loop, None, exc))
-        for fut, loop, rec, exc in outcomes:
-            loop.call_soon_threadsafe(_resolve, fut, rec, exc)
+        for fut, loop, lead_id, exc in outcomes:
+            loop.call_soon_threadsafe(_resolve, fut, lead_id, exc)
 
     def close(self) -> None:
         """Finish every queued write, then stop the thread."""
@@ -83,10 +82,10 @@ class StoreWriter:
             self._thread.join()
 
 
-def _resolve(fut: asyncio.Future, rec: Any, exc: BaseException | None) -> None:
+def _resolve(fut: asyncio.Future, lead_id: str | None, exc: BaseException | None) -> None:
     if fut.cancelled():
         return
     if exc is not None:
         fut.set_exception(exc)
     else:
-        fut.set_result(rec)
+        fut.set_result(lead_id)

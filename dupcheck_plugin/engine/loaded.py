@@ -1,0 +1,127 @@
+"""A loaded workflow: its spec, its built nodes, the plugins it was built with.
+
+Every step of one lead that needs no store lives here, each callable on its
+own with plain-data inputs and outputs (a workflow engine such as Temporal
+runs them as separate activities): :meth:`Workflow.admit` (pure),
+:meth:`Workflow.ask_crm` (the CRM call), :meth:`Workflow.decide` (pure),
+:meth:`Workflow.record` (pure). :meth:`Workflow.evaluate` runs the whole
+node graph for one lead. The host takes one ``Workflow`` per lead, so a
+reloaded one can be swapped in between leads.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from .. import codes
+from ..plugins import Registry, default_registry
+from ..rules.decide import Decision, decide
+from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node
+from .intake import Intake, admit, malformed
+from .record import build_record
+from .workflow import WorkflowSpec, build_nodes, load_workflow
+
+log = logging.getLogger(__name__)
+
+NO_CHECK_STATUS = "NEW"  # a workflow without a duplicate check creates every lead with this status
+
+
+class Workflow:
+    """Load one with :meth:`load`; close it with :meth:`aclose` when no lead uses it any more."""
+
+    def __init__(self, spec: WorkflowSpec, nodes: Mapping[str, Node], registry: Registry):
+        self.spec = spec
+        self.nodes = dict(nodes)
+        self.registry = registry
+        outputs = {n.id: registry.node_types[n.type].output for n in spec.nodes}
+        sinks = spec.sinks
+        checks = [nid for nid in sinks if outputs.get(nid) == CHECK_OUTCOME]
+        checks += [nid for nid, out in outputs.items() if out == CHECK_OUTCOME and nid not in checks]
+        self.check_id = checks[0] if checks else None
+        self.check: CheckNode | None = self.nodes[checks[0]] if checks else None  # type: ignore[assignment]
+        self.crm: CrmNode | None = None
+        if self.check is not None and outputs.get(self.check.settings.connect) == CRM_ANSWER:
+            self.crm = self.nodes[self.check.settings.connect]  # type: ignore[assignment]
+
+    @classmethod
+    def load(cls, workflow: str | WorkflowSpec, *, registry: Registry | None = None, crm_url: str | None = None,
+             environ: Mapping[str, str] | None = None, offline: bool = False,
+             max_connections: int | None = None, http_transport: Any = None) -> "Workflow":
+        """Load the workflow (a shipped name or a path) and build its nodes
+        through the plugins' node types. ``crm_url`` replaces the CRM URL's
+        scheme://host:port; ``environ`` holds the secrets (default
+        ``os.environ``); ``offline``: nothing will be called (``explain``),
+        missing secrets are masked instead of refused; ``http_transport``: an
+        ``httpx.AsyncBaseTransport`` for every CRM call (a test's
+        ``httpx.MockTransport``). Raises :class:`~dupcheck_plugin.config.problems.ConfigError`."""
+        registry = registry or default_registry()
+        spec = workflow if isinstance(workflow, WorkflowSpec) else load_workflow(workflow, registry)
+        settings: dict[str, Any] = {"crm_url": crm_url, "offline": offline, "environ": environ,
+                                    "http_transport": http_transport}
+        if max_connections:
+            settings["max_connections"] = max_connections
+        return cls(spec, build_nodes(spec, registry, settings), registry)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        """The environment variables the workflow's CRM nodes read their secrets from."""
+        outputs = {n.id: self.registry.node_types[n.type].output for n in self.spec.nodes}
+        return frozenset(name for nid, node in self.nodes.items() if outputs[nid] == CRM_ANSWER
+                         for name in getattr(node, "secret_names", ()))  # optional in the contract
+
+    # -- the steps of one lead ---------------------------------------------------
+
+    def admit(self, raw: Mapping[str, Any]) -> Intake:
+        """Flatten, default (the workflow's ``[defaults]``) and validate a lead; pure."""
+        return admit(raw, self.spec.defaults)
+
+    def malformed(self, raw: Mapping[str, Any] | None, reason: str) -> Intake:
+        """The intake of an input row that is not a lead at all."""
+        return malformed(raw, reason)
+
+    async def ask_crm(self, intake: Intake) -> CrmAnswer | None:
+        """Call the CRM for an admitted lead; None when the workflow's check is
+        disabled or it has none (the CRM is then never called)."""
+        if self.check is None or not self.check.settings.enabled or self.crm is None:
+            return None
+        return await LeadContext(intake.lead, intake.phone_e164, self.nodes).output(self.check.settings.connect)
+
+    def decide(self, answer: CrmAnswer | None) -> Decision:
+        """The decision on a CRM answer (None: not called); pure."""
+        if self.check is None:
+            return Decision.created(NO_CHECK_STATUS, checked=False)
+        return decide(self.check.settings, answer)
+
+    async def evaluate(self, intake: Intake) -> tuple[Decision, CrmAnswer | None]:
+        """Run the node graph for an admitted lead: every sink node, each
+        pulling what it reads. A node that fails still gives the lead its
+        one decision (6500, retryable)."""
+        if intake.refused is not None:
+            return intake.refused, None
+        ctx = LeadContext(intake.lead, intake.phone_e164, self.nodes)
+        try:
+            for sink in self.spec.sinks:
+                await ctx.output(sink)
+        except Exception as exc:  # a node bug must still give this lead its one decision
+            log.exception("a node of workflow %s failed", self.name)
+            return Decision.refused(codes.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=True), None
+        outcome: CheckOutcome | None = ctx.outputs.get(self.check_id) if self.check_id else None
+        if outcome is None:
+            return self.decide(None), None
+        return outcome.decision, outcome.answer
+
+    def record(self, intake: Intake, decision: Decision, answer: CrmAnswer | None, *, row: int | None = None,
+               source: str | None = None, api: Mapping[str, Any] | None = None,
+               idempotency_key: str | None = None) -> dict[str, Any]:
+        """The decision record (the README's JSON object); pure."""
+        return build_record(workflow=self.name, lead=intake.lead, phone_e164=intake.phone_e164, decision=decision,
+                            answer=answer, row=row, source=source, api=api, idempotency_key=idempotency_key)
+
+    async def aclose(self) -> None:
+        for node in self.nodes.values():
+            await node.aclose()

@@ -1,0 +1,52 @@
+"""The public host API: everything a program that runs dupcheck needs.
+
+``run``, ``serve``, ``demo`` and ``explain`` are built on this module and
+nothing else of the engine; so is any other host (a workflow engine's
+worker, a web framework's view). See ``docs/embedding.md``.
+
+One call per lead::
+
+    host = Host.open("hubspot_dupcheck", db="leads.db")
+    async with host:
+        record = await host.decide({"phone_number": "5551234567", "list_id": "7"})
+
+Or step by step, each step with plain-data inputs and outputs (a workflow
+engine runs them as separate activities and keeps their results)::
+
+    workflow = Workflow.load("hubspot_dupcheck")
+    intake = workflow.admit(raw)                       # pure; Intake.as_json()
+    hit = host.check_local(intake, check_dup=1, check_dnc=True)   # against the store
+    answer = await workflow.ask_crm(intake)            # the CRM call; CrmAnswer.as_json()
+    decision = workflow.decide(answer)                 # pure
+    record = workflow.record(intake, decision, answer) # pure
+    stored = await host.commit(record)                 # lead, DNC entry, record: one transaction
+
+A store supplied by a plugin (``dupcheck_make_store``) subclasses
+:class:`Store`; what a decision stores is decided by the engine
+(:func:`plan_commit`), never by the store.
+"""
+
+from __future__ import annotations
+
+from . import codes
+from .codes import Code
+from .config.problems import ConfigError, Problem
+from .engine.explain import Explanation, NoCheck, explain, split_recording
+from .engine.intake import Intake
+from .engine.loaded import Workflow
+from .engine.local import LocalHit
+from .engine.locks import KeyedLocks
+from .engine.record import plan_commit, row_label
+from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
+from .errors import DupcheckError
+from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
+from .rules.decide import Decision
+from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
+from .types import CheckOutcome, CrmAnswer, LeadContext, NodeType
+
+__all__ = [
+    "Code", "Commit", "CheckOutcome", "ConfigError", "CrmAnswer", "DEFAULT_CONCURRENCY", "Decision", "DncEntry",
+    "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks", "LeadContext", "LocalHit", "NewLead", "NoCheck", "NodeType",
+    "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
+    "default_registry", "explain", "make_plugin_manager", "plan_commit", "row_label", "split_recording",
+]

@@ -1,0 +1,144 @@
+"""The store contract: what every store (SQLite, PostgreSQL, a plugin's) does.
+
+The engine decides what a decision means -- which lead to create with which
+status, which DNC entry to add, which record to keep -- and hands the store
+a :class:`Commit` per lead. The store only keeps what it is given, in one
+transaction per :meth:`Store.apply` call, and answers the reads the commands
+make. A store supplied through ``dupcheck_make_store`` subclasses
+:class:`Store`; a missing method is then a ``TypeError`` at start-up, not a
+failure on the first request that needs it.
+
+Threads: ``apply`` and ``dnc_add`` are called from one writer thread at a
+time; reads may come from any thread, concurrently with writes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from ..errors import DupcheckError
+
+
+class StoreError(DupcheckError):
+    """The store cannot be opened or refused a write; the message says why.
+
+    Raised by ``apply`` when a record's ``idempotency_key`` or its
+    (``workflow``, ``source``, ``row``) is already stored: nothing of that
+    call landed."""
+
+
+@dataclass(frozen=True)
+class NewLead:
+    """A lead to create. ``fields`` are all of the lead's fields as strings."""
+
+    phone_e164: str | None
+    phone_number: str | None
+    phone_code: str | None
+    list_id: str | None
+    status: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DncEntry:
+    """An entry of the account's do-not-call list; one per (phone, campaign).
+    ``campaign_id`` "0" is the account-wide list."""
+
+    phone_e164: str
+    phone_number: str  # national digits, as Convoso's DNC API shows them
+    phone_code: str
+    campaign_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Everything one decision stores, together or not at all.
+
+    ``record`` is the decision record (the README's JSON object); the store
+    keeps it with ``lead_id`` set to the id of ``lead`` once created. The
+    store reads these keys of it: ``phone_e164``, ``action``,
+    ``idempotency_key`` (unique when set), ``workflow``, ``source`` and
+    ``row`` (unique together when ``source`` and ``row`` are set),
+    ``decided_at`` (ISO 8601, the lead's ``created_at`` and the DNC entry's
+    ``inserted_at``)."""
+
+    record: Mapping[str, Any]
+    lead: NewLead | None = None
+    dnc: DncEntry | None = None
+
+
+class Store(ABC):
+    """Where decisions land: leads, the account DNC list, decision records.
+
+    Leads are returned as dicts with the keys ``id`` (a string), ``phone_e164``,
+    ``phone_number``, ``phone_code``, ``list_id``, ``status``, ``first_name``,
+    ``last_name``, ``email``, ``created_at`` and ``fields``; DNC entries with
+    ``id``, ``phone_e164``, ``phone_number``, ``phone_code``, ``campaign_id``,
+    ``reason``, ``inserted_at``; decision records as stored (with ``lead_id``).
+    """
+
+    # -- writes ---------------------------------------------------------------
+
+    @abstractmethod
+    def apply(self, commits: Sequence[Commit]) -> list[str | None]:
+        """Store every commit in one transaction: its lead, its DNC entry (an
+        entry already there for that phone and campaign is kept), its record.
+        Returns the new lead ids (None where no lead was created), in order.
+        On any error nothing lands; raise :class:`StoreError` for a duplicate
+        idempotency key or (workflow, source, row)."""
+
+    @abstractmethod
+    def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:
+        """Add one DNC entry now; returns (entry id, newly added)."""
+
+    # -- reads ----------------------------------------------------------------
+
+    @abstractmethod
+    def find_leads(self, phone_e164: str, list_id: str | None = None) -> list[dict[str, Any]]:
+        """Leads with this phone, newest first (optionally in one list)."""
+
+    @abstractmethod
+    def search_leads(self, *, lead_id: str | None = None, phone_e164: str | None = None,
+                     list_id: str | None = None, email: str | None = None, offset: int = 0,
+                     limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """(total, one page of leads newest first) matching every given filter
+        (``email`` case-insensitively); the total and the page agree."""
+
+    @abstractmethod
+    def lead_by_id(self, lead_id: str) -> dict[str, Any] | None:
+        """The lead with this id, or None (also for an id that is not a number)."""
+
+    @abstractmethod
+    def dnc_contains(self, phone_e164: str, campaign_id: str = "0") -> bool:
+        """Whether this phone is on this campaign's DNC list."""
+
+    @abstractmethod
+    def dnc_search(self, phone_e164: str | None, campaign_id: str | None,
+                   offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """(total, one page of entries newest first) of the DNC list, filtered."""
+
+    @abstractmethod
+    def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
+        """Decision records for a phone, oldest first."""
+
+    @abstractmethod
+    def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+        """The record stored with this idempotency key, or None."""
+
+    @abstractmethod
+    def decided_rows(self, workflow: str, source: str) -> set[int]:
+        """Rows of lead file ``source`` that ``workflow`` already decided."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """``{"leads": n, "dnc": n, "decisions": n}``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; calling it again does nothing."""
