@@ -38,6 +38,7 @@ from .engine.local import LocalHit
 from .engine.locks import KeyedLocks
 from .engine.record import plan_commit, row_label
 from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
+from .engine.sources import open_source, stream_items
 from .errors import DupcheckError
 from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
 from .rules.decide import Decision
@@ -48,5 +49,6 @@ __all__ = [
     "Code", "Commit", "CheckOutcome", "ConfigError", "CrmAnswer", "DEFAULT_CONCURRENCY", "Decision", "DncEntry",
     "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks", "LeadContext", "LocalHit", "NewLead", "NoCheck", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
-    "default_registry", "explain", "make_plugin_manager", "plan_commit", "row_label", "split_recording",
+    "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",
+    "split_recording", "stream_items",
 ]

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.problems import ConfigError
-from ..host import Host, Workflow, row_label
-from ..engine.sources import open_source, stream_items
+from ..host import Host, Workflow, open_source, row_label, stream_items
 from ..resources import shipped_dir
 from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 from .run import print_summary

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.problems import ConfigError
-from ..host import DEFAULT_CONCURRENCY, Host, Summary
-from ..engine.sources import open_source, stream_items
+from ..host import DEFAULT_CONCURRENCY, Host, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 
 
@@ -34,11 +33,11 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def connection_caps(engine: Engine) -> dict[str, int]:
+def connection_caps(host: Host) -> dict[str, int]:
     """Connections each CRM node may open: ``--concurrency``, unless the
     workflow caps a node lower with ``max_connections``."""
     caps = {}
-    for node_id, node in engine.nodes.items():
+    for node_id, node in host.nodes.items():
         cap = getattr(node, "max_connections", None)
         if isinstance(cap, int):
             caps[node_id] = cap
@@ -75,12 +74,12 @@ async def run_file(args) -> int:
         return fail(f"cannot read leads: {exc}")
     try:
         host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url,
-                             max_connections=max(args.concurrency, 1))
+                         max_connections=max(args.concurrency, 1))
     except ConfigError as exc:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say
         return fail(str(exc))
-    caps = connection_caps(engine)
+    caps = connection_caps(host)
     warn_caps(caps, args.concurrency)
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)
@@ -109,7 +108,7 @@ async def run_file(args) -> int:
     try:
         async with host:
             summary = await host.run(items, concurrency=args.concurrency, on_record=on_record, source=source,
-                                       check_dup=args.check_dup, check_dnc=args.check_dnc)
+                                     check_dup=args.check_dup, check_dnc=args.check_dnc)
     except Exception as exc:  # the store refused a write, the input broke: stop loudly
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
         return fail(f"run stopped: {'; '.join(f'{type(e).__name__}: {e}' for e in errors)}")
