@@ -74,6 +74,11 @@ class Workflow:
         return frozenset(name for nid, node in self.nodes.items() if outputs[nid] == CRM_ANSWER
                          for name in getattr(node, "secret_names", ()))  # optional in the contract
 
+    def health(self) -> dict[str, dict[str, Any]]:
+        """node id -> state, for the nodes that report one (a connection's
+        circuit breaker, say): what /healthz and /metrics show."""
+        return {nid: node.health() for nid, node in self.nodes.items() if callable(getattr(node, "health", None))}
+
     # -- the steps of one lead ---------------------------------------------------
 
     def admit(self, raw: Mapping[str, Any]) -> Intake:

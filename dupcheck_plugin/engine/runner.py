@@ -94,6 +94,10 @@ class Host:
     def registry(self) -> Registry:
         return self.workflow.registry
 
+    def health(self) -> dict[str, dict[str, Any]]:
+        """The current workflow's node states (see :meth:`Workflow.health`)."""
+        return self.workflow.health()
+
     def swap(self, workflow: Workflow) -> Workflow:
         """Decide the leads that start from now on with ``workflow``; leads
         already started finish with the one they started with. Returns the

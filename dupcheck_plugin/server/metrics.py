@@ -15,7 +15,7 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self, health: Callable[[], Mapping[str, Mapping[str, Any]]] = dict) -> None:
-        """``health``: node id -> state (``Engine.health``), read at each scrape."""
+        """``health``: node id -> state (``Host.health``), read at each scrape."""
         self.registry = CollectorRegistry()
         r = self.registry
         r.register(_ConnectionCollector(health))
