@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from dupcheck_plugin.connection.breaker import CALL, CLOSED, HALF_OPEN, OPEN, PROBE, CircuitBreaker
-from dupcheck_plugin.engine.runner import Engine, aiter_items
+from dupcheck_plugin.engine.runner import aiter_items
+from dupcheck_plugin.host import Host as Engine
 from dupcheck_plugin.server import ServeSettings, create_app
 from dupcheck_plugin.sim import SimulatorThread
 
@@ -170,11 +171,11 @@ def test_a_crm_refusing_connections_costs_a_handful_of_calls_then_the_breaker_cl
             with SimulatorThread(CONTACTS, port=port):
                 deadline = time.monotonic() + 60
                 while True:
-                    back = await engine.process({"phone_number": "5550100170"})
+                    back = await engine.decide({"phone_number": "5550100170"})
                     if back["checked"] or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(cool_down / 10)
-                after = [await engine.process({"phone_number": "5550100003"}) for _ in range(3)]
+                after = [await engine.decide({"phone_number": "5550100003"}) for _ in range(3)]
             return summary, records, elapsed, down, back, after, engine.health()["crm"]["breaker"]
 
     summary, records, elapsed, down, back, after, up = asyncio.run(go())

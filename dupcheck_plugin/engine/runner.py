@@ -147,6 +147,17 @@ class Host:
             decision, answer = await workflow.evaluate(intake)
             return await self.commit(record(decision, answer))
 
+    # the names code written before the host API uses: one path all the same
+    async def process(self, raw: Mapping[str, Any], row: int | None = None, **options: Any) -> dict[str, Any]:
+        return await self.decide(raw, row=row, **options)
+
+    async def evaluate(self, raw: Mapping[str, Any], row: int | None = None) -> dict[str, Any]:
+        """The decision record of one lead, not stored and without local checks."""
+        workflow = self.workflow
+        intake = workflow.admit(raw)
+        decision, answer = await workflow.evaluate(intake)
+        return workflow.record(intake, decision, answer, row=row)
+
     async def commit(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Store a record (lead, DNC entry, record in one transaction), then
         tell observers; returns the stored record. A caller cancelled
