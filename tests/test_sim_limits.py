@@ -376,6 +376,11 @@ def test_stats_never_show_the_token_and_control_endpoints_work(sim, http):
     before = http.get("/_sim/clock").json()["now"]
     assert http.post("/_sim/clock", json={"advance": 30}).json()["now"] == pytest.approx(before + 30)
     assert http.post("/_sim/clock", json={"advance": -1}).status_code == 400
+    sim.set_limits(salesforce_daily=1)
+    assert soql(http, token="s3cret-token-value").status_code == 200
+    assert http.post("/_sim/clock", json={"time_scale": 0}).json()["time_scale"] == 0
+    assert soql(http, token="s3cret-token-value").status_code == 403  # a new scale keeps what the windows hold
+    sim.set_limits(salesforce_daily=7)
     assert http.post("/_sim/oauth/revoke", json={}).status_code == 400
     stats = http.get("/_sim/stats").json()
     assert stats["limits"]["salesforce_daily"] == 7 and stats["vendors"]["hubspot"]["unauthorized"] == 1
@@ -401,3 +406,14 @@ def test_cli_enforces_real_limits_by_default_and_takes_knobs():
         proc.wait(timeout=10)
     bad = subprocess.run(_cli("--limit", "hubspot_daly=5"), capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "hubspot_daly" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_windows_open_on_time_whatever_rounding_the_clock_went_through():
+    clock = Clock(0)
+    clock.advance(195_477.8918168289)  # a clock that ran for a while; (t + 86399) + 1 - 86400 < t in floats
+    w = RollingWindow(1, 86_400.0)
+    w.take(clock.now())
+    clock.advance(86_399)
+    assert not w.fits(clock.now())
+    clock.advance(1)
+    assert w.fits(clock.now())

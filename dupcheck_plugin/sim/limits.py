@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .vendors import SimRequest, SimResponse
 
 DAY = 86_400.0
+EPSILON = 1e-6  # simulated seconds: a clock advanced by 3599 then 1 reads t + 3600 give or take a rounding
 
 
 class Clock:
@@ -58,7 +59,7 @@ class RollingWindow:
         self._used = 0
 
     def _expire(self, now: float) -> None:
-        while self._log and self._log[0][0] <= now - self.period:
+        while self._log and self._log[0][0] <= now - self.period + EPSILON:
             self._used -= self._log.popleft()[1]
 
     def used(self, now: float) -> int:

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from .limits import Clock, Limits, expires_in
+from .limits import EPSILON, Clock, Limits, expires_in
 
 
 @dataclass
@@ -46,7 +46,7 @@ class TokenDesk:
         issued = self._access.get(token or "")
         if issued is None:
             return "unknown"
-        if issued.expires_at is not None and self.clock.now() >= issued.expires_at:
+        if issued.expires_at is not None and self.clock.now() >= issued.expires_at - EPSILON:
             return "expired"
         return "valid"
 

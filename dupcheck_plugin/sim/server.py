@@ -395,8 +395,9 @@ class Simulator:
             unknown = set(changes) - {"advance", "time_scale"}
             if unknown:
                 raise ValueError(f"unknown clock field(s) {sorted(unknown)}; known: advance, time_scale")
-            if "time_scale" in changes:
-                self.set_limits(time_scale=changes["time_scale"])
+            if "time_scale" in changes:  # unlike /_sim/limits, the windows keep what they hold
+                self.limits = self.tokens.limits = self.limits.replace(time_scale=changes["time_scale"])
+                self.clock.set_scale(self.limits.time_scale)
             if "advance" in changes:
                 self.advance(changes["advance"])
             return {"now": self.clock.now(), "time_scale": self.clock.time_scale}
