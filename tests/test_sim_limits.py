@@ -254,8 +254,11 @@ def test_zoho_one_hour_tokens_refresh_and_expire(sim, http):
     sim.revoke("rt-z")
     refused = zoho_token(http)
     assert refused.status_code == 200 and refused.json() == {"error": "invalid_code"}  # Zoho: errors in a 200
+    assert token_post(http, "/oauth/v2/token", grant_type="password").json() == {"error": "unsupported_grant_type"}
+    assert token_post(http, "/oauth/v2/token", grant_type="refresh_token", client_id="c",
+                      refresh_token="rt-2").json() == {"error": "invalid_client"}
     z = vendor_stats(sim, "zoho")
-    assert (z["token_grants"], z["token_refused"], z["expired_token"]) == (2, 1, 1)
+    assert (z["token_grants"], z["token_refused"], z["expired_token"]) == (2, 3, 1)
 
 
 def test_hubspot_and_gohighlevel_oauth_tokens_expire_and_refresh(sim, http):

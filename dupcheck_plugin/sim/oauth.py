@@ -65,6 +65,17 @@ class TokenDesk:
         return {"issued": len(self._access), "live": live, "revoked_refresh_tokens": len(self._revoked)}
 
 
+def refresh_grant(desk: TokenDesk, params: dict[str, str]) -> str | None:
+    """What is wrong with a refresh_token grant (``grant_type``, ``client``, ``refresh_token``), or None."""
+    if params.get("grant_type") != "refresh_token":
+        return "grant_type"
+    if not params.get("client_id") or not params.get("client_secret"):
+        return "client"
+    if not desk.refresh_token_ok(params.get("refresh_token")):
+        return "refresh_token"
+    return None
+
+
 def form(req_body: Any, query: dict[str, str]) -> dict[str, str]:
     """Token request parameters: the form body, or the query string (Zoho documents both)."""
     params = dict(query)

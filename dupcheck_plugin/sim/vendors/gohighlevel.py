@@ -34,7 +34,7 @@ from typing import Any
 from ...phone import PhoneError, to_e164
 from ..contacts import Contact, ContactBook
 from ..limits import DailyWindow, Keyed, Quota, Refusal, RollingWindow, take_all
-from ..oauth import TokenDesk, form
+from ..oauth import TokenDesk, form, refresh_grant
 from . import Route, SimRequest, SimResponse, Vendor
 
 DUPLICATE = "/contacts/search/duplicate"
@@ -105,18 +105,17 @@ def duplicate(req: SimRequest, book: ContactBook) -> SimResponse:
     return resp
 
 
-def _oauth_error(error: str, description: str) -> SimResponse:
-    return SimResponse(400, {"error": error, "error_description": description})
+TOKEN_REFUSALS = {"grant_type": ("unsupported_grant_type", "grant_type must be refresh_token here"),
+                  "client": ("invalid_client", "Invalid client credentials"),
+                  "refresh_token": ("invalid_grant", "Invalid grant: refresh token is invalid")}
 
 
 def token(req: SimRequest, desk: TokenDesk) -> SimResponse:
     p = form(req.body, req.query)
-    if p.get("grant_type") != "refresh_token":
-        return _oauth_error("unsupported_grant_type", "grant_type must be refresh_token here")
-    if not p.get("client_id") or not p.get("client_secret"):
-        return _oauth_error("invalid_client", "Invalid client credentials")
-    if not desk.refresh_token_ok(p.get("refresh_token")):
-        return _oauth_error("invalid_grant", "Invalid grant: refresh token is invalid")
+    wrong = refresh_grant(desk, p)
+    if wrong:
+        error, description = TOKEN_REFUSALS[wrong]
+        return SimResponse(400, {"error": error, "error_description": description})
     desk.revoke(p["refresh_token"])  # single use: the answer carries the next one
     access, expires = desk.issue("gohighlevel", "eyJhbGciOi.", desk.limits.gohighlevel_token_lifetime)
     body = {"access_token": access, "token_type": "Bearer", "refresh_token": desk.new_refresh_token("eyJyZWZyZXNo."),

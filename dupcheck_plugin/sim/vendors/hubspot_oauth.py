@@ -11,24 +11,23 @@ An API call with an expired token answers 401 ``EXPIRED_AUTHENTICATION``.
 
 from __future__ import annotations
 
-from ..oauth import TokenDesk, form
+from ..oauth import TokenDesk, form, refresh_grant
 from . import SimRequest, SimResponse, correlation_id
 
 TOKEN = "/oauth/v1/token"
 
 
-def _refused(status: str, message: str) -> SimResponse:
-    return SimResponse(400, {"status": status, "message": message, "correlationId": correlation_id()})
+REFUSALS = {"grant_type": ("BAD_GRANT_TYPE", "grant_type must be refresh_token here"),
+            "client": ("BAD_CLIENT_ID", "missing or unknown client id"),
+            "refresh_token": ("BAD_REFRESH_TOKEN", "missing or unknown refresh token")}
 
 
 def token(req: SimRequest, desk: TokenDesk) -> SimResponse:
     p = form(req.body, req.query)
-    if p.get("grant_type") != "refresh_token":
-        return _refused("BAD_GRANT_TYPE", "grant_type must be refresh_token here")
-    if not p.get("client_id") or not p.get("client_secret"):
-        return _refused("BAD_CLIENT_ID", "missing or unknown client id")
-    if not desk.refresh_token_ok(p.get("refresh_token")):
-        return _refused("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
+    wrong = refresh_grant(desk, p)
+    if wrong:
+        status, message = REFUSALS[wrong]
+        return SimResponse(400, {"status": status, "message": message, "correlationId": correlation_id()})
     access, expires = desk.issue("hubspot", "CNb", desk.limits.hubspot_token_lifetime)
     body = {"token_type": "bearer", "refresh_token": p["refresh_token"], "access_token": access}
     if expires is not None:

@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 from ..contacts import Contact, ContactBook
 from ..limits import DAY, Quota, Refusal, RollingWindow, take_all
-from ..oauth import TokenDesk, form
+from ..oauth import TokenDesk, form, refresh_grant
 from . import Route, SimRequest, SimResponse, Vendor
 
 SEARCH = r"/crm/v(?P<version>\d+)/(?P<module>[A-Za-z_]+)/search"
@@ -247,13 +247,10 @@ def search(req: SimRequest, book: ContactBook) -> SimResponse:
 
 # -- OAuth and limits --------------------------------------------------------------
 def token(req: SimRequest, desk: TokenDesk) -> SimResponse:
-    p = form(req.body, req.query)
-    if p.get("grant_type") != "refresh_token":
-        return SimResponse(200, {"error": "unsupported_grant_type"})
-    if not p.get("client_id") or not p.get("client_secret"):
-        return SimResponse(200, {"error": "invalid_client"})
-    if not desk.refresh_token_ok(p.get("refresh_token")):
-        return SimResponse(200, {"error": "invalid_code"})
+    wrong = refresh_grant(desk, form(req.body, req.query))
+    if wrong:  # Zoho's accounts server says so in a 200
+        return SimResponse(200, {"error": {"grant_type": "unsupported_grant_type", "client": "invalid_client",
+                                           "refresh_token": "invalid_code"}[wrong]})
     access, expires = desk.issue("zoho", "1000.", desk.limits.zoho_token_lifetime)
     body = {"access_token": access, "scope": "ZohoCRM.modules.ALL", "api_domain": req.base_url(),
             "token_type": "Bearer"}
