@@ -178,10 +178,10 @@ class Simulator:
         self._by_route: dict[str, int] = {}
         self._by_status: dict[str, int] = {}
         self._faults = {"latency": 0, "hang": 0, "unauthorized": 0, "rate_limited": 0, "server_error": 0}
-        in_flight = {name: c["in_flight"] for name, c in getattr(self, "_vendor", {}).items()}
+        # a request in flight across a reset counts down in the table it counted up in
         self._vendor: dict[str, dict[str, Any]] = {
-            v.name: {**dict.fromkeys(_VENDOR_COUNTERS, 0), "in_flight": in_flight.get(v.name, 0),
-                     "over_limit_by_policy": {}, "token_grants_by_type": {}} for v in self.vendors}
+            v.name: {**dict.fromkeys(_VENDOR_COUNTERS, 0), "over_limit_by_policy": {}, "token_grants_by_type": {}}
+            for v in self.vendors}
         self._quotas: dict[str, Quota] = {v.name: v.quota(self.limits, self.clock) for v in self.vendors if v.quota}
         self.tokens = TokenDesk(self.clock, self.limits)
 
