@@ -178,7 +178,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
         attempt += 1
         status, headers, it = None, {}, None
         wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
-        error = "cancelled"  # until an outcome is known (a cancelled call gives the breaker none)
+        error, refused = "cancelled", False  # until an outcome is known (a cancelled call gives the breaker none)
         try:
             async with asyncio.timeout(timeout):
                 resp = await client.request(req.method, url, headers=req.headers, **kwargs)
@@ -198,15 +198,14 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
         except httpx.TransportError as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except CallRefused as exc:  # the call could not be made (no OAuth token): not retried
-            error, detail = exc.kind, exc.detail
-            attempt = retry.attempts
+            error, detail, refused = exc.kind, exc.detail, True
         finally:
             if ticket is not None:
-                if error == "cancelled":
+                if error == "cancelled" or refused:  # says nothing about the CRM
                     breaker.release(ticket)
                 else:
                     breaker.record(ticket, error, detail)
-        if error is None or error == "unparsable" or attempt >= retry.attempts:
+        if error is None or error == "unparsable" or refused or attempt >= retry.attempts:
             break
         await asyncio.sleep(min(wait, retry.max_wait))
     return finish_answer(status=status, headers=headers, it=it, error=error, detail=detail,

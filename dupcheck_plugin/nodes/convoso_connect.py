@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from dataclasses import replace
 from typing import Any, Mapping
 
 import httpx
 
-from ..adaptor.render import MASK, Rendered, RenderError
+from ..adaptor.render import Rendered, RenderError
+from ..connection.auth import ConnectionAuth
 from ..connection.breaker import CircuitBreaker
+from ..connection.secrets import SecretMissing, Secrets
 from ..http.call import RetryPolicy, finish_answer, interpret, send
 from ..http.client import make_client
 from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
@@ -26,12 +27,18 @@ class ConvosoConnect:
         settings = build.settings
         offline = bool(settings.get("offline"))
         environ = settings.get("environ") or os.environ
-        self.bound = self.adaptor.bind(environ, preview=offline)
-        self.origin = settings.get("crm_url") or config.get("url")
+        self.timeout = float(config.get("timeout", 10))
+        self.secrets = Secrets(environ)
+        self.auth = ConnectionAuth(node_id, config.get("auth"), self.secrets, offline=offline, timeout=self.timeout)
+        self.offline = offline
+        self._bound_secrets = self.auth.bind_environ(self.adaptor, environ)
+        self.bound = self.adaptor.bind(self._bound_secrets, preview=offline)
+        # adaptor secrets read from files: bound again when a file changes
+        self._file_secrets = [n for n in self.adaptor.secret_names if not environ.get(n) and environ.get(f"{n}_FILE")]
+        self.origin = settings.get("crm_url") or config.get("url") or self.auth.api_origin
         self.method = config.get("method")
         self.body_format = config.get("post_data_type")
         self.response_format = config.get("response_data_type") or self.adaptor.response_format
-        self.timeout = float(config.get("timeout", 10))
         self.connect_timeout = float(config.get("connect_timeout", 5))
         self.max_connections = int(config.get("max_connections", settings.get("max_connections", 64)))
         # a host's transport object (tests, proxies) wins over the configured kind
@@ -41,38 +48,14 @@ class ConvosoConnect:
         self.extra_headers = dict(config.get("headers", {}))
         b = config.get("breaker", {})
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
-        self.auth_real, self.auth_masked = self._auth(node_id, config.get("auth"), environ, offline)
-        auth_secret = {config["auth"]["secret"]} if config.get("auth") else set()
-        self.secret_names = frozenset(self.adaptor.secret_names | auth_secret)
+        self.secret_names = frozenset(self.adaptor.secret_names | self.auth.secret_names)
         self._client: httpx.AsyncClient | None = None
 
-    @staticmethod
-    def _auth(node_id: str, auth: Mapping[str, Any] | None, environ: Mapping[str, str], offline: bool):
-        """(real, masked) as {"headers": {...}, "query": {...}}."""
-        if not auth:
-            return {}, {}
-        secret = environ.get(auth["secret"])
-        if not secret:
-            if not offline:
-                from ..config.problems import ConfigError, Problem
-
-                raise ConfigError([Problem(f"node {node_id}", ("config", "auth", "secret"),
-                                           f"secret {auth['secret']} not set: export it as an environment variable",
-                                           "secret_missing")])
-            secret = MASK
-        kind = auth["type"]
-
-        def build(value: str) -> dict:
-            if kind == "bearer":
-                return {"headers": {"Authorization": f"Bearer {value}"}}
-            if kind == "basic":
-                token = base64.b64encode(value.encode()).decode() if value != MASK else MASK
-                return {"headers": {"Authorization": f"Basic {token}"}}
-            if kind == "header":
-                return {"headers": {auth["name"]: value}}
-            return {"query": {auth["name"]: value}}
-
-        return build(secret), build(MASK)
+    def _rebind_if_changed(self) -> None:
+        current = self.auth.bind_environ(self.adaptor, self.secrets.environ)
+        if current != self._bound_secrets:
+            self._bound_secrets = current
+            self.bound = self.adaptor.bind(current, preview=self.offline)
 
     def _finish(self, r: Rendered, auth: Mapping[str, Any]) -> Rendered:
         headers = {**r.headers, **self.extra_headers, **auth.get("headers", {})}
@@ -82,9 +65,12 @@ class ConvosoConnect:
         return r.with_origin(self.origin)
 
     def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
-        """(request to send, masked request) for one lead; raises RenderError."""
+        """(request to send, masked request) for one lead; raises RenderError,
+        or SecretMissing when a secret file went away."""
+        if self._file_secrets:
+            self._rebind_if_changed()
         real, masked = self.bound.render(lead)
-        return self._finish(real, self.auth_real), self._finish(masked, self.auth_masked)
+        return self._finish(real, self.auth.real()), self._finish(masked, self.auth.masked)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -99,14 +85,21 @@ class ConvosoConnect:
         except RenderError as exc:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0,
                              error="render", error_detail=str(exc))
+        except SecretMissing as exc:
+            return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, attempts=0,
+                             error="auth", error_detail=str(exc))
         return await send(self.client, real, masked, response_format=self.response_format,
                           rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout,
                           response_key=self.config.get("response_key"), record_id_key=self.adaptor.record_id,
-                          breaker=self.breaker)
+                          breaker=self.breaker, auth=self.auth.httpx_auth)
 
     def health(self) -> dict[str, Any]:
         """This connection's state, for /healthz and /metrics."""
-        return {"breaker": self.breaker.snapshot()}
+        out: dict[str, Any] = {"breaker": self.breaker.snapshot()}
+        oauth = self.auth.health()
+        if oauth is not None:
+            out["oauth"] = oauth
+        return out
 
     def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> CrmAnswer:
         it = interpret(status, headers, body, self.response_format, self.adaptor.rate_limits)
@@ -117,11 +110,12 @@ class ConvosoConnect:
     def preview(self, lead: Mapping[str, str]) -> Mapping[str, Any] | None:
         try:
             _, masked = self.render(lead)
-        except RenderError:
+        except (RenderError, SecretMissing):
             return None
         return masked.as_json()
 
     async def aclose(self) -> None:
+        await self.auth.aclose()
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -1,0 +1,280 @@
+"""OAuth 2.0 for CRM connections, against the simulator's token endpoints
+over real loopback HTTP: Zoho's refresh-token grant with tokens that expire
+(time scaled, or on a stopped clock moved by hand), Salesforce's rotated
+refresh tokens, client credentials and JWT bearer; secrets from files; no
+token in a record or a log line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import stat
+
+import pytest
+
+from dupcheck_plugin.config.problems import ConfigError
+from dupcheck_plugin.connection.oauth import RefreshTokenFile
+from dupcheck_plugin.connection.secrets import SecretMissing, Secrets
+from dupcheck_plugin.engine.runner import Engine, aiter_items
+from dupcheck_plugin.sim import Limits, SimulatorThread
+
+from conftest import CONTACTS, write_workflow
+
+ZOHO_ROWS = [{"name": "none", "http_status": 204, "create_lead": True, "add_to_dnc": False, "success": True},
+             {"name": "lead", "key": "data.0.id", "match": "exists", "create_lead": False, "add_to_dnc": False,
+              "success": False}]
+SF_ROWS = [{"name": "lead", "key": "totalSize", "match": "gt", "value": 0, "create_lead": False,
+            "add_to_dnc": False, "success": False}]
+ZOHO_ENV = {"ZOHO_CLIENT_ID": "1000.CLIENTID", "ZOHO_CLIENT_SECRET": "zoho-client-secret-xyz",
+            "ZOHO_REFRESH_TOKEN": "1000.refresh-token-abc"}
+KNOWN = "5550100003"  # a contact of the sample book
+ISSUED = re.compile(r"1000\.[0-9a-f]{32}|00D5e000000SIME!AQ[0-9a-f]{32}")  # access tokens the simulator issues
+
+
+def zoho_workflow(tmp_path, sim, **auth):
+    auth = {"type": "oauth2", "grant": "refresh_token", "provider": "zoho", "token_url": sim.url + "/oauth/v2/token",
+            "client_id": "ZOHO_CLIENT_ID", "client_secret": "ZOHO_CLIENT_SECRET",
+            "refresh_token": "ZOHO_REFRESH_TOKEN", "token_file": str(tmp_path / "zoho-token.json"), **auth}
+    return write_workflow(tmp_path, ZOHO_ROWS, adaptor="zoho_leads_search", connect={"url": sim.url, "auth": auth},
+                          on_error={"action": "create", "status": "NOTCHECKED"})
+
+
+def leads(phones):
+    return aiter_items((i, {"phone_number": p}, None) for i, p in enumerate(phones))
+
+
+def phones(start: int, n: int) -> list[str]:
+    return [KNOWN if i % 10 == 0 else f"555{4_000_000 + start + i:07d}" for i in range(n)]
+
+
+def zoho(sim) -> dict:
+    return sim.stats()["vendors"]["zoho"]
+
+
+def assert_all_checked(records):
+    assert all(r["checked"] and r["crm"]["error"] is None and r["crm"]["status_code"] in (200, 204) for r in records)
+
+
+# -- secrets and the refresh-token file ---------------------------------------------
+
+def test_a_secret_file_is_read_again_when_it_changes(tmp_path):
+    path = tmp_path / "secret"
+    path.write_text("first\n")
+    secrets = Secrets({"API_KEY_FILE": str(path), "DIRECT": "d"})
+    assert secrets.get("API_KEY") == "first" and secrets.get("DIRECT") == "d"
+    path.write_text("second-value\n")
+    assert secrets.get("API_KEY") == "second-value"
+    with pytest.raises(SecretMissing, match="NOPE"):
+        secrets.get("NOPE")
+    path.unlink()
+    with pytest.raises(SecretMissing, match="API_KEY_FILE") as err:
+        secrets.get("API_KEY")
+    assert "second-value" not in str(err.value)
+
+
+def test_the_refresh_token_file_is_private_and_a_new_seed_from_the_operator_wins(tmp_path):
+    store = RefreshTokenFile(tmp_path / "state" / "t.json")
+    store.save("seed-1", "rotated-1")
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert "seed-1" not in store.path.read_text()  # only its hash
+    assert store.load("seed-1") == "rotated-1"
+    assert store.load("seed-2") is None  # the operator authorised again: their token, not the old file
+
+
+# -- Zoho: refresh-token grant, one refresh at a time ---------------------------------
+
+def test_200_requests_at_expiry_make_exactly_one_refresh(tmp_path):
+    """A stopped simulator clock: tokens expire when the test moves it."""
+    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=0)) as sim:
+        wf = zoho_workflow(tmp_path, sim)
+
+        async def go():
+            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+                first, second = [], []
+                await engine.run(leads(phones(0, 200)), concurrency=200, on_record=first.append)
+                before = zoho(sim)
+                sim.advance(3600)  # every token the simulator issued is now expired
+                await engine.run(leads(phones(200, 200)), concurrency=200, on_record=second.append)
+                return first, before, second, engine.health()["crm"]["oauth"]
+
+        first, before, second, oauth = asyncio.run(go())
+        after = zoho(sim)
+    assert_all_checked(first + second)
+    assert before["token_grants"] == 1  # 200 requests waited for the first token: one token request
+    assert after["expired_token"] >= 1  # the second batch met the expiry (401 INVALID_TOKEN) ...
+    assert after["token_grants"] == 2 and after["token_requests"] == 2  # ... and one refresh served them all
+    assert oauth["tokens_obtained"] == 2 and oauth["token_failures"] == 0
+    print(f"\n200 leads at expiry: {after['expired_token']} answered 401, {after['token_requests'] - 1} refresh")
+
+
+def test_a_token_due_is_refreshed_before_it_expires_once_for_200_waiting(tmp_path):
+    # one simulated hour per 2 real seconds: Zoho's one-hour tokens live 2 s
+    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=1800)) as sim:
+        wf = zoho_workflow(tmp_path, sim)
+
+        async def go():
+            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+                first = await engine.process({"phone_number": KNOWN})
+                while engine.health()["crm"]["oauth"]["refresh_in_s"] > 0:  # wait until the token is due
+                    await asyncio.sleep(0.05)
+                records = []
+                await engine.run(leads(phones(1000, 200)), concurrency=200, on_record=records.append)
+                return [first] + records
+
+        records = asyncio.run(go())
+        stats = zoho(sim)
+    assert_all_checked(records)
+    assert stats["token_grants"] == 2 and stats["expired_token"] == 0  # refreshed ahead of expiry, once
+
+
+def test_a_long_run_with_tokens_expiring_every_two_seconds_never_fails_a_lead(tmp_path):
+    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=1800)) as sim:
+        wf = zoho_workflow(tmp_path, sim)
+
+        async def feed():
+            for start in range(0, 20_000, 500):  # until the token was refreshed 4 times (bounded)
+                if start and zoho(sim)["token_grants"] >= 5:
+                    return
+                for i, phone in enumerate(phones(10_000 + start, 500)):
+                    yield start + i, {"phone_number": phone}, None
+
+        async def go():
+            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+                records = []
+                await engine.run(feed(), concurrency=32, on_record=records.append)
+                return records
+
+        records = asyncio.run(go())
+        stats = zoho(sim)
+    assert stats["token_grants"] >= 5
+    assert_all_checked(records)  # no lead went to on_error, none was decided on a 401
+    assert sum(r["action"] == "duplicate" for r in records) == len(records) // 10
+    print(f"\nlong run: {len(records)} leads, {stats['token_grants']} tokens, {stats['expired_token']} 401s retried")
+
+
+def test_no_token_or_secret_reaches_a_record_or_a_log_line(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=0)) as sim:
+        wf = zoho_workflow(tmp_path, sim)
+
+        async def go():
+            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+                return [await engine.process({"phone_number": p}) for p in (KNOWN, "5554999999")]
+
+        records = asyncio.run(go())
+    assert [r["action"] for r in records] == ["duplicate", "created"]
+    assert records[0]["request"]["headers"]["Authorization"] == "Zoho-oauthtoken ****"
+    seen = json.dumps(records) + "\n".join(r.getMessage() for r in caplog.records)
+    assert "OAuth token for crm obtained" in seen
+    assert not ISSUED.search(seen)
+    assert not any(secret in seen for secret in ZOHO_ENV.values())
+
+
+def test_a_refused_refresh_token_sends_leads_to_on_error_as_auth(tmp_path):
+    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=0)) as sim:
+        sim.revoke(ZOHO_ENV["ZOHO_REFRESH_TOKEN"])
+        wf = zoho_workflow(tmp_path, sim)
+
+        async def go():
+            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+                records = []
+                await engine.run(leads(phones(0, 50)), concurrency=10, on_record=records.append)
+                return records, engine.health()["crm"]["oauth"]
+
+        records, oauth = asyncio.run(go())
+        stats = zoho(sim)
+    assert all(r["status"] == "NOTCHECKED" and r["crm"]["error"] == "auth" and not r["crm"]["called"] for r in records)
+    assert "invalid_code" in records[0]["crm"]["error_detail"]
+    assert stats["requests"] == 0 and stats["token_requests"] < 50  # no search without a token; failures shared
+    assert oauth["last_error"] and oauth["token_failures"] >= 1
+
+
+def test_missing_oauth_secrets_are_a_config_error_naming_them(tmp_path):
+    with SimulatorThread(CONTACTS) as sim:
+        wf = zoho_workflow(tmp_path, sim)
+        with pytest.raises(ConfigError, match="ZOHO_CLIENT_SECRET"):
+            Engine.open(str(wf), db=str(tmp_path / "d.db"),
+                        environ={k: v for k, v in ZOHO_ENV.items() if k != "ZOHO_CLIENT_SECRET"})
+
+
+# -- Salesforce: rotation, client credentials, JWT bearer --------------------------------
+
+def salesforce_workflow(tmp_path, sim, **auth):
+    auth = {"type": "oauth2", "provider": "salesforce", "token_url": sim.url + "/services/oauth2/token",
+            "client_id": "SF_CLIENT_ID", **auth}
+    return write_workflow(tmp_path, SF_ROWS, adaptor="salesforce_soql", connect={"url": sim.url, "auth": auth},
+                          on_error={"action": "create", "status": "NOTCHECKED"})
+
+
+def decide(wf, tmp_path, environ, phone=KNOWN) -> dict:
+    async def go():
+        async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=environ) as engine:
+            return await engine.process({"phone_number": phone})
+
+    return asyncio.run(go())
+
+
+def test_a_rotated_refresh_token_is_saved_and_used_after_a_restart(tmp_path):
+    env = {"SF_CLIENT_ID": "3MVG9-consumer-key", "SF_REFRESH": "5Aep861-first-refresh-token"}
+    token_file = tmp_path / "state" / "sf.json"
+    with SimulatorThread(CONTACTS, limits=Limits.off(salesforce_rotate_refresh_tokens=True)) as sim:
+        wf = salesforce_workflow(tmp_path, sim, grant="refresh_token", refresh_token="SF_REFRESH",
+                                 token_file=str(token_file))
+        first = decide(wf, tmp_path, env)
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        assert env["SF_REFRESH"] not in token_file.read_text()
+        again = decide(wf, tmp_path, env)  # a restart: the first refresh token is dead, the saved one works
+        token_file.unlink()
+        lost = decide(wf, tmp_path, env)  # without the file the restart would have failed
+    assert first["checked"] and first["action"] == "duplicate"
+    assert again["checked"] and again["action"] == "duplicate"
+    assert lost["crm"]["error"] == "auth" and "invalid_grant" in lost["crm"]["error_detail"]
+
+
+def test_client_credentials_and_a_secret_file(tmp_path):
+    secret = tmp_path / "sf-secret"
+    secret.write_text("client-secret-value\n")
+    env = {"SF_CLIENT_ID": "3MVG9-consumer-key", "SF_SECRET_FILE": str(secret)}
+    with SimulatorThread(CONTACTS) as sim:
+        wf = salesforce_workflow(tmp_path, sim, grant="client_credentials", client_secret="SF_SECRET")
+        record = decide(wf, tmp_path, env)
+        grants = sim.stats()["vendors"]["salesforce"]["token_grants_by_type"]
+    assert record["checked"] and record["action"] == "duplicate"
+    assert grants == {"client_credentials": 1}
+
+
+def test_jwt_bearer_signs_an_assertion_with_the_private_key(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    (tmp_path / "sf.key").write_text(pem)
+    env = {"SF_CLIENT_ID": "3MVG9-consumer-key", "SF_USER": "integration@example.com",
+           "SF_KEY_FILE": str(tmp_path / "sf.key")}
+    with SimulatorThread(CONTACTS) as sim:
+        wf = salesforce_workflow(tmp_path, sim, grant="jwt_bearer", username="SF_USER", private_key="SF_KEY")
+        record = decide(wf, tmp_path, env)
+        grants = sim.stats()["vendors"]["salesforce"]["token_grants_by_type"]
+    assert record["checked"] and record["action"] == "duplicate"
+    assert grants == {"urn:ietf:params:oauth:grant-type:jwt-bearer": 1}
+
+
+def test_the_readme_connection_snippets_are_valid_config():
+    """The README's `config = {...}` snippets (breaker, OAuth) pass the convoso_connect schema."""
+    import re
+    import tomli
+    from pathlib import Path
+
+    from dupcheck_plugin.config.schemas import schema_problems, validator_for
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippets = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if not b.startswith("#:schema")]
+    configs = [tomli.loads(line)["config"] for b in snippets for line in b.splitlines() if line.startswith("config = ")]
+    assert any(c.get("auth", {}).get("type") == "oauth2" for c in configs) and any("breaker" in c for c in configs)
+    for config in configs:
+        assert schema_problems(validator_for("convoso_connect.schema.json"), config, "README.md") == []
