@@ -65,8 +65,12 @@ class BoundedLines:
             self.number, line = self._pending.popleft()
         else:
             self._read += 1
+            try:
+                line = self._readline()
+            except StopIteration:  # no such line: the last one stays the last one read
+                self._read -= 1
+                raise
             self.number = self._read
-            line = self._readline()
         self.taken.append((self.number, line))
         return line
 
