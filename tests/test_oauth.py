@@ -18,7 +18,8 @@ import pytest
 from dupcheck_plugin.config.problems import ConfigError
 from dupcheck_plugin.connection.oauth import RefreshTokenFile
 from dupcheck_plugin.connection.secrets import SecretMissing, Secrets
-from dupcheck_plugin.engine.runner import Engine, aiter_items
+from dupcheck_plugin.engine.runner import aiter_items
+from dupcheck_plugin.host import Host
 from dupcheck_plugin.sim import Limits, SimulatorThread
 
 from conftest import CONTACTS, write_workflow
@@ -92,13 +93,13 @@ def test_200_requests_at_expiry_make_exactly_one_refresh(tmp_path):
         wf = zoho_workflow(tmp_path, sim)
 
         async def go():
-            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+            async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as host:
                 first, second = [], []
-                await engine.run(leads(phones(0, 200)), concurrency=200, on_record=first.append)
+                await host.run(leads(phones(0, 200)), concurrency=200, on_record=first.append)
                 before = zoho(sim)
                 sim.advance(3600)  # every token the simulator issued is now expired
-                await engine.run(leads(phones(200, 200)), concurrency=200, on_record=second.append)
-                return first, before, second, engine.health()["crm"]["oauth"]
+                await host.run(leads(phones(200, 200)), concurrency=200, on_record=second.append)
+                return first, before, second, host.health()["crm"]["oauth"]
 
         first, before, second, oauth = asyncio.run(go())
         after = zoho(sim)
@@ -116,12 +117,12 @@ def test_a_token_due_is_refreshed_before_it_expires_once_for_200_waiting(tmp_pat
         wf = zoho_workflow(tmp_path, sim)
 
         async def go():
-            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
-                first = await engine.process({"phone_number": KNOWN})
-                while engine.health()["crm"]["oauth"]["refresh_in_s"] > 0:  # wait until the token is due
+            async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as host:
+                first = await host.decide({"phone_number": KNOWN})
+                while host.health()["crm"]["oauth"]["refresh_in_s"] > 0:  # wait until the token is due
                     await asyncio.sleep(0.05)
                 records = []
-                await engine.run(leads(phones(1000, 200)), concurrency=200, on_record=records.append)
+                await host.run(leads(phones(1000, 200)), concurrency=200, on_record=records.append)
                 return [first] + records
 
         records = asyncio.run(go())
@@ -142,9 +143,9 @@ def test_a_long_run_with_tokens_expiring_every_two_seconds_never_fails_a_lead(tm
                     yield start + i, {"phone_number": phone}, None
 
         async def go():
-            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+            async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as host:
                 records = []
-                await engine.run(feed(), concurrency=32, on_record=records.append)
+                await host.run(feed(), concurrency=32, on_record=records.append)
                 return records
 
         records = asyncio.run(go())
@@ -161,8 +162,8 @@ def test_no_token_or_secret_reaches_a_record_or_a_log_line(tmp_path, caplog):
         wf = zoho_workflow(tmp_path, sim)
 
         async def go():
-            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
-                return [await engine.process({"phone_number": p}) for p in (KNOWN, "5554999999")]
+            async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as host:
+                return [await host.decide({"phone_number": p}) for p in (KNOWN, "5554999999")]
 
         records = asyncio.run(go())
     assert [r["action"] for r in records] == ["duplicate", "created"]
@@ -179,10 +180,10 @@ def test_a_refused_refresh_token_sends_leads_to_on_error_as_auth(tmp_path):
         wf = zoho_workflow(tmp_path, sim)
 
         async def go():
-            async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as engine:
+            async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as host:
                 records = []
-                await engine.run(leads(phones(0, 50)), concurrency=10, on_record=records.append)
-                return records, engine.health()["crm"]["oauth"]
+                await host.run(leads(phones(0, 50)), concurrency=10, on_record=records.append)
+                return records, host.health()["crm"]["oauth"]
 
         records, oauth = asyncio.run(go())
         stats = zoho(sim)
@@ -196,7 +197,7 @@ def test_missing_oauth_secrets_are_a_config_error_naming_them(tmp_path):
     with SimulatorThread(CONTACTS) as sim:
         wf = zoho_workflow(tmp_path, sim)
         with pytest.raises(ConfigError, match="ZOHO_CLIENT_SECRET"):
-            Engine.open(str(wf), db=str(tmp_path / "d.db"),
+            Host.open(str(wf), db=str(tmp_path / "d.db"),
                         environ={k: v for k, v in ZOHO_ENV.items() if k != "ZOHO_CLIENT_SECRET"})
 
 
@@ -211,8 +212,8 @@ def salesforce_workflow(tmp_path, sim, **auth):
 
 def decide(wf, tmp_path, environ, phone=KNOWN) -> dict:
     async def go():
-        async with Engine.open(str(wf), db=str(tmp_path / "d.db"), environ=environ) as engine:
-            return await engine.process({"phone_number": phone})
+        async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=environ) as host:
+            return await host.decide({"phone_number": phone})
 
     return asyncio.run(go())
 

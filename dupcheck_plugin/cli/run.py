@@ -120,6 +120,10 @@ async def run_file(args) -> int:
             out.close()
         input_stream.close()
     print_summary(summary, caps=caps)
+    alarm = host.alarm.status()
+    if alarm["times_raised"]:
+        now = f"now: {alarm['reason']}" if alarm["active"] else "cleared since"
+        print(f"  duplicate alarm: raised {alarm['times_raised']} time(s); {now}", file=sys.stderr)
     return EXIT_OK
 
 

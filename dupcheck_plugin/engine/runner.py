@@ -18,6 +18,7 @@ from ..plugins import Registry, default_registry
 from ..store.contract import Store, StoreError
 from ..store.writer import StoreWriter
 from ..types import CrmAnswer
+from .alarm import DuplicateAlarm
 from .intake import Intake
 from .loaded import Workflow
 from .local import LocalHit, local_check
@@ -62,6 +63,7 @@ class Host:
         self.workflow = workflow
         self.store = store
         self.phone_locks = KeyedLocks()  # the one lock set: the local check, the CRM and the create of a phone
+        self.alarm = DuplicateAlarm(workflow.spec.name)  # watches every stored decision
         self._writer: StoreWriter | None = None
 
     @classmethod
@@ -104,11 +106,6 @@ class Host:
         previous workflow: close it once those leads are done."""
         old, self.workflow = self.workflow, workflow
         return old
-
-    def health(self) -> dict[str, dict[str, Any]]:
-        """node id -> state, for the nodes that report one (a connection's
-        circuit breaker, say): what /healthz and /metrics show."""
-        return {nid: node.health() for nid, node in self.nodes.items() if callable(getattr(node, "health", None))}
 
     # --- one lead -------------------------------------------------------
 
@@ -177,6 +174,7 @@ class Host:
             raise StoreError(f"the store refused the write: {type(exc).__name__}: {exc}") from exc
         stored = {**record, "lead_id": lead_id}
         self._notify(stored)
+        self.alarm.observe(stored)
         return stored
 
     def _notify(self, record: dict[str, Any]) -> None:

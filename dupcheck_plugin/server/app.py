@@ -65,7 +65,8 @@ class Api:
         self.settings = settings
         self.host = host
         self.tokens = Tokens(settings.tokens)
-        self.metrics = Metrics(health=lambda: self.host.health() if self.host is not None else {})
+        self.metrics = Metrics(health=lambda: self.host.health() if self.host is not None else {},
+                               alarm=lambda: (self.host.workflow.name, self.host.alarm.status()) if self.host else None)
         self.key_locks = KeyedLocks()
         self.closed = False
         self.in_flight = 0
@@ -302,7 +303,8 @@ class Api:
         return json_response(200, {"success": True, "ok": True, "workflow": self.host.workflow.name,
                                    "inserts_in_flight": self.in_flight,
                                    "phone_locks": len(self.host.phone_locks),
-                                   "connections": self.host.health()})
+                                   "connections": self.host.health(),
+                                   "alarm": self.host.alarm.status()})
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, StateSetMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, StateSetMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 CRM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -14,11 +14,14 @@ CRM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, health: Callable[[], Mapping[str, Mapping[str, Any]]] = dict) -> None:
-        """``health``: node id -> state (``Host.health``), read at each scrape."""
+    def __init__(self, health: Callable[[], Mapping[str, Mapping[str, Any]]] = dict,
+                 alarm: Callable[[], tuple[str, Mapping[str, Any]] | None] = lambda: None) -> None:
+        """``health``: node id -> state (``Host.health``); ``alarm``: (workflow,
+        ``Host.alarm.status()``); both read at each scrape."""
         self.registry = CollectorRegistry()
         r = self.registry
         r.register(_ConnectionCollector(health))
+        r.register(_AlarmCollector(alarm))
         self.leads = Counter("dupcheck_leads", "Lead decisions made by the insert API, by action",
                              ["action"], registry=r)
         self.crm_latency = Histogram("dupcheck_crm_latency_seconds", "CRM duplicate check round trip (all attempts)",
@@ -66,3 +69,30 @@ class _ConnectionCollector:
             opened.add_metric([node_id], breaker["times_opened"])
             refused.add_metric([node_id], breaker["calls_refused"])
         yield from (state, opened, refused)
+
+
+class _AlarmCollector:
+    """The "everything is a duplicate" alarm, read from the engine when scraped."""
+
+    def __init__(self, alarm: Callable[[], tuple[str, Mapping[str, Any]] | None]):
+        self.alarm = alarm
+
+    def collect(self) -> Iterator[Any]:
+        found = self.alarm()
+        active = GaugeMetricFamily("dupcheck_duplicate_alarm", "1 while the share of duplicates (or of one row) "
+                                   "is far above its usual level, or one row matches every CRM answer",
+                                   labels=["workflow"])
+        raised = CounterMetricFamily("dupcheck_duplicate_alarms_raised", "Times the duplicate alarm was raised",
+                                     labels=["workflow"])
+        share = GaugeMetricFamily("dupcheck_duplicate_share", "Share of duplicates among the last CRM answers "
+                                  "(the alarm's window)", labels=["workflow"])
+        usual = GaugeMetricFamily("dupcheck_duplicate_share_usual", "The usual share of duplicates (moving average)",
+                                  labels=["workflow"])
+        if found is not None:
+            workflow, status = found
+            active.add_metric([workflow], 1.0 if status["active"] else 0.0)
+            raised.add_metric([workflow], status["times_raised"])
+            share.add_metric([workflow], status["duplicate_share"])
+            if status["usual_duplicate_share"] is not None:
+                usual.add_metric([workflow], status["usual_duplicate_share"])
+        yield from (active, raised, share, usual)

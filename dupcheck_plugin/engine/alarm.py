@@ -1,0 +1,126 @@
+"""The "everything is a duplicate" alarm: a mistyped rule that marks every
+lead a duplicate is the costliest silent failure of a duplicate check, so
+the engine watches the decisions it makes.
+
+Over a rolling window of the last ``window`` leads the CRM answered, it
+raises the alarm (a warning log line, and the state in ``/healthz`` and
+``/metrics``) when
+
+- a row that skips leads (``create_lead = false``) or puts them on the DNC
+  list matched **every** answer of the window; or
+- the share of duplicates, or of one row, is ``jump`` above its usual level
+  and at least ``factor`` times it. The usual level is a slow moving average
+  of the leads that left the window; it needs a full window of history.
+
+The alarm clears once a full window has passed without either. Pure logic
+and a logger: no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    window: int = 200
+    factor: float = 3.0
+    jump: float = 0.3
+    memory: int = 10  # the usual level forgets over this many windows
+
+    def __post_init__(self) -> None:
+        if self.window < 10 or self.factor < 1 or not 0 < self.jump <= 1 or self.memory < 1:
+            raise ValueError("alarm needs window >= 10, factor >= 1, 0 < jump <= 1, memory >= 1")
+
+
+DUPLICATES = "duplicates"  # the key of the overall share among the per-row ones
+
+
+class DuplicateAlarm:
+    def __init__(self, workflow: str, settings: AlarmSettings = AlarmSettings()):
+        self.workflow = workflow
+        self.s = settings
+        self._window: deque[tuple[int | None, bool, bool]] = deque()  # (row, duplicate, row skips/DNCs)
+        self._counts: Counter = Counter()  # DUPLICATES and row index -> count in the window
+        self._usual: dict[Any, float] = {}  # the same keys -> usual share
+        self._left = 0  # leads that left the window (the usual level's history)
+        self._quiet = 0  # leads since a condition last held
+        self.active = False
+        self.reason: str | None = None
+        self.times_raised = 0
+
+    def observe(self, record: Mapping[str, Any]) -> None:
+        """One stored decision record. Only leads whose CRM answer the rules read count."""
+        if not record.get("checked"):
+            return
+        row = record.get("matched_rule")
+        duplicate = record.get("action") == "duplicate"
+        entry = (row, duplicate, duplicate or bool(record.get("dnc_added")))
+        self._window.append(entry)
+        self._add(entry, 1)
+        if len(self._window) > self.s.window:
+            self._leave(self._window.popleft())
+        if len(self._window) == self.s.window:
+            self._check()
+
+    def _add(self, entry: tuple[int | None, bool, bool], n: int) -> None:
+        row, duplicate, _ = entry
+        if duplicate:
+            self._counts[DUPLICATES] += n
+        if row is not None:
+            self._counts[row] += n
+
+    def _leave(self, entry: tuple[int | None, bool, bool]) -> None:
+        self._add(entry, -1)
+        self._left += 1
+        row, duplicate, _ = entry
+        # the mean of every lead that left, until there are memory windows of them; then a moving average
+        alpha = max(1.0 / self._left, 1.0 / (self.s.window * self.s.memory))
+        for key in set(self._usual) | {DUPLICATES} | ({row} if row is not None else set()):
+            x = 1.0 if (duplicate if key == DUPLICATES else key == row) else 0.0
+            usual = self._usual.get(key, 0.0)
+            self._usual[key] = usual + alpha * (x - usual)
+
+    def share(self, key: Any) -> float:
+        return self._counts.get(key, 0) / max(1, len(self._window))
+
+    def _finding(self) -> str | None:
+        n = len(self._window)
+        rows = {row for row, _, _ in self._window}
+        if len(rows) == 1:
+            row = next(iter(rows))
+            if row is not None and all(skips for _, _, skips in self._window):
+                return f"row {row} matched every one of the last {n} CRM answers"
+        if self._left >= self.s.window:  # a usual level to compare with
+            for key in [DUPLICATES] + sorted(k for k in self._counts if k != DUPLICATES):
+                now, usual = self.share(key), self._usual.get(key, 0.0)
+                if now >= usual + self.s.jump and now >= usual * self.s.factor:
+                    what = "duplicates" if key == DUPLICATES else f"leads matched by row {key}"
+                    return f"{what}: {now:.0%} of the last {n} CRM answers, usually {usual:.0%}"
+        return None
+
+    def _check(self) -> None:
+        finding = self._finding()
+        if finding is not None:
+            self._quiet = 0
+            if not self.active:
+                self.active, self.reason = True, finding
+                self.times_raised += 1
+                log.warning("duplicate alarm for workflow %s: %s; check the rules table", self.workflow, finding)
+            return
+        self._quiet += 1
+        if self.active and self._quiet >= self.s.window:
+            log.warning("duplicate alarm for workflow %s cleared: the last %d CRM answers look usual",
+                        self.workflow, self.s.window)
+            self.active, self.reason = False, None
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz, /metrics and run's summary."""
+        return {"active": self.active, "reason": self.reason, "times_raised": self.times_raised,
+                "window": len(self._window), "duplicate_share": round(self.share(DUPLICATES), 4),
+                "usual_duplicate_share": round(self._usual[DUPLICATES], 4) if self._left >= self.s.window else None}
