@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test unit e2e bench clean
 
 $(BIN)/dupcheck: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,14 @@ $(BIN)/dupcheck: pyproject.toml
 
 demo: $(BIN)/dupcheck
 	$(BIN)/dupcheck demo
+
+# unit: the fast tests; e2e: the ones that start servers and processes; test: both
+unit: $(BIN)/dupcheck
+	$(BIN)/python -m pytest -m "not e2e"
+
+e2e: $(BIN)/dupcheck
+	bash .ci/install-system-packages
+	$(BIN)/python -m pytest -m e2e
 
 test: $(BIN)/dupcheck
 	bash .ci/install-system-packages

@@ -1,6 +1,6 @@
 """This plugin's hook implementations: the two node types, the template
 filters and the stores (embedded SQLite; PostgreSQL for a ``postgresql://`` URL). Registered like any third-party
-plugin (see ``DEFAULT_PLUGINS`` and the ``dupcheck`` entry point)."""
+plugin, registered once by the host (``plugins.DEFAULT_PLUGINS``)."""
 
 from __future__ import annotations
 

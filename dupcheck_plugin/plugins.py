@@ -1,7 +1,8 @@
 """The host side of the contract: build a plugin manager and the registries.
 
-Built-in plugins are registered exactly like third-party ones; third-party
-plugins come from the ``dupcheck`` entry-point group. ``DUPCHECK_LOAD_PLUGINS``
+Built-in plugins (:data:`DEFAULT_PLUGINS`) are registered by the host, once,
+exactly like third-party ones, as datasette and llm do; third-party plugins
+come from the ``dupcheck`` entry-point group. ``DUPCHECK_LOAD_PLUGINS``
 (comma-separated entry-point names, empty for none) narrows what is loaded.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
@@ -21,7 +22,8 @@ from .types import NodeType
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PLUGINS = ("dupcheck_plugin.builtin",)
+# (name, module): registered before any entry point, never through one
+DEFAULT_PLUGINS = (("builtin", "dupcheck_plugin.builtin"),)
 
 
 class PluginConflict(DupcheckError):
@@ -31,10 +33,8 @@ class PluginConflict(DupcheckError):
 def make_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    for modname in DEFAULT_PLUGINS:
-        mod = importlib.import_module(modname)
-        if pm.get_plugin(modname) is None and not pm.is_registered(mod):
-            pm.register(mod, name=modname)
+    for name, modname in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(modname), name=name)
     if load_entrypoints:
         _load_entrypoints(pm)
     pm.check_pending()
@@ -79,6 +79,7 @@ class Registry:
     node_type_owner: dict[str, str]
     filters: dict[str, Callable[..., Any]]
     pm: pluggy.PluginManager
+    filter_owner: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_plugins(cls, pm: pluggy.PluginManager) -> "Registry":
@@ -110,7 +111,7 @@ class Registry:
 
         _collect(pm, "dupcheck_register_node_types", node_register)
         _collect(pm, "dupcheck_register_template_filters", filter_register)
-        return cls(node_types, owners, filters, pm)
+        return cls(node_types, owners, filters, pm, filter_owners)
 
 
 _default: Registry | None = None

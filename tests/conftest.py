@@ -113,3 +113,18 @@ def pg_url(pg_cluster, request):
     url = pg_cluster.create_database(name)
     yield url
     pg_cluster.drop_database(name)
+
+
+# --- unit vs end to end -------------------------------------------------------------
+
+# modules whose every test runs servers or processes; elsewhere a test is end to end
+# when it asks for a server fixture
+E2E_MODULES = {"test_serve", "test_serve_fuzz", "test_sim", "test_sim_limits", "test_pipeline",
+               "test_memory_store", "test_store_postgres", "test_breaker", "test_embedding"}
+E2E_FIXTURES = {"crm_sim", "sim_server", "crm_stub", "dupcheck_decide", "pg_url", "pg_cluster"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in E2E_MODULES or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)

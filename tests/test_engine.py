@@ -160,7 +160,7 @@ def test_a_third_party_node_type_runs_in_the_engine(tmp_path, hubspot_env):
 
 def test_builtin_plugins_are_registered_like_third_party_ones():
     pm = make_plugin_manager(load_entrypoints=False)
-    assert [pm.get_name(p) for p in pm.get_plugins()] == list(DEFAULT_PLUGINS)
+    assert [pm.get_name(p) for p in pm.get_plugins()] == [name for name, _ in DEFAULT_PLUGINS]
     assert set(pm.hook.__dict__) >= {n for n in dir(hookspecs) if n.startswith("dupcheck_")}
     assert isinstance(pm, pluggy.PluginManager)
 

@@ -10,26 +10,23 @@ import pytest
 
 from dupcheck_plugin import builtin, hookimpl, hookspecs
 from dupcheck_plugin.engine.workflow import check_workflow
-from dupcheck_plugin.plugins import PluginConflict, Registry
+from dupcheck_plugin.plugins import PluginConflict, Registry, make_plugin_manager
 from dupcheck_plugin.types import NodeType
 
 
 def fresh_pm() -> pluggy.PluginManager:
-    """A host that knows nothing but the specs and the installed entry points."""
-    pm = pluggy.PluginManager("dupcheck")
-    pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints("dupcheck")
-    return pm
+    """A host as dupcheck builds one: the built-in plugin and the installed entry points."""
+    return make_plugin_manager()
 
 
 def no_factory(node_id, config, build):
     raise AssertionError("not built in these tests")
 
 
-def test_entry_point_finds_the_builtin_plugin():
+def test_the_builtin_plugin_is_registered_once_by_the_host():
     pm = fresh_pm()
     assert pm.get_plugin("builtin") is builtin
-    pm.check_pending()
+    assert [p for p in pm.get_plugins() if p is builtin] == [builtin]
     registry = Registry.from_plugins(pm)
     assert {"convoso_connect", "api_duplicate_check"} <= set(registry.node_types)
     assert {"e164", "national", "soql", "sosl", "zoho_criteria"} <= set(registry.filters)
@@ -158,8 +155,26 @@ def test_builtin_implements_only_known_hooks():
     assert implemented and implemented <= names
 
 
-def test_entry_point_is_declared_in_pyproject():
+def test_the_builtin_plugin_has_no_entry_point_to_be_loaded_twice_through():
     import tomli
 
     pyproject = tomli.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
-    assert pyproject["project"]["entry-points"]["dupcheck"] == {"builtin": "dupcheck_plugin.builtin"}
+    assert "dupcheck" not in pyproject["project"].get("entry-points", {})
+
+
+def test_a_third_party_entry_point_is_loaded(tmp_path, monkeypatch):
+    """A distribution on sys.path declaring a dupcheck entry point (conda's test pattern)."""
+    (tmp_path / "acme_plugin.py").write_text(
+        "from dupcheck_plugin import hookimpl\n"
+        "@hookimpl\n"
+        "def dupcheck_register_template_filters(register):\n"
+        "    register('acme_upper', lambda value: str(value).upper())\n")
+    dist = tmp_path / "acme_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[dupcheck]\nacme = acme_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry.from_plugins(make_plugin_manager())
+    assert registry.filters["acme_upper"]("x") == "X" and registry.filter_owner["acme_upper"] == "acme"
+    monkeypatch.setenv("DUPCHECK_LOAD_PLUGINS", "")  # narrowed to none: only the built-in plugin
+    assert "acme_upper" not in Registry.from_plugins(make_plugin_manager()).filters
