@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pluggy
 import pytest
 
@@ -60,7 +61,7 @@ def run(engine: Engine, leads: list[dict]) -> list[dict]:
     return asyncio.run(go())
 
 
-def test_a_plugin_store_replaces_sqlite_through_the_hook(tmp_path, crm_sim, hubspot_env):
+def test_hook_dupcheck_make_store(tmp_path, crm_sim, hubspot_env):
     store = MemoryStore()
 
     class StorePlugin:
@@ -100,7 +101,7 @@ def test_without_a_plugin_store_the_builtin_sqlite_store_answers(tmp_path):
     store.close()
 
 
-def test_decision_made_is_called_once_per_lead_after_the_store(tmp_path, crm_sim, hubspot_env):
+def test_hook_dupcheck_decision_made(tmp_path, crm_sim, hubspot_env):
     seen: list[dict[str, Any]] = []
 
     class Observer:
@@ -122,7 +123,7 @@ def test_decision_made_is_called_once_per_lead_after_the_store(tmp_path, crm_sim
     assert sorted(r["row"] for r in seen) == list(range(1, 11))
 
 
-def test_a_third_party_node_type_runs_in_the_engine(tmp_path, hubspot_env):
+def test_hook_dupcheck_register_node_types(tmp_path, hubspot_env):
     """A plugin's node stands in for Convoso Connect: the duplicate check reads its answer."""
 
     class FakeCrm:
@@ -180,3 +181,38 @@ def test_the_readme_plugin_example_works(tmp_path):
     records = run(engine, [{"phone_number": "5550100401"}, {"phone_number": "5550100402"}])
     assert sorted((r["phone_e164"], r["action"]) for r in records) == [
         ("+15550100401", "duplicate"), ("+15550100402", "created")]
+
+
+def test_hook_dupcheck_register_template_filters(tmp_path):
+    """A plugin's filter is used by an adaptor's request template, in the request sent."""
+
+    class FilterPlugin:
+        @hookimpl
+        def dupcheck_register_template_filters(self, register):
+            register("acme_digits", lambda value: "".join(ch for ch in str(value) if ch.isdigit()))
+
+    (tmp_path / "acme.toml").write_text(textwrap.dedent("""\
+        name = "acme"
+        [fields]
+        phone_number = { mapped_to = "phone", required = true }
+        [request]
+        method = "GET"
+        url = "https://crm.example/search"
+        [request.query]
+        q = "{{ phone | acme_digits }}"
+        """))
+    wf = write_workflow(tmp_path, [{"key": "total", "match": "gt", "value": 0, "create_lead": False,
+                                    "add_to_dnc": False, "success": False}], adaptor="acme")
+    sent = []
+
+    def crm(request):
+        sent.append(request)
+        return httpx.Response(200, json={"total": 1})
+
+    async def go():
+        async with Engine.open(str(wf), registry=registry_with(FilterPlugin()), store=MemoryStore(),
+                               http_transport=httpx.MockTransport(crm)) as host:
+            return await host.decide({"phone_number": "(555) 010-0101"})
+
+    record = asyncio.run(go())
+    assert [r.url.params["q"] for r in sent] == ["5550100101"] and record["action"] == "duplicate"
