@@ -178,3 +178,52 @@ def test_a_third_party_entry_point_is_loaded(tmp_path, monkeypatch):
     assert registry.filters["acme_upper"]("x") == "X" and registry.filter_owner["acme_upper"] == "acme"
     monkeypatch.setenv("DUPCHECK_LOAD_PLUGINS", "")  # narrowed to none: only the built-in plugin
     assert "acme_upper" not in Registry.from_plugins(make_plugin_manager()).filters
+
+
+ACME = '''\
+from dupcheck_plugin import hookimpl
+from dupcheck_plugin.host import NodeType
+
+
+@hookimpl
+def dupcheck_register_node_types(register):
+    register(NodeType(name="acme_book", config_schema={"type": "object"}, factory=None, output="crm_answer"))
+
+
+@hookimpl
+def dupcheck_register_template_filters(register):
+    register("acme_upper", lambda value: str(value).upper())
+
+
+@hookimpl
+def dupcheck_decision_made(record):
+    pass
+'''
+
+
+def test_plugins_command_lists_each_plugin_with_its_hooks_node_types_and_filters(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "acme_plugin.py").write_text(ACME)
+    dist = tmp_path / "acme_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[dupcheck]\nacme = acme_plugin\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    cmd = [sys.executable, "-m", "dupcheck_plugin.cli.main", "plugins"]
+    listed = json.loads(subprocess.run(cmd + ["-o", "json"], capture_output=True, text=True, env=env,
+                                       timeout=60, check=True).stdout)
+    by_name = {p["name"]: p for p in listed}
+    assert by_name["acme"] == {"name": "acme", "module": "acme_plugin", "distribution": "acme-plugin 1.0",
+                               "hooks": ["dupcheck_decision_made", "dupcheck_register_node_types",
+                                         "dupcheck_register_template_filters"],
+                               "node_types": ["acme_book"], "filters": ["acme_upper"]}
+    assert {"convoso_connect", "api_duplicate_check"} <= set(by_name["builtin"]["node_types"])
+    text = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    assert "acme (acme_plugin, acme-plugin 1.0)" in text and "filters: acme_upper" in text
+    narrowed = subprocess.run(cmd + ["-o", "json"], capture_output=True, text=True, timeout=60, check=True,
+                              env={**env, "DUPCHECK_LOAD_PLUGINS": ""}).stdout
+    assert [p["name"] for p in json.loads(narrowed)] == ["builtin"]
