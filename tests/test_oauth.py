@@ -112,8 +112,9 @@ def test_200_requests_at_expiry_make_exactly_one_refresh(tmp_path):
 
 
 def test_a_token_due_is_refreshed_before_it_expires_once_for_200_waiting(tmp_path):
-    # one simulated hour per 2 real seconds: Zoho's one-hour tokens live 2 s
-    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=1800)) as sim:
+    # Zoho's one-hour tokens live 5 real seconds (due after 4): long enough for the 200 leads to be
+    # decided on the second token even on a loaded machine, so a third grant would be a bug
+    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=720)) as sim:
         wf = zoho_workflow(tmp_path, sim)
 
         async def go():
@@ -279,3 +280,54 @@ def test_the_readme_connection_snippets_are_valid_config():
     assert any(c.get("auth", {}).get("type") == "oauth2" for c in configs) and any("breaker" in c for c in configs)
     for config in configs:
         assert schema_problems(validator_for("convoso_connect.schema.json"), config, "README.md") == []
+
+
+# -- GoHighLevel: a refresh token that works once ----------------------------------------
+
+GHL_ROWS = [{"name": "known", "key": "contact.id", "match": "exists", "create_lead": False, "add_to_dnc": False,
+             "success": False}]
+GHL_ENV = {"GHL_CLIENT_ID": "ghl-client", "GHL_CLIENT_SECRET": "ghl-secret", "GHL_REFRESH": "eyJyZWZyZXNo.first",
+           "GHL_LOCATION_ID": "loc-1"}
+
+
+def ghl_workflow(tmp_path, sim, token_file):
+    auth = {"type": "oauth2", "grant": "refresh_token", "provider": "gohighlevel", "token_url": sim.url + "/oauth/token",
+            "client_id": "GHL_CLIENT_ID", "client_secret": "GHL_CLIENT_SECRET", "refresh_token": "GHL_REFRESH",
+            "token_file": str(token_file)}
+    return write_workflow(tmp_path, GHL_ROWS, adaptor="gohighlevel_duplicate", connect={"url": sim.url, "auth": auth},
+                          on_error={"action": "create", "status": "NOTCHECKED"})
+
+
+def ghl_rounds(wf, tmp_path, sim, rounds: int) -> list[dict]:
+    """``rounds`` batches of 20 leads, every token expiring between two batches."""
+    async def go():
+        async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=GHL_ENV) as host:
+            records = []
+            for r in range(rounds):
+                if r:
+                    sim.advance(86_400)
+                await host.run(leads(phones(20 * r, 20)), concurrency=20, on_record=records.append)
+            return records
+
+    return asyncio.run(go())
+
+
+def test_single_use_refresh_tokens_rotate_through_a_run_and_survive_a_restart(tmp_path):
+    token_file = tmp_path / "ghl.json"
+    with SimulatorThread(CONTACTS, limits=Limits.off(gohighlevel_token_lifetime=86_399, time_scale=0)) as sim:
+        wf = ghl_workflow(tmp_path, sim, token_file)
+        first = ghl_rounds(wf, tmp_path, sim, 3)  # three tokens, each from the refresh token the last one left
+        sim.advance(86_400)
+        again = ghl_rounds(wf, tmp_path, sim, 1)  # a restart: the environment's token is long dead, the file's works
+        grants = sim.stats()["vendors"]["gohighlevel"]["token_grants"]
+    assert_all_checked(first + again)
+    assert grants == 4 and stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+
+
+def test_a_rotated_token_that_cannot_be_saved_still_serves_this_process(tmp_path, caplog):
+    (tmp_path / "not-a-dir").write_text("x")
+    with SimulatorThread(CONTACTS, limits=Limits.off(gohighlevel_token_lifetime=86_399, time_scale=0)) as sim:
+        wf = ghl_workflow(tmp_path, sim, tmp_path / "not-a-dir" / "ghl.json")
+        records = ghl_rounds(wf, tmp_path, sim, 3)
+    assert_all_checked(records)
+    assert any("rotated but not saved" in r.getMessage() for r in caplog.records)

@@ -196,6 +196,7 @@ class TokenKeeper:
         self._attempts = 0  # token requests made
         self._failure: CallRefused | None = None  # the last token request's failure, if it failed
         self._refused: tuple[str, float, CallRefused] | None = None  # (credentials hash, when, error)
+        self._rotated: tuple[str, str] | None = None  # (seed, refresh token) rotated in this process
         self.grants = 0
         self.failures = 0
 
@@ -250,9 +251,14 @@ class TokenKeeper:
         self.grants += 1
         new_refresh = answer.get("refresh_token")
         if self.s.grant == "refresh_token" and isinstance(new_refresh, str) and new_refresh != params["refresh_token"]:
-            if self.store is not None:
-                self.store.save(seed, new_refresh)
-            log.info("OAuth refresh token for %s rotated and saved", self.s.node_id)
+            self._rotated = (seed, new_refresh)  # the old one is dead: keep the new one even if the file fails
+            try:
+                if self.store is not None:
+                    self.store.save(seed, new_refresh)
+                log.info("OAuth refresh token for %s rotated and saved", self.s.node_id)
+            except OSError as exc:
+                log.error("OAuth refresh token for %s rotated but not saved to %s (%s): a restart will need a new one",
+                          self.s.node_id, self.store.path, type(exc).__name__)
         lifetime = _lifetime(answer.get("expires_in"), self.s.lifetime)
         refresh_at = None if lifetime is None else time.monotonic() + lifetime - min(MAX_MARGIN, lifetime / 5)
         log.info("OAuth token for %s obtained (grant %s, %s)", self.s.node_id, self.s.grant,
@@ -265,7 +271,8 @@ class TokenKeeper:
         seed = None
         if s.grant == "refresh_token":
             seed = get(s.refresh_token)
-            params["refresh_token"] = (self.store.load(seed) if self.store else None) or seed
+            rotated = self._rotated[1] if self._rotated and self._rotated[0] == seed else None
+            params["refresh_token"] = rotated or (self.store.load(seed) if self.store else None) or seed
             params["client_id"] = get(s.client_id)
             if s.client_secret:
                 params["client_secret"] = get(s.client_secret)
