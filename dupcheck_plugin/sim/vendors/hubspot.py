@@ -6,7 +6,8 @@ and Error). One liberty: phone filters match any normal form of the number
 is found by "+15550100002" and by "5550100002".
 
 Batching (HubSpot's own limits, always enforced): at most 5 filterGroups
-(ORed), 10 filters per group, 25 filters in all; an ``IN`` filter takes its
+(ORed; the changelog's number, the v3 spec's description says 6), 10 filters
+per group, 25 filters in all; an ``IN`` filter takes its
 ``values`` list (at most ``MAX_IN_VALUES``, an assumption: HubSpot does not
 publish it). Past them: 400 VALIDATION_ERROR. Every result carries
 ``properties.phone`` and ``email`` when set (``mobilephone`` when the
