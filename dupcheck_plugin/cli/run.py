@@ -10,6 +10,7 @@ from typing import Any
 from ..config.problems import ConfigError
 from ..host import DEFAULT_CONCURRENCY, Host, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
+from .outfile import repair
 
 
 def register(sub) -> None:
@@ -28,7 +29,8 @@ def register(sub) -> None:
                         "the phone, 2/3 the same list_id (one phone decided at a time)")
     p.add_argument("--check-dnc", action="store_true", help="refuse phones on the DNC list in --db (6024)")
     p.add_argument("--resume", action="store_true",
-                   help="skip the rows of this file this workflow already decided in --db (after an interrupted run)")
+                   help="skip the rows of this file this workflow already decided in --db (after an interrupted run); "
+                        "--out is appended to, after adding the records the interrupted run had not written")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.set_defaults(func=main)
 
@@ -93,7 +95,20 @@ async def run_file(args) -> int:
         if done:
             print(f"resuming: {len(done)} rows already decided are skipped", file=sys.stderr)
             items = _skip_rows(items, done)
-    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
+            if args.out != "-" and hasattr(engine.store, "decided_records"):
+                try:
+                    added = repair(args.out, engine.spec.name, source,
+                                   lambda: engine.store.decided_records(engine.spec.name, source), dumps)
+                except OSError as exc:
+                    await engine.aclose()
+                    input_stream.close()
+                    return fail(f"cannot repair --out {args.out}: {exc}")
+                if added:
+                    print(f"{args.out}: {added} records the interrupted run had not written were added from {args.db}",
+                          file=sys.stderr)
+    # a resumed run appends to --out (repaired above): what the first run wrote stays
+    mode = "a" if done else "w"
+    out = sys.stdout if args.out == "-" else open(args.out, mode, encoding="utf-8")
     bar = None
     if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm

@@ -16,7 +16,7 @@ a host that wants one, with the same SQL.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .contract import Commit, DncEntry, Store, StoreError
 from .sqlite import _dumps, _now
@@ -308,6 +308,14 @@ class PostgresStore(Store):
             rows = conn.execute("SELECT row FROM decisions WHERE workflow = %s AND source = %s "
                                 "AND row IS NOT NULL", (workflow, source)).fetchall()
         return {r[0] for r in rows}
+
+    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+        """The records of the rows of a lead file this workflow decided, by row (``run --resume --out``)."""
+        with self._connection() as conn:
+            rows = conn.execute("SELECT record FROM decisions WHERE workflow = %s AND source = %s "
+                                "AND row IS NOT NULL ORDER BY row", (workflow, source)).fetchall()
+        for (record,) in rows:
+            yield record
 
     def counts(self) -> dict[str, int]:
         with self._connection() as conn:

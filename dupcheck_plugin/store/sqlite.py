@@ -15,7 +15,7 @@ import threading
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .contract import Commit, DncEntry, Store, StoreError
 
@@ -337,6 +337,13 @@ class SqliteStore(Store):
         rows = self._conn().execute("SELECT row FROM decisions WHERE workflow = ? AND source = ? AND row IS NOT NULL",
                                     (workflow, source)).fetchall()
         return {r[0] for r in rows}
+
+    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+        """The records of the rows of a lead file this workflow decided, by row (``run --resume --out``)."""
+        cur = self._conn().execute("SELECT record FROM decisions WHERE workflow = ? AND source = ? "
+                                   "AND row IS NOT NULL ORDER BY row", (workflow, source))
+        for (text,) in cur:
+            yield json.loads(text)
 
     def counts(self) -> dict[str, int]:
         row = self._conn().execute(

@@ -1,0 +1,79 @@
+"""`run --out F` survives kill -9: after --resume, F holds each row exactly once (issue 10)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_workflow
+from dupcheck_plugin.cli.outfile import cut_torn_tail, repair, rows_in
+
+BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
+ROWS = 300
+
+
+def decided(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select count(*) from decisions").fetchone()[0]
+    except sqlite3.OperationalError:  # the file exists, its tables are not created yet
+        return 0
+
+
+def kill_when(proc: subprocess.Popen, db: Path, count: int) -> None:
+    """kill -9 the run once the store holds ``count`` decisions."""
+    deadline = time.monotonic() + 60
+    while decided(db) < count:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def test_kill_9_three_times_then_resume_leaves_each_row_once_in_out(tmp_path, crm_sim, hubspot_env):
+    crm_sim.set_knobs(latency_ms=20)
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone_number\n" + "".join(f"55502{n:05d}\n" for n in range(ROWS)))
+    db, out = tmp_path / "r.db", tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads", str(leads),
+            "--crm-url", crm_sim.url, "--db", str(db), "--concurrency", "4", "--out", str(out), "--no-progress"]
+    for i in range(3):
+        proc = subprocess.Popen(args + (["--resume"] if i else []), stderr=subprocess.PIPE, text=True)
+        kill_when(proc, db, decided(db) + 30)
+    assert decided(db) < ROWS
+    crm_sim.set_knobs(latency_ms=0)
+    done = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = sorted(r["row"] for r in records)
+    assert rows == list(range(2, ROWS + 2)), "each row exactly once"
+    assert decided(db) == ROWS
+
+
+def test_repair_cuts_a_torn_line_and_adds_what_the_store_has(tmp_path):
+    out = tmp_path / "out.jsonl"
+    rec = lambda row: {"workflow": "w", "source": "s", "row": row, "action": "created"}  # noqa: E731
+    out.write_text(json.dumps(rec(2)) + "\n" + json.dumps(rec(4)) + "\n" + '{"workflow": "w", "sou')
+    added = repair(str(out), "w", "s", lambda: [rec(2), rec(3), rec(4), rec(5)], json.dumps)
+    assert added == 2
+    lines = out.read_text().splitlines()
+    assert [json.loads(line)["row"] for line in lines] == [2, 4, 3, 5]
+    assert rows_in(str(out), "w", "s") == {2, 3, 4, 5}
+
+
+@pytest.mark.parametrize("text, kept", [("", ""), ("a\n", "a\n"), ("a\nb", "a\n"), ("abc", "")])
+def test_cut_torn_tail(tmp_path, text, kept):
+    path = tmp_path / "f"
+    path.write_text(text)
+    cut_torn_tail(str(path))
+    assert path.read_text() == kept
