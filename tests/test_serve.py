@@ -417,6 +417,38 @@ def test_tokens_and_phones_never_reach_the_logs(client, caplog):
     assert TOKEN not in text and phone not in text and phone[3:] not in text and "Secretname" not in text
 
 
+@pytest.mark.parametrize("raw", ["{p}   ", "{p}x123456", "({a}) {b}-{c} ", "+1{p} ext. 99", "1-{a}-{b}-{c}"])
+def test_masking_normalises_before_it_masks(raw):
+    from dupcheck_plugin.server.logs import masked_phone
+
+    phone = fresh_phone()
+    value = raw.format(p=phone, a=phone[:3], b=phone[3:6], c=phone[6:])
+    masked = masked_phone(value)
+    assert phone[3:] not in masked.replace(" ", "") and phone[:7] not in masked
+    masked_q = mask_query([("phone_number", value), ("alt_phone_1", value), ("phone", value)])
+    assert phone[3:] not in masked_q and phone[:7] not in masked_q
+
+
+def test_no_phone_form_reaches_the_logs_whole(client, caplog):
+    phone, alt = fresh_phone(), fresh_phone()
+    with caplog.at_level(logging.DEBUG):
+        client.get("/v1/leads/insert", params={"auth_token": TOKEN, "list_id": "1", "phone_number": phone + "   ",
+                                               "alt_phone_1": alt + "x123456"})
+        client.get("/v1/leads/insert", params={"auth_token": TOKEN, "list_id": "1",
+                                               "phone_number": phone + "x123456"})
+        client.get("/v1/decisions", params={"auth_token": TOKEN, "phone": phone + "   "})
+        client.get("/v1/decisions", params={"auth_token": TOKEN, "phone": phone + "x123456"})
+        client.get("/v1/leads/search", params={"auth_token": TOKEN, "phone_number": phone + "x123456"})
+        deadline = time.monotonic() + 2
+        while sum(r.name.endswith("access") for r in caplog.records) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    fmt = JsonFormatter()
+    text = "\n".join(fmt.format(r) for r in caplog.records if r.name.startswith(("dupcheck_plugin", "uvicorn")))
+    assert text.count('"dupcheck_plugin.server.access"') >= 5
+    for number in (phone, alt):
+        assert number[3:] not in text and number[:7] not in text
+
+
 # -- concurrency and idempotency ------------------------------------------------------
 
 async def _fire(url: str, requests: list[dict], max_connections: int = 200) -> list[httpx.Response]:

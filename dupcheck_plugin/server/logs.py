@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Iterable
 
-from ..phone import mask_phone
+from ..phone import PhoneError, mask_phone, to_e164
 
 ACCESS = logging.getLogger("dupcheck_plugin.server.access")
 
@@ -69,8 +69,18 @@ class _KeepRecord(QueueHandler):
         return record
 
 
-def masked_phone(value: str | None) -> str | None:
-    return mask_phone(value) if value else None
+def masked_phone(value: str | None, phone_code: str | None = "1") -> str | None:
+    """A phone as it may be logged: normalised to E.164 *before* it is masked,
+    so trailing spaces, punctuation or an extension (``5550177773x123456``)
+    never push the number's digits past the mask. A value that is not a phone
+    number shows only its last two digits."""
+    if not value:
+        return None
+    try:
+        return mask_phone(to_e164(value, (phone_code or "1").strip().lstrip("+") or "1"))
+    except (PhoneError, ValueError):
+        digits = "".join(ch for ch in value if ch.isdigit())
+        return "***" + digits[-2:] if len(digits) >= 6 else "***"
 
 
 def mask_query(items: Iterable[tuple[str, str]]) -> str:
@@ -81,7 +91,7 @@ def mask_query(items: Iterable[tuple[str, str]]) -> str:
         if key == "auth_token":
             value = "****"
         elif key in PHONE_PARAMS:
-            value = mask_phone(value) or ""
+            value = masked_phone(value) or ""
         elif key not in SHOWN_PARAMS:
             value = "*" if value else ""
         elif len(value) > 40:
