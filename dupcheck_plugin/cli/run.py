@@ -85,6 +85,7 @@ async def run_file(args) -> int:
     warn_caps(caps, args.concurrency)
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)
+    done: set[int] = set()
     if source is not None:
         done = host.store.decided_rows(host.workflow.name, source)
         if done and not args.resume:
@@ -95,12 +96,12 @@ async def run_file(args) -> int:
         if done:
             print(f"resuming: {len(done)} rows already decided are skipped", file=sys.stderr)
             items = _skip_rows(items, done)
-            if args.out != "-" and hasattr(engine.store, "decided_records"):
+            if args.out != "-":
                 try:
-                    added = repair(args.out, engine.spec.name, source,
-                                   lambda: engine.store.decided_records(engine.spec.name, source), dumps)
+                    added = repair(args.out, host.workflow.name, source,
+                                   lambda: host.store.decided_records(host.workflow.name, source), dumps)
                 except OSError as exc:
-                    await engine.aclose()
+                    await host.aclose()
                     input_stream.close()
                     return fail(f"cannot repair --out {args.out}: {exc}")
                 if added:
