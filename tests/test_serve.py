@@ -492,11 +492,17 @@ def test_idempotency_key_replays_the_first_answer(client, srv):
     headers = {"Idempotency-Key": f"order-{phone}"}
     first = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": phone},
                         headers=headers)
-    again = client.post("/v1/leads/insert", data={"auth_token": OTHER_TOKEN, "list_id": "1", "phone_number": phone},
+    again = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": phone},
                         headers=headers)
     assert (again.status_code, again.content) == (first.status_code, first.content)
     assert first.json()["success"] is True  # not a 6009: the retry is the same request, not a duplicate
     assert len(srv.api.store.decisions("+1" + phone)) == 1
+    # keys are scoped per token: another client's same key is its own request, never the first's lead_id
+    stranger = client.post("/v1/leads/insert", data={"auth_token": OTHER_TOKEN, "list_id": "1", "phone_number": phone},
+                           headers=headers)
+    assert stranger.status_code == 200 and stranger.content != first.content
+    assert stranger.json().get("data", {}).get("lead_id") != first.json()["data"]["lead_id"]
+    assert len(srv.api.store.decisions("+1" + phone)) == 2
     other = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "2", "phone_number": phone},
                         headers=headers)
     assert other.status_code == 422 and other.json()["success"] is False

@@ -42,6 +42,7 @@ def main(args) -> int:
 
     from ..host import Host
     from ..server.app import H11_MAX_EVENT_BYTES, ServeSettings, create_app
+    from ..server.http import header_timeout_protocol
     from ..server.logs import setup_logging
 
     try:  # opened here so a bad workflow or database fails before anything listens
@@ -56,7 +57,7 @@ def main(args) -> int:
     listener = setup_logging(args.log_level)
     config = uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", access_log=False,
                             log_config=None, server_header=False, proxy_headers=False,
-                            h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES,
+                            h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES, http=header_timeout_protocol(),
                             timeout_graceful_shutdown=max(1, round(args.graceful_timeout)))
     logging.getLogger("uvicorn.access").disabled = True  # it would print the raw query: the token
     server = uvicorn.Server(config)

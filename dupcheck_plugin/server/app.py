@@ -25,8 +25,9 @@ from .. import codes
 from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError
 from ..phone import split_e164, to_e164
 from . import convoso as cv
-from .auth import Tokens
-from .http import Guard, api_error_handler, http_error_handler, json_response, log_fields, refusal_handler
+from .auth import Tokens, token_scope
+from .http import (BODY_TIMEOUT_S, Guard, api_error_handler, http_error_handler, json_response, log_fields,
+                   refusal_handler)
 from .logs import masked_phone
 from .metrics import Metrics
 from .openapi import openapi_spec
@@ -49,6 +50,7 @@ class ServeSettings:
     check_dup_default: int = 1
     max_body_bytes: int = cv.MAX_BODY_BYTES
     environ: Mapping[str, str] | None = None  # for the workflow's secrets; None: os.environ
+    body_timeout_s: float = BODY_TIMEOUT_S
 
 
 def _e164_or_none(phone: str, phone_code: str) -> str | None:
@@ -96,11 +98,15 @@ class Api:
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             raise cv.ApiError(413, f"Request body larger than {limit} bytes")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise cv.ApiError(413, f"Request body larger than {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.settings.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise cv.ApiError(413, f"Request body larger than {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise cv.ApiError(408, f"Request body not received within {self.settings.body_timeout_s:g} s") from None
         return b"".join(chunks)
 
     async def _body_params(self, request: Request, body: bytes) -> list[tuple[str, str]]:
@@ -142,6 +148,7 @@ class Api:
             raise cv.ApiError(401, "Missing auth_token", code=401)
         if not self.tokens.valid(token):
             raise cv.ApiError(403, "Invalid auth_token", code=403)
+        request.state.token_scope = token_scope(token)
         return params
 
     # -- leads/insert -------------------------------------------------------
@@ -159,6 +166,7 @@ class Api:
             if key is None:
                 record = await self._decide(params, None, None)
             else:
+                key = f"{request.state.token_scope}:{key}"  # scoped per token: no replaying another client's key
                 async with self.key_locks.hold(key):  # a concurrent retry waits for the first answer
                     record = await self._decide_once(params, key, fields)
         finally:

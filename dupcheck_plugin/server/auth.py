@@ -59,3 +59,9 @@ class Tokens:
         for known in self._digests:
             ok |= hmac.compare_digest(digest, known)
         return ok
+
+
+def token_scope(token: str) -> str:
+    """A short, stable name for a token that does not reveal it: idempotency
+    keys are scoped by it, so one client cannot replay another's key."""
+    return hashlib.sha256(b"dupcheck-idempotency:" + token.encode("utf-8", "surrogatepass")).hexdigest()[:16]

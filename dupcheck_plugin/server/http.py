@@ -9,8 +9,9 @@ import time
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .. import codes
 from . import convoso as cv
@@ -18,6 +19,51 @@ from .logs import log_access, mask_query
 
 log = logging.getLogger(__name__)
 
+CLIENT_CLOSED = 499  # nginx's status for "the client went away before the answer": not a server error
+HEADER_TIMEOUT_S = 10.0  # a request line and headers not received by then: the connection is closed
+BODY_TIMEOUT_S = 30.0  # a body not received by then: 408
+
+
+def header_timeout_protocol(seconds: float = HEADER_TIMEOUT_S) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request line and
+    headers have not all arrived ``seconds`` after it opened (or after the
+    previous answer): half-sent requests cannot hold connections for ever."""
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _header_timer = None
+        _seen_cycle = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.cycle is self._seen_cycle and not self.transport.is_closing():
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if self.cycle is None or self.cycle.response_complete:
+                self._arm()  # waiting for (the rest of) a request's headers
+            super().data_received(data)
+            if self.cycle is not self._seen_cycle:  # the headers are in: a request started
+                self._seen_cycle = self.cycle
+                self._disarm()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -69,6 +115,9 @@ class Guard:
 
         try:
             await self.app(scope, receive, send_status)
+        except ClientDisconnect:  # the caller left mid-body: nothing to answer, nothing went wrong here
+            status = status or CLIENT_CLOSED
+            fields["disconnected"] = True
         except Exception:  # noqa: BLE001 - logged with its traceback; the caller gets JSON
             log.exception("unhandled error", extra={"fields": {"path": scope.get("path", "")[:200]}})
             if not status:

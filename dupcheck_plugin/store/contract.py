@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import DupcheckError
 
@@ -134,6 +134,11 @@ class Store(ABC):
     @abstractmethod
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         """Rows of lead file ``source`` that ``workflow`` already decided."""
+
+    @abstractmethod
+    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+        """The records of the rows of lead file ``source`` that ``workflow``
+        decided, by row (``run --resume`` repairs ``--out`` from them)."""
 
     @abstractmethod
     def counts(self) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .. import hookimpl
 from ..store.contract import Commit, DncEntry, Store, StoreError
@@ -111,6 +111,10 @@ class MemoryStore(Store):
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         return {r["row"] for r in self.records
                 if r.get("workflow") == workflow and r.get("source") == source and r.get("row") is not None}
+
+    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+        return iter(sorted((r for r in self.records if r.get("workflow") == workflow and r.get("source") == source
+                            and r.get("row") is not None), key=lambda r: r["row"]))
 
     def counts(self) -> dict[str, int]:
         return {"leads": len(self.leads), "dnc": len(self.dnc), "decisions": len(self.records)}
