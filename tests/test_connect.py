@@ -109,6 +109,7 @@ def test_a_retry_after_longer_than_max_wait_gives_up_at_once(tmp_path):
     engine, seen = engine_with(tmp_path, {"retry": {"attempts": 3, "max_wait": 1}}, {}, answers)
     record = evaluate(engine, {"phone_number": "5550100170"})
     assert len(seen) == 1 and record["crm"]["error"] == "rate_limited"
+    assert record["crm"]["attempts"] == 1  # one request was made, not retry.attempts
 
 
 def test_retry_after_as_http_date_and_garbage():

@@ -166,6 +166,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
         kwargs["auth"] = auth
     url = _parsed_url(req.full_url())  # httpx's params= would replace a query written in the URL
     attempt = 0
+    give_up = False
     status, headers, it, error, detail = None, {}, None, None, None
     while True:
         ticket = await breaker.admit() if breaker is not None else None
@@ -188,7 +189,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
             error, detail = it.error, it.detail
             if it.retry_after is not None:
                 if it.retry_after > retry.max_wait:
-                    attempt = retry.attempts  # too long to wait: give up now
+                    give_up = True  # too long to wait: give up now (attempts still says how many were made)
                 wait = it.retry_after
         except (TimeoutError, httpx.TimeoutException) as exc:
             if _refused(exc):
@@ -205,7 +206,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                     breaker.release(ticket)
                 else:
                     breaker.record(ticket, error, detail)
-        if error is None or error == "unparsable" or refused or attempt >= retry.attempts:
+        if error is None or error == "unparsable" or refused or give_up or attempt >= retry.attempts:
             break
         await asyncio.sleep(min(wait, retry.max_wait))
     return finish_answer(status=status, headers=headers, it=it, error=error, detail=detail,
