@@ -196,3 +196,21 @@ def test_a_render_error_cuts_the_offending_value():
         adaptor.bind({"TOKEN": "t"}).render({"phone_number": "5550100101", "dob": huge})
     assert len(str(info.value)) < MAX_ERROR_CHARS + 100
     assert "more characters" in str(info.value)
+
+
+# --- size limits on config files ---------------------------------------------------
+
+def test_a_huge_config_file_is_refused_at_once(tmp_path, capsys):
+    path = tmp_path / "big.toml"
+    path.write_text('name = "big"\n[request]\nurl = "https://crm.example.com/x"\n[request.body]\n'
+                    + "".join(f'k{i} = "{{{{ phone }}}}"\n' for i in range(200_000)))
+    assert main(["check", str(path)]) == 1
+    out, _ = capsys.readouterr()
+    assert "big.toml::$: the file is" in out and "at most 262144 bytes" in out
+
+
+def test_too_many_leaves_are_refused():
+    doc = adaptor_doc("{{ phone }}", where="body")
+    doc["request"]["body"] = {f"k{i}": "{{ phone }}" for i in range(2001)}
+    _, problems = compile_doc(doc)
+    assert [(p.path, p.code) for p in problems] == [(("request",), "too_many_leaves")]

@@ -32,6 +32,7 @@ WHEN = "$when"  # a body object with this key is dropped when it renders empty
 Path = tuple[str | int, ...]
 
 
+MAX_LEAVES = 2000  # string leaves in one request: real ones have tens
 MAX_ERROR_CHARS = 300  # a render error quotes the offending value: a 1 MB value must not reach stderr whole
 
 
@@ -157,6 +158,10 @@ class RequestTemplate:
         }
         problems: list[TemplateProblem] = []
         leaves: dict[Path, Leaf] = {}
+        count = sum(1 for _ in _walk(spec, ()))
+        if count > MAX_LEAVES:
+            return None, [TemplateProblem(("request",), f"{count} template leaves; a request may have at most "
+                                                        f"{MAX_LEAVES}", "too_many_leaves")]
         for path, source in _walk(spec, ()):
             try:
                 ast = env.parse(source)

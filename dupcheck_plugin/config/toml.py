@@ -10,9 +10,18 @@ import tomli
 from .problems import ConfigError, Problem
 
 
+# Adaptors and workflows are a few KiB; a multi-MB file is a mistake (or an attack on check's time)
+MAX_CONFIG_BYTES = 256 * 1024
+
+
 def load_toml(path: Path, display: str | None = None) -> dict[str, Any]:
     name = display or str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError([Problem(name, (), f"the file is {size} bytes; a config file may be at most "
+                                                 f"{MAX_CONFIG_BYTES} bytes ({MAX_CONFIG_BYTES // 1024} KiB)",
+                                       code="too_large")])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(name, (), f"cannot read file: {exc}", code="unreadable")]) from None
