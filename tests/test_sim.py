@@ -429,3 +429,9 @@ def test_throughput_report(capsys):
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_the_stats_never_show_the_token():
+    with SimulatorThread(CSV, knobs=Knobs(auth="sim-secret-token-42")) as sim:
+        text = httpx.get(f"{sim.url}/_sim/stats").text
+    assert "sim-secret-token-42" not in text and '"auth":"***"' in text.replace(" ", "")
