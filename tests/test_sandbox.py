@@ -214,3 +214,30 @@ def test_too_many_leaves_are_refused():
     doc["request"]["body"] = {f"k{i}": "{{ phone }}" for i in range(2001)}
     _, problems = compile_doc(doc)
     assert [(p.path, p.code) for p in problems] == [(("request",), "too_many_leaves")]
+
+
+# --- connection URLs to this machine or a metadata service ----------------------------
+
+@pytest.mark.parametrize("url, kind", [
+    ("http://169.254.169.254/latest/meta-data", "link-local"), ("http://[fe80::1]/x", "link-local"),
+    ("http://127.0.0.1:8080/x", "loopback"), ("https://localhost/x", "loopback"), ("http://[::1]/x", "loopback"),
+    ("http://[::ffff:169.254.169.254]/x", "link-local"), ("http://metadata.google.internal/x", "link-local"),
+    ("https://api.hubapi.com/x", None), ("https://10.0.0.5/x", None), ("{{ base }}/x", None),
+])
+def test_local_targets_are_recognised(url, kind):
+    from dupcheck_plugin.adaptor.targets import local_target
+
+    assert (local_target(url) or "").split(" ")[0] == (kind or "")
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_check_warns_for_a_metadata_url_unless_allowed(tmp_path, capsys, allow):
+    path = tmp_path / "meta.toml"
+    path.write_text("\n".join([
+        f"#:schema {ROOT}/schemas/adaptor.schema.json", 'name = "meta"', *(["allow_local_network = true"] * allow),
+        "[fields]", 'phone_number = { mapped_to = "phone", required = true }',
+        "[request]", 'method = "GET"', 'url = "http://169.254.169.254/latest/meta-data/{{ phone }}"', ""]))
+    assert main(["check", str(path)]) == 0
+    out, err = capsys.readouterr()
+    warned = "meta.toml::request.url: the URL's host is a link-local address" in out + err
+    assert warned is not allow

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..adaptor.model import compile_adaptor
+from ..adaptor.targets import local_target
 from ..engine.workflow import AdaptorResolver, check_workflow
 from ..plugins import Registry
 from ..resources import shipped_dir
@@ -136,6 +137,11 @@ def _check(path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver
 def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:
     adaptor, problems = compile_adaptor(doc, result.file, registry.filters)
     result.problems += problems
+    local = local_target(str((doc.get("request") or {}).get("url", "")))
+    if local and not doc.get("allow_local_network"):
+        result.warnings.append(Problem(result.file, ("request", "url"), (
+            f"the URL's host is a {local} address: a CRM is never there, a cloud metadata service or this "
+            "machine is; set allow_local_network = true if that is really meant"), "local_target"))
     if adaptor is not None and adaptor.request.origin is None:
         # the render-time origin guard only works for a literal scheme://host
         result.warnings.append(Problem(result.file, ("request", "url"), (
