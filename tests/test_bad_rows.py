@@ -153,3 +153,8 @@ def test_intake_refuses_what_no_store_or_crm_could_carry(lead, reason):
 @pytest.mark.parametrize("list_id", ["1000", "01000", " 1000", "1000 "])
 def test_list_ids_are_normalised_like_serve(list_id):
     assert admit({"phone_number": "5550100101", "list_id": list_id}, {}).lead["list_id"] == "1000"
+
+
+def test_an_open_quote_on_the_last_line_is_that_line():
+    got = items("csv", b'phone_number,first_name\n5550100101,Ann\n5550100194,"never closed\n')
+    assert [(row, error is None) for row, _, error in got] == [(2, True), (3, False)]

@@ -278,7 +278,7 @@ def test_schema_from_the_future(tmp_path):
 
 
 def test_decided_records_of_a_lead_file_by_row(store):
-    recs = [{**record("created", f"+1555123{n:04d}"), "source": "/f.csv", "row": n} for n in (5, 2, 9)]
-    store.apply(recs + [{**record("created", OTHER), "source": "/other.csv", "row": 1}])
+    store.apply([changed(record("created", f"+1555123{n:04d}"), source="/f.csv", row=n) for n in (5, 2, 9)]
+                + [changed(record("created", OTHER), source="/other.csv", row=1)])
     assert [r["row"] for r in store.decided_records("default", "/f.csv")] == [2, 5, 9]
     assert list(store.decided_records("other-workflow", "/f.csv")) == []
