@@ -241,3 +241,28 @@ def test_check_warns_for_a_metadata_url_unless_allowed(tmp_path, capsys, allow):
     out, err = capsys.readouterr()
     warned = "meta.toml::request.url: the URL's host is a link-local address" in out + err
     assert warned is not allow
+
+
+def test_a_secret_reaches_no_record_output_or_log_of_a_run(tmp_path, crm_sim, monkeypatch, capsys, caplog):
+    import logging
+    import sqlite3
+
+    from conftest import write_workflow
+
+    monkeypatch.setenv("HUBSPOT_TOKEN", SECRET)
+    wf = write_workflow(tmp_path, [{"key": "total", "match": "gt", "value": 0, "create_lead": False,
+                                    "add_to_dnc": False, "success": False}])
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone_number,email\n5550100101,ava.stone@example.com\n5550100177,\nnot-a-phone,\n")
+    out, db = tmp_path / "out.jsonl", tmp_path / "d.db"
+    with caplog.at_level(logging.DEBUG):
+        assert main(["run", str(wf), "--leads", str(leads), "--db", str(db), "--out", str(out),
+                     "--crm-url", crm_sim.url, "--no-progress"]) == 0
+    stdout, stderr = capsys.readouterr()
+    records = out.read_text()
+    assert records.count("\n") == 3 and "****" in records  # the masked Authorization header is recorded
+    with sqlite3.connect(db) as conn:
+        stored = "\n".join(row[0] for row in conn.execute("select record from decisions"))
+    logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for text in (records, stored, stdout, stderr, logs):
+        assert SECRET not in text

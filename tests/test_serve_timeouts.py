@@ -94,3 +94,17 @@ def test_a_client_leaving_mid_body_is_not_a_server_error(server, caplog):
     metrics = httpx.get(f"http://{server}/metrics").text
     assert 'route="/v1/leads/insert",status="499"' in metrics
     assert 'status="500"' not in metrics
+
+
+# --- serve applies run's row limits -------------------------------------------------------
+
+@pytest.mark.parametrize("extra, reason", [
+    ({"notes": "x" * 70_000}, "longer than 65536"),
+    ({"first_name": "a\x00b"}, "NUL character"),
+])
+def test_serve_rejects_what_run_rejects(server, extra, reason):
+    r = httpx.post(f"http://{server}/v1/leads/insert",
+                   data={"auth_token": TOKEN, "list_id": "1", "phone_number": "5550107001", **extra}, timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["success"] is False and body["code"] == 6023 and reason in body["detail"]
