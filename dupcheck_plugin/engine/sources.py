@@ -64,7 +64,6 @@ class BoundedLines:
         if self._pending:
             self.number, line = self._pending.popleft()
         else:
-            line = self._readline(self._read + 1)  # StopIteration at the end: no line was read
             self._read += 1
             try:
                 line = self._readline()
@@ -75,12 +74,12 @@ class BoundedLines:
         self.taken.append((self.number, line))
         return line
 
-    def _readline(self, number: int) -> str:
+    def _readline(self) -> str:
         line = self.stream.readline(self.limit + 1)
         if not line:
             raise StopIteration
         if len(line) > self.limit and not line.endswith("\n"):
-            self._overlong.add(number)
+            self._overlong.add(self._read)
             while True:  # skip to the end of this physical line
                 rest = self.stream.readline(self.limit)
                 if not rest or rest.endswith("\n"):
