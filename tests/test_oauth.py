@@ -27,6 +27,7 @@ from conftest import CONTACTS, write_workflow
 ZOHO_ROWS = [{"name": "none", "http_status": 204, "create_lead": True, "add_to_dnc": False, "success": True},
              {"name": "lead", "key": "data.0.id", "match": "exists", "create_lead": False, "add_to_dnc": False,
               "success": False}]
+HS_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
 SF_ROWS = [{"name": "lead", "key": "totalSize", "match": "gt", "value": 0, "create_lead": False,
             "add_to_dnc": False, "success": False}]
 ZOHO_ENV = {"ZOHO_CLIENT_ID": "1000.CLIENTID", "ZOHO_CLIENT_SECRET": "zoho-client-secret-xyz",
@@ -331,3 +332,48 @@ def test_a_rotated_token_that_cannot_be_saved_still_serves_this_process(tmp_path
         records = ghl_rounds(wf, tmp_path, sim, 3)
     assert_all_checked(records)
     assert any("rotated but not saved" in r.getMessage() for r in caplog.records)
+
+
+# -- HubSpot public apps; the data centres --------------------------------------------------
+
+def test_hubspot_public_app_tokens_refresh_after_expiry_and_a_bad_refresh_token_is_named(tmp_path):
+    env = {"HS_CLIENT_ID": "hs-client", "HS_CLIENT_SECRET": "hs-secret", "HS_REFRESH": "hs-refresh-token"}
+    with SimulatorThread(CONTACTS, limits=Limits.off(hubspot_token_lifetime=1800, time_scale=0)) as sim:
+        auth = {"type": "oauth2", "grant": "refresh_token", "provider": "hubspot", "token_url": sim.url + "/oauth/v1/token",
+                "client_id": "HS_CLIENT_ID", "client_secret": "HS_CLIENT_SECRET", "refresh_token": "HS_REFRESH",
+                "token_file": str(tmp_path / "hs.json")}
+        wf = write_workflow(tmp_path, [HS_ROW], connect={"url": sim.url, "auth": auth},
+                            on_error={"action": "create", "status": "NOTCHECKED"})
+
+        async def go():
+            async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=env) as host:
+                before = await host.decide({"phone_number": KNOWN})
+                sim.advance(1800)  # expired: HubSpot answers 401 EXPIRED_AUTHENTICATION
+                after = await host.decide({"phone_number": KNOWN})
+                return before, after
+
+        before, after = asyncio.run(go())
+        stats = sim.stats()["vendors"]["hubspot"]
+        sim.revoke(env["HS_REFRESH"])
+        sim.advance(1800)
+        refused = decide(wf, tmp_path, env)
+    assert before["action"] == after["action"] == "duplicate" and after["checked"]
+    assert stats["token_grants"] == 2 and stats["expired_token"] == 1
+    assert refused["crm"]["error"] == "auth" and "BAD_REFRESH_TOKEN" in refused["crm"]["error_detail"]
+
+
+def test_zoho_data_centres_set_the_accounts_server_and_the_api_domain():
+    from dupcheck_plugin.connection.oauth import OAuthSettings
+
+    base = {"type": "oauth2", "grant": "refresh_token", "provider": "zoho", "client_id": "A", "refresh_token": "B",
+            "token_file": "/tmp/x.json"}
+    eu = OAuthSettings.from_config("crm", {**base, "dc": "eu"}, None, {})
+    assert (eu.token_url, eu.api_origin, eu.scheme) == (
+        "https://accounts.zoho.eu/oauth/v2/token", "https://www.zohoapis.eu", "Zoho-oauthtoken")
+    ca = OAuthSettings.from_config("crm", {**base, "dc": "ca"}, None, {})
+    assert (ca.token_url, ca.api_origin) == ("https://accounts.zohocloud.ca/oauth/v2/token", "https://www.zohoapis.ca")
+    us = OAuthSettings.from_config("crm", base, None, {"DUPCHECK_STATE_DIR": "/state"})
+    assert us.token_url == "https://accounts.zoho.com/oauth/v2/token"
+    default_file = OAuthSettings.from_config("crm", {k: v for k, v in base.items() if k != "token_file"}, None,
+                                             {"DUPCHECK_STATE_DIR": "/state"}).token_file
+    assert str(default_file).startswith("/state/oauth-crm-") and str(default_file).endswith(".json")

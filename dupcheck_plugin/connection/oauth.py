@@ -326,7 +326,8 @@ def _lifetime(expires_in: Any, configured: float | None) -> float | None:
 
 def _token_answer(resp: httpx.Response) -> dict[str, Any]:
     """The token endpoint's JSON answer, or CallRefused("auth") naming the
-    OAuth error (Zoho answers errors with HTTP 200 and an ``error`` key)."""
+    OAuth error (Zoho answers errors with HTTP 200 and an ``error`` key;
+    HubSpot with ``status`` and ``message``)."""
     try:
         answer = resp.json()
     except ValueError:
@@ -334,8 +335,9 @@ def _token_answer(resp: httpx.Response) -> dict[str, Any]:
     if not isinstance(answer, dict):
         raise CallRefused("auth", f"token endpoint answered HTTP {resp.status_code} without a JSON object")
     if resp.status_code != 200 or "error" in answer or not isinstance(answer.get("access_token"), str):
-        error = answer.get("error") or "no access_token"
-        description = answer.get("error_description")
+        # RFC 6749's error/error_description; HubSpot says status/message
+        error = answer.get("error") or answer.get("status") or "no access_token"
+        description = answer.get("error_description") or answer.get("message")
         text = f"{error}: {description}" if isinstance(description, str) else str(error)
         raise CallRefused("auth", f"token endpoint refused (HTTP {resp.status_code}): {text[:200]}")
     return answer
