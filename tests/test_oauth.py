@@ -377,3 +377,29 @@ def test_zoho_data_centres_set_the_accounts_server_and_the_api_domain():
     default_file = OAuthSettings.from_config("crm", {k: v for k, v in base.items() if k != "token_file"}, None,
                                              {"DUPCHECK_STATE_DIR": "/state"}).token_file
     assert str(default_file).startswith("/state/oauth-crm-") and str(default_file).endswith(".json")
+
+
+# -- static secrets from files, read again when they change ----------------------------------
+
+def test_a_rotated_secret_file_is_used_from_the_next_lead_on(tmp_path, crm_sim):
+    """The adaptor's secrets.HUBSPOT_TOKEN from HUBSPOT_TOKEN_FILE, and a
+    connection's bearer secret from TOK_FILE: each rotated between two leads."""
+    adaptor_secret, auth_secret = tmp_path / "hubspot-token", tmp_path / "tok"
+    adaptor_secret.write_text("first-token\n")
+    auth_secret.write_text("first-token\n")
+    env = {"HUBSPOT_TOKEN_FILE": str(adaptor_secret), "TOK_FILE": str(auth_secret)}
+    by_adaptor = write_workflow(tmp_path, [HS_ROW], name="by_adaptor")
+    by_auth = write_workflow(tmp_path, [HS_ROW], name="by_auth", connect={"auth": {"type": "bearer", "secret": "TOK"}})
+    for wf, path in ((by_adaptor, adaptor_secret), (by_auth, auth_secret)):
+        crm_sim.set_knobs(auth="first-token")
+
+        async def go():
+            async with Host.open(str(wf), db=str(tmp_path / f"{wf.stem}.db"), crm_url=crm_sim.url, environ=env) as host:
+                first = await host.decide({"phone_number": KNOWN})
+                crm_sim.set_knobs(auth="second-token")  # the CRM now wants the new token...
+                path.write_text("second-token\n")  # ... and the secret file has it
+                return first, await host.decide({"phone_number": KNOWN})
+
+        first, second = asyncio.run(go())
+        assert first["checked"] and second["checked"] and second["action"] == "duplicate", wf.stem
+        assert "second-token" not in json.dumps(second)
