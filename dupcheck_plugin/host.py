@@ -42,11 +42,12 @@ from .engine.sources import open_source, stream_items
 from .errors import DupcheckError
 from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
 from .rules.decide import Decision
+from .rules.paths import MISSING  # what explain shows for a key the answer does not have
 from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
 from .types import CheckOutcome, CrmAnswer, LeadContext, NodeType
 
 __all__ = [
-    "Code", "Commit", "CheckOutcome", "ConfigError", "CrmAnswer", "DEFAULT_CONCURRENCY", "Decision", "DncEntry",
+    "MISSING", "Code", "Commit", "CheckOutcome", "ConfigError", "CrmAnswer", "DEFAULT_CONCURRENCY", "Decision", "DncEntry",
     "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks", "LeadContext", "LocalHit", "NewLead", "NoCheck", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
     "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dupcheck_plugin.adaptor.model import compile_adaptor
+from dupcheck_plugin.http.wire import full_url, request_json
+from dupcheck_plugin.config.adaptors import compile_adaptor
 from dupcheck_plugin.adaptor.render import RenderError
 from dupcheck_plugin.http.call import find_record_id
 from dupcheck_plugin.plugins import default_registry
@@ -37,7 +38,7 @@ def test_omit_empty_query_names_must_exist():
 def test_query_written_in_the_url_is_kept():
     adaptor, _ = build({"method": "GET", "url": "https://crm.example.com/find?api=2", "query": {"p": "{{ phone }}"}})
     real, _ = adaptor.bind({}).render({"phone_number": "5550100101"})
-    assert real.full_url() == "https://crm.example.com/find?api=2&p=5550100101"
+    assert full_url(real) == "https://crm.example.com/find?api=2&p=5550100101"
 
 
 def test_record_id_paths_are_tried_in_order():

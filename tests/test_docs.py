@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tomli
 
-from dupcheck_plugin.adaptor.model import compile_adaptor
+from dupcheck_plugin.config.adaptors import compile_adaptor
 from dupcheck_plugin.engine.workflow import check_workflow
 from dupcheck_plugin.plugins import default_registry
 

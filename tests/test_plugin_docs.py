@@ -27,7 +27,7 @@ def documented() -> dict[str, str]:
     return dict(re.findall(r"^## (\w+)\((.*?)\)$", DOC, re.M))
 
 
-def tested() -> set[str]:
+def hooks_with_tests() -> set[str]:
     names = set()
     for path in (ROOT / "tests").glob("test_*.py"):
         names |= set(re.findall(r"^def test_hook_(\w+)\(", path.read_text(encoding="utf-8"), re.M))
@@ -46,7 +46,7 @@ def test_hook_is_documented_with_its_signature(hook):
 
 @pytest.mark.parametrize("hook", hooks())
 def test_hook_has_a_test(hook):
-    assert hook in tested(), f"no test_hook_{hook} in tests/"
+    assert hook in hooks_with_tests(), f"no test_hook_{hook} in tests/"
 
 
 def test_the_docs_name_no_hook_that_does_not_exist():
@@ -63,7 +63,7 @@ def test_a_new_hook_without_docs_or_test_is_caught(monkeypatch):
     spec = pluggy.HookspecMarker("dupcheck")(dupcheck_brand_new)
     monkeypatch.setattr(hookspecs, "dupcheck_brand_new", spec, raising=False)
     assert "dupcheck_brand_new" in hooks()
-    assert "dupcheck_brand_new" not in documented() and "dupcheck_brand_new" not in tested()
+    assert "dupcheck_brand_new" not in documented() and "dupcheck_brand_new" not in hooks_with_tests()
 
 
 @pytest.mark.parametrize("block", re.findall(r"```python\n(.*?)```", DOC, re.S))

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from jsonschema import Draft202012Validator
 
-from dupcheck_plugin.adaptor.model import compile_adaptor
+from dupcheck_plugin.config.adaptors import compile_adaptor
 from dupcheck_plugin.adaptor.render import RenderError
 from dupcheck_plugin.cli.main import main
 from dupcheck_plugin.plugins import default_registry

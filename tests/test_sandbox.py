@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dupcheck_plugin.adaptor.model import compile_adaptor
+from dupcheck_plugin.http.wire import full_url, request_json
+from dupcheck_plugin.config.adaptors import compile_adaptor
 from dupcheck_plugin.adaptor.render import MAX_ERROR_CHARS, RenderError
 from dupcheck_plugin.adaptor.sandbox import MAX_TEXT
 from dupcheck_plugin.cli.main import main
@@ -88,7 +89,7 @@ def test_no_leaf_can_reach_a_secret_it_does_not_name(path, bypass, section):
     leaf = (real.headers if section == "headers" else real.query if section == "query" else real.body)["X"]
     assert SECRET not in json.dumps(leaf)
     # ... and what is shown or recorded holds no secret at all
-    assert SECRET not in json.dumps(masked.as_json())
+    assert SECRET not in json.dumps(request_json(masked))
 
 
 @pytest.mark.parametrize("path", [p for p in SHIPPED if "secrets." in p.read_text()], ids=lambda p: p.stem)
@@ -98,8 +99,8 @@ def test_shipped_adaptor_secret_reaches_the_request_but_no_preview(path, capsys,
     env = {name: f"{SECRET}-{name}" for name in names}
     adaptor, _ = compile_doc(doc)
     real, masked = adaptor.bind(env).render(LEAD)
-    assert SECRET in json.dumps(real.as_json())  # the CRM does get it
-    assert SECRET not in json.dumps(masked.as_json())
+    assert SECRET in json.dumps(request_json(real))  # the CRM does get it
+    assert SECRET not in json.dumps(request_json(masked))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert main(["render", str(path), "--lead", json.dumps(LEAD), "-o", "json"]) == 0

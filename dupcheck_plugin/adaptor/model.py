@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config.problems import ConfigError, Problem
-from ..config.schemas import schema_problems, validator_for
-from ..config.toml import load_toml
-from ..resources import find_named
 from .fields import FieldError, FieldMapping
 from .render import MASK, BoundRequest, Rendered, RenderError, RequestTemplate, make_environment
 
@@ -74,10 +71,11 @@ class BoundAdaptor:
         return self._request.render(variables)
 
 
-def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:
-    problems = schema_problems(validator_for("adaptor.schema.json"), doc, source)
-    if problems:
-        return None, problems
+def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:
+    """Compile an adaptor document already valid against ``adaptor.schema.json``
+    (:func:`dupcheck_plugin.config.adaptors.compile_adaptor` checks it first):
+    the field mapping, the request templates, what a schema cannot see."""
+    problems: list[Problem] = []
     fields = FieldMapping.from_config(doc.get("fields", {}))
     owner: dict[str, str] = {}
     for rule in fields.rules:
@@ -133,19 +131,3 @@ def trial_render(request: RequestTemplate, fields: FieldMapping, source: str) ->
     except FieldError:  # the sample does not fit a field rule: the template itself is not at fault
         return []
     return []
-
-
-def load_adaptor(name_or_path: str, filters: Mapping[str, Any] | None = None) -> Adaptor:
-    """Load a shipped adaptor by name, or a file by path; raises ConfigError."""
-    path = find_named("adaptors", name_or_path)
-    if path is None:
-        raise ConfigError([Problem(name_or_path, (), "no such adaptor (not a file, not a shipped adaptor name)", "not_found")])
-    if filters is None:
-        from ..plugins import default_registry
-
-        filters = default_registry().filters
-    doc = load_toml(path)
-    adaptor, problems = compile_adaptor(doc, str(path), filters)
-    if problems:
-        raise ConfigError(problems)
-    return adaptor

@@ -379,14 +379,6 @@ class Rendered:
     body_format: str
     body: Any
 
-    def full_url(self) -> str:
-        """The URL as sent: a query written in the URL merged with the query table."""
-        import httpx
-
-        if not self.query:
-            return self.url
-        return str(httpx.URL(self.url).copy_merge_params(self.query))
-
     def with_origin(self, new_origin: str | None) -> "Rendered":
         """The same request sent to another scheme://host:port (``--crm-url``)."""
         if not new_origin:
@@ -396,5 +388,3 @@ class Rendered:
         tail = self.url[len(f"{old.scheme}://{old.netloc}"):]
         return replace(self, url=f"{new.scheme}://{new.netloc}{tail}")
 
-    def as_json(self) -> dict[str, Any]:
-        return {"method": self.method, "url": self.full_url(), "headers": self.headers, "body": self.body}

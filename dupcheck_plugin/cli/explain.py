@@ -9,8 +9,7 @@ from pathlib import Path
 
 from ..config.problems import ConfigError
 from ..errors import DupcheckError
-from ..host import Workflow, explain
-from ..rules.paths import MISSING
+from ..host import MISSING, Workflow, explain
 from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from ..adaptor.model import load_adaptor
 from ..adaptor.render import MASK, Rendered, RenderError
+from ..config.adaptors import load_adaptor
 from ..config.problems import ConfigError
 from ..errors import DupcheckError
 from ..plugins import PluginConflict

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..adaptor.model import compile_adaptor
 from ..adaptor.targets import local_target
 from ..engine.workflow import AdaptorResolver, check_workflow
+from ..errors import DupcheckError
 from ..plugins import Registry
 from ..resources import shipped_dir
+from .adaptors import compile_adaptor
 from .problems import ConfigError, Problem
 from .toml import load_toml
-from ..errors import DupcheckError
 
 KIND_BY_SCHEMA = {"adaptor.schema.json": "adaptor", "workflow.schema.json": "workflow"}
 SCHEMA_BY_KIND = {kind: name for name, kind in KIND_BY_SCHEMA.items()}

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..adaptor.model import Adaptor, compile_adaptor
+from ..adaptor.model import Adaptor
+from ..config.adaptors import compile_adaptor
 from ..config.problems import ConfigError, Problem
 from ..config.schemas import schema_problems, validator_for, validator_for_schema
 from ..config.toml import load_toml

@@ -25,6 +25,7 @@ from ..rules.match import equal
 from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
 from .response import UnparsableBody, parse_body
+from .wire import full_url, request_json
 
 
 class CallRefused(Exception):
@@ -164,7 +165,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
     kwargs = _body_for_request(req)
     if auth is not None:
         kwargs["auth"] = auth
-    url = _parsed_url(req.full_url())  # httpx's params= would replace a query written in the URL
+    url = _parsed_url(full_url(req))  # httpx's params= would replace a query written in the URL
     attempt = 0
     give_up = False
     status, headers, it, error, detail = None, {}, None, None, None
@@ -210,5 +211,5 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
             break
         await asyncio.sleep(min(wait, retry.max_wait))
     return finish_answer(status=status, headers=headers, it=it, error=error, detail=detail,
-                         latency_ms=(time.perf_counter() - started) * 1000.0, request=masked.as_json(),
+                         latency_ms=(time.perf_counter() - started) * 1000.0, request=request_json(masked),
                          attempts=attempt, response_key=response_key, record_id_key=record_id_key)

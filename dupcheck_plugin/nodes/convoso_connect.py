@@ -14,6 +14,7 @@ from ..connection.breaker import CircuitBreaker
 from ..connection.secrets import SecretMissing, Secrets
 from ..http.call import RetryPolicy, finish_answer, interpret, send
 from ..http.client import make_client
+from ..http.wire import request_json
 from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
 
 
@@ -112,7 +113,7 @@ class ConvosoConnect:
             _, masked = self.render(lead)
         except (RenderError, SecretMissing):
             return None
-        return masked.as_json()
+        return request_json(masked)
 
     async def aclose(self) -> None:
         await self.auth.aclose()

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 from .. import codes
 from ..codes import Code
-from ..engine.record import row_label
 from ..errors import DupcheckError
+from ..host import row_label
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: Convoso leads are small; anything bigger is a mistake or an attack
 MAX_KEY_CHARS = 200

@@ -1,0 +1,38 @@
+"""Adaptor files: find, read, check against the schema, compile.
+
+The compiling itself is pure (:func:`dupcheck_plugin.adaptor.model.build_adaptor`);
+the file system, the TOML reader and jsonschema stay here, at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..adaptor.model import Adaptor, build_adaptor
+from ..resources import find_named
+from .problems import ConfigError, Problem
+from .schemas import schema_problems, validator_for
+from .toml import load_toml
+
+
+def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:
+    """The adaptor of a parsed document, or None and every problem found."""
+    problems = schema_problems(validator_for("adaptor.schema.json"), doc, source)
+    if problems:
+        return None, problems
+    return build_adaptor(doc, source, filters)
+
+
+def load_adaptor(name_or_path: str, filters: Mapping[str, Any] | None = None) -> Adaptor:
+    """Load a shipped adaptor by name, or a file by path; raises ConfigError."""
+    path = find_named("adaptors", name_or_path)
+    if path is None:
+        raise ConfigError([Problem(name_or_path, (), "no such adaptor (not a file, not a shipped adaptor name)", "not_found")])
+    if filters is None:
+        from ..plugins import default_registry
+
+        filters = default_registry().filters
+    adaptor, problems = compile_adaptor(load_toml(path), str(path), filters)
+    if problems:
+        raise ConfigError(problems)
+    return adaptor
