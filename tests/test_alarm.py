@@ -8,7 +8,9 @@ import asyncio
 import logging
 
 import httpx
+import pytest
 
+from dupcheck_plugin.config.problems import ConfigError
 from dupcheck_plugin.engine.alarm import AlarmSettings, DuplicateAlarm
 from dupcheck_plugin.engine.runner import aiter_items
 from dupcheck_plugin.host import Host
@@ -120,3 +122,23 @@ def test_serve_shows_the_alarm_in_healthz_and_metrics(tmp_path, crm_sim):
     assert 'dupcheck_duplicate_alarm{workflow="typo_serve"} 1.0' in metrics
     assert 'dupcheck_duplicate_alarms_raised_total{workflow="typo_serve"} 1.0' in metrics
     assert 'dupcheck_duplicate_share{workflow="typo_serve"} 1.0' in metrics
+
+
+def test_the_workflow_sets_the_window(tmp_path, crm_sim):
+    wf = write_workflow(tmp_path, [MISTYPED_ROW], name="small_window")
+    wf.write_text(wf.read_text().replace("[defaults]", "[alarm]\nwindow = 20\njump = 0.5\n[defaults]"))
+
+    async def go():
+        async with Host.open(str(wf), db=str(tmp_path / "d.db"), crm_url=crm_sim.url, environ=ENV) as host:
+            await host.run(leads(25))
+            return host.alarm.status()
+
+    status = asyncio.run(go())
+    assert status["active"] and status["reason"] == "row 0 matched every one of the last 20 CRM answers"
+
+
+def test_a_bad_alarm_table_is_a_config_error(tmp_path):
+    wf = write_workflow(tmp_path, [DUPLICATE_ROW], name="bad_alarm")
+    wf.write_text(wf.read_text().replace("[defaults]", "[alarm]\nwindow = 5\n[defaults]"))
+    with pytest.raises(ConfigError, match=r"alarm\.window: 5 is less than the minimum of 10"):
+        Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ENV)

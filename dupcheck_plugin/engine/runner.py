@@ -18,7 +18,7 @@ from ..plugins import Registry, default_registry
 from ..store.contract import Store, StoreError
 from ..store.writer import StoreWriter
 from ..types import CrmAnswer
-from .alarm import DuplicateAlarm
+from .alarm import AlarmSettings, DuplicateAlarm
 from .intake import Intake
 from .loaded import Workflow
 from .local import LocalHit, local_check
@@ -63,7 +63,7 @@ class Host:
         self.workflow = workflow
         self.store = store
         self.phone_locks = KeyedLocks()  # the one lock set: the local check, the CRM and the create of a phone
-        self.alarm = DuplicateAlarm(workflow.spec.name)  # watches every stored decision
+        self.alarm = DuplicateAlarm(workflow.spec.name, AlarmSettings(**workflow.spec.alarm))  # watches every decision
         self._writer: StoreWriter | None = None
 
     @classmethod

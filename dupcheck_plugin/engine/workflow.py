@@ -38,6 +38,7 @@ class WorkflowSpec:
     nodes: list[NodeSpec]
     defaults: dict[str, Any]
     inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    alarm: dict[str, Any] = field(default_factory=dict)  # the duplicate alarm's settings (window, factor, jump)
 
     @property
     def sinks(self) -> list[str]:
@@ -117,7 +118,8 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
     if problems:
         return None, problems
     return WorkflowSpec(name=doc.get("name") or Path(source).stem, source=source, base_dir=base_dir,
-                        nodes=nodes, defaults=dict(doc.get("defaults", {})), inputs=inputs), []
+                        nodes=nodes, defaults=dict(doc.get("defaults", {})), inputs=inputs,
+                        alarm=dict(doc.get("alarm", {}))), []
 
 
 def _cycles(nodes: list[NodeSpec], inputs: Mapping[str, tuple[str, ...]], source: str) -> list[Problem]:
