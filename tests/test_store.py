@@ -282,3 +282,25 @@ def test_decided_records_of_a_lead_file_by_row(store):
                 + [changed(record("created", OTHER), source="/other.csv", row=1)])
     assert [r["row"] for r in store.decided_records("default", "/f.csv")] == [2, 5, 9]
     assert list(store.decided_records("other-workflow", "/f.csv")) == []
+
+
+def test_dnc_added_says_whether_this_decision_added_the_phone(store):
+    import asyncio
+
+    from dupcheck_plugin.store.writer import StoreWriter
+
+    async def go():
+        writer = StoreWriter(store)
+        try:
+            together = await asyncio.gather(*(writer.store_record(record("duplicate", dnc=True, rule=1))
+                                              for _ in range(3)))
+            later = await writer.store_record(record("duplicate", dnc=True, rule=1))
+            other = await writer.store_record(record("duplicate", OTHER, dnc=True, rule=1))
+        finally:
+            await asyncio.to_thread(writer.close)
+        return together + [later, other]
+
+    stored = asyncio.run(go())
+    assert [r["dnc_added"] for r in stored] == [True, False, False, False, True]
+    assert store.counts()["dnc"] == 2
+    assert [r["dnc_added"] for r in store.decisions(PHONE)] == [True, False, False, False]

@@ -162,9 +162,9 @@ class Host:
         lock releases it only once the lead is stored."""
         if self._writer is None:
             self._writer = StoreWriter(self.store)
-        task = asyncio.ensure_future(self._writer.submit(plan_commit(record)))
+        task = asyncio.ensure_future(self._writer.store_record(plan_commit(record)))
         try:
-            lead_id = await asyncio.shield(task)
+            stored = await asyncio.shield(task)
         except asyncio.CancelledError:
             await asyncio.wait([task])
             raise
@@ -172,7 +172,6 @@ class Host:
             raise
         except Exception as exc:  # the store's own error (sqlite3, a driver's): nothing landed
             raise StoreError(f"the store refused the write: {type(exc).__name__}: {exc}") from exc
-        stored = {**record, "lead_id": lead_id}
         self._notify(stored)
         self.alarm.observe(stored)
         return stored

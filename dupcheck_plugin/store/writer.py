@@ -12,6 +12,8 @@ import asyncio
 import logging
 import queue
 import threading
+from dataclasses import replace
+from typing import Any
 
 from .contract import Commit, Store
 
@@ -31,12 +33,32 @@ class StoreWriter:
 
     async def submit(self, commit: Commit) -> str | None:
         """Store one commit; returns its new lead id (or None) once committed."""
+        return (await self.store_record(commit))["lead_id"]
+
+    async def store_record(self, commit: Commit) -> dict[str, Any]:
+        """Store one commit; returns the record as stored: ``lead_id`` set, and
+        ``dnc_added`` false when the phone was on the DNC list already."""
         if self._closed:
             raise RuntimeError("store writer is closed")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._q.put((commit, fut, loop))
         return await fut
+
+    def _dnc_once(self, commits: list[Commit]) -> list[Commit]:
+        """A DNC entry is added once per phone and campaign: a commit whose entry
+        is there already (stored, or earlier in this batch) adds none and says so
+        (``dnc_added`` false). One writer thread per store: no two batches race."""
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for commit in commits:
+            if commit.dnc is not None:
+                key = (commit.dnc.phone_e164, str(commit.dnc.campaign_id))
+                if key in seen or self.store.dnc_contains(*key):
+                    commit = replace(commit, dnc=None, record={**commit.record, "dnc_added": False})
+                seen.add(key)
+            out.append(commit)
+        return out
 
     def _loop(self) -> None:
         while True:
@@ -60,19 +82,27 @@ class StoreWriter:
 
     def _write(self, batch: list) -> None:
         try:
-            ids = self.store.apply([commit for commit, _, _ in batch])
-            outcomes = [(fut, loop, lead_id, None) for (_, fut, loop), lead_id in zip(batch, ids)]
+            commits = self._dnc_once([commit for commit, _, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - the store cannot be read: nothing is written
+            log.error("store read failed: %s", exc)
+            for _, fut, loop in batch:
+                loop.call_soon_threadsafe(_resolve, fut, None, exc)
+            return
+        try:
+            ids = self.store.apply(commits)
+            outcomes = [(fut, loop, {**commit.record, "lead_id": lead_id}, None)
+                        for commit, (_, fut, loop), lead_id in zip(commits, batch, ids)]
         except Exception:
             outcomes = []
-            for commit, fut, loop in batch:  # isolate the bad commit(s)
+            for commit, (_, fut, loop) in zip(commits, batch):  # isolate the bad commit(s)
                 try:
                     [lead_id] = self.store.apply([commit])
-                    outcomes.append((fut, loop, lead_id, None))
+                    outcomes.append((fut, loop, {**commit.record, "lead_id": lead_id}, None))
                 except Exception as exc:  # noqa: BLE001 - reported to the awaiting caller
                     log.error("store write failed: %s", exc)
                     outcomes.append((fut, loop, None, exc))
-        for fut, loop, lead_id, exc in outcomes:
-            loop.call_soon_threadsafe(_resolve, fut, lead_id, exc)
+        for fut, loop, stored, exc in outcomes:
+            loop.call_soon_threadsafe(_resolve, fut, stored, exc)
 
     def close(self) -> None:
         """Finish every queued write, then stop the thread."""
@@ -82,10 +112,10 @@ class StoreWriter:
             self._thread.join()
 
 
-def _resolve(fut: asyncio.Future, lead_id: str | None, exc: BaseException | None) -> None:
+def _resolve(fut: asyncio.Future, stored: dict[str, Any] | None, exc: BaseException | None) -> None:
     if fut.cancelled():
         return
     if exc is not None:
         fut.set_exception(exc)
     else:
-        fut.set_result(lead_id)
+        fut.set_result(stored)
