@@ -403,3 +403,25 @@ def test_a_rotated_secret_file_is_used_from_the_next_lead_on(tmp_path, crm_sim):
         first, second = asyncio.run(go())
         assert first["checked"] and second["checked"] and second["action"] == "duplicate", wf.stem
         assert "second-token" not in json.dumps(second)
+
+
+def test_two_connections_sharing_a_refresh_token_file_take_turns_rotating_it(tmp_path):
+    """Two hosts (a reloaded workflow next to the old one, or two processes) with one
+    single-use refresh token: each refresh starts from the token the other saved."""
+    token_file = tmp_path / "ghl.json"
+    with SimulatorThread(CONTACTS, limits=Limits.off(gohighlevel_token_lifetime=86_399, time_scale=0)) as sim:
+        wf = ghl_workflow(tmp_path, sim, token_file)
+
+        async def go():
+            async with Host.open(str(wf), db=str(tmp_path / "a.db"), environ=GHL_ENV) as a, \
+                       Host.open(str(wf), db=str(tmp_path / "b.db"), environ=GHL_ENV) as b:
+                out = []
+                for host in (a, b, a, b):
+                    out.append(await host.decide({"phone_number": KNOWN}))
+                    sim.advance(86_400)
+                return out
+
+        records = asyncio.run(go())
+        grants = sim.stats()["vendors"]["gohighlevel"]["token_grants"]
+    assert_all_checked(records)
+    assert grants == 4

@@ -197,6 +197,7 @@ class TokenKeeper:
         self._failure: CallRefused | None = None  # the last token request's failure, if it failed
         self._refused: tuple[str, float, CallRefused] | None = None  # (credentials hash, when, error)
         self._rotated: tuple[str, str] | None = None  # (seed, refresh token) rotated in this process
+        self._unsaved = False  # the last rotated token could not be written to the file
         self.grants = 0
         self.failures = 0
 
@@ -255,8 +256,10 @@ class TokenKeeper:
             try:
                 if self.store is not None:
                     self.store.save(seed, new_refresh)
+                self._unsaved = False
                 log.info("OAuth refresh token for %s rotated and saved", self.s.node_id)
             except OSError as exc:
+                self._unsaved = True
                 log.error("OAuth refresh token for %s rotated but not saved to %s (%s): a restart will need a new one",
                           self.s.node_id, self.store.path, type(exc).__name__)
         lifetime = _lifetime(answer.get("expires_in"), self.s.lifetime)
@@ -271,8 +274,11 @@ class TokenKeeper:
         seed = None
         if s.grant == "refresh_token":
             seed = get(s.refresh_token)
+            # the file first: another process (or a reloaded workflow) may have rotated it since;
+            # this process's own rotation when the file could not take it
+            saved = self.store.load(seed) if self.store and not self._unsaved else None
             rotated = self._rotated[1] if self._rotated and self._rotated[0] == seed else None
-            params["refresh_token"] = rotated or (self.store.load(seed) if self.store else None) or seed
+            params["refresh_token"] = saved or rotated or seed
             params["client_id"] = get(s.client_id)
             if s.client_secret:
                 params["client_secret"] = get(s.client_secret)
