@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pluggy
 import pytest
 
-from dupcheck_plugin import hookimpl, hookspecs
+from dupcheck_plugin import hookimpl
 from dupcheck_plugin.config.problems import ConfigError
 from dupcheck_plugin.host import StoreError
 from dupcheck_plugin.engine.runner import aiter_items
@@ -162,8 +161,10 @@ def test_hook_dupcheck_register_node_types(tmp_path, hubspot_env):
 def test_builtin_plugins_are_registered_like_third_party_ones():
     pm = make_plugin_manager(load_entrypoints=False)
     assert [pm.get_name(p) for p in pm.get_plugins()] == [name for name, _ in DEFAULT_PLUGINS]
-    assert set(pm.hook.__dict__) >= {n for n in dir(hookspecs) if n.startswith("dupcheck_")}
-    assert isinstance(pm, pluggy.PluginManager)
+    assert "convoso_connect" in Registry.from_plugins(pm).node_types
+    # the engine knows node types only through the hooks: without the built-in plugin there are none
+    pm.unregister(name="builtin")
+    assert Registry.from_plugins(pm).node_types == {} and Registry.from_plugins(pm).filters == {}
 
 
 def test_the_readme_plugin_example_works(tmp_path):

@@ -130,10 +130,8 @@ HOOKS = [fn for name, fn in vars(hookspecs).items() if name.startswith("dupcheck
 
 def test_hooks_are_all_specs():
     assert HOOKS
-    pm = fresh_pm()
     for fn in HOOKS:
         assert getattr(fn, "dupcheck_spec", None) is not None, fn.__name__
-        assert hasattr(pm.hook, fn.__name__)
 
 
 @pytest.mark.parametrize("fn", HOOKS, ids=lambda fn: fn.__name__)
