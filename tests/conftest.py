@@ -120,7 +120,7 @@ def pg_url(pg_cluster, request):
 # modules whose every test runs servers or processes; elsewhere a test is end to end
 # when it asks for a server fixture
 E2E_MODULES = {"test_serve", "test_serve_fuzz", "test_sim", "test_sim_limits", "test_pipeline",
-               "test_memory_store", "test_store_postgres", "test_breaker"}
+               "test_memory_store", "test_store_postgres", "test_breaker", "test_plugin_guide"}
 E2E_FIXTURES = {"crm_sim", "sim_server", "crm_stub", "dupcheck_decide", "pg_url", "pg_cluster"}
 
 

@@ -2,9 +2,9 @@
 against a CRM that dupcheck does not ship a simulator for.
 
 Program it per phone: ``stub.answer("+15551230001", body={...}, status=200,
-delay_s=0.1)``; a request is matched to a phone when the phone's E.164 form
-or its national digits appear in the request's URL or body (however the
-adaptor spells the query). Unmatched requests get ``stub.default``. An
+delay_s=0.1)``; a request is matched to a phone when a number written in its
+URL or body (``+15551230001``, ``5551230001``, ``555.123.0001``,
+``(555) 123-0001``: however the adaptor spells it) has that phone's digits. Unmatched requests get ``stub.default``. An
 answer may also wait on a ``threading.Event`` (``gate``) so a test can hold
 a call in flight and release it when it chooses, with no timing window.
 Every request is recorded in ``stub.requests``.
@@ -13,6 +13,7 @@ Every request is recorded in ``stub.requests``.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,8 @@ class StubRequest:
     def json(self) -> Any:
         return json.loads(self.body)
 
+
+_NUMBER = re.compile(r"\+?\(?\d[\d .()\-]{5,}\d")  # a phone number however it is written
 
 NO_MATCH = CannedAnswer({"total": 0, "results": []})
 
@@ -124,10 +127,11 @@ class CrmStub:
 
     def _match(self, path: str, body: bytes) -> tuple[str | None, CannedAnswer]:
         text = unquote_plus(path) + "\n" + body.decode("utf-8", "replace")
+        numbers = {re.sub(r"\D", "", run) for run in _NUMBER.findall(text)}
         with self._lock:
             answers = list(self._answers.items())
         for phone, (spellings, canned) in answers:
-            if any(s in text for s in spellings):
+            if numbers & {s.lstrip("+") for s in spellings}:
                 return phone, canned
         return None, self.default
 
