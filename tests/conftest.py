@@ -128,3 +128,15 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.module.__name__ in E2E_MODULES or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+
+
+def install_fake_plugin(folder: Path, module: str, code: str, entry_point: str, value: str | None = None) -> Path:
+    """A distribution in ``folder`` (put it on sys.path / PYTHONPATH) whose ``dupcheck``
+    entry point ``entry_point`` is ``value`` (default: the module): how an installed
+    third-party plugin looks to importlib.metadata (conda's test pattern)."""
+    (folder / f"{module}.py").write_text(code, encoding="utf-8")
+    dist = folder / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[dupcheck]\n{entry_point} = {value or module}\n")
+    return folder

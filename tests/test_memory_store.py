@@ -16,6 +16,7 @@ from dupcheck_plugin.plugins import Registry, make_plugin_manager
 from dupcheck_plugin.server import ServeSettings, create_app
 from dupcheck_plugin.testing import MemoryStore, MemoryStorePlugin
 
+from conftest import install_fake_plugin
 from test_serve import ENV, TOKEN, WORKFLOW, ServerThread, insert
 
 PLUGIN = """\
@@ -27,11 +28,7 @@ plugin = MemoryStorePlugin()
 
 def installed_plugin(tmp_path) -> dict[str, str]:
     """An installed distribution whose dupcheck entry point is the memory store plugin."""
-    (tmp_path / "memstore_plugin.py").write_text(PLUGIN)
-    dist = tmp_path / "memstore_plugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: memstore-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[dupcheck]\nmemstore = memstore_plugin:plugin\n")
+    install_fake_plugin(tmp_path, "memstore_plugin", PLUGIN, "memstore", "memstore_plugin:plugin")
     return {**os.environ, "PYTHONPATH": str(tmp_path), **ENV}
 
 

@@ -13,6 +13,8 @@ from dupcheck_plugin.engine.workflow import check_workflow
 from dupcheck_plugin.plugins import PluginConflict, Registry, make_plugin_manager
 from dupcheck_plugin.types import NodeType
 
+from conftest import install_fake_plugin
+
 
 def fresh_pm() -> pluggy.PluginManager:
     """A host as dupcheck builds one: the built-in plugin and the installed entry points."""
@@ -162,15 +164,7 @@ def test_the_builtin_plugin_has_no_entry_point_to_be_loaded_twice_through():
 
 def test_a_third_party_entry_point_is_loaded(tmp_path, monkeypatch):
     """A distribution on sys.path declaring a dupcheck entry point (conda's test pattern)."""
-    (tmp_path / "acme_plugin.py").write_text(
-        "from dupcheck_plugin import hookimpl\n"
-        "@hookimpl\n"
-        "def dupcheck_register_template_filters(register):\n"
-        "    register('acme_upper', lambda value: str(value).upper())\n")
-    dist = tmp_path / "acme_plugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[dupcheck]\nacme = acme_plugin\n")
+    install_fake_plugin(tmp_path, "acme_plugin", ACME, "acme")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = Registry.from_plugins(make_plugin_manager())
     assert registry.filters["acme_upper"]("x") == "X" and registry.filter_owner["acme_upper"] == "acme"
@@ -205,11 +199,7 @@ def test_plugins_command_lists_each_plugin_with_its_hooks_node_types_and_filters
     import subprocess
     import sys
 
-    (tmp_path / "acme_plugin.py").write_text(ACME)
-    dist = tmp_path / "acme_plugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[dupcheck]\nacme = acme_plugin\n")
+    install_fake_plugin(tmp_path, "acme_plugin", ACME, "acme")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     cmd = [sys.executable, "-m", "dupcheck_plugin.cli.main", "plugins"]
     listed = json.loads(subprocess.run(cmd + ["-o", "json"], capture_output=True, text=True, env=env,
