@@ -267,3 +267,24 @@ def test_a_secret_reaches_no_record_output_or_log_of_a_run(tmp_path, crm_sim, mo
     logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     for text in (records, stored, stdout, stderr, logs):
         assert SECRET not in text
+
+
+def test_garbage_collection_during_a_render_does_not_count_against_its_cpu_budget(monkeypatch):
+    # a full collection of a busy serve heap can take longer than the whole budget;
+    # a good lead must not be refused for it
+    import gc
+
+    from dupcheck_plugin.adaptor import sandbox
+
+    monkeypatch.setattr(sandbox, "MAX_CPU_SECONDS", 0.002)
+    heap = [[{"n": i}] for i in range(300_000)]  # enough objects for gc.collect() to take > 2 ms
+    budget = sandbox.Budget()
+    for _ in range(3):
+        gc.collect()
+    budget.check_time()  # no error: the collector's time is not the template's
+    del heap
+    busy = sandbox.Budget()
+    with pytest.raises(sandbox.TemplateCostError, match="CPU time"):
+        while True:  # the template's own CPU time still counts
+            sum(range(1000))
+            busy.check_time()
