@@ -110,10 +110,13 @@ class LeadContext:
 
 # CRM call error kinds: the closed set a decision record's crm.error names.
 # circuit_open: the connection's breaker refused the call (the CRM kept failing); auth: no
-# OAuth access token could be had (the token endpoint refused or failed)
-CRM_ERRORS = ("timeout", "connection", "http_status", "unparsable", "rate_limited", "render", "circuit_open", "auth")
+# OAuth access token could be had (the token endpoint refused or failed); budget_spent: the
+# connection's request budget is spent (or the CRM said so in a way that does not clear in
+# seconds); throttled: the lead waited longer than the connection's max_wait for its limiter.
+CRM_ERRORS = ("timeout", "connection", "http_status", "unparsable", "rate_limited", "render", "circuit_open", "auth",
+              "budget_spent", "throttled")
 # the errors that mean no request reached the CRM
-NOT_CALLED = ("render", "circuit_open", "auth")
+NOT_CALLED = ("render", "circuit_open", "auth", "budget_spent", "throttled")
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,8 @@ class CrmAnswer:
     request: Mapping[str, Any] | None = None  # rendered, secrets masked
     attempts: int = 1
     record_id: str | None = None  # the CRM's record id, where the adaptor says where it is
+    batch_size: int = 1  # leads asked in the same CRM request (the answer was split back per lead)
+    cached: bool = False  # reused from the connection's answer cache: the CRM was not called
 
     def as_json(self) -> dict[str, Any]:
         """A JSON object (a workflow engine's activity result); :meth:`from_json` reads it back."""

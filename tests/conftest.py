@@ -51,8 +51,11 @@ def inline_table(d: dict) -> str:
 
 def write_workflow(dir_: Path, rules: list[dict], *, name: str = "wf", adaptor: str = "hubspot_contacts_search",
                    connect: dict | None = None, **check) -> Path:
-    """A workflow file written the way a user would, outside the repo's workflows/."""
-    connect = {"adaptor": adaptor, "timeout": 5, **(connect or {})}
+    """A workflow file written the way a user would, outside the repo's workflows/.
+    The simulator enforces no quota unless a test asks it to: connections have
+    no limiter unless the test gives ``limits``, and ask one lead per request
+    unless it gives ``batch`` (tests/test_batch.py)."""
+    connect = {"adaptor": adaptor, "timeout": 5, "limits": False, "batch": False, **(connect or {})}
     lines = [
         "#:schema https://dupcheck.dev/schemas/workflow.schema.json",
         f'name = "{name}"',
@@ -140,3 +143,31 @@ def install_fake_plugin(folder: Path, module: str, code: str, entry_point: str, 
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(f"[dupcheck]\n{entry_point} = {value or module}\n")
     return folder
+
+
+def unlimited_copy(workflow: Path, dir_: Path) -> Path:
+    """A shipped workflow with the vendor limits of its connections turned off
+    (the simulator here enforces none), written next to nothing else."""
+    import tomllib
+
+    doc = tomllib.loads(Path(workflow).read_text(encoding="utf-8"))
+    lines = [f"name = {json.dumps(doc['name'])}"]
+    if doc.get("defaults"):
+        lines.append(f"defaults = {inline_table(doc['defaults'])}")
+    for node in doc["nodes"]:
+        config = dict(node.get("config", {}))
+        if node["type"] == "convoso_connect":
+            config["limits"] = False
+        lines += ["[[nodes]]", f"id = {json.dumps(node['id'])}", f"type = {json.dumps(node['type'])}",
+                  f"config = {_inline(config)}"]
+    path = dir_ / Path(workflow).name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _inline(v) -> str:
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_inline(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list):
+        return "[" + ", ".join(_inline(x) for x in v) + "]"
+    return json.dumps(v)

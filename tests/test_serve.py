@@ -39,6 +39,8 @@ from dupcheck_plugin.server.logs import JsonFormatter, mask_query
 from dupcheck_plugin.sim import SimulatorThread
 from dupcheck_plugin.store.sqlite import SqliteStore
 
+from conftest import unlimited_copy
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = str(ROOT / "workflows" / "hubspot_dupcheck.toml")
 CONTACTS = ROOT / "examples" / "contacts.csv"
@@ -89,7 +91,7 @@ class ServerThread:
 
 
 def make_server(sim, db: Path, **settings) -> ServerThread:
-    s = ServeSettings(workflow=WORKFLOW, tokens=[TOKEN, OTHER_TOKEN], db=str(db), crm_url=sim.url,
+    s = ServeSettings(workflow=str(unlimited_copy(Path(WORKFLOW), db.parent)), tokens=[TOKEN, OTHER_TOKEN], db=str(db), crm_url=sim.url,
                       environ=ENV, **settings)
     return ServerThread(create_app(s))
 
@@ -723,8 +725,8 @@ def test_php_convoso_requests(client):
 
 # -- the command line -------------------------------------------------------------------
 
-def _serve_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dupcheck_plugin.cli.main", "serve", WORKFLOW, *args]
+def _serve_cmd(*args: str, workflow: str = WORKFLOW) -> list[str]:
+    return [sys.executable, "-m", "dupcheck_plugin.cli.main", "serve", workflow, *args]
 
 
 def test_serve_refuses_to_start_without_tokens(tmp_path):
@@ -745,7 +747,8 @@ def test_sigterm_mid_load_loses_no_answered_decision(sim, tmp_path):
     env = {**os.environ, **ENV}
     env.pop("DUPCHECK_API_TOKENS", None)
     proc = subprocess.Popen(_serve_cmd("--db", str(db), "--port", "0", "--crm-url", sim.url,
-                                       "--tokens-file", str(tokens)), env=env, stderr=subprocess.PIPE, text=True)
+                                       "--tokens-file", str(tokens),
+                                       workflow=str(unlimited_copy(Path(WORKFLOW), db.parent))), env=env, stderr=subprocess.PIPE, text=True)
     try:
         url = None
         for line in proc.stderr:

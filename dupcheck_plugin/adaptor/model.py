@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..config.problems import ConfigError, Problem
+from .batch import BatchSpec, compile_batch
 from .fields import FieldError, FieldMapping
 from .render import MASK, BoundRequest, Rendered, RenderError, RequestTemplate, make_environment
 
@@ -22,6 +23,7 @@ class RateLimitRule:
     key: str | None = None
     value: Any = None
     retry_after_header: str | None = "Retry-After"
+    clears: bool = True  # False: the limit does not reopen in seconds (a spent daily budget); stop calling
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Adaptor:
     rate_limits: tuple[RateLimitRule, ...]
     simulator: str | None = None  # the CRM simulator's answer shape for this adaptor
     record_id: str | list[str] | None = None  # path(s) of the matched record's id in an answer
+    limits: Mapping[str, Any] = field(default_factory=dict)  # the CRM's documented limits ([limits])
+    batch: BatchSpec | None = None  # many leads in one request ([batch])
 
     @property
     def secret_names(self) -> set[str]:
@@ -93,6 +97,15 @@ def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any
     if problems:
         return None, problems
     problems = trial_render(tpl, fields, source)
+    batch = None
+    if problems:
+        return None, problems
+    if "batch" in doc:
+        lead_query = {path[1] for path, leaf in tpl.leaves.items() if path[0] == "query" and leaf.variables}
+        if any(path[0] == "url" and leaf.variables for path, leaf in tpl.leaves.items()):
+            problems.append(Problem(source, ("batch",), "the request URL depends on the lead: it cannot be batched", "batch_shape"))
+        batch, bproblems = compile_batch(doc["batch"], tpl.env, fields.names, lead_query)
+        problems += [Problem(source, path, message, code) for path, message, code in bproblems]
     if problems:
         return None, problems
     rate_limits = tuple(RateLimitRule(**rl) for rl in doc.get("rate_limit", []))
@@ -106,6 +119,8 @@ def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any
         rate_limits=rate_limits,
         simulator=doc.get("simulator"),
         record_id=doc.get("record_id"),
+        limits=dict(doc.get("limits", {})),
+        batch=batch,
     ), []
 
 

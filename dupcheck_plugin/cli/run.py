@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="-", help="decision records, JSON Lines (default: stdout)")
     p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db) or postgresql://USER@HOST:PORT/DB")
     p.add_argument("--crm-url", type=origin_url, help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="leads in flight (default: %(default)s)")
+    p.add_argument("--concurrency", type=int,
+                   help=f"leads in flight (default: {DEFAULT_CONCURRENCY}, or enough to fill a batching CRM connection's batches)")
     p.add_argument("--check-dup", type=int, choices=(0, 1, 2, 3), default=0,
                    help="Convoso's local duplicate check before the CRM: 0 none (default), 1 any lead in --db with "
                         "the phone, 2/3 the same list_id (one phone decided at a time)")
@@ -76,13 +77,15 @@ async def run_file(args) -> int:
         return fail(f"cannot read leads: {exc}")
     try:
         host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url,
-                         max_connections=max(args.concurrency, 1))
+                         max_connections=max(args.concurrency or DEFAULT_CONCURRENCY, 1))
     except ConfigError as exc:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say
         return fail(str(exc))
+    requested = args.concurrency
+    args.concurrency = requested or max(DEFAULT_CONCURRENCY, host.lead_capacity())
     caps = connection_caps(host)
-    warn_caps(caps, args.concurrency)
+    warn_caps(caps, requested or DEFAULT_CONCURRENCY)  # batched leads share connections: count what was asked
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)
     done: set[int] = set()
@@ -121,6 +124,7 @@ async def run_file(args) -> int:
         if bar is not None:
             bar.update(1)
 
+    ticker = asyncio.create_task(_show_limiter_waits(bar)) if bar is not None else None
     try:
         async with host:
             summary = await host.run(items, concurrency=args.concurrency, on_record=on_record, source=source,
@@ -129,6 +133,8 @@ async def run_file(args) -> int:
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
         return fail(f"run stopped: {'; '.join(f'{type(e).__name__}: {e}' for e in errors)}")
     finally:
+        if ticker is not None:
+            ticker.cancel()
         if bar is not None:
             bar.close()
         out.flush()
@@ -143,6 +149,17 @@ async def run_file(args) -> int:
     return EXIT_OK
 
 
+async def _show_limiter_waits(bar) -> None:
+    """Say in the progress bar why leads wait (a CRM rate limit, a spent budget)."""
+    from ..connection.registry import all_of
+
+    while True:
+        await asyncio.sleep(1.0)
+        waits = [f"{st['connection']}: {st['waiting']} waiting for {st['waiting_for']}"
+                 for st in (limiter.state() for limiter in all_of("limiter")) if st["waiting_for"]]
+        bar.set_postfix_str("; ".join(waits), refresh=True)
+
+
 async def _skip_rows(items, done: set[int]):
     async for item in items:
         if item[0] not in done:
@@ -150,6 +167,6 @@ async def _skip_rows(items, done: set[int]):
 
 
 def main(args) -> int:
-    if args.concurrency < 1:
+    if args.concurrency is not None and args.concurrency < 1:
         return fail("--concurrency must be at least 1", EXIT_USAGE)
     return asyncio.run(run_file(args))

@@ -46,7 +46,7 @@ def main(args) -> int:
     from ..server.logs import setup_logging
 
     try:  # opened here so a bad workflow or database fails before anything listens
-        host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url)
+        host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url, interactive=True)
     except ConfigError as exc:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say

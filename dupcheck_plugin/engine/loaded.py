@@ -47,7 +47,8 @@ class Workflow:
     @classmethod
     def load(cls, workflow: str | WorkflowSpec, *, registry: Registry | None = None, crm_url: str | None = None,
              environ: Mapping[str, str] | None = None, offline: bool = False,
-             max_connections: int | None = None, http_transport: Any = None) -> "Workflow":
+             max_connections: int | None = None, http_transport: Any = None,
+             interactive: bool = False) -> "Workflow":
         """Load the workflow (a shipped name or a path) and build its nodes
         through the plugins' node types. ``crm_url`` replaces the CRM URL's
         scheme://host:port; ``environ`` holds the secrets (default
@@ -58,7 +59,7 @@ class Workflow:
         registry = registry or default_registry()
         spec = workflow if isinstance(workflow, WorkflowSpec) else load_workflow(workflow, registry)
         settings: dict[str, Any] = {"crm_url": crm_url, "offline": offline, "environ": environ,
-                                    "http_transport": http_transport}
+                                    "http_transport": http_transport, "interactive": interactive}
         if max_connections:
             settings["max_connections"] = max_connections
         return cls(spec, build_nodes(spec, registry, settings), registry)

@@ -25,9 +25,10 @@ def now_iso() -> str:
 def crm_summary(answer: CrmAnswer | None) -> dict[str, Any]:
     if answer is None:
         return {"called": False, "status_code": None, "latency_ms": None, "error": None,
-                "error_detail": None, "attempts": 0}
-    return {"called": answer.error not in NOT_CALLED, "status_code": answer.status_code, "latency_ms": answer.latency_ms,
-            "error": answer.error, "error_detail": answer.error_detail, "attempts": answer.attempts}
+                "error_detail": None, "attempts": 0, "batch_size": 0, "cached": False}
+    return {"called": answer.error not in NOT_CALLED and answer.attempts > 0, "status_code": answer.status_code,
+            "latency_ms": answer.latency_ms, "error": answer.error, "error_detail": answer.error_detail,
+            "attempts": answer.attempts, "batch_size": answer.batch_size, "cached": answer.cached}
 
 
 def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | None, decision: Decision,

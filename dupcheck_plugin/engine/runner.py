@@ -70,15 +70,17 @@ class Host:
     def open(cls, workflow: str | WorkflowSpec | Workflow, *, db: str | None = "dupcheck.db",
              store: Store | None = None, crm_url: str | None = None, registry: Registry | None = None,
              environ: Mapping[str, str] | None = None, offline: bool = False,
-             max_connections: int | None = None, http_transport: Any = None) -> "Host":
+             max_connections: int | None = None, http_transport: Any = None,
+             interactive: bool = False) -> "Host":
         """Load the workflow (unless given loaded) and open the store through
         ``dupcheck_make_store`` (unless given, or ``offline``). Raises
-        ConfigError, StoreError."""
+        ConfigError, StoreError. ``interactive`` (serve): a lead waits for its CRM
+        connection's limiter at most that connection's ``max_wait``."""
         registry = registry or default_registry()
         if not isinstance(workflow, Workflow):
             workflow = Workflow.load(workflow, registry=registry, crm_url=crm_url, environ=environ,
                                      offline=offline, max_connections=max_connections,
-                                     http_transport=http_transport)
+                                     http_transport=http_transport, interactive=interactive)
         if store is None and not offline:
             store = registry.pm.hook.dupcheck_make_store(settings={"db": db})
         return cls(workflow, store)
@@ -106,6 +108,10 @@ class Host:
         previous workflow: close it once those leads are done."""
         old, self.workflow = self.workflow, workflow
         return old
+
+    def lead_capacity(self) -> int:
+        """Leads worth having in flight so that batching CRM connections fill their batches."""
+        return max((getattr(node, "lead_capacity", 0) for node in self.nodes.values()), default=0)
 
     # --- one lead -------------------------------------------------------
 

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Any, Sequence
+from contextlib import nullcontext
+from typing import Any, AsyncContextManager, Protocol, Sequence
 
 import httpx
 
@@ -35,6 +36,9 @@ class CallRefused(Exception):
     def __init__(self, kind: str, detail: str):
         super().__init__(detail)
         self.kind, self.detail = kind, detail
+
+
+_NO_GATE = nullcontext()
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class Interpreted:
     error: str | None
     detail: str | None
     retry_after: float | None = None
+    stops: bool = False  # an over-limit answer that does not clear in seconds (Salesforce's 403)
 
 
 def interpret(status: int, headers: Any, content: bytes, response_format: str,
@@ -122,7 +127,7 @@ def interpret(status: int, headers: Any, content: bytes, response_format: str,
         limited = is_rate_limited(status, body, rate_limits)
         if limited is not None:
             after = retry_after_seconds(headers, limited.retry_after_header or "Retry-After")
-            return Interpreted(body, "rate_limited", f"HTTP {status}", after)
+            return Interpreted(body, "rate_limited", f"HTTP {status}", after, stops=not limited.clears)
         if status >= 500:
             return Interpreted(body, "http_status", f"HTTP {status}")
     return Interpreted(body, None, None)
@@ -153,14 +158,45 @@ def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, e
                      error=error, error_detail=detail, request=request, attempts=attempts, record_id=record_id)
 
 
-async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
-               rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
-               timeout: float = 10.0, response_key: str | None = None,
-               record_id_key: str | Sequence[str] | None = None, breaker: Any = None,
-               auth: httpx.Auth | None = None) -> CrmAnswer:
-    """``breaker`` (a :class:`~dupcheck_plugin.connection.breaker.CircuitBreaker`)
-    is asked before every attempt and told its outcome; ``auth`` adds the
-    OAuth token to the request (and refreshes it on a 401)."""
+class Gate(Protocol):
+    """What stands between a lead and the CRM (a connection's limiter): one
+    slot per HTTP attempt, and a look at every answer."""
+
+    def slot(self) -> AsyncContextManager[None]: ...
+
+    def observe(self, status: int | None, headers: Any, it: "Interpreted | None") -> None: ...
+
+
+class Refused(Exception):
+    """The gate would not let the call go: ``error`` names why (a CRM error kind)."""
+
+    def __init__(self, error: str, detail: str):
+        super().__init__(detail)
+        self.error, self.detail = error, detail
+
+
+@dataclass
+class Exchange:
+    """The outcome of one request with its retries, before any answer is built."""
+
+    status: int | None
+    headers: Any
+    it: Interpreted | None
+    error: str | None
+    detail: str | None
+    attempts: int
+    latency_ms: float
+
+
+async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format: str,
+                   rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
+                   timeout: float = 10.0, gate: Gate | None = None, breaker: Any = None,
+                   auth: httpx.Auth | None = None) -> Exchange:
+    """Send ``req``, retrying what is transient. Each attempt takes a slot of
+    ``gate`` (the connection's limiter); ``breaker`` (a
+    :class:`~dupcheck_plugin.connection.breaker.CircuitBreaker`) is asked
+    before every attempt and told its outcome; ``auth`` adds the OAuth token
+    to the request (and refreshes it on a 401)."""
     started = time.perf_counter()
     kwargs = _body_for_request(req)
     if auth is not None:
@@ -181,17 +217,28 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
         status, headers, it = None, {}, None
         wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
         error, refused = "cancelled", False  # until an outcome is known (a cancelled call gives the breaker none)
+        held_back = False  # the limiter refused: no call, nothing for the breaker to learn
         try:
-            async with asyncio.timeout(timeout):
-                resp = await client.request(req.method, url, headers=req.headers, **kwargs)
-                content = await resp.aread()
-            status, headers = resp.status_code, resp.headers
-            it = interpret(status, headers, content, response_format, rate_limits)
+            async with (gate.slot() if gate is not None else _NO_GATE):
+                async with asyncio.timeout(timeout):
+                    resp = await client.request(req.method, url, headers=req.headers, **kwargs)
+                    content = await resp.aread()
+                status, headers = resp.status_code, resp.headers
+                it = interpret(status, headers, content, response_format, rate_limits)
+                if gate is not None:
+                    gate.observe(status, headers, it)
             error, detail = it.error, it.detail
             if it.retry_after is not None:
                 if it.retry_after > retry.max_wait:
                     give_up = True  # too long to wait: give up now (attempts still says how many were made)
                 wait = it.retry_after
+            if it.stops and gate is None:
+                give_up = True  # it does not clear in seconds: no retry
+            elif it.stops:
+                wait = 0.0  # the gate holds the next attempt until the connection may call again
+        except Refused as exc:
+            error, detail, held_back = exc.error, exc.detail, True
+            attempt -= 1  # this attempt never reached the CRM
         except (TimeoutError, httpx.TimeoutException) as exc:
             if _refused(exc):
                 error, detail = "connection", f"{type(exc.__cause__).__name__}: {exc}"
@@ -203,13 +250,24 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
             error, detail, refused = exc.kind, exc.detail, True
         finally:
             if ticket is not None:
-                if error == "cancelled" or refused:  # says nothing about the CRM
+                if error == "cancelled" or refused or held_back:  # says nothing about the CRM
                     breaker.release(ticket)
                 else:
                     breaker.record(ticket, error, detail)
-        if error is None or error == "unparsable" or refused or give_up or attempt >= retry.attempts:
+        if error is None or error == "unparsable" or refused or held_back or give_up or attempt >= retry.attempts:
             break
-        await asyncio.sleep(min(wait, retry.max_wait))
-    return finish_answer(status=status, headers=headers, it=it, error=error, detail=detail,
-                         latency_ms=(time.perf_counter() - started) * 1000.0, request=request_json(masked),
-                         attempts=attempt, response_key=response_key, record_id_key=record_id_key)
+        if wait > 0:
+            await asyncio.sleep(min(wait, retry.max_wait))
+    return Exchange(status, headers, it, error, detail, attempt, (time.perf_counter() - started) * 1000.0)
+
+
+async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
+               rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
+               timeout: float = 10.0, response_key: str | None = None,
+               record_id_key: str | Sequence[str] | None = None, gate: Gate | None = None,
+               breaker: Any = None, auth: httpx.Auth | None = None) -> CrmAnswer:
+    x = await exchange(client, req, response_format=response_format, rate_limits=rate_limits, retry=retry,
+                       timeout=timeout, gate=gate, breaker=breaker, auth=auth)
+    return finish_answer(status=x.status, headers=x.headers, it=x.it, error=x.error, detail=x.detail,
+                         latency_ms=x.latency_ms, request=request_json(masked), attempts=x.attempts,
+                         response_key=response_key, record_id_key=record_id_key)

@@ -12,6 +12,7 @@ from ..adaptor.render import Rendered, RenderError
 from ..connection.auth import ConnectionAuth
 from ..connection.breaker import CircuitBreaker
 from ..connection.secrets import SecretMissing, Secrets
+from ..connection.runtime import ConnectionRuntime
 from ..http.call import RetryPolicy, finish_answer, interpret, send
 from ..http.client import make_client
 from ..http.wire import request_json
@@ -51,6 +52,13 @@ class ConvosoConnect:
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
         self.secret_names = frozenset(self.adaptor.secret_names | self.auth.secret_names)
         self._client: httpx.AsyncClient | None = None
+        self.runtime = ConnectionRuntime(
+            name=node_id, adaptor=self.adaptor, config=config, response_format=self.response_format,
+            retry=self.retry, timeout=self.timeout, interactive=bool(settings.get("interactive")), breaker=self.breaker,
+            auth=self.auth.httpx_auth,
+            # one limiter per CRM account: the same origin and the same credentials (values or files)
+            credentials=(self.origin or self.adaptor.request.origin, config.get("auth"),
+                         sorted((n, environ.get(n) or environ.get(f"{n}_FILE")) for n in self.secret_names)))
 
     def _rebind_if_changed(self) -> None:
         current = self.auth.bind_environ(self.adaptor, self.secrets.environ)
@@ -74,6 +82,10 @@ class ConvosoConnect:
         return self._finish(real, self.auth.real()), self._finish(masked, self.auth.masked)
 
     @property
+    def lead_capacity(self) -> int:
+        return self.runtime.lead_capacity
+
+    @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:  # created inside the running event loop
             self._client = make_client(transport=self.transport, max_connections=self.max_connections,
@@ -89,10 +101,8 @@ class ConvosoConnect:
         except SecretMissing as exc:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, attempts=0,
                              error="auth", error_detail=str(exc))
-        return await send(self.client, real, masked, response_format=self.response_format,
-                          rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout,
-                          response_key=self.config.get("response_key"), record_id_key=self.adaptor.record_id,
-                          breaker=self.breaker, auth=self.auth.httpx_auth)
+        variables = self.adaptor.fields.template_vars(lead.lead) if self.runtime.max_leads > 1 else None
+        return await self.runtime.call(self.client, real, masked, variables)
 
     def health(self) -> dict[str, Any]:
         """This connection's state, for /healthz and /metrics."""

@@ -78,7 +78,7 @@ class Api:
     def open(self) -> None:
         if self.host is None:
             s = self.settings
-            self.host = Host.open(s.workflow, db=s.db, crm_url=s.crm_url, environ=s.environ)
+            self.host = Host.open(s.workflow, db=s.db, crm_url=s.crm_url, environ=s.environ, interactive=True)
 
     async def close(self) -> None:
         """Joins the store writer: every queued decision lands before this returns."""

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, StateSetMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from ..connection.registry import all_of
+
 CRM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -30,6 +32,7 @@ class Metrics:
         self.in_flight = Gauge("dupcheck_inserts_in_flight", "leads/insert requests being decided", registry=r)
         self.requests = Counter("dupcheck_http_requests", "HTTP requests by route and status",
                                 ["route", "status"], registry=r)
+        r.register(LimiterCollector())
 
     def decision(self, record: Mapping[str, Any]) -> None:
         """Count one stored decision record."""
@@ -96,3 +99,29 @@ class _AlarmCollector:
             if status["usual_duplicate_share"] is not None:
                 usual.add_metric([workflow], status["usual_duplicate_share"])
         yield from (active, raised, share, usual)
+
+
+class LimiterCollector:
+    """The CRM connections' limiters, read when /metrics is scraped."""
+
+    GAUGES = (
+        ("dupcheck_crm_budget_used_ratio", "Share of the connection's daily request budget used (ours or the CRM's headers)",
+         "budget_share"),
+        ("dupcheck_crm_budget_warning", "1 when the connection has used warn_at (80%) of its daily budget", "budget_warning"),
+        ("dupcheck_crm_stopped", "1 while the connection makes no call (budget spent, a lasting over-limit answer)", "stopped"),
+        ("dupcheck_crm_waiting_leads", "Leads waiting for the connection's limiter", "waiting"),
+    )
+    COUNTERS = (
+        ("dupcheck_crm_requests", "Requests the connection sent", "requests"),
+        ("dupcheck_crm_over_limit_answers", "Over-limit answers (429/403) the connection got", "over_limit"),
+        ("dupcheck_crm_refused_calls", "Calls its limiter refused (budget spent, waited too long)", "refused"),
+    )
+
+    def collect(self):
+        states = [limiter.state() for limiter in all_of("limiter")]
+        for kind, table in ((GaugeMetricFamily, self.GAUGES), (CounterMetricFamily, self.COUNTERS)):
+            for name, help_text, key in table:
+                family = kind(name, help_text, labels=["connection"])
+                for st in states:
+                    family.add_metric([st["connection"]], float(st[key]))
+                yield family

@@ -1,0 +1,211 @@
+"""Group the leads waiting behind a connection's limiter into one CRM request.
+
+A lead joins the queue; a dispatcher waits for a limiter slot and, once it
+has one, takes everything queued (up to the adaptor's ``max_leads``). So an
+idle ``serve`` sends a lone lead at once, as its own single request, and
+batches only what piles up behind the limiter; ``run`` (not interactive)
+also lets the leads its workers are about to hand over join first.
+
+A batch answer that may have been cut short, or a 4xx (one bad value can
+spoil a batch), is asked again in halves, down to single requests: a lead
+alone always gets its own single request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator, Callable, Mapping
+
+from ..adaptor.batch import BatchError, BatchSpec
+from ..adaptor.render import Rendered
+from ..http.call import Exchange, Interpreted, Refused, finish_answer
+from ..http.wire import full_url, request_json
+from ..types import CrmAnswer
+from .limiter import ConnectionLimiter
+
+LINGER_ROUNDS = 3  # run: event-loop turns without a new lead before a batch leaves
+
+
+@dataclass
+class Pending:
+    variables: Mapping[str, Any]
+    real: Rendered
+    masked: Rendered
+    future: asyncio.Future
+    cap: int  # the largest batch this lead may join (halved when a batch must be asked again)
+
+
+class _HeldFirst:
+    """A gate whose first slot the dispatcher already holds; retries take new ones."""
+
+    def __init__(self, limiter: ConnectionLimiter):
+        self.limiter = limiter
+        self.first = True
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.first:
+            self.first = False
+            try:
+                yield
+            finally:
+                self.limiter.release()
+        else:
+            async with self.limiter.slot():
+                yield
+
+    def observe(self, status: int | None, headers: Any, it: Interpreted | None) -> None:
+        self.limiter.observe(status, headers, it)
+
+    def unused(self) -> None:
+        if self.first:
+            self.first = False
+            self.limiter.release()
+
+
+class Batcher:
+    def __init__(self, spec: BatchSpec, limiter: ConnectionLimiter, *, max_leads: int, dispatchers: int,
+                 send: Callable[..., Any], finish: Callable[..., CrmAnswer]):
+        self.spec = spec
+        self.limiter = limiter
+        self.max_leads = max_leads
+        self.max_dispatchers = dispatchers
+        self._send = send  # send(request, gate) -> Exchange
+        self._finish = finish  # finish(exchange, pending, status, body) -> CrmAnswer
+        self.queue: deque[Pending] = deque()
+        self.running = 0
+        self.waiting = 0  # dispatchers waiting for a slot
+        self.requests = 0
+        self.leads = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def ask(self, variables: Mapping[str, Any], real: Rendered, masked: Rendered) -> CrmAnswer:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append(Pending(variables, real, masked, future, self.max_leads))
+        self._start()
+        return await future
+
+    def _start(self) -> None:
+        # one more dispatcher only when those waiting for a slot cannot take the whole queue
+        if self.running < self.max_dispatchers and len(self.queue) > self.waiting * self.max_leads:
+            self.running += 1
+            task = asyncio.create_task(self._dispatch())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self) -> None:
+        try:
+            while self.queue:
+                self.waiting += 1
+                try:
+                    await self.limiter.acquire()
+                except Refused as exc:
+                    for p in self._take():
+                        self._resolve(p, self._refused(exc, p))
+                    continue
+                finally:
+                    self.waiting -= 1
+                gate = _HeldFirst(self.limiter)
+                try:
+                    if not self.limiter.interactive:
+                        await self._linger()
+                    batch = self._take()
+                    if batch:
+                        await self._ask(batch, gate)
+                finally:
+                    gate.unused()
+        finally:
+            self.running -= 1
+            if self.queue:
+                self._start()
+
+    async def _linger(self) -> None:
+        quiet = 0
+        while quiet < LINGER_ROUNDS and len(self.queue) < self.max_leads:
+            n = len(self.queue)
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self.queue) == n else 0
+
+    def _take(self) -> list[Pending]:
+        if not self.queue:
+            return []
+        cap = min(self.max_leads, self.queue[0].cap)
+        batch = [self.queue.popleft()]
+        while self.queue and len(batch) < cap:
+            batch.append(self.queue.popleft())
+        return batch
+
+    def _again(self, batch: list[Pending]) -> None:
+        """Ask these leads again, in batches half this size, before anyone else."""
+        cap = max(1, len(batch) // 2)
+        for p in reversed(batch):
+            p.cap = min(p.cap, cap)
+            self.queue.appendleft(p)
+
+    async def _ask(self, batch: list[Pending], gate: _HeldFirst) -> None:
+        try:
+            if len(batch) == 1:
+                p = batch[0]
+                x = await self._send(p.real, gate)
+                self._resolve(p, self._finish(x, p, x.status, x.it.body if x.it else None, 1))
+                return
+            request = self._request(batch)
+            if request is None:  # too long a URL, or a lead the batch cannot render: smaller batches
+                self._again(batch)
+                return
+            x: Exchange = await self._send(request, gate)
+            self.requests += 1
+            self.leads += len(batch)
+            if x.error is not None:
+                for p in batch:
+                    self._resolve(p, self._finish(x, p, x.status, None, len(batch)))
+                return
+            parts = self.spec.split(x.status, x.it.body, [p.variables for p in batch])
+            if parts is None or not 200 <= x.status < 300:
+                self._again(batch)
+                return
+            for p, (status, body) in zip(batch, parts):
+                self._resolve(p, self._finish(x, p, status, body, len(batch)))
+        except BaseException as exc:
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            raise
+
+    def _request(self, batch: list[Pending]) -> Rendered | None:
+        try:
+            query, body = self.spec.render([p.variables for p in batch])
+        except BatchError:
+            return None
+        first = batch[0].real
+        req = replace(first, query={**first.query, **query} if query is not None else first.query,
+                      body=body if body is not None else first.body)
+        if self.spec.max_url_length and len(full_url(req)) > self.spec.max_url_length:
+            return None
+        return req
+
+    @staticmethod
+    def _resolve(p: Pending, answer: CrmAnswer) -> None:
+        if not p.future.done():
+            p.future.set_result(answer)
+
+    @staticmethod
+    def _refused(exc: Refused, p: Pending) -> CrmAnswer:
+        return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, error=exc.error,
+                         error_detail=exc.detail, request=request_json(p.masked), attempts=0)
+
+
+def finish_for(response_key: str | None, record_id_key: Any) -> Callable[..., CrmAnswer]:
+    """How a batcher turns (exchange, lead, its status, its body) into the lead's answer."""
+
+    def finish(x: Exchange, p: Pending, status: int | None, body: Any, batch_size: int) -> CrmAnswer:
+        it = x.it if x.error is not None else Interpreted(body, None, None)
+        answer = finish_answer(status=status, headers=x.headers, it=it, error=x.error, detail=x.detail,
+                               latency_ms=x.latency_ms, request=request_json(p.masked), attempts=x.attempts,
+                               response_key=response_key, record_id_key=record_id_key)
+        return replace(answer, batch_size=batch_size) if batch_size > 1 else answer
+
+    return finish

@@ -1,0 +1,93 @@
+"""What a ``convoso_connect`` node needs at run time for its connection.
+
+The node renders; this object decides how the rendered request reaches the
+CRM: from the answer cache, through the batcher, or alone -- always through
+the connection's shared limiter (one per credentials, see :mod:`.registry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from ..adaptor.render import Rendered
+from ..http.call import RetryPolicy, exchange, send
+from ..http.wire import request_json
+from ..types import CrmAnswer
+from .batcher import Batcher, finish_for
+from .cache import AnswerCache
+from .limiter import ConnectionLimiter, Limits
+from .registry import credentials_key, shared
+
+
+class ConnectionRuntime:
+    def __init__(self, *, name: str, adaptor: Any, config: Mapping[str, Any], credentials: tuple,
+                 response_format: str, retry: RetryPolicy, timeout: float, interactive: bool = False,
+                 breaker: Any = None, auth: Any = None):
+        self.name = name
+        self.adaptor = adaptor
+        override = config.get("limits")
+        self.limits = Limits() if override is False else Limits.merged(adaptor.limits, override)
+        self.key = credentials_key(*credentials)
+        self.response_format = response_format
+        self.retry = retry
+        self.timeout = timeout
+        self.response_key = config.get("response_key")
+        self.interactive = interactive
+        self.breaker = breaker
+        self.auth = auth  # an httpx.Auth that adds (and refreshes) the OAuth token, or None
+        batch = config.get("batch", True)
+        self.batch_spec = adaptor.batch if batch is not False else None
+        self.max_leads = 1
+        if self.batch_spec is not None:
+            wanted = batch.get("max_leads") if isinstance(batch, Mapping) else None
+            self.max_leads = min(self.batch_spec.max_leads, wanted or self.batch_spec.max_leads)
+        # batches in flight at once: the CRM's concurrency cap, else a few (the limiter paces them)
+        self.dispatchers = min(self.limits.concurrency or 4, 4)
+        self.cache_config = config.get("cache")
+
+    @property
+    def lead_capacity(self) -> int:
+        """Leads worth having in flight so that every batch can fill."""
+        return self.max_leads * (self.dispatchers + 1) if self.max_leads > 1 else 0
+
+    @property
+    def limiter(self) -> ConnectionLimiter:
+        """The connection's limiter, shared by every user of the same credentials in this loop."""
+        return shared("limiter", self.key, lambda: ConnectionLimiter(self.name, self.limits, interactive=self.interactive))
+
+    def _batcher(self) -> Batcher:
+        return shared("batcher", f"{self.key}:{id(self)}", lambda: Batcher(
+            self.batch_spec, self.limiter, max_leads=self.max_leads, dispatchers=self.dispatchers,
+            send=self._exchange, finish=finish_for(self.response_key, self.adaptor.record_id)))
+
+    def _cache(self) -> AnswerCache | None:
+        if not self.cache_config:
+            return None
+        return shared("cache", f"{self.key}:{self.adaptor.source}:{self.response_key}",
+                      lambda: AnswerCache(self.cache_config["ttl"], self.cache_config.get("max_entries", 100_000)))
+
+    async def _exchange(self, request: Rendered, gate: Any):
+        return await exchange(self._client, request, response_format=self.response_format,
+                              rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout, gate=gate,
+                              breaker=self.breaker, auth=self.auth)
+
+    async def call(self, client: Any, real: Rendered, masked: Rendered,
+                   variables: Mapping[str, Any] | None = None) -> CrmAnswer:
+        """The CRM's answer for one lead (``variables``: its template variables, for batching)."""
+        cache = self._cache()
+        if cache is not None:
+            hit = cache.get(real)
+            if hit is not None:
+                return replace(hit, cached=True, attempts=0, latency_ms=0.0, request=request_json(masked), batch_size=1)
+        self._client = client
+        if self.max_leads > 1 and variables is not None:
+            answer = await self._batcher().ask(variables, real, masked)
+        else:
+            answer = await send(client, real, masked, response_format=self.response_format,
+                                rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout,
+                                response_key=self.response_key, record_id_key=self.adaptor.record_id, gate=self.limiter,
+                                breaker=self.breaker, auth=self.auth)
+        if cache is not None:
+            cache.put(real, answer)
+        return answer

@@ -1,0 +1,159 @@
+"""Batching: many leads per CRM request, and the same decision for every lead as single calls.
+
+The differential test runs the same 2,000 leads -- hits, misses, several
+records for one phone, phones written differently in the CRM, a contact
+holding one lead's phone and another's mobile, matches by email -- through
+single calls and through batches, for each batching adaptor, and compares
+every lead's decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import write_workflow
+from dupcheck_plugin.config.adaptors import load_adaptor
+from dupcheck_plugin.engine.runner import Host, aiter_items
+from dupcheck_plugin.sim import SimulatorThread
+
+ENV = {"HUBSPOT_TOKEN": "hs", "SALESFORCE_TOKEN": "sf", "ZOHO_TOKEN": "zo"}
+FORMS = ("+1555{n}", "(555) {a}-{b}", "555{n}", "555.{a}.{b}", "1555{n}")
+STAGES = ("lead", "customer", "opportunity", "subscriber", "salesqualifiedlead")
+
+
+def _phone(i: int, form: int) -> str:
+    n = f"{3000000 + i:07d}"
+    return FORMS[form % len(FORMS)].format(n=n, a=n[:3], b=n[3:])
+
+
+def write_book(path: Path) -> Path:
+    rows = ["id,phone,email,firstname,lastname,lifecyclestage,mobilephone,dnc"]
+    cid = 1000
+    for i in range(300):  # leads 0-299 are known, stored in five written forms
+        cid += 1
+        rows.append(f"{cid},{_phone(i, i)},c{i}@example.com,F{i},L,{STAGES[i % 5]},,false")
+    for i in range(0, 100, 2):  # a second record for the same phone, written another way
+        cid += 1
+        rows.append(f"{cid},{_phone(i, i + 1)},,S{i},L,{STAGES[(i + 2) % 5]},,false")
+    for i in range(100, 150):  # one contact, lead i's phone and lead i+100's mobile
+        cid += 1
+        rows.append(f"{cid},{_phone(i, 0)},,M{i},L,lead,{_phone(i + 100, 1)},false")
+    for i in range(400, 450):  # known by email only
+        cid += 1
+        rows.append(f"{cid},,e{i}@example.com,E{i},L,customer,,false")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def leads(n: int = 2000) -> list[dict]:
+    rnd = random.Random(7)
+    out = []
+    for row in range(n):
+        i = rnd.randrange(500)  # 0-299 known, 300-499 unknown by phone
+        lead = {"phone_number": _phone(i, rnd.randrange(5)) if rnd.random() < 0.5 else f"555{3000000 + i:07d}",
+                "first_name": f"R{row}"}
+        if rnd.random() < 0.3:
+            lead["email"] = f"e{i}@example.com" if i >= 400 else f"c{i}@EXAMPLE.com"
+        out.append(lead)
+    return out
+
+
+ROWS = {
+    "hubspot_contacts_search": [
+        {"name": "customer", "key": "results.0.properties.lifecyclestage", "value": "customer", "create_lead": False,
+         "add_to_dnc": False, "success": False},
+        {"name": "several", "key": "total", "match": "gt", "value": 1, "create_lead": True, "status": "MANY",
+         "add_to_dnc": False, "success": True},
+        {"name": "known", "key": "results.0.id", "match": "exists", "create_lead": False, "add_to_dnc": False,
+         "success": False},
+    ],
+    "salesforce_soql": [
+        {"name": "several", "key": "totalSize", "match": "gt", "value": 1, "create_lead": True, "status": "MANY",
+         "add_to_dnc": False, "success": True},
+        {"name": "known", "key": "records.0.Status", "match": "exists", "create_lead": False, "add_to_dnc": False,
+         "success": False},
+    ],
+    "zoho_leads_criteria": [
+        {"name": "several", "key": "info.count", "match": "gt", "value": 1, "create_lead": True, "status": "MANY",
+         "add_to_dnc": False, "success": True},
+        {"name": "converted", "key": "data.0.$converted", "value": True, "create_lead": False, "add_to_dnc": False,
+         "success": False},
+        {"name": "known", "key": "data.0.id", "match": "exists", "create_lead": False, "add_to_dnc": False,
+         "success": False},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def book_sim(tmp_path_factory):
+    with SimulatorThread(write_book(tmp_path_factory.mktemp("book") / "book.csv")) as sim:
+        yield sim
+
+
+def decide_all(wf: Path, batch: list[dict], sim, db: Path) -> list[dict]:
+    async def go():
+        records: list[dict] = []
+        async with Host.open(str(wf), db=str(db), crm_url=sim.url, environ=ENV) as engine:
+            items = aiter_items((i, lead, None) for i, lead in enumerate(batch, 1))
+            await engine.run(items, concurrency=max(32, engine.lead_capacity()), on_record=records.append)
+        return sorted(records, key=lambda r: r["row"])
+
+    return asyncio.run(go())
+
+
+def requests_seen(sim) -> int:
+    return httpx.get(sim.url + "/_sim/stats").json()["requests"]
+
+
+DECISION = ("action", "status", "matched_rule", "rule_name", "code", "checked", "crm_record_id")
+
+
+@pytest.mark.parametrize("adaptor", sorted(ROWS))
+def test_batches_decide_every_lead_exactly_as_single_calls(adaptor, book_sim, tmp_path):
+    batch = leads()
+    single_wf = write_workflow(tmp_path, ROWS[adaptor], name="single", adaptor=adaptor, connect={"batch": False})
+    batched_wf = write_workflow(tmp_path, ROWS[adaptor], name="batched", adaptor=adaptor, connect={"batch": True})
+    book_sim.reset()
+    single = decide_all(single_wf, batch, book_sim, tmp_path / "single.db")
+    single_requests = requests_seen(book_sim)
+    book_sim.reset()
+    batched = decide_all(batched_wf, batch, book_sim, tmp_path / "batched.db")
+    batched_requests = requests_seen(book_sim)
+
+    assert single_requests == sum(r["crm"]["called"] for r in single) > 1900  # a few phones are not phones
+    assert [r["crm"]["error"] for r in single] == [r["crm"]["error"] for r in batched]
+    assert {r["crm"]["error"] for r in single} <= {None, "render"}
+    differences = [(s["row"], {k: (s[k], b[k]) for k in DECISION if s[k] != b[k]})
+                   for s, b in zip(single, batched) if any(s[k] != b[k] for k in DECISION)]
+    assert differences == []
+    # the table really told leads apart: every row and the no-match default decided some
+    assert {r["rule_name"] for r in single} == {row["name"] for row in ROWS[adaptor]} | {None}
+    assert batched_requests * 5 <= len(batch), f"{batched_requests} requests for {len(batch)} leads"
+    assert max(r["crm"]["batch_size"] for r in batched) > 1
+
+
+def test_a_split_answer_has_the_shape_of_a_single_answer():
+    spec = load_adaptor("hubspot_contacts_search").batch
+    a = {"phone": "5550100002", "phone_code": "1", "email": ""}
+    b = {"phone": "5550100009", "phone_code": "1", "email": "x@example.com"}
+    record = lambda id_, phone, email="": {"id": id_, "properties": {"phone": phone, "email": email}}  # noqa: E731
+    body = {"total": 3, "results": [record("1", "(555) 010-0002"), record("2", "+1 555 010 0002"),
+                                    record("3", "", "X@Example.com")]}
+    (sa, ba), (sb, bb) = spec.split(200, body, [a, b])
+    assert (sa, ba["total"], [r["id"] for r in ba["results"]]) == (200, 2, ["1", "2"])
+    assert (sb, bb["total"], [r["id"] for r in bb["results"]]) == (200, 1, ["3"])
+    assert spec.split(200, {"total": 200, "results": [record(str(i), "1") for i in range(200)]}, [a, b]) is None
+    zoho = load_adaptor("zoho_leads_criteria").batch
+    assert zoho.split(204, None, [a, b]) == [(204, None), (204, None)]
+
+
+def test_an_idle_connection_sends_a_lone_lead_as_its_own_single_request(tmp_path, crm_sim):
+    wf = write_workflow(tmp_path, ROWS["hubspot_contacts_search"], adaptor="hubspot_contacts_search",
+                        connect={"batch": True})
+    records = decide_all(wf, [{"phone_number": "5550100002"}], crm_sim, tmp_path / "d.db")
+    assert records[0]["crm"]["batch_size"] == 1 and records[0]["request"]["body"]["limit"] == 10

@@ -1,0 +1,132 @@
+"""The connection limiter: budgets, policies, lasting over-limit answers, quota headers.
+
+Counted on the simulator (how many requests reached it), never timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import httpx
+
+from conftest import write_workflow
+from dupcheck_plugin.connection.quota import read_quota
+from dupcheck_plugin.engine.runner import Host, aiter_items
+
+ENV = {"HUBSPOT_TOKEN": "hs-token", "SALESFORCE_TOKEN": "sf-token"}
+ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
+SF_ROW = {"key": "totalSize", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
+ON_ERROR = {"action": "create", "status": "NOTCHECKED"}
+
+
+def leads(n: int, start: int = 0) -> list[dict]:
+    return [{"phone_number": f"555{7000000 + start + i}", "first_name": f"F{i}"} for i in range(n)]
+
+
+async def _run(engine: Host, batch: list[dict], concurrency: int) -> list[dict]:
+    records: list[dict] = []
+    items = aiter_items((i, lead, None) for i, lead in enumerate(batch, 1))
+    await engine.run(items, concurrency=concurrency, on_record=records.append)
+    return sorted(records, key=lambda r: r["row"])
+
+
+def run(wf: Path, batch: list[dict], sim, db: Path, *, concurrency: int = 4, interactive: bool = False) -> list[dict]:
+    async def go():
+        async with Host.open(str(wf), db=str(db), crm_url=sim.url, environ=ENV, interactive=interactive) as engine:
+            return await _run(engine, batch, concurrency)
+
+    return asyncio.run(go())
+
+
+def requests_seen(sim) -> int:
+    return httpx.get(sim.url + "/_sim/stats").json()["requests"]
+
+
+def test_a_spent_budget_with_on_error_sends_no_more_calls(tmp_path, crm_sim):
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": {"budget": 5, "when_spent": "on_error"}}, on_error=ON_ERROR)
+    records = run(wf, leads(12), crm_sim, tmp_path / "d.db")
+    assert requests_seen(crm_sim) == 5
+    spent = [r for r in records if r["crm"]["error"] == "budget_spent"]
+    assert len(spent) == 7 and len(records) == 12
+    assert all(r["status"] == "NOTCHECKED" and r["crm"]["called"] is False for r in spent)
+    assert all(r["checked"] for r in records if r not in spent)
+
+
+def test_with_wait_leads_queue_until_the_budget_window_reopens(tmp_path, crm_sim):
+    limits = {"budget": 3, "budget_seconds": 0.3, "when_spent": "wait"}
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": limits}, on_error=ON_ERROR)
+    records = run(wf, leads(9), crm_sim, tmp_path / "d.db")
+    assert requests_seen(crm_sim) == 9
+    assert all(r["checked"] and r["crm"]["error"] is None for r in records)
+
+
+def test_serve_waits_at_most_max_wait_then_on_error_decides(tmp_path, crm_sim):
+    limits = {"budget": 1, "when_spent": "wait", "max_wait": 0.2}
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": limits}, on_error=ON_ERROR)
+    records = run(wf, leads(3), crm_sim, tmp_path / "d.db", interactive=True)
+    assert requests_seen(crm_sim) == 1
+    assert sorted(r["crm"]["error"] or "ok" for r in records) == ["budget_spent", "budget_spent", "ok"]
+
+
+def test_one_limiter_is_shared_by_every_user_of_the_same_credentials(tmp_path, crm_sim):
+    """Two engines (two workflows, say) in one process with the same token share one budget."""
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": {"budget": 4, "when_spent": "on_error"}}, on_error=ON_ERROR)
+
+    async def go():
+        async with Host.open(str(wf), db=str(tmp_path / "a.db"), crm_url=crm_sim.url, environ=ENV) as a, \
+                Host.open(str(wf), db=str(tmp_path / "b.db"), crm_url=crm_sim.url, environ=ENV) as b:
+            return await asyncio.gather(_run(a, leads(5), 2), _run(b, leads(5, 100), 2))
+
+    first, second = asyncio.run(go())
+    assert requests_seen(crm_sim) == 4
+    assert sum(r["crm"]["error"] is None for r in first + second) == 4
+
+
+def test_other_credentials_get_their_own_limiter(tmp_path, crm_sim):
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": {"budget": 4, "when_spent": "on_error"}}, on_error=ON_ERROR)
+
+    async def go():
+        async with Host.open(str(wf), db=str(tmp_path / "a.db"), crm_url=crm_sim.url, environ=ENV) as a, \
+                Host.open(str(wf), db=str(tmp_path / "b.db"), crm_url=crm_sim.url,
+                            environ={**ENV, "HUBSPOT_TOKEN": "another-portal"}) as b:
+            return await asyncio.gather(_run(a, leads(5), 2), _run(b, leads(5, 100), 2))
+
+    asyncio.run(go())
+    assert requests_seen(crm_sim) == 8
+
+
+def test_salesforce_403_request_limit_stops_the_connection_instead_of_retrying(tmp_path, crm_sim):
+    crm_sim.set_knobs(rate_limit_rate=1.0)  # every answer: 403 REQUEST_LIMIT_EXCEEDED, no Retry-After
+    wf = write_workflow(tmp_path, [SF_ROW], adaptor="salesforce_soql", on_error=ON_ERROR,
+                        connect={"limits": {"concurrency": 1, "when_spent": "on_error"},
+                                 "retry": {"attempts": 3, "backoff": 0}})
+    records = run(wf, leads(10), crm_sim, tmp_path / "d.db")
+    assert requests_seen(crm_sim) == 1  # not 10 leads x 3 attempts
+    assert [r["crm"]["error"] for r in records] == ["budget_spent"] * 10
+    assert all(r["status"] == "NOTCHECKED" for r in records)
+
+
+def test_the_budget_warning_is_logged_at_80_percent(tmp_path, crm_sim, caplog):
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": {"budget": 10}}, on_error=ON_ERROR)
+    with caplog.at_level(logging.WARNING, logger="dupcheck_plugin.connection.limiter"):
+        run(wf, leads(7), crm_sim, tmp_path / "a.db")
+        assert not [r for r in caplog.records if "of its daily request budget" in r.getMessage()]
+        run(wf, leads(8), crm_sim, tmp_path / "b.db")  # a new process's worth: 8 of 10
+    warned = [r.getMessage() for r in caplog.records if "of its daily request budget" in r.getMessage()]
+    assert warned == ["connection crm has used 80% of its daily request budget"]
+
+
+def test_quota_headers_of_each_vendor_are_read():
+    hs = read_quota(httpx.Headers({"X-HubSpot-RateLimit-Remaining": "0", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+                                   "X-HubSpot-RateLimit-Daily": "250000", "X-HubSpot-RateLimit-Daily-Remaining": "50000"}))
+    assert (hs.window_remaining, hs.window_resets_in, hs.daily_used, hs.daily_limit) == (0, 10.0, 200000, 250000)
+    sf = read_quota(httpx.Headers({"Sforce-Limit-Info": "api-usage=81000/100000"}))
+    assert (sf.window_remaining, sf.daily_used, sf.daily_limit) == (None, 81000, 100000)
+    ghl = read_quota(httpx.Headers({"X-RateLimit-Remaining": "3", "X-RateLimit-Interval-Milliseconds": "10000",
+                                    "X-RateLimit-Limit-Daily": "200000", "X-RateLimit-Daily-Remaining": "0"}))
+    assert (ghl.window_remaining, ghl.window_resets_in, ghl.daily_used, ghl.daily_limit) == (3, 10.0, 200000, 200000)
+    pd = read_quota(httpx.Headers({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}))
+    assert (pd.window_remaining, pd.window_resets_in) == (0, 2.0)
+    assert read_quota(httpx.Headers({"Sforce-Limit-Info": "garbage"})) == read_quota({})
