@@ -147,7 +147,8 @@ def install_fake_plugin(folder: Path, module: str, code: str, entry_point: str, 
 
 def unlimited_copy(workflow: Path, dir_: Path) -> Path:
     """A shipped workflow with the vendor limits of its connections turned off
-    (the simulator here enforces none), written next to nothing else."""
+    (the simulator here enforces none) and one lead per CRM request (a stub
+    answers single requests only), written next to nothing else."""
     import tomllib
 
     doc = tomllib.loads(Path(workflow).read_text(encoding="utf-8"))
@@ -158,6 +159,7 @@ def unlimited_copy(workflow: Path, dir_: Path) -> Path:
         config = dict(node.get("config", {}))
         if node["type"] == "convoso_connect":
             config["limits"] = False
+            config["batch"] = False
         lines += ["[[nodes]]", f"id = {json.dumps(node['id'])}", f"type = {json.dumps(node['type'])}",
                   f"config = {_inline(config)}"]
     path = dir_ / Path(workflow).name

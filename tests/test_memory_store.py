@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from dupcheck_plugin.plugins import Registry, make_plugin_manager
 from dupcheck_plugin.server import ServeSettings, create_app
 from dupcheck_plugin.testing import MemoryStore, MemoryStorePlugin
 
-from conftest import install_fake_plugin
+from conftest import install_fake_plugin, unlimited_copy
 from test_serve import ENV, TOKEN, WORKFLOW, ServerThread, insert
 
 PLUGIN = """\
@@ -37,7 +38,8 @@ def test_run_on_the_memory_store_plugin(tmp_path, crm_stub):
     leads = tmp_path / "leads.csv"
     leads.write_text("phone_number,first_name\n5550108001,A\n5550108002,B\n5550108002,C\nnope,D\n")
     db = tmp_path / "never.db"
-    proc = subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", WORKFLOW, "--leads", str(leads),
+    workflow = str(unlimited_copy(Path(WORKFLOW), tmp_path))  # the stub answers one lead per request
+    proc = subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", workflow, "--leads", str(leads),
                            "--crm-url", crm_stub.url, "--db", str(db), "--check-dup", "1", "--check-dnc",
                            "--concurrency", "4"],
                           capture_output=True, text=True, timeout=120, env=installed_plugin(tmp_path))

@@ -7,7 +7,8 @@ URL or body (``+15551230001``, ``5551230001``, ``555.123.0001``,
 ``(555) 123-0001``: however the adaptor spells it) has that phone's digits. Unmatched requests get ``stub.default``. An
 answer may also wait on a ``threading.Event`` (``gate``) so a test can hold
 a call in flight and release it when it chooses, with no timing window.
-Every request is recorded in ``stub.requests``.
+Every request is recorded in ``stub.requests``. It answers one lead per
+request: give a batching adaptor's connection ``batch = false``.
 """
 
 from __future__ import annotations
