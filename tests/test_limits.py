@@ -130,3 +130,33 @@ def test_quota_headers_of_each_vendor_are_read():
     pd = read_quota(httpx.Headers({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}))
     assert (pd.window_remaining, pd.window_resets_in) == (0, 2.0)
     assert read_quota(httpx.Headers({"Sforce-Limit-Info": "garbage"})) == read_quota({})
+
+
+def test_at_the_declared_limits_the_simulator_refuses_nothing(tmp_path):
+    """HubSpot's 4 searches per second, time x4 on both sides: no 429 however many leads are in flight."""
+    from dupcheck_plugin.resources import shipped_dir
+    from dupcheck_plugin.sim import SimulatorThread
+    from dupcheck_plugin.sim.limits import Limits as SimLimits
+
+    wf = write_workflow(tmp_path, [ROW], on_error=ON_ERROR, connect={"limits": {"requests": 4, "per_seconds": 0.25}})
+    with SimulatorThread(shipped_dir("examples") / "contacts.csv", limits=SimLimits(time_scale=4)) as sim:
+        records = run(wf, leads(24), sim, tmp_path / "d.db", concurrency=24)
+        hubspot = httpx.get(sim.url + "/_sim/stats").json()["vendors"]["hubspot"]
+    assert hubspot["requests"] == 24 and hubspot["over_limit"] == 0
+    assert all(r["checked"] for r in records)
+
+
+def test_the_answer_cache_reuses_an_answer_for_the_same_normalised_phone(tmp_path, crm_sim):
+    wf = write_workflow(tmp_path, [ROW], on_error=ON_ERROR, connect={"cache": {"ttl": 600}})
+    same = [{"phone_number": "(555) 010-0002"}, {"phone_number": "+1 555 010 0002"}, {"phone_number": "5550100003"}]
+    records = run(wf, same, crm_sim, tmp_path / "d.db", concurrency=1)
+    assert requests_seen(crm_sim) == 2
+    assert [r["crm"]["cached"] for r in records] == [False, True, False]
+    assert [r["action"] for r in records[:2]] == ["duplicate", "duplicate"]  # the cached answer decides alike
+    assert records[1]["crm"]["called"] is False and records[1]["crm_record_id"] == records[0]["crm_record_id"]
+
+
+def test_without_a_cache_every_lead_asks_the_crm(tmp_path, crm_sim):
+    wf = write_workflow(tmp_path, [ROW], on_error=ON_ERROR)
+    run(wf, [{"phone_number": "5550100002"}] * 3, crm_sim, tmp_path / "d.db", concurrency=1)
+    assert requests_seen(crm_sim) == 3
