@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -304,3 +305,38 @@ def test_dnc_added_says_whether_this_decision_added_the_phone(store):
     assert [r["dnc_added"] for r in stored] == [True, False, False, False, True]
     assert store.counts()["dnc"] == 2
     assert [r["dnc_added"] for r in store.decisions(PHONE)] == [True, False, False, False]
+
+
+def test_search_decisions_filters_pages_and_opens_one(store):
+    late = record("created", OTHER, list_id="200")
+    late = replace(late, record={**late.record, "decided_at": "2025-02-01T00:00:00.000+00:00"})
+    store.apply([record("created"), record("duplicate", rule=2), record("rejected", None), late])
+    total, page = store.search_decisions()
+    assert total == 4 and [r["action"] for r in page] == ["created", "rejected", "duplicate", "created"]
+    ids = [r["id"] for r in page]
+    assert store.search_decisions(action="created")[0] == 2
+    assert [r["rule_name"] for r in store.search_decisions(rule="name-2")[1]] == ["name-2"]
+    assert store.search_decisions(rule="2")[1][0]["matched_rule"] == 2  # by number too
+    assert [r["phone_e164"] for r in store.search_decisions(list_id="200")[1]] == [OTHER]
+    assert store.search_decisions(phone_e164=PHONE)[0] == 2
+    assert store.search_decisions(since="2025-01-15")[0] == 1
+    assert store.search_decisions(until="2025-01-15")[0] == 3
+    total, second = store.search_decisions(offset=1, limit=2)
+    assert total == 4 and [r["id"] for r in second] == ids[1:3]
+    assert store.decision_by_id(ids[0])["phone_e164"] == OTHER
+    assert store.decision_by_id(10_000) is None
+
+
+def test_config_changes_newest_first_per_workflow(store):
+    first = store.add_config_change({"workflow": "wf", "who": "alice", "summary": "off", "diff": "-a\n+b\n",
+                                     "text": "b"})
+    second = store.add_config_change({"workflow": "wf", "who": "bob", "summary": "on", "diff": "", "text": "c"})
+    store.add_config_change({"workflow": "other", "who": "bob", "summary": "x", "diff": "", "text": "d"})
+    changes = store.config_changes("wf")
+    assert [c["id"] for c in changes] == [second, first]
+    assert (changes[1]["who"], changes[1]["summary"], changes[1]["diff"], changes[1]["text"]) == \
+        ("alice", "off", "-a\n+b\n", "b")
+    assert changes[0]["applied_at"] >= changes[1]["applied_at"]
+    assert store.config_changes("wf", limit=1)[0]["id"] == second
+    assert store.config_change(first)["text"] == "b"
+    assert store.config_change(10_000) is None

@@ -12,13 +12,18 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="serve a lead insert API compatible with Convoso's (leads/insert, dnc/...)",
                        description="Serve POST /v1/leads/insert (and leads/search, dnc/insert, dnc/search, "
                                    "decisions, healthz, metrics, openapi.json). Tokens come from "
-                                   "DUPCHECK_API_TOKENS (comma-separated) and/or --tokens-file.")
+                                   "DUPCHECK_API_TOKENS (comma-separated) and/or --tokens-file. "
+                                   "With admin tokens, the settings console is served under /admin. "
+                                   "SIGHUP reloads the workflow file (checked first; between leads).")
     p.add_argument("workflow", help="a shipped workflow's name or a path")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0: any free port)")
     p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db) or postgresql://USER@HOST:PORT/DB")
     p.add_argument("--crm-url", type=origin_url, help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
     p.add_argument("--tokens-file", help="API tokens, one per line (# comments)")
+    p.add_argument("--admin-tokens-file",
+                   help="settings console (/admin) tokens, one per line, optionally NAME:TOKEN; with "
+                        "DUPCHECK_ADMIN_TOKENS. Without any admin token the console is off")
     p.add_argument("--check-dup-default", type=int, default=1, choices=(0, 1, 2, 3), metavar="N",
                    help="check_dup when a request has none: 0 none, 1 account-wide (default), 2 same list, "
                         "3 same campaign (= same list)")
@@ -29,10 +34,12 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from ..server.admin.auth import load_admin_tokens
     from ..server.auth import TokenError, load_tokens
 
     try:
         tokens = load_tokens(args.tokens_file)
+        admins = load_admin_tokens(args.admin_tokens_file)
     except TokenError as exc:
         return fail(str(exc), EXIT_USAGE)
     if not 0 <= args.port <= 65535:
@@ -52,8 +59,12 @@ def main(args) -> int:
     except Exception as exc:  # the store could not open, say
         return fail(str(exc))
     settings = ServeSettings(workflow=args.workflow, tokens=tokens, db=args.db, crm_url=args.crm_url,
-                             check_dup_default=args.check_dup_default)
-    app = create_app(settings, host)
+                             check_dup_default=args.check_dup_default, admin_tokens=admins,
+                             reload_on_sighup=True)
+    try:
+        app = create_app(settings, host)
+    except TokenError as exc:  # an admin token that is also an insert token
+        return fail(str(exc), EXIT_USAGE)
     listener = setup_logging(args.log_level)
     config = uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", access_log=False,
                             log_config=None, server_header=False, proxy_headers=False,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
@@ -65,6 +66,9 @@ class Host:
         self.phone_locks = KeyedLocks()  # the one lock set: the local check, the CRM and the create of a phone
         self.alarm = DuplicateAlarm(workflow.spec.name, AlarmSettings(**workflow.spec.alarm))  # watches every decision
         self._writer: StoreWriter | None = None
+        self._leases: Counter = Counter()  # leads being decided, per workflow
+        self._retired: set[Workflow] = set()  # replaced, closed when their last lead is decided
+        self._closing: set[asyncio.Task] = set()
 
     @classmethod
     def open(cls, workflow: str | WorkflowSpec | Workflow, *, db: str | None = "dupcheck.db",
@@ -113,6 +117,33 @@ class Host:
         """Leads worth having in flight so that batching CRM connections fill their batches."""
         return max((getattr(node, "lead_capacity", 0) for node in self.nodes.values()), default=0)
 
+    async def replace(self, workflow: Workflow) -> None:
+        """:meth:`swap`, and close the previous workflow (its CRM connections)
+        once the last lead that started with it is decided."""
+        old = self.swap(workflow)
+        if self._leases[old]:
+            self._retired.add(old)
+        else:
+            await old.aclose()
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[Workflow]:
+        """The current workflow, held for one lead (or one test of a lead):
+        a replaced workflow stays open while anyone holds it."""
+        workflow = self.workflow
+        self._leases[workflow] += 1
+        try:
+            yield workflow
+        finally:
+            self._leases[workflow] -= 1
+            if not self._leases[workflow]:
+                del self._leases[workflow]
+                if workflow in self._retired:
+                    self._retired.discard(workflow)
+                    task = asyncio.ensure_future(workflow.aclose())  # the lead's answer does not wait for it
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
+
     # --- one lead -------------------------------------------------------
 
     def check_local(self, intake: Intake, check_dup: int, check_dnc: bool) -> LocalHit | None:
@@ -130,7 +161,13 @@ class Host:
         the CRM call and the create of one phone hold that phone's lock: two
         leads with one phone cannot both pass. ``api``: serve's account of the
         request, kept in the record (the local check that refused is added)."""
-        workflow = self.workflow  # this lead's snapshot: a swap() does not change it halfway
+        async with self.lease() as workflow:  # this lead's snapshot: a swap() does not change it halfway
+            return await self._decide(workflow, lead, row=row, source=source, check_dup=check_dup,
+                                      check_dnc=check_dnc, api=api, idempotency_key=idempotency_key)
+
+    async def _decide(self, workflow: Workflow, lead: Mapping[str, Any] | Intake, *, row: int | None,
+                      source: str | None, check_dup: int, check_dnc: bool, api: Mapping[str, Any] | None,
+                      idempotency_key: str | None) -> dict[str, Any]:
         intake = lead if isinstance(lead, Intake) else workflow.admit(lead)
 
         def record(decision, answer: CrmAnswer | None, hit: LocalHit | None = None) -> dict[str, Any]:
@@ -156,10 +193,10 @@ class Host:
 
     async def evaluate(self, raw: Mapping[str, Any], row: int | None = None) -> dict[str, Any]:
         """The decision record of one lead, not stored and without local checks."""
-        workflow = self.workflow
-        intake = workflow.admit(raw)
-        decision, answer = await workflow.evaluate(intake)
-        return workflow.record(intake, decision, answer, row=row)
+        async with self.lease() as workflow:
+            intake = workflow.admit(raw)
+            decision, answer = await workflow.evaluate(intake)
+            return workflow.record(intake, decision, answer, row=row)
 
     async def commit(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Store a record (lead, DNC entry, record in one transaction), then
@@ -239,6 +276,11 @@ class Host:
         return summary
 
     async def aclose(self) -> None:
+        if self._closing:
+            await asyncio.gather(*self._closing)
+        for workflow in list(self._retired):  # still held at shutdown: nothing will release them now
+            await workflow.aclose()
+        self._retired.clear()
         await self.workflow.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.close_store)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
@@ -19,18 +20,20 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from .. import codes
-from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError
+from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError, Workflow
 from ..phone import split_e164, to_e164
 from . import convoso as cv
+from .admin.auth import Admin, AdminTokens, session_secret
 from .auth import Tokens, token_scope
 from .http import (BODY_TIMEOUT_S, Guard, api_error_handler, http_error_handler, json_response, log_fields,
                    refusal_handler)
 from .logs import masked_phone
 from .metrics import Metrics
 from .openapi import openapi_spec
+from .reload import Reloader
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,9 @@ class ServeSettings:
     max_body_bytes: int = cv.MAX_BODY_BYTES
     environ: Mapping[str, str] | None = None  # for the workflow's secrets; None: os.environ
     body_timeout_s: float = BODY_TIMEOUT_S
+    admin_tokens: Sequence[Admin] = ()  # none: the settings console is off
+    admin_secret: str | None = None  # signs console sessions; None: a new one per start
+    reload_on_sighup: bool = False  # `dupcheck serve` (the main thread) reloads the workflow on SIGHUP
 
 
 def _e164_or_none(phone: str, phone_code: str) -> str | None:
@@ -72,6 +78,7 @@ class Api:
         self.key_locks = KeyedLocks()
         self.closed = False
         self.in_flight = 0
+        self.reloader = Reloader(lambda: self.host, self._load)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -79,6 +86,11 @@ class Api:
         if self.host is None:
             s = self.settings
             self.host = Host.open(s.workflow, db=s.db, crm_url=s.crm_url, environ=s.environ, interactive=True)
+
+    def _load(self, path: str) -> Workflow:
+        """A workflow file loaded as this server loads its own (for a reload); raises ConfigError."""
+        s = self.settings
+        return Workflow.load(path, registry=self.host.registry, crm_url=s.crm_url, environ=s.environ)
 
     async def close(self) -> None:
         """Joins the store writer: every queued decision lands before this returns."""
@@ -210,8 +222,21 @@ class Api:
             log.error("deciding a lead failed: %s", exc)
             raise cv.ApiError(503, "Internal error: the decision could not be stored, retry later",
                               code=codes.INTERNAL.code) from None
-        self.metrics.decision(stored)
+        self.metrics.decision(stored, connection=self._connection())
         return stored
+
+    def _connection(self) -> str | None:
+        """The Convoso Connect node the current table asks (for the console's Connections page)."""
+        check = self.host.workflow.check
+        return check.settings.connect if check is not None else None
+
+    async def reload_on_signal(self) -> None:
+        outcome = await self.reloader.reload("SIGHUP")
+        if outcome.ok:
+            log.info("SIGHUP: workflow reloaded")
+        else:
+            log.error("SIGHUP: workflow not reloaded, the running table stays: %s",
+                      "; ".join(str(p) for p in outcome.problems))
 
     # -- leads/search, dnc, decisions ---------------------------------------
 
@@ -329,9 +354,21 @@ def create_app(settings: ServeSettings, host: Host | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app):
         api.open()
+        if settings.reload_on_sighup:
+            loop = asyncio.get_running_loop()
+            reloads: set[asyncio.Task] = set()  # held until done: the loop keeps only weak references
+
+            def on_sighup() -> None:
+                task = asyncio.ensure_future(api.reload_on_signal())
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
         try:
             yield
         finally:
+            if settings.reload_on_sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await api.close()
 
     routes = [
@@ -346,6 +383,12 @@ def create_app(settings: ServeSettings, host: Host | None = None) -> Starlette:
     ]
     for route in routes[:5]:
         route.methods.discard("HEAD")  # Starlette adds HEAD to GET routes; a HEAD must not insert a lead
+    if settings.admin_tokens:
+        from .admin.app import create_console
+
+        admin = AdminTokens(list(settings.admin_tokens), list(settings.tokens))
+        secret = settings.admin_secret or session_secret(settings.environ)
+        routes.append(Mount("/admin", app=create_console(api, admin, secret)))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         cv.Refusal: refusal_handler, cv.ApiError: api_error_handler, HTTPException: http_error_handler})
     app.router.redirect_slashes = False  # a 307 to the other spelling is not an answer a lead vendor reads

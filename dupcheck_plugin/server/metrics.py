@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally, deque
 from typing import Any, Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -11,6 +12,29 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from ..connection.registry import all_of
 
 CRM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ConnectionTally:
+    """One connection's calls since start, for the console's Connections page."""
+
+    def __init__(self, window: int = 1000):
+        self.calls = 0
+        self.errors: Tally = Tally()
+        self._latencies: deque[float] = deque(maxlen=window)  # the last calls: percentiles of recent traffic
+
+    def add(self, crm: Mapping[str, Any]) -> None:
+        self.calls += 1
+        if crm.get("error"):
+            self.errors[crm["error"]] += 1
+        if crm.get("latency_ms") is not None:
+            self._latencies.append(float(crm["latency_ms"]))
+
+    def latency(self) -> dict[str, float]:
+        data = sorted(self._latencies)
+        if not data:
+            return {}
+        pick = lambda q: round(data[min(len(data) - 1, int(q * len(data)))], 1)  # noqa: E731
+        return {"p50_ms": pick(0.5), "p95_ms": pick(0.95), "max_ms": round(data[-1], 1), "of_last": len(data)}
 
 
 class Metrics:
@@ -33,11 +57,14 @@ class Metrics:
         self.requests = Counter("dupcheck_http_requests", "HTTP requests by route and status",
                                 ["route", "status"], registry=r)
         r.register(LimiterCollector())
+        self.connections: dict[str, ConnectionTally] = {}
 
-    def decision(self, record: Mapping[str, Any]) -> None:
-        """Count one stored decision record."""
+    def decision(self, record: Mapping[str, Any], connection: str | None = None) -> None:
+        """Count one stored decision record (``connection``: the node that asked the CRM)."""
         self.leads.labels(record.get("action") or "unknown").inc()
         crm = record.get("crm") or {}
+        if crm.get("called") and connection is not None:
+            self.connections.setdefault(connection, ConnectionTally()).add(crm)
         if crm.get("called") and crm.get("latency_ms") is not None:
             self.crm_latency.observe(crm["latency_ms"] / 1000)
         if crm.get("error"):

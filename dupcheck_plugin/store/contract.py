@@ -141,6 +141,35 @@ class Store(ABC):
         decided, by row (``run --resume`` repairs ``--out`` from them)."""
 
     @abstractmethod
+    def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
+                         rule: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
+                         offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+        """(total, one page of records newest first, each with its store ``id``)
+        matching every filter given: ``since``/``until`` compare with
+        ``decided_at`` as text, ``rule`` is a row's name or number,
+        ``list_id`` the lead's. The settings console's Decisions page."""
+
+    @abstractmethod
+    def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
+        """One record with its ``id``, or None."""
+
+    # -- the settings console's change log -------------------------------------
+
+    @abstractmethod
+    def add_config_change(self, change: Mapping[str, Any]) -> int:
+        """Keep one applied change of a workflow file: ``workflow``, ``who``,
+        ``summary``, ``diff`` and ``text`` (the whole file after it). Sets
+        ``applied_at`` (ISO 8601); returns the change's id."""
+
+    @abstractmethod
+    def config_changes(self, workflow: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The workflow's changes, newest first, each with ``id`` and ``applied_at``."""
+
+    @abstractmethod
+    def config_change(self, change_id: int) -> dict[str, Any] | None:
+        """One change by id, or None."""
+
+    @abstractmethod
     def counts(self) -> dict[str, int]:
         """``{"leads": n, "dnc": n, "decisions": n}``."""
 

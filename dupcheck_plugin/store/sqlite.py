@@ -21,7 +21,7 @@ from .contract import Commit, DncEntry, Store, StoreError
 
 __all__ = ["SqliteStore", "StoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: config_changes (the settings console's change log)
 BUSY_TIMEOUT_MS = 5000
 
 _SCHEMA = """
@@ -69,6 +69,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS decisions_idempotency_key
 -- a row of a lead file is decided once per workflow: a re-run cannot decide it twice
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_source_row
     ON decisions(workflow, source, row) WHERE source IS NOT NULL AND row IS NOT NULL;
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions(decided_at);
+
+-- every Apply of the settings console: who, when, the diff and the whole file after it
+CREATE TABLE IF NOT EXISTS config_changes (
+    id INTEGER PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    who TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    diff TEXT NOT NULL,
+    text TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+);
 """
 
 _INSERT_LEAD = """INSERT INTO leads (phone_e164, phone_number, phone_code, list_id, status,
@@ -79,6 +91,7 @@ _INSERT_DECISION = """INSERT INTO decisions (phone_e164, lead_id, action, idempo
     workflow, source, row, decided_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _LEAD_COLUMNS = ("id", "phone_e164", "phone_number", "phone_code", "list_id", "status",
                  "first_name", "last_name", "email", "created_at", "fields")
+_CHANGE_COLUMNS = ("id", "workflow", "who", "summary", "diff", "text", "applied_at")
 _DNC_COLUMNS = ("id", "phone_number", "phone_code", "phone_e164", "campaign_id", "reason", "inserted_at")
 
 
@@ -344,6 +357,65 @@ class SqliteStore(Store):
                                    "AND row IS NOT NULL ORDER BY row", (workflow, source))
         for (text,) in cur:
             yield json.loads(text)
+
+    def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
+                         rule: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
+                         offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+        """(total, records newest first, each with its ``id``) matching every given filter.
+        ``since``/``until`` compare with ``decided_at`` (ISO 8601, UTC); ``rule`` is a row's
+        name or its number."""
+        where, args = [], []
+        for clause, value in (("decided_at >= ?", since), ("decided_at <= ?", until), ("action = ?", action),
+                              ("phone_e164 = ?", phone_e164),
+                              ("json_extract(record, '$.lead.list_id') = ?", list_id)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if rule is not None:
+            where.append("(json_extract(record, '$.rule_name') = ? OR CAST(json_extract(record, '$.matched_rule') AS TEXT) = ?)")
+            args += [rule, rule]
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        conn = self._conn()
+        conn.execute("BEGIN")  # one snapshot: the total and the page agree
+        try:
+            total = conn.execute(f"SELECT COUNT(*) FROM decisions{clause}", args).fetchone()[0]
+            rows = conn.execute(f"SELECT id, record FROM decisions{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                                [*args, max(0, int(limit)), max(0, int(offset))]).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return total, [{"id": row[0], **json.loads(row[1])} for row in rows]
+
+    def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT id, record FROM decisions WHERE id = ?", (int(decision_id),)).fetchone()
+        return {"id": row[0], **json.loads(row[1])} if row else None
+
+    # -- the settings console's change log ---------------------------------
+
+    def add_config_change(self, change: dict[str, Any]) -> int:
+        """Store one applied change (``workflow, who, summary, diff, text``); returns its id."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute("INSERT INTO config_changes (workflow, who, summary, diff, text, applied_at) "
+                               "VALUES (?, ?, ?, ?, ?, ?)",
+                               (change["workflow"], change["who"], change["summary"], change["diff"],
+                                change["text"], change.get("applied_at") or _now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return cur.lastrowid
+
+    def config_changes(self, workflow: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The workflow's changes, newest first."""
+        rows = self._conn().execute(f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM config_changes WHERE workflow = ? "
+                                    "ORDER BY id DESC LIMIT ?", (workflow, max(0, int(limit)))).fetchall()
+        return [dict(zip(_CHANGE_COLUMNS, row)) for row in rows]
+
+    def config_change(self, change_id: int) -> dict[str, Any] | None:
+        row = self._conn().execute(f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM config_changes WHERE id = ?",
+                                   (int(change_id),)).fetchone()
+        return dict(zip(_CHANGE_COLUMNS, row)) if row else None
 
     def counts(self) -> dict[str, int]:
         row = self._conn().execute(

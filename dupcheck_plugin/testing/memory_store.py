@@ -23,6 +23,7 @@ class MemoryStore(Store):
         self.leads: list[dict[str, Any]] = []
         self.dnc: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
+        self.changes: list[dict[str, Any]] = []
         self.closed = False
 
     def apply(self, commits: Sequence[Commit]) -> list[str | None]:
@@ -115,6 +116,37 @@ class MemoryStore(Store):
     def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
         return iter(sorted((r for r in self.records if r.get("workflow") == workflow and r.get("source") == source
                             and r.get("row") is not None), key=lambda r: r["row"]))
+
+    def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
+                         rule: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
+                         offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+        def wanted(r: dict[str, Any]) -> bool:
+            at = r.get("decided_at") or ""
+            return ((since is None or at >= since) and (until is None or at <= until)
+                    and (action is None or r.get("action") == action)
+                    and (rule is None or rule in (r.get("rule_name"), str(r.get("matched_rule"))))
+                    and (phone_e164 is None or r.get("phone_e164") == phone_e164)
+                    and (list_id is None or (r.get("lead") or {}).get("list_id") == list_id))
+
+        found = [{"id": i + 1, **r} for i, r in enumerate(self.records) if wanted(r)][::-1]
+        return len(found), found[max(0, offset):max(0, offset) + max(0, limit)]
+
+    def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
+        i = int(decision_id) - 1
+        return {"id": i + 1, **self.records[i]} if 0 <= i < len(self.records) else None
+
+    def add_config_change(self, change: dict[str, Any]) -> int:
+        with self._lock:
+            self.changes.append({**change, "id": len(self.changes) + 1,
+                                 "applied_at": change.get("applied_at") or _now()})
+            return len(self.changes)
+
+    def config_changes(self, workflow: str, limit: int = 50) -> list[dict[str, Any]]:
+        return [dict(c) for c in reversed(self.changes) if c["workflow"] == workflow][:max(0, limit)]
+
+    def config_change(self, change_id: int) -> dict[str, Any] | None:
+        i = int(change_id) - 1
+        return dict(self.changes[i]) if 0 <= i < len(self.changes) else None
 
     def counts(self) -> dict[str, int]:
         return {"leads": len(self.leads), "dnc": len(self.dnc), "decisions": len(self.records)}

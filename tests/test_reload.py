@@ -1,0 +1,114 @@
+"""Changing the running workflow: the file editor (tomlkit), the form's cells,
+and SIGHUP on a real ``dupcheck serve`` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+import tomlkit
+
+from dupcheck_plugin.server.admin import settings_form as sf
+from dupcheck_plugin.server.admin.workflow_file import check_node_index, edit_check_settings
+
+from test_serve import ENV, TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _form_round_trip(text: str) -> tuple[dict, list]:
+    doc = tomlkit.parse(text).unwrap()
+    form = sf.from_config(doc["nodes"][check_node_index(doc)]["config"])
+    return sf.settings_values(form), [(row.orig, sf.rule_values(row)) for row in form.rows]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "workflows").glob("*.toml")), ids=lambda p: p.stem)
+def test_an_unchanged_form_leaves_every_shipped_workflow_as_it_is(path):
+    text = path.read_text()
+    settings, rows = _form_round_trip(text)
+    out = edit_check_settings(text, settings, rows, sf.RULE_CELLS)
+    assert tomlkit.parse(out).unwrap() == tomlkit.parse(text).unwrap()
+    assert [line for line in out.splitlines() if line.lstrip().startswith("#")] == \
+        [line for line in text.splitlines() if line.lstrip().startswith("#")]
+
+
+def test_rows_keep_their_comments_when_they_move_and_take_them_when_they_go():
+    text = (ROOT / "workflows" / "hubspot_dupcheck.toml").read_text()
+    settings, rows = _form_round_trip(text)
+    settings["enabled"] = False
+    new_row = (None, {"name": "vip", "key": "total", "value": 5, "create_lead": True, "add_to_dnc": False,
+                      "success": True})
+    out = edit_check_settings(text, settings, [rows[2], new_row, rows[1]], sf.RULE_CELLS)
+    lines = out.splitlines()
+    assert "enabled = false" in lines
+    assert "an existing customer" not in out  # row 0 went, and its comment with it
+    known = next(i for i, line in enumerate(lines) if '"known"' in line)
+    assert "anyone else HubSpot knows" in lines[known - 1]
+    opportunity = next(i for i, line in enumerate(lines) if '"opportunity"' in line)
+    assert "open opportunity" in lines[opportunity - 1]
+    rules = tomlkit.parse(out)["nodes"][1]["config"]["rules"].unwrap()
+    assert [r["name"] for r in rules] == ["known", "vip", "opportunity"]
+    assert "# First matching row decides." in out  # comments outside the table stay
+
+
+@pytest.mark.parametrize("text,value", [("0", 0), ('"0"', "0"), ("true", True), ("customer", "customer"),
+                                        ("[1, 2]", [1, 2]), ("two words", "two words"), ('""', "")])
+def test_value_cells_read_toml_literals_and_write_back_the_same(text, value):
+    assert sf.parse_literal(text) == value
+    assert sf.parse_literal(sf.literal_text(value)) == value
+
+
+def test_sighup_reloads_a_checked_file_and_keeps_the_table_when_it_is_broken(sim_server, tmp_path):
+    workflow = tmp_path / "hup.toml"
+    text = (ROOT / "workflows" / "hubspot_dupcheck.toml").read_text().replace("../schemas/",
+                                                                              "https://dupcheck.dev/schemas/")
+    workflow.write_text(text)
+    env = {**os.environ, **ENV, "DUPCHECK_API_TOKENS": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "dupcheck_plugin.cli.main", "serve", str(workflow),
+                             "--db", str(tmp_path / "hup.db"), "--port", "0", "--crm-url", sim_server.url],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    try:
+        url = None
+        for line in proc.stderr:
+            if "running on" in line:
+                url = json.loads(line)["msg"].split(" ")[3]
+                break
+        assert url, "serve did not start"
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
+
+        def rule_of_a_known_phone() -> str:
+            phone = "+15550100003"  # a HubSpot lead: row "known"
+            httpx.post(url + "/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": phone,
+                                                       "check_dup": "0"}, timeout=30)
+            r = httpx.get(url + "/v1/decisions", params={"auth_token": TOKEN, "phone": phone}, timeout=30)
+            return r.json()["data"]["entries"][-1]["rule_name"]
+
+        def hup_and_wait(word: str) -> str:
+            proc.send_signal(signal.SIGHUP)
+            while True:  # the reload logs its outcome: wait for that line (bounded by the queue timeout)
+                line = lines.get(timeout=60)
+                if "SIGHUP" in line:
+                    assert word in line, line
+                    return line
+
+        assert rule_of_a_known_phone() == "known"
+        workflow.write_text(text.replace('name = "known"', 'name = "known-edited"'))
+        hup_and_wait("reloaded")
+        assert rule_of_a_known_phone() == "known-edited"
+        workflow.write_text(text.replace('match = "gt"', 'match = "bigger"'))
+        line = hup_and_wait("not reloaded")
+        assert "bigger" in line
+        assert rule_of_a_known_phone() == "known-edited"  # the running table stays
+        assert proc.poll() is None  # SIGHUP no longer kills the server
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
