@@ -45,6 +45,7 @@ class ConnectionRuntime:
         # batches in flight at once: the CRM's concurrency cap, else a few (the limiter paces them)
         self.dispatchers = min(self.limits.concurrency or 4, 4)
         self.cache_config = config.get("cache")
+        self._client: Any = None  # the node's HTTP client, handed over on each call
 
     @property
     def lead_capacity(self) -> int:
