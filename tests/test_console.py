@@ -40,7 +40,7 @@ RULES = [
 ]
 CUSTOMER, DEV_PATEL = "+15550100101", "5550100004"  # lifecyclestage customer; lead (firstname Dev)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]  # starts a server, a simulator and a browser
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,7 @@ def test_value_cells_read_toml_literals_and_write_back_the_same(text, value):
     assert sf.parse_literal(sf.literal_text(value)) == value
 
 
+@pytest.mark.e2e
 def test_sighup_reloads_a_checked_file_and_keeps_the_table_when_it_is_broken(sim_server, tmp_path):
     workflow = tmp_path / "hup.toml"
     text = (ROOT / "workflows" / "hubspot_dupcheck.toml").read_text().replace("../schemas/",
