@@ -78,6 +78,14 @@ ROWS = {
         {"name": "known", "key": "records.0.Status", "match": "exists", "create_lead": False, "add_to_dnc": False,
          "success": False},
     ],
+    "zoho_leads_criteria": [
+        {"name": "several", "key": "info.count", "match": "gt", "value": 1, "create_lead": True, "status": "MANY",
+         "add_to_dnc": False, "success": True},
+        {"name": "converted", "key": "data.0.$converted", "value": True, "create_lead": False, "add_to_dnc": False,
+         "success": False},
+        {"name": "known", "key": "data.0.id", "match": "exists", "create_lead": False, "add_to_dnc": False,
+         "success": False},
+    ],
 }
 
 
@@ -144,6 +152,8 @@ def test_a_split_answer_has_the_shape_of_a_single_answer():
     assert (sa, ba["total"], [r["id"] for r in ba["results"]]) == (200, 2, ["1", "2"])
     assert (sb, bb["total"], [r["id"] for r in bb["results"]]) == (200, 1, ["3"])
     assert spec.split(200, {"total": 200, "results": [record(str(i), "1") for i in range(200)]}, [a, b]) is None
+    zoho = load_adaptor("zoho_leads_criteria").batch
+    assert zoho.split(204, None, [a, b]) == [(204, None), (204, None)]
 
 
 def test_an_idle_connection_sends_a_lone_lead_as_its_own_single_request(tmp_path, crm_sim):
