@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 _PKG = Path(__file__).resolve().parent
+_SINGULAR = {"adaptors": "adaptor", "workflows": "workflow"}
+
+
+class AmbiguousName(ValueError):
+    """A name matches several files of its kind, or a file of the other kind."""
 
 
 def shipped_dir(kind: str) -> Path:
@@ -15,13 +21,43 @@ def shipped_dir(kind: str) -> Path:
     return _PKG.parent / kind
 
 
-def find_named(kind: str, name_or_path: str, suffix: str = ".toml") -> Path | None:
-    """A path as given if it exists, else a shipped file by name (with or without suffix)."""
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    base = shipped_dir(kind)
-    for candidate in (base / name_or_path, base / f"{name_or_path}{suffix}"):
-        if candidate.is_file():
-            return candidate
+def shipped_names(kind: str) -> list[str]:
+    """Names of the shipped adaptors or workflows."""
+    return sorted(p.stem for p in shipped_dir(kind).glob("*.toml"))
+
+
+def find_named(kind: str, name_or_path: str, folders: Iterable[Path] = (Path("."),),
+               suffix: str = ".toml") -> Path | None:
+    """The ``kind`` (adaptors, workflows) file ``name_or_path`` names: a path
+    as given (relative to the first of ``folders``), a file by name in one of
+    ``folders``, else a shipped one. Only files of that kind count: an adaptor
+    name never finds a workflow. Raises AmbiguousName when the name matches
+    several files at the same level (the shipped ones come last) or a path
+    names a file of the other kind."""
+    from .config.kinds import file_kind  # config imports this module
+
+    wanted = _SINGULAR.get(kind)
+    folders = list(folders)
+    levels = [folders, [shipped_dir(kind)]]
+    other = []
+    for level in levels:
+        found: dict[Path, Path] = {}
+        for folder in level:
+            for candidate in (folder / name_or_path, folder / f"{name_or_path}{suffix}"):
+                if not candidate.is_file() or candidate.resolve() in found:
+                    continue
+                actual = file_kind(candidate) if wanted else None
+                if wanted and actual != wanted:
+                    other.append((candidate, actual))
+                    continue
+                found[candidate.resolve()] = candidate
+        if len(found) > 1:
+            listed = ", ".join(str(p) for p in found.values())
+            raise AmbiguousName(f"{name_or_path!r} names several {kind}: {listed}; name one by its path")
+        if found:
+            return next(iter(found.values()))
+    if other and Path(name_or_path).suffix == suffix:  # a path, not a name: say what it is instead
+        path, actual = other[0]
+        raise AmbiguousName(f"{path} is {'a ' + actual if actual else 'neither an adaptor nor a workflow'}, "
+                            f"not {'an' if wanted == 'adaptor' else 'a'} {wanted}")
     return None

@@ -42,6 +42,8 @@ class NodeType:
     :ivar check: optional ``check(config, view) -> [(path, message)]`` for what
         a schema cannot see (a file that must exist, a node of the right type);
         ``view`` is a :class:`WorkflowView`. Paths are relative to ``config``.
+        A finding may carry a third item, the name a likely typo was meant to
+        be (``dupcheck check`` shows it as "did you mean ...?").
     :ivar output: what ``run`` returns, by name, so other nodes and the host
         know what they read: :data:`CRM_ANSWER` (the node is a
         :class:`CrmNode`; ``api_duplicate_check`` reads its answer) or
@@ -54,7 +56,7 @@ class NodeType:
     factory: Callable[[str, dict[str, Any], "BuildContext"], Node]
     inputs: Callable[[Mapping[str, Any]], Mapping[str, str]] = lambda config: {}
     description: str = ""
-    check: Callable[[Mapping[str, Any], "WorkflowView"], Sequence[tuple[tuple, str]]] | None = None
+    check: Callable[[Mapping[str, Any], "WorkflowView"], Sequence[tuple]] | None = None
     output: str | None = None
 
 
@@ -66,12 +68,14 @@ class WorkflowView:
     :ivar node_types: node id -> type name, for every node of the workflow.
     :ivar resolve_adaptor: ``resolve_adaptor(name) -> (adaptor or None, problems)``.
     :ivar outputs: registered node type name -> its ``output``.
+    :ivar adaptor_names: the adaptor names this workflow can use (for "did you mean").
     """
 
     base_dir: Any
     node_types: Mapping[str, str]
     resolve_adaptor: Callable[[str], tuple[Any, list]]
     outputs: Mapping[str, str | None] = field(default_factory=dict)
+    adaptor_names: Callable[[], list[str]] = lambda: []
 
 
 class BuildContext(Protocol):

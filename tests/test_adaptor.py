@@ -69,10 +69,8 @@ def test_a_lead_value_never_becomes_template_source():
         assert real.body == {"q": hostile}
 
 
-def test_the_sandbox_refuses_attribute_escapes():
+def test_an_attribute_escape_is_a_problem_before_anything_runs():
     adaptor, problems = build({"method": "POST", "url": "https://crm.example.com/x",
                                "body": {"q": "{{ phone.__class__.__mro__[1].__subclasses__() }}"}})
-    # refused when checked: the leaf is rendered once with a sample lead
     assert adaptor is None
-    assert [(p.path, p.code) for p in problems] == [(("request", "body", "q"), "render")]
-    assert "not allowed in the sandbox" in problems[0].message
+    assert [(p.path, p.code, p.token) for p in problems] == [(("request", "body", "q"), "sandbox", "__class__")]

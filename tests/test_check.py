@@ -17,22 +17,22 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 VALID, INVALID = EXAMPLES / "valid", EXAMPLES / "invalid"
 
-# file -> (path of the problem, a fragment of its message, most problems allowed).
+# file -> (path of the problem, a fragment of its message, line, column of the offending key or value).
 # One mistake, one problem: no follow-on reports, no hidden second mistake.
 INVALID_CASES = {
-    "adaptor_unknown_key.toml": ("request", "unknown key(s) ('header' was unexpected)", 1),
-    "adaptor_bad_jinja.toml": ("request.body.phone", "Jinja syntax error at line 1: unexpected end of template", 1),
-    "adaptor_undeclared_variable.toml": ("request.body.zip", "template variable 'zip_code' is not provided", 1),
-    "adaptor_secrets_namespace.toml": ("request.headers.X-Api-Key", "use secrets.NAME for one secret", 1),
-    "adaptor_toml_syntax.toml": ("$", "TOML syntax error at line 9, column 15", 1),
-    "workflow_wrong_type.toml": ("nodes[0].config.timeout", "'ten' is not of type 'number'", 1),
-    "workflow_rule_missing_success.toml": ("nodes[1].config.rules[0]", "'success' is a required property", 1),
-    "workflow_unknown_adaptor.toml": ("nodes[0].config.adaptor", "no adaptor named 'acme_crm_lookup'", 1),
-    "workflow_unknown_connect.toml": ("nodes[1].config.connect", "no node with id 'hubspot'", 1),
-    "workflow_unknown_node_type.toml": ("nodes[0].type", "unknown node type 'convoso_conect'", 1),
-    "workflow_create_lead_status_number.toml": ("nodes[1].config.rules[0].status", "5 is not of type 'string'", 1),
-    "workflow_bad_regex.toml": ("nodes[1].config.rules[1].value", "not a regular expression RE2 can run", 1),
-    "workflow_duplicate_node_id.toml": ("nodes[1].id", "duplicate node id 'crm'", 1),
+    "adaptor_unknown_key.toml": ("request.header", "unknown key 'header' (did you mean 'headers'?)", 14, 1),
+    "adaptor_bad_jinja.toml": ("request.body.phone", "Jinja syntax error at line 1: unexpected end of template", 16, 9),
+    "adaptor_undeclared_variable.toml": ("request.body.zip", "template variable 'zip_code' is not provided", 17, 11),
+    "adaptor_secrets_namespace.toml": ("request.headers.X-Api-Key", "use secrets.NAME for one secret", 16, 17),
+    "adaptor_toml_syntax.toml": ("$", "TOML syntax error at line 9, column 15", 9, 15),
+    "workflow_wrong_type.toml": ("nodes[0].config.timeout", "'ten' is not of type 'number'", 8, 48),
+    "workflow_rule_missing_success.toml": ("nodes[1].config.rules[0]", "'success' is a required property", 17, 3),
+    "workflow_unknown_adaptor.toml": ("nodes[0].config.adaptor", "no adaptor named 'acme_crm_lookup'", 8, 22),
+    "workflow_unknown_connect.toml": ("nodes[1].config.connect", "no node with id 'hubspot'", 15, 11),
+    "workflow_unknown_node_type.toml": ("nodes[0].type", "unknown node type 'convoso_conect'", 7, 8),
+    "workflow_create_lead_status_number.toml": ("nodes[1].config.rules[0].status", "5 is not of type 'string'", 17, 83),
+    "workflow_bad_regex.toml": ("nodes[1].config.rules[1].value", "not a regular expression RE2 can run", 18, 75),
+    "workflow_duplicate_node_id.toml": ("nodes[1].id", "duplicate node id 'crm'", 11, 6),
 }
 
 
@@ -69,26 +69,30 @@ def test_every_invalid_example_has_an_expectation_and_says_what_is_wrong():
 
 @pytest.mark.parametrize("name", sorted(INVALID_CASES))
 def test_invalid_example(capsys, name):
-    path, fragment, most = INVALID_CASES[name]
+    path, fragment, line, column = INVALID_CASES[name]
     code, out, err = check(capsys, INVALID / name)
     assert code == 1
-    lines = out.splitlines()
-    prefix = f"{rel(INVALID / name)}::{path}: "
-    assert any(line.startswith(prefix) and fragment in line for line in lines), out
-    assert 1 <= len(lines) <= most, out
+    [problem, source, caret] = out.splitlines()  # exactly one problem, with its line and a caret under it
+    assert problem.startswith(f"{rel(INVALID / name)}:{line}:{column}::{path}: ") and fragment in problem, out
+    number = f"  {line} | "
+    assert source == number + (INVALID / name).read_text(encoding="utf-8").splitlines()[line - 1]
+    assert caret.index("^") == len(number) + column - 1
     assert "1 file checked, 1 invalid" in err
     assert "Traceback" not in out + err
 
 
 @pytest.mark.parametrize("name", sorted(INVALID_CASES))
 def test_invalid_example_json(capsys, name):
-    path, fragment, _ = INVALID_CASES[name]
+    path, fragment, line, column = INVALID_CASES[name]
     code, doc = check_json(capsys, INVALID / name)
     assert code == 1 and doc["ok"] is False
     [result] = doc["files"]
     assert result["ok"] is False
     assert result["kind"] == name.split("_", 1)[0]  # adaptor_* / workflow_*
-    assert any(p["path"] == path and fragment in p["message"] for p in result["problems"])
+    [problem] = result["problems"]
+    assert problem["path"] == path and fragment in problem["message"]
+    assert (problem["line"], problem["column"]) == (line, column)
+    assert "suggestion" in problem
     assert result["warnings"] == []
 
 
@@ -101,9 +105,9 @@ def test_toml_syntax_error_shows_line_and_column(capsys):
 def test_invalid_folder_lists_every_error_sorted(capsys):
     code, out, err = check(capsys, INVALID)
     assert code == 1
-    for name, (path, fragment, _) in INVALID_CASES.items():
-        assert f"{rel(INVALID / name)}::{path}: " in out
-    files = [line.split("::", 1)[0] for line in out.splitlines()]
+    for name, (path, fragment, line, column) in INVALID_CASES.items():
+        assert f"{rel(INVALID / name)}:{line}:{column}::{path}: " in out
+    files = [line.split(":", 1)[0] for line in out.splitlines() if not line.startswith(" ")]
     assert files == sorted(files)
     assert err.startswith(f"{len(INVALID_CASES)} files checked, {len(INVALID_CASES)} invalid (")
 
@@ -159,7 +163,7 @@ def test_missing_schema_line_is_a_warning_with_the_line_to_add(capsys, tmp_path)
     code, out, err = check(capsys, f)
     assert code == 0 and err == ""
     [warning, summary] = out.splitlines()
-    assert warning.startswith(f"warning: {f}::$: first line should be '#:schema ")
+    assert warning.startswith(f"warning: {f}:1:1::$: first line should be '#:schema ")
     assert "schemas/adaptor.schema.json'" in warning
     assert summary == "ok: 1 file checked, 1 warning"
     # the suggested line leads to the shipped schema from the file's folder
@@ -180,8 +184,8 @@ def test_warnings_come_after_errors_and_do_not_change_the_exit_code(capsys, tmp_
     code, out, err = check(capsys, good, INVALID / "workflow_wrong_type.toml")
     assert code == 1
     lines = out.splitlines()
-    assert lines[0].startswith(f"{rel(INVALID / 'workflow_wrong_type.toml')}::nodes[0].config.timeout: ")
-    assert lines[1].startswith(f"warning: {good}::$: ")
+    assert lines[0].startswith(f"{rel(INVALID / 'workflow_wrong_type.toml')}:8:48::nodes[0].config.timeout: ")
+    assert lines[3].startswith(f"warning: {good}:1:1::$: ")
     assert err == "2 files checked, 1 invalid (1 problem), 1 warning\n"
 
 
@@ -219,7 +223,7 @@ def test_unknown_kind_is_a_problem(capsys, tmp_path):
     f = write(tmp_path / "settings.toml", 'name = "x"\n')
     code, out, err = check(capsys, f)
     assert code == 1
-    assert out.startswith(f"{f}::$: not recognisably an adaptor or a workflow")
+    assert out.startswith(f"{f}:1:1::$: not recognisably an adaptor or a workflow")
     assert "'#:schema " in out
 
 
@@ -266,7 +270,7 @@ def test_unexpected_exception_becomes_a_problem(capsys, monkeypatch):
     monkeypatch.setattr("dupcheck_plugin.config.checker.compile_adaptor", boom)
     code, out, err = check(capsys, VALID)
     assert code == 1
-    assert f"{rel(VALID / 'acme_lookup.toml')}::$: internal error while checking this file: RuntimeError: boom" in out
+    assert f"{rel(VALID / 'acme_lookup.toml')}:1:1::$: internal error while checking this file: RuntimeError: boom" in out
     assert "Traceback" not in out + err
 
 
@@ -287,7 +291,7 @@ def test_console_script_prints_no_traceback():
         capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert "adaptor_toml_syntax.toml::$: TOML syntax error at line 9, column 15" in proc.stdout
+    assert "adaptor_toml_syntax.toml:9:15::$: TOML syntax error at line 9, column 15" in proc.stdout
 
 
 # --- pre-commit -------------------------------------------------------------------

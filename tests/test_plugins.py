@@ -100,9 +100,9 @@ def test_plugin_node_type_config_is_validated_with_its_schema(tmp_path):
     bad = {"webhook": "http://hooks.example.com/x", "retry": {"attempts": 0}, "chanel": "#leads"}
     _, problems = check_workflow(workflow_with_notify(bad), "wf.toml", tmp_path, registry)
     where = {str(p).split(": ", 1)[0] for p in problems}
-    assert where == {"wf.toml::nodes[2].config", "wf.toml::nodes[2].config.webhook",
+    assert where == {"wf.toml::nodes[2].config.chanel", "wf.toml::nodes[2].config.webhook",
                      "wf.toml::nodes[2].config.retry.attempts"}
-    assert any("'chanel' was unexpected" in p.message for p in problems)
+    assert any(p.message == "unknown key 'chanel'" for p in problems)
 
 
 def test_plugin_node_type_unknown_without_the_plugin(tmp_path):

@@ -117,7 +117,7 @@ def test_the_issue_self_bypass_is_refused_by_check(tmp_path, capsys):
         "[request.body]", 'phone = "{{ self.leaf0() }}{{ phone }}"', ""]))
     assert main(["check", str(path)]) == 1
     out, _ = capsys.readouterr()
-    assert "a.toml::request.body.phone: self cannot be used" in out
+    assert "a.toml:10:9::request.body.phone: self cannot be used" in out
 
 
 # --- runaway templates -----------------------------------------------------------

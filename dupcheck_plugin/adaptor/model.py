@@ -93,7 +93,7 @@ def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any
     request.setdefault("body_format", doc.get("body_format", "json" if request.get("body") is not None else "none"))
     tpl, tproblems = RequestTemplate.compile(make_environment(filters), request, fields.names)
     # a Jinja line number counts inside the template string: it stays in the message, not in Problem.line
-    problems += [Problem(source, p.path, p.message, p.code) for p in tproblems]
+    problems += [Problem(source, p.path, p.message, p.code, token=p.token, suggestion=p.suggestion) for p in tproblems]
     if problems:
         return None, problems
     problems = trial_render(tpl, fields, source)

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from ..config.suggest import did_you_mean
 from ..errors import DupcheckError
 from .sandbox import BudgetedEnvironment, TemplateCostError, bounded_join, budget_of, instrument
 
@@ -59,6 +61,8 @@ class TemplateProblem:
     message: str
     code: str
     line: int | None = None
+    token: str | None = None  # the offending name, to point at inside the template
+    suggestion: str | None = None
 
 
 def make_environment(filters: Mapping[str, Callable[..., Any]]) -> BudgetedEnvironment:
@@ -122,6 +126,39 @@ def _field_refs(ast: nodes.Template) -> set[str]:
     return names
 
 
+def _unsupported(env: BudgetedEnvironment, ast: nodes.Template, source: str, path: Path) -> list[TemplateProblem]:
+    """What would fail when the template is compiled or rendered, found before:
+    filters and tests that do not exist, attributes the sandbox refuses, any
+    other compile error (Jinja checks filter and test names only then)."""
+    out = []
+    for node in ast.find_all(nodes.Filter):
+        if node.name not in env.filters:
+            out.append(TemplateProblem(path, f"unknown filter {node.name!r} ({_known(env.filters, DEFAULT_FILTERS)})",
+                                       "unknown_filter", token=node.name, suggestion=did_you_mean(node.name, env.filters)))
+    for node in ast.find_all(nodes.Test):
+        if node.name not in env.tests:
+            out.append(TemplateProblem(path, f"unknown test {node.name!r} ({_known(env.tests, DEFAULT_TESTS)})",
+                                       "unknown_test", token=node.name, suggestion=did_you_mean(node.name, env.tests)))
+    private = [n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")]
+    private += [str(n.arg.value) for n in ast.find_all(nodes.Getitem)
+                if isinstance(n.arg, nodes.Const) and str(n.arg.value).startswith("_")]
+    if private:  # one construct often names several: report the first
+        private.sort(key=source.find)
+        out.append(TemplateProblem(path, f"attribute {private[0]!r} is not allowed in the template sandbox",
+                                   "sandbox", token=private[0]))
+    if not out:
+        try:
+            env.compile(ast)
+        except TemplateError as exc:
+            out.append(TemplateProblem(path, f"Jinja error: {exc}", "jinja_compile"))
+    return out
+
+
+def _known(names, builtin) -> str:
+    ours = sorted(set(names) - set(builtin))
+    return f"dupcheck's: {', '.join(ours)}; and Jinja's built-in ones" if ours else "only Jinja's built-in ones"
+
+
 def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
     if isinstance(value, str):
         yield path, value
@@ -172,19 +209,28 @@ class RequestTemplate:
             if refused:
                 problems.append(TemplateProblem(("request",) + path, refused, "jinja_tag"))
                 continue
+            unsupported = _unsupported(env, ast, source, ("request",) + path)
+            if unsupported:
+                problems += unsupported
+                continue
             variables = meta.find_undeclared_variables(ast)
             secrets, whole = _secret_refs(ast)
             for name in sorted(_field_refs(ast) - allowed_vars):
+                suggestion = did_you_mean(name, allowed_vars)
                 problems.append(TemplateProblem(
-                    ("request",) + path, f"fields[{name!r}] is not mapped: add mapped_to = \"{name}\" in [fields]",
-                    "undeclared_variable"))
+                    ("request",) + path, f"fields[{name!r}] is not mapped" + (
+                        "" if suggestion else f": add mapped_to = \"{name}\" in [fields]"),
+                    "undeclared_variable", token=name, suggestion=suggestion))
             if whole:
-                problems.append(TemplateProblem(("request",) + path, "use secrets.NAME for one secret; the secrets namespace itself cannot be rendered", "secrets_namespace"))
+                problems.append(TemplateProblem(("request",) + path, "use secrets.NAME for one secret; the secrets namespace itself cannot be rendered", "secrets_namespace", token="secrets"))
             for var in sorted(variables - allowed_vars - {"secrets", "fields"}):
+                suggestion = did_you_mean(var, allowed_vars | {"secrets", "fields"})
+                # a likely typo gets the name it was meant to be, not advice to map a field to the typo
+                advice = "" if suggestion else (
+                    f": map a lead field to it in [fields] (mapped_to = \"{var}\") or use secrets.NAME")
                 problems.append(TemplateProblem(
-                    ("request",) + path,
-                    f"template variable {var!r} is not provided: map a lead field to it in [fields] (mapped_to = \"{var}\") or use secrets.NAME",
-                    "undeclared_variable"))
+                    ("request",) + path, f"template variable {var!r} is not provided{advice}",
+                    "undeclared_variable", token=var, suggestion=suggestion))
             leaves[path] = Leaf(path, source, frozenset(variables - {"secrets"}), frozenset(secrets))
         omit = request.get("omit_empty_query", False)
         omit = set(spec["query"]) if omit is True else set(omit or ())
@@ -200,7 +246,10 @@ class RequestTemplate:
         tpl = cls(method=str(request.get("method", "GET")).upper(), spec=spec,
                   body_format=request.get("body_format", "json" if spec["body"] is not None else "none"),
                   leaves=leaves, env=env, origin=origin, omit_empty_query=frozenset(omit))
-        tpl._compile_combined()
+        try:
+            tpl._compile_combined()
+        except TemplateError as exc:  # each leaf compiled alone: only a bug of ours gets here
+            return None, [TemplateProblem(("request",), f"Jinja error: {exc}", "jinja_compile")]
         return tpl, []
 
     def _compile_combined(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..adaptor.model import Adaptor, build_adaptor
-from ..resources import find_named
+from ..resources import AmbiguousName, find_named
 from .problems import ConfigError, Problem
 from .schemas import schema_problems, validator_for
 from .toml import load_toml
@@ -25,7 +25,10 @@ def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, A
 
 def load_adaptor(name_or_path: str, filters: Mapping[str, Any] | None = None) -> Adaptor:
     """Load a shipped adaptor by name, or a file by path; raises ConfigError."""
-    path = find_named("adaptors", name_or_path)
+    try:
+        path = find_named("adaptors", name_or_path)
+    except AmbiguousName as exc:
+        raise ConfigError([Problem(name_or_path, (), str(exc), "ambiguous_name")]) from None
     if path is None:
         raise ConfigError([Problem(name_or_path, (), "no such adaptor (not a file, not a shipped adaptor name)", "not_found")])
     if filters is None:

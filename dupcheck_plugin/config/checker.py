@@ -8,8 +8,7 @@ printing is :mod:`.report`'s job. A problem makes a file invalid; a warning
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -19,17 +18,10 @@ from ..errors import DupcheckError
 from ..plugins import Registry
 from ..resources import shipped_dir
 from .adaptors import compile_adaptor
+from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
+from .positions import Positions
 from .problems import ConfigError, Problem
-from .toml import load_toml
-
-KIND_BY_SCHEMA = {"adaptor.schema.json": "adaptor", "workflow.schema.json": "workflow"}
-SCHEMA_BY_KIND = {kind: name for name, kind in KIND_BY_SCHEMA.items()}
-KIND_BY_FOLDER = {"adaptors": "adaptor", "workflows": "workflow"}
-
-_DIRECTIVE = re.compile(r"^#:schema\s+(\S+)")
-# used only when the TOML does not parse, so that the syntax error is reported with its kind
-_WORKFLOW_TEXT = re.compile(r"^\s*(\[\[\s*nodes\s*\]\]|nodes\s*=)", re.MULTILINE)
-_ADAPTOR_TEXT = re.compile(r"^\s*(\[\s*request\s*[\].]|request\s*=)", re.MULTILINE)
+from .toml import parse_toml
 
 
 class PathError(DupcheckError, ValueError):
@@ -42,6 +34,17 @@ class FileResult:
     kind: str | None  # adaptor | workflow | None when it cannot be told
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    text: str = field(default="", repr=False)  # what was checked, for excerpts
+
+    def excerpt(self, problem: Problem) -> list[str]:
+        """The problem's line with a caret under the offending key or value, as compilers show it."""
+        lines = self.text.split("\n")
+        if problem.line is None or not 0 < problem.line <= len(lines):
+            return []
+        number = str(problem.line)
+        source = lines[problem.line - 1].rstrip("\r")
+        return [f"  {number} | {source}",
+                f"  {' ' * len(number)} | {' ' * (problem.column - 1)}{'^' * max(problem.width, 1)}"]
 
     @property
     def ok(self) -> bool:
@@ -87,12 +90,43 @@ def check_paths(paths: Iterable[str | os.PathLike], registry: Registry) -> list[
 
 
 def check_file(path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver] | None = None) -> FileResult:
-    result = FileResult(display_name(path), None)
+    name = display_name(path)
     try:
-        _check(path, registry, {} if resolvers is None else resolvers, result)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return FileResult(name, KIND_BY_FOLDER.get(path.resolve().parent.name),
+                          [Problem(name, (), f"cannot read file: {exc}", "unreadable")])
+    return check_source(text, path, registry, resolvers, name)
+
+
+def check_source(text: str, path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver] | None = None,
+                 name: str | None = None) -> FileResult:
+    """Check ``text`` as the content of the file at ``path`` (which need not
+    exist: its folder is where a workflow's adaptors are looked for). Every
+    problem is placed at its line and column. Never raises."""
+    result = FileResult(name or display_name(path), None, text=text)
+    try:
+        _check(text, path, registry, {} if resolvers is None else resolvers, result)
     except Exception as exc:  # a checker bug on one file must not hide the other files' results
         result.problems.append(Problem(result.file, (), f"internal error while checking this file: {type(exc).__name__}: {exc}", "internal_error"))
+    result.problems = place(result.problems, result.file, text)
+    result.warnings = place(result.warnings, result.file, text)
     return result
+
+
+def place(problems: list[Problem], file: str, text: str) -> list[Problem]:
+    """Each problem of ``file`` with the line and column of its key or value."""
+    if all(p.line is not None or p.file != file for p in problems):
+        return problems
+    positions = Positions(text)
+    out = []
+    for p in problems:
+        span = positions.locate(p.path, key=p.at_key, needle=p.token) if p.line is None and p.file == file else None
+        if span is not None:
+            width = len(span.text.split("\n", 1)[0].rstrip())
+            p = replace(p, line=span.line, column=span.column, width=max(1, min(width, 60)))
+        out.append(p)
+    return out
 
 
 def display_name(path: Path) -> str:
@@ -103,21 +137,15 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
-def _check(path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver], result: FileResult) -> None:
+def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver], result: FileResult) -> None:
     name = result.file
     try:
-        doc = load_toml(path, name)
+        doc = parse_toml(text, name)
     except ConfigError as exc:
         doc = None
         result.problems += exc.problems
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""  # load_toml has reported it
-    first_line = text.split("\n", 1)[0].strip()
-    directive = _DIRECTIVE.match(first_line)
-    target = directive.group(1) if directive else None
-    result.kind = _kind(path, doc, text, target)
+    target = schema_target(text)
+    result.kind = kind_of(path, text, doc)
     result.warnings += _directive_warnings(path, name, result.kind, target)
     if doc is None:
         return
@@ -149,23 +177,6 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
             "sending the request (and its secrets) to another host: write the host literally"), "dynamic_origin"))
 
 
-def _kind(path: Path, doc: Mapping[str, Any] | None, text: str, target: str | None) -> str | None:
-    """By the ``#:schema`` line, else by content, else by the parent folder's name."""
-    if target and _basename(target) in KIND_BY_SCHEMA:
-        return KIND_BY_SCHEMA[_basename(target)]
-    if doc is not None:
-        workflow, adaptor = "nodes" in doc, "request" in doc
-    else:
-        workflow, adaptor = bool(_WORKFLOW_TEXT.search(text)), bool(_ADAPTOR_TEXT.search(text))
-    if workflow != adaptor:
-        return "workflow" if workflow else "adaptor"
-    return KIND_BY_FOLDER.get(path.resolve().parent.name)
-
-
-def _basename(target: str) -> str:
-    return target.rstrip("/").rsplit("/", 1)[-1]
-
-
 def _schema_ref(path: Path, kind: str) -> str:
     """The shipped schema's path relative to ``path``'s folder, as a ``#:schema`` line wants it."""
     schema = shipped_dir("schemas") / SCHEMA_BY_KIND[kind]
@@ -183,7 +194,7 @@ def _directive_warnings(path: Path, name: str, kind: str | None, target: str | N
     fix = f"'#:schema {_schema_ref(path, kind)}'"
     if target is None:
         message = f"first line should be {fix} so that editors complete and check this {kind}"
-    elif _basename(target) != expected:
+    elif basename(target) != expected:
         message = f"'#:schema {target}' does not name {expected}: make the first line {fix}"
     elif "://" not in target and not (path.resolve().parent / target).is_file():
         message = f"'#:schema {target}' does not lead to a file from this folder: make the first line {fix}"

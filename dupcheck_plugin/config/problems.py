@@ -21,7 +21,14 @@ def format_path(path: Sequence[str | int]) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding. ``code`` is a stable machine-readable kind."""
+    """One finding. ``code`` is a stable machine-readable kind.
+
+    ``line``/``column`` (1-based) point at the offending key or value once the
+    checker has placed the problem in its file; ``suggestion`` is the known
+    name closest to a likely typo. ``token`` is the offending word inside a
+    value (a template variable, a filter) for the checker to put the caret
+    on; ``at_key`` says the key is wrong, not its value.
+    """
 
     file: str
     path: tuple[str | int, ...]
@@ -29,16 +36,23 @@ class Problem:
     code: str = "invalid"
     line: int | None = None
     column: int | None = None
+    suggestion: str | None = None
+    token: str | None = field(default=None, compare=False)
+    at_key: bool = field(default=False, compare=False)
+    width: int = field(default=1, compare=False)  # characters to underline from the column
+
+    @property
+    def full_message(self) -> str:
+        """The message with its suggestion."""
+        return f"{self.message} (did you mean {self.suggestion!r}?)" if self.suggestion else self.message
 
     def __str__(self) -> str:
-        return f"{self.file}::{format_path(self.path)}: {self.message}"
+        where = f"{self.file}:{self.line}:{self.column}" if self.line is not None else self.file
+        return f"{where}::{format_path(self.path)}: {self.full_message}"
 
     def as_json(self) -> dict:
-        d = {"file": self.file, "path": format_path(self.path), "message": self.message, "code": self.code}
-        if self.line is not None:
-            d["line"] = self.line
-            d["column"] = self.column
-        return d
+        return {"file": self.file, "path": format_path(self.path), "message": self.full_message, "code": self.code,
+                "line": self.line, "column": self.column, "suggestion": self.suggestion}
 
 
 @dataclass

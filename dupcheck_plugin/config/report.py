@@ -13,9 +13,10 @@ def _plural(n: int, word: str) -> str:
 
 
 def text_report(results: Sequence[FileResult], verbose: bool = False) -> tuple[str, str]:
-    """(stdout, stderr). Every problem as ``file::path: message`` (best match
-    first per file), then the warnings, then the summary."""
-    out: list[str] = [str(p) for r in results for p in r.problems]
+    """(stdout, stderr). Every problem as ``file:line:column::path: message``
+    (best match first per file) over its line with a caret under the mistake,
+    then the warnings, then the summary."""
+    out: list[str] = [line for r in results for p in r.problems for line in [str(p), *r.excerpt(p)]]
     warnings = [w for r in results for w in r.warnings]
     out += [f"warning: {w}" for w in warnings]
     if verbose:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
@@ -13,6 +14,7 @@ from referencing.jsonschema import DRAFT202012
 
 from ..resources import shipped_dir
 from .problems import Problem
+from .suggest import did_you_mean
 
 BASE_ID = "https://dupcheck.dev/schemas/"
 
@@ -74,15 +76,66 @@ def error_message(error: ValidationError) -> str:
     return error.message
 
 
+def _known_keys(schema: Any) -> set[str]:
+    """The property names a (sub)schema allows, through allOf/anyOf/oneOf/if-then-else."""
+    if not isinstance(schema, Mapping):
+        return set()
+    keys = set(schema.get("properties", {}))
+    for word in ("allOf", "anyOf", "oneOf"):
+        for sub in schema.get(word, ()):
+            keys |= _known_keys(sub)
+    for word in ("then", "else"):
+        keys |= _known_keys(schema.get(word))
+    return keys
+
+
+def _unknown_keys(error: ValidationError) -> list[str]:
+    if not isinstance(error.instance, Mapping):
+        return []
+    known = _known_keys(error.schema)
+    patterns = list(error.schema.get("patternProperties", {}))
+    return [k for k in error.instance if k not in known and not any(re.search(p, k) for p in patterns)]
+
+
+def _missing(error: ValidationError) -> list[str]:
+    if error.validator != "required" or not isinstance(error.instance, Mapping):
+        return []
+    return [k for k in error.validator_value if k not in error.instance]
+
+
 def schema_problems(validator: jsonschema.protocols.Validator, instance: Any, file: str,
                     prefix: tuple = ()) -> list[Problem]:
-    """Every schema error as a :class:`Problem`, best match first, duplicates dropped."""
+    """Every schema error as a :class:`Problem`, best match first, duplicates dropped.
+
+    An unknown key is reported at the key itself, with the closest allowed
+    key as a suggestion; a required key that the typo was meant to be is
+    then not reported a second time as missing."""
+    meant: set[tuple] = set()  # (object path, the allowed key an unknown key is likely a typo of)
+    found: list[tuple[Problem, list[str]]] = []  # each with the required keys it says are missing
+    for err in sorted_errors(validator, instance):
+        path = prefix + tuple(err.absolute_path)
+        unknown = _unknown_keys(err) if err.validator in ("additionalProperties", "unevaluatedProperties") else []
+        if unknown:
+            known = _known_keys(err.schema)
+            for key in unknown:
+                suggestion = did_you_mean(key, known)
+                meant.add((path, suggestion))
+                found.append((Problem(file, path + (key,), f"unknown key {key!r}", f"schema.{err.validator}",
+                                      suggestion=suggestion, at_key=True), []))
+        elif err.validator in ("enum", "const"):
+            options = err.validator_value if err.validator == "enum" else [err.validator_value]
+            found.append((Problem(file, path, error_message(err), f"schema.{err.validator}",
+                                  suggestion=did_you_mean(err.instance, options)), []))
+        else:
+            found.append((Problem(file, path, error_message(err), f"schema.{err.validator}",
+                                  at_key=err.validator == "required"), _missing(err)))
     out: list[Problem] = []
     seen = set()
-    for err in sorted_errors(validator, instance):
-        p = Problem(file, prefix + tuple(err.absolute_path), error_message(err), code=f"schema.{err.validator}")
-        key = (p.path, p.message)
+    for problem, missing in found:
+        if missing and all((problem.path, k) in meant for k in missing):
+            continue
+        key = (problem.path, problem.message)
         if key not in seen:
             seen.add(key)
-            out.append(p)
+            out.append(problem)
     return out

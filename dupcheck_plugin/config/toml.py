@@ -25,6 +25,11 @@ def load_toml(path: Path, display: str | None = None) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(name, (), f"cannot read file: {exc}", code="unreadable")]) from None
+    return parse_toml(text, name)
+
+
+def parse_toml(text: str, name: str) -> dict[str, Any]:
+    """``text`` as TOML; raises ConfigError with the syntax error's line and column."""
     try:
         return tomli.loads(text)
     except tomli.TOMLDecodeError as exc:

@@ -13,10 +13,12 @@ from typing import Any, Mapping
 from ..adaptor.model import Adaptor
 from ..config.adaptors import compile_adaptor
 from ..config.problems import ConfigError, Problem
+from ..config.suggest import did_you_mean
 from ..config.schemas import schema_problems, validator_for, validator_for_schema
 from ..config.toml import load_toml
 from ..plugins import Registry, default_registry
-from ..resources import find_named, shipped_dir
+from ..config.kinds import file_kind
+from ..resources import AmbiguousName, find_named, shipped_dir, shipped_names
 from ..types import Node, WorkflowView
 
 # node types whose config the workflow schema itself checks (if/then): no second pass
@@ -55,16 +57,27 @@ class AdaptorResolver:
         self.filters = filters
         self._cache: dict[Path, tuple[Adaptor | None, list[Problem]]] = {}
 
+    @property
+    def folders(self) -> list[Path]:
+        """Where a workflow's adaptors are looked for before the shipped ones."""
+        return [self.base_dir, self.base_dir.parent / "adaptors"]
+
     def path_of(self, name: str) -> Path | None:
-        for candidate in (self.base_dir / name, self.base_dir / f"{name}.toml",
-                          self.base_dir.parent / "adaptors" / f"{name}.toml"):
-            if candidate.is_file():
-                return candidate.resolve()
-        found = find_named("adaptors", name)
+        """Raises AmbiguousName."""
+        found = find_named("adaptors", name, self.folders)
         return found.resolve() if found else None
 
+    def names(self) -> list[str]:
+        """Adaptor names this workflow could use."""
+        local = {p.stem for folder in self.folders if folder.is_dir() for p in folder.glob("*.toml")
+                 if file_kind(p) == "adaptor"}
+        return sorted(local | set(shipped_names("adaptors")))
+
     def resolve(self, name: str) -> tuple[Adaptor | None, list[Problem]]:
-        path = self.path_of(name)
+        try:
+            path = self.path_of(name)
+        except AmbiguousName as exc:
+            return None, [Problem(name, (), str(exc), "ambiguous_name")]
         if path is None:
             return None, []
         if path not in self._cache:
@@ -90,6 +103,7 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
             problems.append(Problem(source, ("nodes", i, "id"), f"duplicate node id {node.id!r}", "duplicate_id"))
         types_by_id.setdefault(node.id, node.type)
     view = WorkflowView(base_dir=base_dir, node_types=types_by_id, resolve_adaptor=resolver.resolve,
+                        adaptor_names=resolver.names,
                         outputs={name: t.output for name, t in registry.node_types.items()})
     inputs: dict[str, tuple[str, ...]] = {}
     for i, node in enumerate(nodes):
@@ -97,7 +111,8 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
         node_type = registry.node_types.get(node.type)
         if node_type is None:
             known = ", ".join(sorted(registry.node_types)) or "none"
-            problems.append(Problem(source, ("nodes", i, "type"), f"unknown node type {node.type!r} (registered: {known})", "unknown_node_type"))
+            problems.append(Problem(source, ("nodes", i, "type"), f"unknown node type {node.type!r} (registered: {known})",
+                                    "unknown_node_type", suggestion=did_you_mean(node.type, registry.node_types)))
             continue
         if node.type not in _SCHEMA_COVERED:
             found = schema_problems(validator_for_schema(node_type.config_schema), node.config, source, prefix)
@@ -108,12 +123,14 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
         inputs[node.id] = tuple(refs.values())
         for key, ref in refs.items():
             if ref not in types_by_id:
-                problems.append(Problem(source, prefix + (key,), f"no node with id {ref!r} in this workflow (ids: {', '.join(types_by_id)})", "unknown_node"))
+                problems.append(Problem(source, prefix + (key,), f"no node with id {ref!r} in this workflow (ids: {', '.join(types_by_id)})",
+                                        "unknown_node", suggestion=did_you_mean(ref, types_by_id)))
             elif ref == node.id:
                 problems.append(Problem(source, prefix + (key,), "a node cannot read its own output", "self_reference"))
         if node_type.check:
-            for path, message in node_type.check(node.config, view):
-                problems.append(Problem(source, prefix + tuple(path), message, "semantic"))
+            for path, message, *suggestion in node_type.check(node.config, view):
+                problems.append(Problem(source, prefix + tuple(path), message, "semantic",
+                                        suggestion=suggestion[0] if suggestion else None))
     problems += _cycles(nodes, inputs, source)
     if problems:
         return None, problems
@@ -142,7 +159,11 @@ def _cycles(nodes: list[NodeSpec], inputs: Mapping[str, tuple[str, ...]], source
 
 
 def find_workflow(name_or_path: str) -> Path | None:
-    return find_named("workflows", name_or_path)
+    """Raises ConfigError when the name is ambiguous or names an adaptor."""
+    try:
+        return find_named("workflows", name_or_path)
+    except AmbiguousName as exc:
+        raise ConfigError([Problem(name_or_path, (), str(exc), "ambiguous_name")]) from None
 
 
 def load_workflow(name_or_path: str, registry: Registry | None = None) -> WorkflowSpec:

@@ -135,5 +135,10 @@ class ConvosoConnect:
 def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, str]]:
     adaptor, problems = view.resolve_adaptor(config["adaptor"])
     if adaptor is None and not problems:
-        return [(("adaptor",), f"no adaptor named {config['adaptor']!r} (not a file next to the workflow, not a shipped adaptor)")]
+        from ..config.suggest import did_you_mean
+
+        return [(("adaptor",), f"no adaptor named {config['adaptor']!r} (not a file next to the workflow, not a shipped adaptor)",
+                 did_you_mean(config["adaptor"], view.adaptor_names()))]
+    if any(p.code == "ambiguous_name" for p in problems):
+        return [(("adaptor",), p.message) for p in problems]
     return [(("adaptor",), f"adaptor {config['adaptor']!r} is invalid: {p}") for p in problems]

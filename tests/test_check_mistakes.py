@@ -1,0 +1,85 @@
+"""Each authoring mistake, written into a copy of a shipped config, gives
+exactly one problem at the right line and column, and a typo gets the name
+it was meant to be."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from dupcheck_plugin.config.checker import check_paths
+from dupcheck_plugin.plugins import default_registry
+from dupcheck_plugin.resources import shipped_dir
+
+# (shipped file, text to replace (its first occurrence), replacement, the word the caret must be on,
+#  path of the problem, code, suggestion)
+MISTAKES = {
+    "unknown filter": ("adaptors/hubspot_contacts_search.toml", "phone | e164(", "phone | e165(", "e165",
+                       "request.body.filterGroups[0].filters[0].value", "unknown_filter", "e164"),
+    "variable typo": ("adaptors/hubspot_contacts_search.toml", "{{ phone | national", "{{ phnoe | national", "phnoe",
+                      "request.body.filterGroups[1].filters[0].value", "undeclared_variable", "phone"),
+    "field typo": ("adaptors/generic_json.toml", 'dob = "{{ dob }}"', "dob = \"{{ fields['dbo'] }}\"", "dbo",
+                   "request.body.dob", "undeclared_variable", "dob"),
+    "unknown key": ("adaptors/hubspot_contacts_search.toml", 'method = "POST"', 'methd = "POST"', "methd",
+                    "request.methd", "schema.additionalProperties", "method"),
+    "unknown table": ("adaptors/zoho_leads_search.toml", "[request.headers]", "[request.header]",
+                                               "[request.header]", "request.header", "schema.additionalProperties",
+                                               "headers"),
+    "rule key typo": ("workflows/hubspot_dupcheck.toml", "value = 0, create_lead = false, add_to_dnc",
+                      "value = 0, create_lead = false, add_to_dcn", "add_to_dcn",
+                      "nodes[1].config.rules[2].add_to_dcn", "schema.additionalProperties", "add_to_dnc"),
+    "match operator typo": ("workflows/gohighlevel_dupcheck.toml", 'match = "contains"', 'match = "containz"',
+                            '"containz"', "nodes[1].config.rules[1].match", "schema.enum", "contains"),
+    "node id typo": ("workflows/hubspot_dupcheck.toml", 'connect = "hubspot"', 'connect = "hubsopt"', '"hubsopt"',
+                     "nodes[1].config.connect", "unknown_node", "hubspot"),
+    "adaptor typo": ("workflows/hubspot_dupcheck.toml", 'adaptor = "hubspot_contacts_search"',
+                     'adaptor = "hubspot_contacts_serch"', '"hubspot_contacts_serch"', "nodes[0].config.adaptor",
+                     "semantic", "hubspot_contacts_search"),
+    "node type typo": ("workflows/hubspot_dupcheck.toml", 'type = "convoso_connect"', 'type = "convoso_conect"',
+                       '"convoso_conect"', "nodes[0].type", "unknown_node_type", "convoso_connect"),
+    "connection key typo": ("workflows/hubspot_dupcheck.toml", "timeout = 10", "timout = 10", "timout",
+                            "nodes[0].config.timout", "schema.additionalProperties", "timeout"),
+    "wrong type": ("workflows/hubspot_dupcheck.toml", "timeout = 10", 'timeout = "10"', '"10"',
+                   "nodes[0].config.timeout", "schema.type", None),
+}
+
+
+@pytest.fixture
+def copy(tmp_path, monkeypatch):
+    """Copies of the shipped adaptors/ and workflows/ (and schemas/, for the #:schema lines)."""
+    for kind in ("adaptors", "workflows", "schemas"):
+        shutil.copytree(shipped_dir(kind), tmp_path / kind)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_one_mistake_one_problem_at_its_line(copy, mistake):
+    file, old, new, caret, path, code, suggestion = MISTAKES[mistake]
+    target = copy / file
+    text = target.read_text(encoding="utf-8")
+    assert old in text, f"{file} no longer holds {old!r}: update this test"
+    text = text.replace(old, new, 1)
+    target.write_text(text, encoding="utf-8")
+    at = text.index(new) + new.index(caret)
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+
+    [result] = check_paths([target], default_registry())
+    assert len(result.problems) == 1, [str(p) for p in result.problems]
+    [problem] = result.problems
+    assert (problem.line, problem.column, problem.code, problem.suggestion) == (line, column, code, suggestion), str(problem)
+    if path is not None:
+        from dupcheck_plugin.config.problems import format_path
+
+        assert format_path(problem.path) == path
+    assert result.excerpt(problem)[1].index("^") - result.excerpt(problem)[0].index("|") == column + 1
+
+
+def test_unknown_filter_names_the_filters_that_exist(copy):
+    target = copy / "adaptors/hubspot_contacts_search.toml"
+    target.write_text(target.read_text(encoding="utf-8").replace("e164(", "e165(", 1), encoding="utf-8")
+    [problem] = check_paths([target], default_registry())[0].problems
+    assert "unknown filter 'e165'" in problem.message and "e164" in problem.message and "soql" in problem.message
+    assert "internal error" not in problem.message
