@@ -128,8 +128,8 @@ def _field_refs(ast: nodes.Template) -> set[str]:
 
 def _unsupported(env: BudgetedEnvironment, ast: nodes.Template, source: str, path: Path) -> list[TemplateProblem]:
     """What would fail when the template is compiled or rendered, found before:
-    filters and tests that do not exist, attributes the sandbox refuses, any
-    other compile error (Jinja checks filter and test names only then)."""
+    filters and tests that do not exist (Jinja checks their names only when
+    compiling, with an error that names no leaf) and attributes the sandbox refuses."""
     out = []
     for node in ast.find_all(nodes.Filter):
         if node.name not in env.filters:
@@ -146,17 +146,35 @@ def _unsupported(env: BudgetedEnvironment, ast: nodes.Template, source: str, pat
         private.sort(key=source.find)
         out.append(TemplateProblem(path, f"attribute {private[0]!r} is not allowed in the template sandbox",
                                    "sandbox", token=private[0]))
-    if not out:
-        try:
-            env.compile(ast)
-        except TemplateError as exc:
-            out.append(TemplateProblem(path, f"Jinja error: {exc}", "jinja_compile"))
     return out
+
+
+def _compile_problem(env: BudgetedEnvironment, leaves: Mapping[Path, "Leaf"], exc: TemplateError) -> TemplateProblem:
+    """The leaf whose compilation fails (each is compiled alone only when the whole fails)."""
+    for path, leaf in leaves.items():
+        try:
+            env.compile(env.parse(leaf.source))
+        except TemplateError as leaf_exc:
+            return TemplateProblem(("request",) + path, f"Jinja error: {leaf_exc}", "jinja_compile")
+    return TemplateProblem(("request",), f"Jinja error: {exc}", "jinja_compile")
 
 
 def _known(names, builtin) -> str:
     ours = sorted(set(names) - set(builtin))
     return f"dupcheck's: {', '.join(ours)}; and Jinja's built-in ones" if ours else "only Jinja's built-in ones"
+
+
+def _bad_whens(value: Any, path: Path) -> Iterator[Path]:
+    """Paths of ``$when`` keys whose value is not a string."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == WHEN and not isinstance(v, str):
+                yield path + (k,)
+            else:
+                yield from _bad_whens(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _bad_whens(v, path + (i,))
 
 
 def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
@@ -232,6 +250,9 @@ class RequestTemplate:
                     ("request",) + path, f"template variable {var!r} is not provided{advice}",
                     "undeclared_variable", token=var, suggestion=suggestion))
             leaves[path] = Leaf(path, source, frozenset(variables - {"secrets"}), frozenset(secrets))
+        problems += [TemplateProblem(("request",) + path, f"{WHEN!r} must be a template string (the object is "
+                                     "dropped when it renders empty)", "when_not_text")
+                     for path in _bad_whens(spec, ())]
         omit = request.get("omit_empty_query", False)
         omit = set(spec["query"]) if omit is True else set(omit or ())
         for name in sorted(omit - set(spec["query"])):
@@ -248,8 +269,8 @@ class RequestTemplate:
                   leaves=leaves, env=env, origin=origin, omit_empty_query=frozenset(omit))
         try:
             tpl._compile_combined()
-        except TemplateError as exc:  # each leaf compiled alone: only a bug of ours gets here
-            return None, [TemplateProblem(("request",), f"Jinja error: {exc}", "jinja_compile")]
+        except TemplateError as exc:
+            return None, [_compile_problem(env, leaves, exc)]
         return tpl, []
 
     def _compile_combined(self) -> None:
