@@ -83,3 +83,47 @@ def test_unknown_filter_names_the_filters_that_exist(copy):
     [problem] = check_paths([target], default_registry())[0].problems
     assert "unknown filter 'e165'" in problem.message and "e164" in problem.message and "soql" in problem.message
     assert "internal error" not in problem.message
+
+
+# --- names find only files of their kind ----------------------------------------------
+
+def workflow_using(adaptor: str) -> str:
+    text = (shipped_dir("workflows") / "generic_json_dupcheck.toml").read_text(encoding="utf-8")
+    assert 'adaptor = "generic_json"' in text
+    return text.replace('adaptor = "generic_json"', f'adaptor = "{adaptor}"')
+
+
+def test_an_adaptor_name_never_finds_a_workflow(copy):
+    # the issue's close_b64: a workflow of that name sits next to the workflow that names the adaptor
+    (copy / "workflows" / "close_b64.toml").write_text(workflow_using("generic_json"), encoding="utf-8")
+    target = copy / "workflows" / "close_dupcheck.toml"
+    target.write_text(workflow_using("close_b64"), encoding="utf-8")
+    [problem] = check_paths([target], default_registry())[0].problems
+    assert problem.message.startswith("no adaptor named 'close_b64'"), problem.message
+    assert "unknown key" not in problem.message
+
+
+def test_a_name_two_adaptors_answer_to_is_an_error_naming_both(copy):
+    adaptor = (shipped_dir("adaptors") / "generic_json.toml").read_text(encoding="utf-8")
+    (copy / "workflows" / "acme.toml").write_text(adaptor, encoding="utf-8")
+    (copy / "adaptors" / "acme.toml").write_text(adaptor, encoding="utf-8")
+    target = copy / "workflows" / "acme_dupcheck.toml"
+    target.write_text(workflow_using("acme"), encoding="utf-8")
+    [problem] = check_paths([target], default_registry())[0].problems
+    assert "'acme' names several adaptors" in problem.message
+    assert "workflows/acme.toml" in problem.message and "adaptors/acme.toml" in problem.message
+
+
+def test_a_local_adaptor_may_shadow_a_shipped_one(copy):
+    (copy / "adaptors" / "generic_json.toml").write_text(
+        (shipped_dir("adaptors") / "generic_json.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    [result] = check_paths([copy / "workflows" / "generic_json_dupcheck.toml"], default_registry())
+    assert result.problems == []
+
+
+def test_render_of_a_workflow_file_as_an_adaptor_says_what_it_is(copy, capsys):
+    from dupcheck_plugin.cli.main import main
+
+    code = main(["render", "workflows/hubspot_dupcheck.toml", "--lead", '{"phone_number": "5550100101"}'])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a workflow, not an adaptor" in err, err

@@ -1,4 +1,4 @@
-"""``dupcheck render``: show the exact request an adaptor sends for one lead, secrets masked."""
+"""``dupcheck render``: show the exact request an adaptor, or a workflow's connection node, sends for one lead, secrets masked."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
 from ..adaptor.render import MASK, Rendered, RenderError
 from ..config.adaptors import load_adaptor
 from ..config.problems import ConfigError
+from ..config.suggest import did_you_mean
+from ..engine.workflow import build_nodes, load_workflow
 from ..errors import DupcheckError
-from ..plugins import PluginConflict
-from ..resources import shipped_dir
-from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from ..plugins import PluginConflict, default_registry
+from ..resources import shipped_names
+from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, origin_url
 
 CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
 
@@ -31,13 +33,19 @@ class LeadError(DupcheckError, ValueError):
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "render", help="show the request an adaptor sends for a lead (secrets masked)",
-        description=("Render an adaptor's request for one lead, without sending it: method, URL with its "
-                     "query, headers (plus the Content-Type of the body) and body, every secret shown as "
-                     f"{MASK}. Exit 1 when the adaptor is invalid or the lead cannot be rendered, 2 on a usage error."))
-    p.add_argument("adaptor", metavar="ADAPTOR", help="a shipped adaptor name or the path of an adaptor .toml")
+        "render", help="show the request an adaptor, or a workflow's connection, sends for a lead (secrets masked)",
+        description=("Render the request for one lead, without sending it: method, URL with its query, headers "
+                     "(plus the Content-Type of the body) and body, every secret shown as "
+                     f"{MASK}. With --node, SOURCE is a workflow and the request is what that connection node "
+                     "really sends: its auth applied (masked), its url, headers and method overrides, --crm-url. "
+                     "Exit 1 when the config is invalid or the lead cannot be rendered, 2 on a usage error."))
+    p.add_argument("source", metavar="ADAPTOR|WORKFLOW",
+                   help="a shipped adaptor name or an adaptor .toml; with --node, a workflow name or .toml")
+    p.add_argument("--node", metavar="ID", help="the workflow's connection node (convoso_connect) to render")
     p.add_argument("--lead", required=True, metavar="JSON_OR_FILE",
                    help="the lead: a JSON object, the path of a JSON file, or - for standard input")
+    p.add_argument("--crm-url", type=origin_url, metavar="URL",
+                   help="send to this scheme://host:port instead (as run and serve do)")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="text (default) or one JSON object")
     p.set_defaults(func=run)
 
@@ -45,35 +53,78 @@ def register(sub) -> None:
 def run(args) -> int:
     try:
         lead_text = read_lead_source(args.lead)
-        adaptor = load_adaptor(args.adaptor)
+        render, missing = (_workflow_node if args.node else _adaptor)(args)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except ConfigError as exc:
-        if any(p.code == "not_found" for p in exc.problems):
-            known = ", ".join(sorted(p.stem for p in shipped_dir("adaptors").glob("*.toml")))
-            return _fail(f"{args.adaptor}: no such adaptor file or shipped adaptor (shipped: {known})", EXIT_USAGE)
-        return _fail(f"adaptor {args.adaptor} is invalid:\n" + "\n".join(str(p) for p in exc.problems))
+        kind = "workflow" if args.node else "adaptor"
+        return _fail(f"{kind} {args.source} is invalid:\n" + "\n".join(str(p) for p in exc.problems))
     except PluginConflict as exc:
         return _fail(str(exc))
     try:
         lead = parse_lead(lead_text)
-        bound = adaptor.bind(os.environ, preview=True)
-        _, masked = bound.render(lead)
+        masked = render(lead)
         view = request_view(masked)
     except (LeadError, RenderError) as exc:
         return _fail(f"cannot render this lead: {exc}")
     except Exception as exc:  # a filter or URL the checks did not foresee: a message, not a traceback
         return _fail(f"cannot render this lead: {type(exc).__name__}: {exc}")
-    if bound.missing_secrets:
-        names = ", ".join(bound.missing_secrets)
-        print(f"note: {names} {'is' if len(bound.missing_secrets) == 1 else 'are'} not set in the environment "
-              f"(shown as {MASK}; the real request needs {'it' if len(bound.missing_secrets) == 1 else 'them'})",
+    if missing:
+        print(f"note: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set in the environment "
+              f"(shown as {MASK}; the real request needs {'it' if len(missing) == 1 else 'them'})",
               file=sys.stderr)
     if args.output == "json":
         sys.stdout.write(json.dumps(view, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(text_view(view, masked))
     return EXIT_OK
+
+
+RenderFn = Callable[[dict[str, Any]], Rendered]
+
+
+def _adaptor(args) -> tuple[RenderFn, list[str]]:
+    """The adaptor's own request (masked), sent to --crm-url when given."""
+    try:
+        adaptor = load_adaptor(args.source)
+    except ConfigError as exc:
+        if any(p.code == "not_found" for p in exc.problems):
+            known = ", ".join(shipped_names("adaptors"))
+            raise UsageError(f"{args.source}: no such adaptor file or shipped adaptor (shipped: {known})") from None
+        if any(p.code == "ambiguous_name" for p in exc.problems):
+            raise UsageError("; ".join(p.message for p in exc.problems)) from None
+        raise
+    bound = adaptor.bind(os.environ, preview=True)
+    return (lambda lead: bound.render(lead)[1].with_origin(args.crm_url)), list(bound.missing_secrets)
+
+
+def _workflow_node(args) -> tuple[RenderFn, list[str]]:
+    """What the workflow's connection node sends: built as run and serve build it, secrets masked."""
+    registry = default_registry()
+    try:
+        spec = load_workflow(args.source, registry)
+    except ConfigError as exc:
+        if any(p.code in ("not_found", "ambiguous_name") for p in exc.problems):
+            raise UsageError("; ".join(f"{args.source}: {p.message}" for p in exc.problems)) from None
+        raise
+    ids = [n.id for n in spec.nodes]
+    if args.node not in ids:
+        hint = did_you_mean(args.node, ids)
+        raise UsageError(f"--node {args.node}: no such node in {args.source} (nodes: {', '.join(ids)})"
+                         + (f"; did you mean {hint!r}?" if hint else ""))
+    settings = {"offline": True, "crm_url": args.crm_url, "environ": os.environ}
+    node = build_nodes(spec, registry, settings)[args.node]
+    if not callable(getattr(node, "render", None)):
+        senders = [n.id for n in spec.nodes if n.type == "convoso_connect"]
+        kind = next(n.type for n in spec.nodes if n.id == args.node)
+        raise UsageError(f"--node {args.node} is a {kind} node, which sends no request "
+                         f"(connection nodes: {', '.join(senders) or 'none'})")
+    config = next(n.config for n in spec.nodes if n.id == args.node)
+    missing = list(node.bound.missing_secrets)
+    secret = (config.get("auth") or {}).get("secret")
+    if isinstance(secret, str) and not os.environ.get(secret):
+        missing.append(secret)
+    return (lambda lead: node.render(lead)[1]), sorted(set(missing))
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> int:

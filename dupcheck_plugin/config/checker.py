@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 from ..adaptor.targets import local_target
 from ..engine.workflow import AdaptorResolver, check_workflow
 from ..errors import DupcheckError
+from ..nodes.convoso_connect import auth_findings
 from ..plugins import Registry
 from ..resources import shipped_dir
 from .adaptors import compile_adaptor
@@ -153,13 +154,27 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
         result.problems.append(Problem(name, (), (
             "not recognisably an adaptor or a workflow (no '#:schema' line, no [request] table, "
             "no [[nodes]], not in an adaptors/ or workflows/ folder): if it is one, make its first line "
-            f"'#:schema {_schema_ref(path, 'adaptor')}' or the same with workflow.schema.json"), "unknown_kind"))
+            f"'#:schema {schema_ref(path, 'adaptor')}' or the same with workflow.schema.json"), "unknown_kind"))
     elif result.kind == "adaptor":
         _check_adaptor(doc, registry, result)
     else:
         base = path.resolve().parent
         resolver = resolvers.setdefault(base, AdaptorResolver(base, registry.filters))
         result.problems += check_workflow(doc, name, base, registry, resolver)[1]
+        _auth_findings(doc, result)
+
+
+def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
+    """A connection's auth secret as this environment has it (a bare key for Basic
+    auth would be a 401 at the CRM; a missing one fails run and serve)."""
+    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, Mapping) or node.get("type") != "convoso_connect" \
+                or not isinstance(node.get("config"), Mapping):
+            continue
+        for path, message, code, is_problem in auth_findings(node["config"], os.environ):
+            found = Problem(result.file, ("nodes", i, "config") + path, message, code)
+            (result.problems if is_problem else result.warnings).append(found)
 
 
 def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:
@@ -177,7 +192,7 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
             "sending the request (and its secrets) to another host: write the host literally"), "dynamic_origin"))
 
 
-def _schema_ref(path: Path, kind: str) -> str:
+def schema_ref(path: Path, kind: str) -> str:
     """The shipped schema's path relative to ``path``'s folder, as a ``#:schema`` line wants it."""
     schema = shipped_dir("schemas") / SCHEMA_BY_KIND[kind]
     try:
@@ -191,7 +206,7 @@ def _directive_warnings(path: Path, name: str, kind: str | None, target: str | N
     if kind is None:
         return []
     expected = SCHEMA_BY_KIND[kind]
-    fix = f"'#:schema {_schema_ref(path, kind)}'"
+    fix = f"'#:schema {schema_ref(path, kind)}'"
     if target is None:
         message = f"first line should be {fix} so that editors complete and check this {kind}"
     elif basename(target) != expected:

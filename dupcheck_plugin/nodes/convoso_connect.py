@@ -142,3 +142,22 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
     if any(p.code == "ambiguous_name" for p in problems):
         return [(("adaptor",), p.message) for p in problems]
     return [(("adaptor",), f"adaptor {config['adaptor']!r} is invalid: {p}") for p in problems]
+
+
+def auth_findings(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[tuple[tuple, str, str, bool]]:
+    """What ``dupcheck check`` can tell of the connection's auth secret from this
+    environment: [(path in config, message, code, is a problem (else a warning))].
+    The secret's value is never quoted."""
+    auth = config.get("auth")
+    if not isinstance(auth, Mapping) or not isinstance(auth.get("secret"), str):
+        return []
+    name, kind = auth["secret"], auth.get("type")
+    value = environ.get(name)
+    if not value:
+        return [(("auth", "secret"), f"{name} is not set in this environment: the {kind} auth of this connection "
+                 "reads it; export it before run or serve", "auth_secret_missing", False)]
+    if kind == "basic" and ":" not in value:
+        return [(("auth", "secret"), f"the value of {name} has no ':': HTTP Basic auth sends user:password "
+                 "(a CRM that takes an API key as the user wants 'KEY:'); as it is, the CRM answers 401 "
+                 "and every lead ends in on_error", "auth_basic_secret", True)]
+    return []

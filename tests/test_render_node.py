@@ -1,0 +1,117 @@
+"""`dupcheck render WORKFLOW --node ID`: what a connection really sends (its
+auth applied and masked, its URL override, --crm-url), and auth sanity at
+`dupcheck check` time."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from dupcheck_plugin.cli.main import main
+from dupcheck_plugin.config.checker import check_paths
+from dupcheck_plugin.plugins import default_registry
+from dupcheck_plugin.resources import shipped_dir
+
+LEAD = json.dumps({"phone_number": "5550100101", "email": "ann@example.com"})
+
+
+def workflow(tmp_path: Path, connection: str, name: str = "wf.toml") -> Path:
+    """The shipped generic JSON workflow with the connect node's config replaced."""
+    text = (shipped_dir("workflows") / "generic_json_dupcheck.toml").read_text(encoding="utf-8")
+    old = 'config = { adaptor = "generic_json", timeout = 5 }'
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, f"config = {{ adaptor = \"generic_json\", {connection} }}")
+                    .replace("#:schema ../schemas/", f"#:schema {shipped_dir('schemas').as_posix()}/"), encoding="utf-8")
+    return path
+
+
+def render(capsys, *argv) -> tuple[int, dict | str, str]:
+    code = main(["render", *map(str, argv), "--lead", LEAD, "-o", "json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else out), err
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    for name in ("GENERIC_CRM_TOKEN", "CLOSE_KEY", "CLOSE_AUTH"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_connection_applies_auth_masked_and_overrides_the_url(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CLOSE_KEY", "real-secret-value")
+    monkeypatch.setenv("GENERIC_CRM_TOKEN", "t")
+    path = workflow(tmp_path, 'url = "https://sandbox.example.com:8443", auth = { type = "header", name = "X-Close-Key", '
+                              'secret = "CLOSE_KEY" }, headers = { X-Trace = "yes" }')
+    code, view, err = render(capsys, path, "--node", "crm")
+    assert code == 0, err
+    assert view["url"].startswith("https://sandbox.example.com:8443/")
+    assert view["headers"]["X-Close-Key"] == "****" and view["headers"]["X-Trace"] == "yes"
+    assert "real-secret-value" not in json.dumps(view)
+    adaptor_only = render(capsys, "generic_json")[1]
+    assert adaptor_only["url"].startswith("https://") and "X-Close-Key" not in adaptor_only["headers"]
+    assert adaptor_only["body"] == view["body"]
+
+
+def test_crm_url_wins_and_missing_secrets_are_named(tmp_path, capsys):
+    path = workflow(tmp_path, 'url = "https://sandbox.example.com", auth = { type = "bearer", secret = "CLOSE_KEY" }')
+    code, view, err = render(capsys, path, "--node", "crm", "--crm-url", "http://127.0.0.1:9999")
+    assert code == 0
+    assert view["url"].startswith("http://127.0.0.1:9999/")
+    assert view["headers"]["Authorization"] == "Bearer ****"
+    assert "CLOSE_KEY" in err and "GENERIC_CRM_TOKEN" in err and "not set" in err
+
+
+def test_the_adaptor_form_takes_crm_url_too(capsys):
+    code, view, _ = render(capsys, "generic_json", "--crm-url", "http://127.0.0.1:9999")
+    assert code == 0 and view["url"].startswith("http://127.0.0.1:9999/")
+
+
+def test_a_node_that_sends_nothing_or_does_not_exist_is_a_usage_error(tmp_path, capsys):
+    path = workflow(tmp_path, "timeout = 5")
+    code, _, err = render(capsys, path, "--node", "dupcheck")
+    assert code == 2 and "api_duplicate_check node, which sends no request (connection nodes: crm)" in err
+    code, _, err = render(capsys, path, "--node", "crn")
+    assert code == 2 and "no such node" in err and "did you mean 'crm'?" in err
+
+
+def test_an_invalid_workflow_is_named(tmp_path, capsys):
+    path = workflow(tmp_path, 'timeout = "ten"')
+    code, _, err = render(capsys, path, "--node", "crm")
+    assert code == 1 and "workflow" in err and "is invalid" in err and "'ten' is not of type 'number'" in err
+
+
+# --- auth sanity at check time ---------------------------------------------------------
+
+def check(path: Path):
+    [result] = check_paths([path], default_registry())
+    return result
+
+
+def test_basic_auth_secret_without_a_colon_is_a_problem(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOSE_AUTH", "api_9f8e7d")  # a bare API key: the CRM would answer 401
+    text_path = workflow(tmp_path, 'auth = { type = "basic", secret = "CLOSE_AUTH" }')
+    result = check(text_path)
+    [problem] = result.problems
+    assert problem.code == "auth_basic_secret" and "CLOSE_AUTH" in problem.message and "user:password" in problem.message
+    assert "api_9f8e7d" not in problem.message  # never print a secret
+    line = text_path.read_text(encoding="utf-8").split("\n")[problem.line - 1]
+    assert line[problem.column - 1:].startswith('"CLOSE_AUTH"')
+
+    monkeypatch.setenv("CLOSE_AUTH", "api_9f8e7d:")  # Close's form: the key as user, empty password
+    assert check(text_path).problems == []
+    assert base64.b64decode(base64.b64encode(b"api_9f8e7d:")) == b"api_9f8e7d:"
+
+
+@pytest.mark.parametrize("auth", ['{ type = "bearer", secret = "CLOSE_KEY" }',
+                                  '{ type = "header", name = "X-Key", secret = "CLOSE_KEY" }',
+                                  '{ type = "query", name = "api_key", secret = "CLOSE_KEY" }',
+                                  '{ type = "basic", secret = "CLOSE_KEY" }'])
+def test_a_missing_auth_secret_is_a_warning_naming_the_variable(tmp_path, auth):
+    result = check(workflow(tmp_path, f"auth = {auth}"))
+    assert result.problems == []
+    [warning] = [w for w in result.warnings if w.code == "auth_secret_missing"]
+    assert "CLOSE_KEY" in warning.message and warning.line is not None
