@@ -12,12 +12,12 @@ from typing import Any, Mapping
 
 from ..adaptor.model import Adaptor
 from ..config.adaptors import compile_adaptor
+from ..config.kinds import file_kind
 from ..config.problems import ConfigError, Problem
-from ..config.suggest import did_you_mean
 from ..config.schemas import schema_problems, validator_for, validator_for_schema
+from ..config.suggest import did_you_mean
 from ..config.toml import load_toml
 from ..plugins import Registry, default_registry
-from ..config.kinds import file_kind
 from ..resources import AmbiguousName, find_named, shipped_dir, shipped_names
 from ..types import Node, WorkflowView
 
