@@ -16,8 +16,8 @@ from ..adaptor.targets import local_target
 from ..engine.workflow import AdaptorResolver, check_workflow
 from ..errors import DupcheckError
 from ..nodes.convoso_connect import auth_findings
-from ..plugins import Registry
 from ..errors import DupcheckError
+from ..plugins import Registry
 from ..resources import shipped_dir
 from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
