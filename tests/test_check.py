@@ -307,3 +307,13 @@ def test_pre_commit_hook():
     assert "dupcheck" in scripts
     files = re.compile(hook["files"])
     assert files.search("workflows/hubspot_dupcheck.toml") and not files.search("README.md")
+
+
+def test_schema_line_advice_for_a_pip_install_names_schemas_export(capsys, tmp_path, monkeypatch):
+    installed = tmp_path / "site-packages" / "dupcheck_plugin" / "_shipped" / "schemas"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr("dupcheck_plugin.config.checker.shipped_dir", lambda kind: installed.parent / kind)
+    f = write(tmp_path / "project" / "crm.toml", without_directive(ADAPTOR))
+    code, doc = check_json(capsys, f)
+    [warning] = doc["files"][0]["warnings"]
+    assert "dupcheck schemas export DIR" in warning["message"] and "'#:schema DIR/adaptor.schema.json'" in warning["message"]

@@ -216,4 +216,7 @@ def _directive_warnings(path: Path, name: str, kind: str | None, target: str | N
         message = f"'#:schema {target}' does not lead to a file from this folder: make the first line {fix}"
     else:
         return []
+    if shipped_dir("schemas").parent.name == "_shipped":  # a pip install: that path moves with every environment
+        message += (f", or run `dupcheck schemas export DIR` once and make it '#:schema DIR/{expected}' "
+                    "(a path that stays)")
     return [Problem(name, (), message, "schema_directive", line=1, column=1)]
