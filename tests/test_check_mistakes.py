@@ -127,3 +127,16 @@ def test_render_of_a_workflow_file_as_an_adaptor_says_what_it_is(copy, capsys):
     code = main(["render", "workflows/hubspot_dupcheck.toml", "--lead", '{"phone_number": "5550100101"}'])
     err = capsys.readouterr().err
     assert code == 2 and "is a workflow, not an adaptor" in err, err
+
+
+def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(copy):
+    target = copy / "adaptors" / "generic_json.toml"
+    text = target.read_text(encoding="utf-8")
+    old = 'dob = "{{ dob }}"'
+    assert old in text
+    text = text.replace(old, 'dob = """\n{{ dob }}\n{{ dob | }}\n"""')
+    target.write_text(text, encoding="utf-8")
+    [problem] = check_paths([target], default_registry())[0].problems
+    assert problem.code == "jinja_syntax"
+    line = text[: text.index("{{ dob | }}")].count("\n") + 1
+    assert (problem.line, problem.column) == (line, 1)

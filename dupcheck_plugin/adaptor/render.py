@@ -221,7 +221,11 @@ class RequestTemplate:
             try:
                 ast = env.parse(source)
             except TemplateSyntaxError as exc:
-                problems.append(TemplateProblem(("request",) + path, f"Jinja syntax error at line {exc.lineno}: {exc.message}", "jinja_syntax", exc.lineno))
+                # in a multi-line template, the offending line's text lets the checker point at its line in the file
+                lines = source.split("\n")
+                token = lines[exc.lineno - 1].strip() or None if 1 < (exc.lineno or 0) <= len(lines) else None
+                problems.append(TemplateProblem(("request",) + path, f"Jinja syntax error at line {exc.lineno}: {exc.message}",
+                                                "jinja_syntax", exc.lineno, token=token))
                 continue
             refused = _sandbox_problem(ast)
             if refused:
