@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from .errors import DupcheckError
+
 _PKG = Path(__file__).resolve().parent
 _SINGULAR = {"adaptors": "adaptor", "workflows": "workflow"}
 
 
-class AmbiguousName(ValueError):
+class AmbiguousName(DupcheckError, ValueError):
     """A name matches several files of its kind, or a file of the other kind."""
 
 
