@@ -14,6 +14,7 @@ from ..adaptor.render import MASK, Rendered, RenderError
 from ..config.adaptors import load_adaptor
 from ..config.problems import ConfigError
 from ..config.suggest import did_you_mean
+from ..connection.secrets import Secrets
 from ..engine.workflow import build_nodes, load_workflow
 from ..errors import DupcheckError
 from ..plugins import PluginConflict, default_registry
@@ -119,11 +120,8 @@ def _workflow_node(args) -> tuple[RenderFn, list[str]]:
         kind = next(n.type for n in spec.nodes if n.id == args.node)
         raise UsageError(f"--node {args.node} is a {kind} node, which sends no request "
                          f"(connection nodes: {', '.join(senders) or 'none'})")
-    config = next(n.config for n in spec.nodes if n.id == args.node)
-    missing = list(node.bound.missing_secrets)
-    secret = (config.get("auth") or {}).get("secret")
-    if isinstance(secret, str) and not os.environ.get(secret):
-        missing.append(secret)
+    secrets = Secrets(os.environ)
+    missing = [name for name in getattr(node, "secret_names", ()) if not secrets.has(name)]
     return (lambda lead: node.render(lead)[1]), sorted(set(missing))
 
 

@@ -161,8 +161,10 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
     else:
         base = path.resolve().parent
         resolver = resolvers.setdefault(base, AdaptorResolver(base, registry.filters))
-        result.problems += check_workflow(doc, name, base, registry, resolver)[1]
-        _auth_findings(doc, result)
+        problems = check_workflow(doc, name, base, registry, resolver)[1]
+        result.problems += problems
+        if not problems:  # auth is read only from a valid workflow: one mistake, one problem
+            _auth_findings(doc, result)
 
 
 def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:

@@ -86,17 +86,27 @@ def _rows(root: Schema, schema: Schema, prefix: str) -> Iterator[tuple[str, bool
     if obj is None:
         return
     required = set(obj.get("required", ()))
-    props = dict(obj.get("properties", {}))
-    for sub in obj.get("allOf", ()):  # keys a condition adds (then/else branches)
-        for branch in (sub.get("then"), sub.get("else")):
-            for name, spec in (branch or {}).get("properties", {}).items():
-                props.setdefault(name, spec)
-    for name, spec in props.items():
-        key = f"{prefix}{name}"
-        yield from _row(root, spec, key, name in required)
+    for name, spec in _properties(root, obj).items():
+        yield from _row(root, spec, f"{prefix}{name}", name in required)
     extra = obj.get("additionalProperties")
     if isinstance(extra, dict):
         yield from _row(root, extra, f"{prefix}<name>", False)
+
+
+def _properties(root: Schema, obj: Schema, depth: int = 0) -> dict[str, Schema]:
+    """The keys an object may have: its own, then those its conditions and
+    alternatives add (if/then/else, allOf, anyOf, oneOf), first description wins."""
+    props = dict(obj.get("properties", {}))
+    if depth > 5:
+        return props
+    subs = [obj.get("then"), obj.get("else")] + list(obj.get("allOf", ())) + list(obj.get("anyOf", ())) \
+        + list(obj.get("oneOf", ()))
+    for sub in subs:
+        if isinstance(sub, Mapping):
+            for name, spec in _properties(root, _resolve(root, sub), depth + 1).items():
+                if name not in props or ("description" in spec and "description" not in _resolve(root, props[name])):
+                    props[name] = spec
+    return props
 
 
 def _row(root: Schema, spec: Schema, key: str, required: bool) -> Iterator[tuple[str, bool, str, str, str]]:
