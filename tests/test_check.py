@@ -317,3 +317,14 @@ def test_schema_line_advice_for_a_pip_install_names_schemas_export(capsys, tmp_p
     code, doc = check_json(capsys, f)
     [warning] = doc["files"][0]["warnings"]
     assert "dupcheck schemas export DIR" in warning["message"] and "'#:schema DIR/adaptor.schema.json'" in warning["message"]
+
+
+def test_check_source_refuses_text_over_the_size_limit_as_a_file_is():
+    from dupcheck_plugin.config.checker import check_source
+    from dupcheck_plugin.config.toml import MAX_CONFIG_BYTES
+    from dupcheck_plugin.plugins import default_registry
+
+    text = ADAPTOR + "#" * MAX_CONFIG_BYTES
+    result = check_source(text, ROOT / "adaptors" / "x.toml", default_registry())
+    assert [(p.code, p.line) for p in result.problems] == [("too_large", 1)]
+    assert check_source(ADAPTOR, VALID / "acme_lookup.toml", default_registry()).ok

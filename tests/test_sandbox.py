@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -207,7 +208,7 @@ def test_a_huge_config_file_is_refused_at_once(tmp_path, capsys):
                     + "".join(f'k{i} = "{{{{ phone }}}}"\n' for i in range(200_000)))
     assert main(["check", str(path)]) == 1
     out, _ = capsys.readouterr()
-    assert "big.toml::$: the file is" in out and "at most 262144 bytes" in out
+    assert "big.toml:1:1::$: the file is" in out and "at most 262144 bytes" in out
 
 
 def test_too_many_leaves_are_refused():
@@ -240,7 +241,7 @@ def test_check_warns_for_a_metadata_url_unless_allowed(tmp_path, capsys, allow):
         "[request]", 'method = "GET"', 'url = "http://169.254.169.254/latest/meta-data/{{ phone }}"', ""]))
     assert main(["check", str(path)]) == 0
     out, err = capsys.readouterr()
-    warned = "meta.toml::request.url: the URL's host is a link-local address" in out + err
+    warned = re.search(r"meta.toml:\d+:\d+::request.url: the URL's host is a link-local address", out + err) is not None
     assert warned is not allow
 
 

@@ -23,7 +23,7 @@ from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
 from .positions import Positions
 from .problems import ConfigError, Problem
-from .toml import parse_toml
+from .toml import MAX_CONFIG_BYTES, parse_toml, read_config_text, too_large
 
 
 class PathError(DupcheckError, ValueError):
@@ -94,10 +94,9 @@ def check_paths(paths: Iterable[str | os.PathLike], registry: Registry) -> list[
 def check_file(path: Path, registry: Registry, resolvers: dict[Path, AdaptorResolver] | None = None) -> FileResult:
     name = display_name(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return FileResult(name, KIND_BY_FOLDER.get(path.resolve().parent.name),
-                          [Problem(name, (), f"cannot read file: {exc}", "unreadable")])
+        text = read_config_text(path, name)
+    except ConfigError as exc:
+        return FileResult(name, KIND_BY_FOLDER.get(path.resolve().parent.name), exc.problems)
     return check_source(text, path, registry, resolvers, name)
 
 
@@ -107,6 +106,11 @@ def check_source(text: str, path: Path, registry: Registry, resolvers: dict[Path
     exist: its folder is where a workflow's adaptors are looked for). Every
     problem is placed at its line and column. Never raises."""
     result = FileResult(name or display_name(path), None, text=text)
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_CONFIG_BYTES:  # as read_config_text refuses a file
+        result.kind = KIND_BY_FOLDER.get(path.resolve().parent.name)
+        result.problems.append(too_large(result.file, size))
+        return result
     try:
         _check(text, path, registry, {} if resolvers is None else resolvers, result)
     except Exception as exc:  # a checker bug on one file must not hide the other files' results
