@@ -15,9 +15,9 @@ from ..config.adaptors import load_adaptor
 from ..config.problems import ConfigError
 from ..config.suggest import did_you_mean
 from ..connection.secrets import Secrets
-from ..engine.workflow import build_nodes, load_workflow
 from ..errors import DupcheckError
-from ..plugins import PluginConflict, default_registry
+from ..host import Workflow
+from ..plugins import PluginConflict
 from ..resources import shipped_names
 from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, origin_url
 
@@ -101,24 +101,21 @@ def _adaptor(args) -> tuple[RenderFn, list[str]]:
 
 def _workflow_node(args) -> tuple[RenderFn, list[str]]:
     """What the workflow's connection node sends: built as run and serve build it, secrets masked."""
-    registry = default_registry()
     try:
-        spec = load_workflow(args.source, registry)
+        workflow = Workflow.load(args.source, crm_url=args.crm_url, offline=True)
     except ConfigError as exc:
         if any(p.code in ("not_found", "ambiguous_name") for p in exc.problems):
             raise UsageError("; ".join(f"{args.source}: {p.message}" for p in exc.problems)) from None
         raise
-    ids = [n.id for n in spec.nodes]
-    if args.node not in ids:
-        hint = did_you_mean(args.node, ids)
-        raise UsageError(f"--node {args.node}: no such node in {args.source} (nodes: {', '.join(ids)})"
+    types = {n.id: n.type for n in workflow.spec.nodes}
+    if args.node not in types:
+        hint = did_you_mean(args.node, types)
+        raise UsageError(f"--node {args.node}: no such node in {args.source} (nodes: {', '.join(types)})"
                          + (f"; did you mean {hint!r}?" if hint else ""))
-    settings = {"offline": True, "crm_url": args.crm_url, "environ": os.environ}
-    node = build_nodes(spec, registry, settings)[args.node]
+    node = workflow.nodes[args.node]
     if not callable(getattr(node, "render", None)):
-        senders = [n.id for n in spec.nodes if n.type == "convoso_connect"]
-        kind = next(n.type for n in spec.nodes if n.id == args.node)
-        raise UsageError(f"--node {args.node} is a {kind} node, which sends no request "
+        senders = [nid for nid, n in workflow.nodes.items() if callable(getattr(n, "render", None))]
+        raise UsageError(f"--node {args.node} is a {types[args.node]} node, which sends no request "
                          f"(connection nodes: {', '.join(senders) or 'none'})")
     secrets = Secrets(os.environ)
     missing = [name for name in getattr(node, "secret_names", ()) if not secrets.has(name)]
