@@ -133,8 +133,9 @@ def _unsupported(env: BudgetedEnvironment, ast: nodes.Template, source: str, pat
     out = []
     for node in ast.find_all(nodes.Filter):
         if node.name not in env.filters:
+            public = [f for f in env.filters if not f.startswith("_")]
             out.append(TemplateProblem(path, f"unknown filter {node.name!r} ({_known(env.filters, DEFAULT_FILTERS)})",
-                                       "unknown_filter", token=node.name, suggestion=did_you_mean(node.name, env.filters)))
+                                       "unknown_filter", token=node.name, suggestion=did_you_mean(node.name, public)))
     for node in ast.find_all(nodes.Test):
         if node.name not in env.tests:
             out.append(TemplateProblem(path, f"unknown test {node.name!r} ({_known(env.tests, DEFAULT_TESTS)})",
@@ -160,7 +161,7 @@ def _compile_problem(env: BudgetedEnvironment, leaves: Mapping[Path, "Leaf"], ex
 
 
 def _known(names, builtin) -> str:
-    ours = sorted(set(names) - set(builtin))
+    ours = sorted(n for n in set(names) - set(builtin) if not n.startswith("_"))  # "_...": the sandbox's own
     return f"dupcheck's: {', '.join(ours)}; and Jinja's built-in ones" if ours else "only Jinja's built-in ones"
 
 
