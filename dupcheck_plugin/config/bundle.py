@@ -24,18 +24,28 @@ NODE_SCHEMAS = {"convoso_connect": "convoso_connect.schema.json",
                 "api_duplicate_check": "api_duplicate_check.schema.json"}
 
 
-def embedded(schema: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """``schema`` as ``$defs/<name>`` of another document: no ``$id``, local refs re-rooted."""
+def embedded(schema: Mapping[str, Any], name: str, schemas: Mapping[str, Mapping[str, Any]] = {}) -> dict[str, Any]:
+    """``schema`` as ``$defs/<name>`` of another document: no ``$id``, local refs
+    re-rooted, refs into another shipped schema (``adaptor.schema.json#/$defs/x``) inlined."""
     out = {k: copy.deepcopy(v) for k, v in schema.items() if k not in ("$schema", "$id")}
-    return _reroot(out, f"#/$defs/{name}")
+    return _reroot(out, f"#/$defs/{name}", schemas)
 
 
-def _reroot(value: Any, root: str) -> Any:
+def _reroot(value: Any, root: str, schemas: Mapping[str, Mapping[str, Any]], depth: int = 0) -> Any:
     if isinstance(value, dict):
-        return {k: (root + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#") else _reroot(v, root))
-                for k, v in value.items()}
+        ref = value.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#") and ref.split("#", 1)[0] in schemas and depth < 10:
+            file, _, pointer = ref.partition("#")
+            target: Any = schemas[file]
+            for part in pointer.strip("/").split("/") if pointer.strip("/") else []:
+                target = target[part]
+            inlined = {k: v for k, v in value.items() if k != "$ref"}
+            inlined.update(_reroot(copy.deepcopy(target), root, schemas, depth + 1))
+            return inlined
+        return {k: (root + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                    else _reroot(v, root, schemas, depth)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_reroot(v, root) for v in value]
+        return [_reroot(v, root, schemas, depth) for v in value]
     return value
 
 
@@ -44,7 +54,7 @@ def bundle(workflow: Mapping[str, Any], schemas: Mapping[str, Mapping[str, Any]]
     out = copy.deepcopy(dict(workflow))
     defs = out.setdefault("$defs", {})
     for name, file in NODE_SCHEMAS.items():
-        defs[name] = embedded(schemas[file], name)
+        defs[name] = embedded(schemas[file], name, schemas)
     return out
 
 
