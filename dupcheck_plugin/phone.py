@@ -75,6 +75,9 @@ def to_e164(number: str, phone_code: str = "1") -> str:
 
 @lru_cache(maxsize=4096)
 def national_digits(number: str, phone_code: str = "1") -> str:
+    fast = _nanp_fast(str(number), phone_code)
+    if fast is not None:  # "+1" and the ten national digits
+        return fast[2:]
     return phonenumbers.national_significant_number(parse_phone(number, phone_code))
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dupcheck_plugin.phone import PhoneError, _nanp_fast, parse_phone, to_e164
+from dupcheck_plugin.phone import PhoneError, _nanp_fast, national_digits, parse_phone, to_e164
 
 
 def slow_e164(number: str, code: str) -> str | None:
@@ -39,6 +39,20 @@ def test_fast_path_never_disagrees_with_phonenumbers(raw, code):
     fast = _nanp_fast(raw, code)
     if fast is not None:
         assert fast == slow_e164(raw, code)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(_chars, min_size=0, max_size=18), st.sampled_from(["1", "+1", "44", ""]))
+def test_national_digits_agree_with_phonenumbers(raw, code):
+    try:
+        slow = phonenumbers.national_significant_number(parse_phone.__wrapped__(raw, code))
+    except PhoneError:
+        slow = None
+    try:
+        fast = national_digits.__wrapped__(raw, code)
+    except PhoneError:
+        fast = None
+    assert fast == slow
 
 
 def test_to_e164_still_refuses_what_is_not_a_phone():
