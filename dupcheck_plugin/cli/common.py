@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
+from .. import jsontext
 from ..config.problems import ConfigError
 
 # exit codes, for every command: 0 done, 1 invalid input or a failure the message
@@ -35,7 +35,7 @@ def origin_url(value: str) -> str:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(obj)
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> int:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .. import jsontext
 from .contract import Commit, DncEntry, Store, StoreError
 
 __all__ = ["SqliteStore", "StoreError"]
@@ -96,7 +97,7 @@ _DNC_COLUMNS = ("id", "phone_number", "phone_code", "phone_e164", "campaign_id",
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return jsontext.dumps(value)
 
 
 def _now() -> str:
