@@ -48,6 +48,7 @@ class DuplicateAlarm:
         self._window: deque[tuple[int | None, bool, bool]] = deque()  # (row, duplicate, row skips/DNCs)
         self._counts: Counter = Counter()  # DUPLICATES and row index -> count in the window
         self._usual: dict[Any, float] = {}  # the same keys -> usual share
+        self._skipping = 0  # entries in the window whose row skipped or DNCed the lead
         self._left = 0  # leads that left the window (the usual level's history)
         self._quiet = 0  # leads since a condition last held
         self.active = False
@@ -69,7 +70,9 @@ class DuplicateAlarm:
             self._check()
 
     def _add(self, entry: tuple[int | None, bool, bool], n: int) -> None:
-        row, duplicate, _ = entry
+        row, duplicate, skips = entry
+        if skips:
+            self._skipping += n
         if duplicate:
             self._counts[DUPLICATES] += n
         if row is not None:
@@ -91,11 +94,10 @@ class DuplicateAlarm:
 
     def _finding(self) -> str | None:
         n = len(self._window)
-        rows = {row for row, _, _ in self._window}
-        if len(rows) == 1:
-            row = next(iter(rows))
-            if row is not None and all(skips for _, _, skips in self._window):
-                return f"row {row} matched every one of the last {n} CRM answers"
+        # counted as leads come and go, not by a walk over the window per lead
+        row = self._window[0][0]
+        if row is not None and self._counts[row] == n and self._skipping == n:
+            return f"row {row} matched every one of the last {n} CRM answers"
         if self._left >= self.s.window:  # a usual level to compare with
             for key in [DUPLICATES] + sorted(k for k in self._counts if k != DUPLICATES):
                 now, usual = self.share(key), self._usual.get(key, 0.0)
