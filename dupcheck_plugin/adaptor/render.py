@@ -321,10 +321,17 @@ class BoundRequest:
                 self._static[path] = (real, masked)
             else:
                 self._dynamic.append((path, block, (real_secrets, masked_secrets) if leaf.secrets else None))
-        # containers on the way to a dynamic leaf are filled per lead; the rest once
-        self._dynamic_paths = {path[:i] for path, _, _ in self._dynamic for i in range(1, len(path) + 1)}
-        self._real_cache: dict[Path, Any] = {}
-        self._masked_cache: dict[Path, Any] = {}
+        # each section compiled once into straight-line code (see _compile_section): per lead
+        # it only slots the dynamic leaves' renderings in; the masked builders differ only
+        # where a secret is
+        slots = {path: i for i, (path, _, _) in enumerate(self._dynamic)}
+        dynamic_paths = {path[:i] for path in slots for i in range(1, len(path) + 1)}
+        real_static = {path: r for path, (r, _) in self._static.items()}
+        masked_static = {path: m for path, (_, m) in self._static.items()}
+        self._build_real = {name: _compile_section(template.spec[name], (name,), slots, dynamic_paths, real_static)
+                            for name in SECTIONS}
+        self._build_masked = {name: (_compile_section(template.spec[name], (name,), slots, dynamic_paths, masked_static)
+                                     if name in self._secret_sections else None) for name in SECTIONS}
 
     def _render_block(self, path: Path, block, variables: Mapping[str, Any], ctx=None) -> str:
         """One leaf, within the render budget; any failure is a RenderError naming the leaf."""
@@ -346,29 +353,28 @@ class BoundRequest:
             raise RenderError(f"{type(exc).__name__}: {exc}", path) from None
 
     def render(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
-        real: dict[Path, str] = {}
-        masked: dict[Path, str] = {}
-        for path, (r, m) in self._static.items():
-            real[path] = r
-            masked[path] = m
-        if self._dynamic:
-            shared = None  # one context (and one budget) for the leaves that use no secret
-            for path, block, own_secrets in self._dynamic:
-                if own_secrets is None:
-                    if shared is None:
-                        shared = self.t._combined.new_context(dict(variables))
-                    real[path] = masked[path] = self._render_block(path, block, variables, shared)
-                else:
-                    real[path] = self._render_block(path, block, {**variables, "secrets": own_secrets[0]})
-                    masked[path] = self._render_block(path, block, {**variables, "secrets": own_secrets[1]})
-        sections = {name: _fill(self.t.spec[name], (name,), real, self._dynamic_paths, self._real_cache)
-                    for name in SECTIONS}
+        real: list[str] = []
+        masked: list[str] = real  # a list of its own only when a dynamic leaf names a secret
+        shared = None  # one context (and one budget) for the leaves that use no secret
+        for path, block, own_secrets in self._dynamic:
+            if own_secrets is None:
+                if shared is None:
+                    shared = self.t._combined.new_context(dict(variables))
+                text = self._render_block(path, block, variables, shared)
+                real.append(text)
+                if masked is not real:
+                    masked.append(text)
+            else:
+                if masked is real:
+                    masked = list(real)
+                real.append(self._render_block(path, block, {**variables, "secrets": own_secrets[0]}))
+                masked.append(self._render_block(path, block, {**variables, "secrets": own_secrets[1]}))
+        sections = {name: build(real) for name, build in self._build_real.items()}
         real_req = self._assemble(sections)
         if not self._secret_sections:
             return real_req, real_req
-        # only the sections that hold a secret are filled again, masked
-        masked_sections = {name: (_fill(self.t.spec[name], (name,), masked, self._dynamic_paths, self._masked_cache)
-                                  if name in self._secret_sections
+        # only the sections that hold a secret are built again, masked
+        masked_sections = {name: (self._build_masked[name](masked) if name in self._secret_sections
                                   else sections[name]) for name in SECTIONS}
         return real_req, self._assemble(masked_sections)
 
@@ -411,36 +417,94 @@ def _dotted(path: Path) -> str:
 _DROP = object()
 
 
-def _fill(value: Any, path: Path, rendered: Mapping[Path, str], dynamic: set[Path] | None = None,
-          cache: dict[Path, Any] | None = None) -> Any:
-    """``value`` with every string leaf replaced by its rendering. A container
-    holding no dynamic leaf (``path`` not in ``dynamic``) is filled once and
-    then reused from ``cache``: the results are read, never mutated."""
+def _fill(value: Any, path: Path, rendered: Mapping[Path, str]) -> Any:
+    """``value`` with every string leaf replaced by its rendering (``rendered``
+    by path); a ``$when`` object that renders empty is ``_DROP``."""
     if isinstance(value, str):
         return rendered[path]
-    if not isinstance(value, (dict, list)):
-        return value
-    if dynamic is not None and path not in dynamic:
-        if path not in cache:
-            cache[path] = _fill(value, path, rendered)
-        return cache[path]
     if isinstance(value, dict):
         if WHEN in value and not rendered[path + (WHEN,)].strip():
             return _DROP
         out = {}
-        for k, v in value.items():
-            if k == WHEN:
-                continue
-            filled = _fill(v, path + (k,), rendered, dynamic, cache)
-            if filled is not _DROP:
-                out[k] = filled
+        for k, v in value.items():  # loops, not comprehensions: one frame per level of nesting
+            if k != WHEN:
+                filled = _fill(v, path + (k,), rendered)
+                if filled is not _DROP:
+                    out[k] = filled
         return out
-    out_list = []
-    for i, v in enumerate(value):
-        filled = _fill(v, path + (i,), rendered, dynamic, cache)
-        if filled is not _DROP:
-            out_list.append(filled)
-    return out_list
+    if isinstance(value, list):
+        out_list = []
+        for i, v in enumerate(value):
+            filled = _fill(v, path + (i,), rendered)
+            if filled is not _DROP:
+                out_list.append(filled)
+        return out_list
+    return value
+
+
+def _compile_section(spec: Any, path: Path, slots: Mapping[Path, int], dynamic: set[Path],
+                     static: Mapping[Path, str]) -> Callable[[list[str]], Any]:
+    """One section of the request as straight-line code: ``build(r)`` returns the
+    section with the dynamic leaf at slot ``i`` taken from ``r[i]``. What holds no
+    dynamic leaf is filled now and shared (read, never mutated), so per lead no
+    walk over the request is left: no recursion, no per-leaf path look-ups."""
+    consts: list[Any] = []
+
+    def const(value: Any) -> str:
+        consts.append(value)
+        return f"c{len(consts) - 1}"
+
+    def expr(value: Any, at: Path) -> tuple[str, bool]:
+        """(Python expression, whether it may evaluate to _DROP)."""
+        if isinstance(value, str):
+            return (f"r[{slots[at]}]", False) if at in slots else (const(static[at]), False)
+        if not isinstance(value, (dict, list)):
+            return const(value), False
+        if at not in dynamic:
+            filled = _fill(value, at, static)
+            return (None, True) if filled is _DROP else (const(filled), False)
+        if isinstance(value, dict):
+            parts, may_drop = [], False
+            for k, v in value.items():
+                if k == WHEN:
+                    continue
+                e, drops = expr(v, at + (k,))
+                if e is None:
+                    continue  # a static $when object that renders empty: never there
+                parts.append(f"{const(k)}: {e}")
+                may_drop = may_drop or drops
+            out = "{" + ", ".join(parts) + "}"
+            if may_drop:
+                out = f"_kept_items({out})"
+            if WHEN in value:
+                when, _ = expr(value[WHEN], at + (WHEN,))
+                return f"(DROP if not {when}.strip() else {out})", True
+            return out, False
+        items = [expr(v, at + (i,)) for i, v in enumerate(value)]
+        out = "[" + ", ".join(e for e, _ in items if e is not None) + "]"
+        if any(drops for e, drops in items if e is not None):
+            out = f"_kept({out})"
+        return out, False
+
+    body, _ = expr(spec, path)
+    if body is None:  # a whole section that is a $when object rendering empty
+        body = const(_DROP)
+    namespace: dict[str, Any] = {f"c{i}": v for i, v in enumerate(consts)}
+    namespace.update(DROP=_DROP, _kept=_kept, _kept_items=_kept_items)
+    try:
+        code = compile(f"def build(r):\n    return {body}\n", f"<request {_dotted(path)}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError):  # nested past what the compiler takes: walk it per lead
+        return lambda r: _fill(spec, path, {**static, **{p: r[i] for p, i in slots.items()}})
+    exec(code, namespace)  # noqa: S102 - our own generated code: slots and constants, no template text
+    return namespace["build"]
+
+
+def _kept(values: list[Any]) -> list[Any]:
+    return [v for v in values if v is not _DROP]
+
+
+def _kept_items(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if v is not _DROP}
 
 
 @dataclass(frozen=True)
