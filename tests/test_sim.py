@@ -440,3 +440,11 @@ def test_the_stats_never_show_the_token():
     with SimulatorThread(CSV, knobs=Knobs(auth="sim-secret-token-42")) as sim:
         text = httpx.get(f"{sim.url}/_sim/stats").text
     assert "sim-secret-token-42" not in text and '"auth":"***"' in text.replace(" ", "")
+
+
+def test_busiest_second_is_a_sliding_window():
+    from dupcheck_plugin.sim.server import busiest_second
+
+    assert busiest_second([]) == 0
+    assert busiest_second([0.0, 1.0, 2.0]) == 1  # one second apart: never two in one second
+    assert busiest_second([0.0, 0.6, 0.9, 1.2, 1.5, 3.0]) == 4  # 0.6 .. 1.5, across a calendar second

@@ -10,7 +10,7 @@ from .. import __version__
 from .common import EXIT_INTERRUPTED, EXIT_USAGE
 
 # module names under dupcheck_plugin.cli, in the order --help lists them
-COMMANDS = ("demo", "run", "explain", "check", "render", "new", "schemas", "crm_sim", "serve", "plugins")
+COMMANDS = ("demo", "run", "explain", "check", "render", "new", "schemas", "crm_sim", "serve", "worker", "plugins")
 
 
 

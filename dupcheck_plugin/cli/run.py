@@ -11,6 +11,7 @@ from ..config.problems import ConfigError
 from ..host import DEFAULT_CONCURRENCY, Host, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 from .outfile import repair
+from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_usage_error
 
 
 def register(sub) -> None:
@@ -33,6 +34,7 @@ def register(sub) -> None:
                    help="skip the rows of this file this workflow already decided in --db (after an interrupted run); "
                         "--out is appended to, after adding the records the interrupted run had not written")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    add_temporal_args(p, engine_choice=True)
     p.set_defaults(func=main)
 
 
@@ -76,8 +78,13 @@ async def run_file(args) -> int:
     except OSError as exc:
         return fail(f"cannot read leads: {exc}")
     try:
-        host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url,
-                         max_connections=max(args.concurrency or DEFAULT_CONCURRENCY, 1))
+        if args.engine == "temporal":
+            host = open_temporal_host(args)
+        else:
+            host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url,
+                             max_connections=max(args.concurrency or DEFAULT_CONCURRENCY, 1))
+    except ImportError:
+        return fail(TEMPORAL_EXTRA)
     except ConfigError as exc:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say
@@ -169,4 +176,6 @@ async def _skip_rows(items, done: set[int]):
 def main(args) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         return fail("--concurrency must be at least 1", EXIT_USAGE)
+    if problem := temporal_usage_error(args):
+        return fail(problem, EXIT_USAGE)
     return asyncio.run(run_file(args))

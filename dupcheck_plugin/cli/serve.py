@@ -6,6 +6,7 @@ import logging
 
 from ..config.problems import ConfigError
 from .common import EXIT_OK, EXIT_USAGE, fail, origin_url, report_config_error
+from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_usage_error
 
 
 def register(sub) -> None:
@@ -30,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds in-flight requests may take to finish after SIGTERM (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    add_temporal_args(p, engine_choice=True)
     p.set_defaults(func=main)
 
 
@@ -44,6 +46,8 @@ def main(args) -> int:
         return fail(str(exc), EXIT_USAGE)
     if not 0 <= args.port <= 65535:
         return fail("--port must be between 0 and 65535", EXIT_USAGE)
+    if problem := temporal_usage_error(args):
+        return fail(problem, EXIT_USAGE)
 
     import uvicorn
 
@@ -53,7 +57,12 @@ def main(args) -> int:
     from ..server.logs import setup_logging
 
     try:  # opened here so a bad workflow or database fails before anything listens
-        host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url, interactive=True)
+        if args.engine == "temporal":
+            host = open_temporal_host(args)
+        else:
+            host = Host.open(args.workflow, db=args.db, crm_url=args.crm_url, interactive=True)
+    except ImportError:
+        return fail(TEMPORAL_EXTRA)
     except ConfigError as exc:
         return report_config_error(exc)
     except Exception as exc:  # the store could not open, say

@@ -20,7 +20,9 @@ import random
 import socket
 import sys
 import threading
+import time
 import traceback
+from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +152,19 @@ def _nodelay(request: web.BaseRequest) -> bool | None:
 
 _VENDOR_COUNTERS = ("requests", "over_limit", "expired_token", "unauthorized", "token_requests", "token_grants",
                     "token_refused", "in_flight")
+ARRIVALS_KEPT = 100_000  # for busiest_second: a rate limit is judged on the latest requests
+
+
+def busiest_second(arrivals: "deque[float] | list[float]") -> int:
+    """The most requests that arrived within any one second of wall time (a
+    sliding window, not calendar seconds): what a per-second limit counts."""
+    most, start = 0, 0
+    times = list(arrivals)
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 class Simulator:
@@ -175,6 +190,7 @@ class Simulator:
     def reset(self) -> None:
         """Zero the counters, empty every quota window, forget issued tokens."""
         self._requests = 0
+        self._arrivals: deque[float] = deque(maxlen=ARRIVALS_KEPT)
         self._by_route: dict[str, int] = {}
         self._by_status: dict[str, int] = {}
         self._faults = {"latency": 0, "hang": 0, "unauthorized": 0, "rate_limited": 0, "server_error": 0}
@@ -220,7 +236,8 @@ class Simulator:
             vendors[v.name] = {**counts, "over_limit_by_policy": dict(counts["over_limit_by_policy"]),
                                "token_grants_by_type": dict(counts["token_grants_by_type"]),
                                "quota": quota.snapshot(now) if quota else {}}
-        return {"requests": self._requests, "by_route": dict(self._by_route), "by_status": dict(self._by_status),
+        return {"requests": self._requests, "busiest_second": busiest_second(self._arrivals),
+                "by_route": dict(self._by_route), "by_status": dict(self._by_status),
                 "faults": dict(self._faults), "contacts": len(self.book), "knobs": self.knobs.as_dict(),
                 "vendors": vendors, "limits": self.limits.as_dict(), "tokens": self.tokens.snapshot(),
                 "clock": {"now": now, "time_scale": self.clock.time_scale}}
@@ -247,6 +264,7 @@ class Simulator:
         if path.startswith("/_sim/"):
             return await self._control(request, path)
         self._requests += 1
+        self._arrivals.append(time.monotonic())
         matched = self._match(request.method, path)
         if isinstance(matched, int):
             self._count(self._by_route, "unmatched")

@@ -1,0 +1,86 @@
+"""The activities a lead workflow asks for: the I/O, through the public
+host API (``dupcheck_plugin.host``) on the worker's :class:`Host`."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import timedelta
+from typing import Any
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ..host import Host, Intake, LeadContext, StoreError
+from ..http.call import retry_after_seconds
+from .lead import TRANSIENT_CRM_ERRORS
+
+STORE_REFUSED = "store_refused"
+
+
+class SendPace:
+    """At most ``per_second`` sends in any one-second window (a moving
+    window, strict), in this worker. Temporal's task-queue rate limit is an
+    average: a worker that stalls (a busy machine) and then runs what it was
+    handed meanwhile would send it at once; this keeps that within its share."""
+
+    def __init__(self, per_second: int):
+        self.item = RateLimitItemPerSecond(max(1, per_second))
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def wait(self) -> None:
+        while not await self.limiter.hit(self.item, "crm"):
+            stats = await self.limiter.get_window_stats(self.item, "crm")
+            await asyncio.sleep(max(0.005, stats.reset_time - time.time()))
+
+
+class LeadActivities:
+    def __init__(self, host: Host, pace: SendPace | None = None):
+        self.host = host
+        self.pace = pace
+
+    @activity.defn(name="dupcheck.local_check")
+    async def local_check(self, intake: dict[str, Any], check_dup: int, check_dnc: bool) -> dict[str, Any] | None:
+        """Convoso's check_dup / check_dnc against the shared store."""
+        hit = await asyncio.to_thread(self.host.check_local, Intake.from_json(intake), check_dup, check_dnc)
+        if hit is None:
+            return None
+        return {"check": hit.check, "decision": dataclasses.asdict(hit.decision),
+                "existing_lead_id": hit.existing_lead_id}
+
+    @activity.defn(name="dupcheck.call_crm")
+    async def call_crm(self, node_id: str, intake: dict[str, Any]) -> dict[str, Any]:
+        """One CRM request (the node makes one attempt: Temporal retries).
+        A transient failure raises, with the answer as the error's detail, so
+        Temporal retries it (after Retry-After when the CRM sent one); a final
+        answer, an error included, is returned for the rules and on_error."""
+        lead = Intake.from_json(intake)
+        if self.pace is not None:
+            await self.pace.wait()
+        answer = await LeadContext(lead.lead, lead.phone_e164, self.host.nodes).output(node_id)
+        data = answer.as_json()
+        if answer.error in TRANSIENT_CRM_ERRORS:
+            data["attempts"] = activity.info().attempt
+            after = retry_after_seconds(answer.headers, "Retry-After") if answer.headers else None
+            raise ApplicationError(f"CRM call failed ({answer.error}): {answer.error_detail or ''}", data,
+                                   type=answer.error,
+                                   next_retry_delay=timedelta(seconds=after) if after is not None else None)
+        return data
+
+    @activity.defn(name="dupcheck.store_decision")
+    async def store_decision(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Lead, DNC entry and record in one transaction; then the observers.
+        Every record has an idempotency key, so a write retried after a
+        worker died past its commit finds the first one instead of a twin."""
+        try:
+            return await self.host.commit(record)
+        except StoreError as exc:
+            key = record.get("idempotency_key")
+            prior = await asyncio.to_thread(self.host.store.decision_by_idempotency_key, key) if key else None
+            if prior is not None and (prior.get("temporal") or {}).get("run_id") == record["temporal"]["run_id"]:
+                return prior
+            raise ApplicationError(str(exc), type=STORE_REFUSED, non_retryable=True) from None

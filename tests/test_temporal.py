@@ -1,0 +1,212 @@
+"""The Temporal host on a real dev server and a real PostgreSQL: several
+`serve` instances and `dupcheck worker` processes, as deployed.
+
+Each test gets its own database and task queue on the session's servers.
+Nothing here waits on a clock window: processes are awaited by their
+readiness, the run by its exit, a kill by the decisions already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dupcheck_plugin.dev.ports import free_port, wait_listening
+from dupcheck_plugin.store.postgres import PostgresStore
+
+pytestmark = pytest.mark.services
+
+WORKFLOW = "hubspot_dupcheck"
+TOKEN = "temporal-test-token-0123"
+CLI = [sys.executable, "-m", "dupcheck_plugin.cli.main"]
+
+
+class Deployment:
+    """Workers and serve instances on one dev server, one database, one simulator."""
+
+    def __init__(self, temporal, db: str, sim_url: str, tmp: Path):
+        self.temporal, self.db, self.sim_url, self.tmp = temporal, db, sim_url, tmp
+        self.queue = "q-" + uuid.uuid4().hex[:8]
+        self.procs: list[subprocess.Popen] = []
+        self.env = {**os.environ, "HUBSPOT_TOKEN": "sim-token", "DUPCHECK_API_TOKENS": TOKEN}
+
+    def _start(self, args: list[str], name: str) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "w")
+        proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env,
+                                stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, *extra: str) -> subprocess.Popen:
+        proc = self._start(["worker", WORKFLOW, "--temporal", self.temporal.target, "--task-queue", self.queue,
+                            "--db", self.db, "--crm-url", self.sim_url, "--log-level", "warning", *extra],
+                           f"worker{len(self.procs)}")
+        line = proc.stdout.readline()  # readiness: it polls both queues from here on
+        assert line.startswith("worker ready"), (line, (self.tmp / f"worker{len(self.procs) - 1}.log").read_text())
+        return proc
+
+    def serve(self) -> str:
+        port = free_port()
+        proc = self._start(["serve", WORKFLOW, "--port", str(port), "--db", self.db, "--engine", "temporal",
+                            "--temporal", self.temporal.target, "--task-queue", self.queue, "--log-level", "warning"],
+                           f"serve{len(self.procs)}")
+        wait_listening(port, 60, alive=lambda: proc.poll() is None)
+        return f"http://127.0.0.1:{port}"
+
+    def run(self, leads: Path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        return subprocess.run(CLI + ["run", WORKFLOW, "--leads", str(leads), "--db", self.db, "--engine", "temporal",
+                                     "--temporal", self.temporal.target, "--task-queue", self.queue, "--no-progress",
+                                     *extra], capture_output=True, text=True, env=self.env, timeout=timeout)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+
+
+@pytest.fixture
+def deployment(temporal_server, pg_url, crm_sim, tmp_path):
+    d = Deployment(temporal_server, pg_url, crm_sim.url, tmp_path)
+    yield d
+    d.stop()
+
+
+def lead_file(path: Path, phones: list[str]) -> Path:
+    path.write_text("phone_number,first_name,list_id\n" + "".join(f"{p},Lead{i},100\n" for i, p in enumerate(phones)),
+                    encoding="utf-8")
+    return path
+
+
+def new_phones(n: int, prefix: str = "555") -> list[str]:
+    """Phones the simulator's contact book does not know (contacts are 555-01xx)."""
+    return [f"{prefix}7{i:06d}" for i in range(n)]
+
+
+async def insert_all(urls: list[str], phones: list[str], concurrency: int = 40) -> list[httpx.Response]:
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=120) as http:
+        async def one(i: int, phone: str) -> httpx.Response:
+            async with limit:
+                return await http.post(urls[i % len(urls)] + "/v1/leads/insert",
+                                       data={"auth_token": TOKEN, "phone_number": phone, "list_id": "100"})
+        return await asyncio.gather(*(one(i, p) for i, p in enumerate(phones)))
+
+
+def test_two_instances_two_workers_one_lead_per_phone(deployment):
+    deployment.worker()
+    deployment.worker()
+    urls = [deployment.serve(), deployment.serve()]
+
+    # 50 concurrent inserts of one new phone, spread over both instances: one lead
+    answers = asyncio.run(insert_all(urls, ["5558880001"] * 50, concurrency=50))
+    assert [r.status_code for r in answers] == [200] * 50, answers[0].text
+    codes = Counter(r.json().get("code", "created") for r in answers)
+    assert codes == {"created": 1, 6009: 49}, codes  # one created; 49 answered "already exists" (check_dup)
+    created = next(r.json() for r in answers if r.json()["success"])
+    assert {r.json()["existing_lead_id"] for r in answers if not r.json()["success"]} == {created["data"]["lead_id"]}
+    with PostgresStore(deployment.db) as store:
+        assert len(store.find_leads("+15558880001")) == 1
+        assert len(store.decisions("+15558880001")) == 50
+
+    # 1,000 distinct phones: 1,000 leads and 1,000 decisions
+    phones = new_phones(1000)
+    answers = asyncio.run(insert_all(urls, phones))
+    assert Counter(r.status_code for r in answers) == {200: 1000}
+    assert all(r.json()["success"] and r.json()["data"]["lead_id"] for r in answers)
+    with PostgresStore(deployment.db) as store:
+        assert store.counts() == {"leads": 1001, "dnc": 0, "decisions": 1050}
+
+
+def test_worker_killed_mid_run_loses_no_lead(deployment, tmp_path):
+    doomed = deployment.worker()
+    deployment.worker()
+    phones = new_phones(450, "556") + new_phones(50, "556")[:50]  # 50 phones twice: created once, then duplicate
+    leads = lead_file(tmp_path / "leads.csv", phones)
+    run = subprocess.Popen(CLI + ["run", WORKFLOW, "--leads", str(leads), "--db", deployment.db, "--engine",
+                                  "temporal", "--temporal", deployment.temporal.target, "--task-queue",
+                                  deployment.queue, "--no-progress", "--check-dup", "1", "--out",
+                                  str(tmp_path / "out.jsonl")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=deployment.env)
+    try:
+        with PostgresStore(deployment.db) as store:
+            while store.counts()["decisions"] < 100:  # mid-run: a fifth decided
+                assert run.poll() is None, run.stderr.read()
+                time.sleep(0.05)
+            doomed.send_signal(signal.SIGKILL)
+            decided_at_kill = store.counts()["decisions"]
+        assert decided_at_kill < 500
+        _, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    with PostgresStore(deployment.db) as store:
+        counts = store.counts()
+        rows = store.decided_rows(WORKFLOW, str(leads.resolve()))
+        leads_per_phone = [len(store.find_leads(f"+1{p}")) for p in set(phones)]
+    assert counts["decisions"] == 500 and rows == set(range(2, 502))  # every row once (line 1: the header)
+    assert counts["leads"] == 450 and set(leads_per_phone) == {1}  # at most one lead per row, one per phone
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert Counter(r["action"] for r in records) == {"created": 450, "duplicate": 50}
+
+
+def test_crm_rate_capped_across_workers(deployment, crm_sim, tmp_path):
+    deployment.worker("--crm-rate", "20")
+    deployment.worker("--crm-rate", "20")
+    leads = lead_file(tmp_path / "leads.csv", new_phones(120, "557"))
+    done = deployment.run(leads, "--concurrency", "64")
+    assert done.returncode == 0, done.stderr
+    stats = crm_sim.stats()
+    assert stats["requests"] == 120
+    assert stats["busiest_second"] <= 20, stats
+
+
+def test_embedded_and_temporal_decide_alike(deployment, crm_sim, tmp_path):
+    """The same lead file through both engines: the same decision for each row."""
+    deployment.worker()
+    deployment.worker()
+    rows = (Path(__file__).parent.parent / "examples" / "leads.csv").read_text(encoding="utf-8").splitlines()
+    extra = ["5550100101,1,Again,Known,,1000", "5559990000,1,New,Person,,1000", "5559990000,1,New,Twice,,1000",
+             ",1,No,Phone,,1000", "12,1,Bad,Phone,,1000", "5559990001,1,Bad,Email,not-an-email,1000"]
+    leads = tmp_path / "leads.csv"
+    leads.write_text("\n".join(rows + extra) + "\n", encoding="utf-8")
+
+    embedded = subprocess.run(CLI + ["run", WORKFLOW, "--leads", str(leads), "--db", str(tmp_path / "e.db"),
+                                     "--crm-url", crm_sim.url, "--check-dup", "1", "--no-progress"],
+                              capture_output=True, text=True, env=deployment.env, timeout=120)
+    assert embedded.returncode == 0, embedded.stderr
+    temporal = deployment.run(leads, "--check-dup", "1")
+    assert temporal.returncode == 0, temporal.stderr
+
+    def outcomes(stdout: str) -> dict:
+        by_phone = defaultdict(list)
+        for line in stdout.splitlines():
+            r = json.loads(line)
+            key = r["phone_e164"] or f"row {r['row']}"
+            by_phone[key].append((r["action"], r["status"], r["matched_rule"], r["rule_name"], r["code"], r["text"],
+                                  r["success"], r["dnc_added"], r["crm"]["status_code"], r["crm"]["error"]))
+        # two rows of one phone may be decided in either order; the pair of decisions must agree
+        return {k: sorted(v, key=repr) for k, v in by_phone.items()}
+
+    got, want = outcomes(temporal.stdout), outcomes(embedded.stdout)
+    assert got == want
+    assert {a for v in want.values() for a, *_ in v} >= {"created", "duplicate", "rejected"}
