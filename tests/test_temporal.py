@@ -170,8 +170,8 @@ def test_worker_killed_mid_run_loses_no_lead(deployment, tmp_path):
 
 
 def test_crm_rate_capped_across_workers(deployment, crm_sim, tmp_path):
-    deployment.worker("--crm-rate", "20")
-    deployment.worker("--crm-rate", "20")
+    deployment.worker("--crm-rate", "20", "--crm-workers", "2")
+    deployment.worker("--crm-rate", "20", "--crm-workers", "2")
     leads = lead_file(tmp_path / "leads.csv", new_phones(120, "557"))
     done = deployment.run(leads, "--concurrency", "64")
     assert done.returncode == 0, done.stderr

@@ -9,9 +9,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,19 +20,25 @@ STORE_REFUSED = "store_refused"
 
 
 class SendPace:
-    """At most ``per_second`` sends in any one-second window (a moving
-    window, strict), in this worker. Temporal's task-queue rate limit is an
-    average: a worker that stalls (a busy machine) and then runs what it was
-    handed meanwhile would send it at once; this keeps that within its share."""
+    """This worker's CRM sends, evenly spaced: at most ``per_second`` in any
+    second, with a tenth to spare for the jitter between a send here and its
+    arrival at the CRM. Temporal's task-queue rate limit is an average: a
+    worker that stalls (a busy machine) and then runs what it was handed
+    meanwhile would otherwise send it all at once."""
 
-    def __init__(self, per_second: int):
-        self.item = RateLimitItemPerSecond(max(1, per_second))
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+    GUARD = 1.1
+
+    def __init__(self, per_second: float):
+        self.interval = self.GUARD / max(per_second, 0.001)
+        self._next = 0.0
+        self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
-        while not await self.limiter.hit(self.item, "crm"):
-            stats = await self.limiter.get_window_stats(self.item, "crm")
-            await asyncio.sleep(max(0.005, stats.reset_time - time.time()))
+        async with self._lock:  # one send per interval, in arrival order
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self.interval
 
 
 class LeadActivities:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # sends what it was handed meanwhile at once (measured: 31 requests in one second
 # at a 14/s limit). So Temporal is asked for 70% of the CRM's limit, which keeps
 # workers from queueing, and each worker also paces its own sends strictly at its
-# share (SendPace): the shares add up to the limit in every second.
+# share, evenly spaced (SendPace): the shares add up to the limit in every second.
 CRM_RATE_SHARE = 0.7
 
 
@@ -66,7 +66,7 @@ async def run_worker(host: Host, *, target: str, namespace: str = DEFAULT_NAMESP
     client = await Client.connect(target, namespace=namespace)
     name = host.workflow.name
     WORKFLOWS[name] = with_crm_activities(host.workflow)
-    acts = LeadActivities(host, SendPace(int(crm_rate // crm_workers)) if crm_rate else None)
+    acts = LeadActivities(host, SendPace(crm_rate / crm_workers) if crm_rate else None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
