@@ -84,6 +84,6 @@ class LeadActivities:
         except StoreError as exc:
             key = record.get("idempotency_key")
             prior = await asyncio.to_thread(self.host.store.decision_by_idempotency_key, key) if key else None
-            if prior is not None and (prior.get("temporal") or {}).get("run_id") == record["temporal"]["run_id"]:
-                return prior
+            if prior is not None and (prior.get("temporal") or {}).get("request_id") == record["temporal"]["request_id"]:
+                return prior  # this very lead, already stored: by this run before a crash, or by a twin run
             raise ApplicationError(str(exc), type=STORE_REFUSED, non_retryable=True) from None
