@@ -22,7 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import unlimited_copy
 from dupcheck_plugin.dev.ports import free_port, wait_listening
+from dupcheck_plugin.resources import shipped_dir
 from dupcheck_plugin.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.services
@@ -40,6 +42,9 @@ class Deployment:
         self.queue = "q-" + uuid.uuid4().hex[:8]
         self.procs: list[subprocess.Popen] = []
         self.env = {**os.environ, "HUBSPOT_TOKEN": "sim-token", "DUPCHECK_API_TOKENS": TOKEN}
+        # HubSpot's own 4/s limit and batching off: the simulator enforces none, and the
+        # Temporal path sends one lead per CRM call (the rate test sets its own limit)
+        self.workflow = str(unlimited_copy(shipped_dir("workflows") / f"{WORKFLOW}.toml", tmp))
 
     def _start(self, args: list[str], name: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")
@@ -49,7 +54,7 @@ class Deployment:
         return proc
 
     def worker(self, *extra: str) -> subprocess.Popen:
-        proc = self._start(["worker", WORKFLOW, "--temporal", self.temporal.target, "--task-queue", self.queue,
+        proc = self._start(["worker", self.workflow, "--temporal", self.temporal.target, "--task-queue", self.queue,
                             "--db", self.db, "--crm-url", self.sim_url, "--log-level", "warning", *extra],
                            f"worker{len(self.procs)}")
         line = proc.stdout.readline()  # readiness: it polls both queues from here on
@@ -58,14 +63,14 @@ class Deployment:
 
     def serve(self) -> str:
         port = free_port()
-        proc = self._start(["serve", WORKFLOW, "--port", str(port), "--db", self.db, "--engine", "temporal",
+        proc = self._start(["serve", self.workflow, "--port", str(port), "--db", self.db, "--engine", "temporal",
                             "--temporal", self.temporal.target, "--task-queue", self.queue, "--log-level", "warning"],
                            f"serve{len(self.procs)}")
         wait_listening(port, 60, alive=lambda: proc.poll() is None)
         return f"http://127.0.0.1:{port}"
 
     def run(self, leads: Path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
-        return subprocess.run(CLI + ["run", WORKFLOW, "--leads", str(leads), "--db", self.db, "--engine", "temporal",
+        return subprocess.run(CLI + ["run", self.workflow, "--leads", str(leads), "--db", self.db, "--engine", "temporal",
                                      "--temporal", self.temporal.target, "--task-queue", self.queue, "--no-progress",
                                      *extra], capture_output=True, text=True, env=self.env, timeout=timeout)
 
@@ -141,7 +146,7 @@ def test_worker_killed_mid_run_loses_no_lead(deployment, tmp_path):
     deployment.worker()
     phones = new_phones(450, "556") + new_phones(50, "556")[:50]  # 50 phones twice: created once, then duplicate
     leads = lead_file(tmp_path / "leads.csv", phones)
-    run = subprocess.Popen(CLI + ["run", WORKFLOW, "--leads", str(leads), "--db", deployment.db, "--engine",
+    run = subprocess.Popen(CLI + ["run", deployment.workflow, "--leads", str(leads), "--db", deployment.db, "--engine",
                                   "temporal", "--temporal", deployment.temporal.target, "--task-queue",
                                   deployment.queue, "--no-progress", "--check-dup", "1", "--out",
                                   str(tmp_path / "out.jsonl")],
@@ -193,7 +198,7 @@ def test_embedded_and_temporal_decide_alike(deployment, crm_sim, tmp_path):
     leads = tmp_path / "leads.csv"
     leads.write_text("\n".join(rows + extra) + "\n", encoding="utf-8")
 
-    embedded = subprocess.run(CLI + ["run", WORKFLOW, "--leads", str(leads), "--db", str(tmp_path / "e.db"),
+    embedded = subprocess.run(CLI + ["run", deployment.workflow, "--leads", str(leads), "--db", str(tmp_path / "e.db"),
                                      "--crm-url", crm_sim.url, "--check-dup", "1", "--no-progress"],
                               capture_output=True, text=True, env=deployment.env, timeout=120)
     assert embedded.returncode == 0, embedded.stderr
