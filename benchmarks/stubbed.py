@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # The bench workflow: the shipped HubSpot adaptor and rules, no connection cap
-# (so --concurrency sets the connections, as for the bare client), and no
-# request limiter: the stub has no quota, and these figures are about
-# dupcheck's own cost per lead. Quota figures are bench_limits'.
+# (so --concurrency sets the connections, as for the bare client), no
+# request limiter and no batching: the stub has no quota, the baseline sends
+# one request per lead, and these figures are about dupcheck's own cost per
+# lead. Quota and batching figures are bench_crm_limits'.
 BENCH_WORKFLOW = """\
 name = "bench_hubspot"
 [defaults]
@@ -21,7 +22,7 @@ list_id = "1000"
 [[nodes]]
 id = "hubspot"
 type = "convoso_connect"
-config = { adaptor = "hubspot_contacts_search", timeout = 30, retry = { attempts = 1 } }
+config = { adaptor = "hubspot_contacts_search", timeout = 30, retry = { attempts = 1 }, limits = false, batch = false }
 
 [[nodes]]
 id = "dupcheck"
