@@ -41,16 +41,16 @@ from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
 from .engine.sources import open_source, stream_items
 from .errors import DupcheckError
 from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
-from .rules.decide import Decision, OnError, RowTrace, trace  # trace: each row against an answer (explain, the console)
+from .rules.decide import DECIDED_BY, Decision, OnError, RowTrace, RulesRow, trace  # trace: each row against an answer (explain, the console)
 from .rules.match import OPERATORS  # a rules-table row's ``match`` values
 from .rules.paths import MISSING  # what explain shows for a key the answer does not have
-from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
+from .store.contract import Commit, DncEntry, NewLead, Store, StoreError, upgrade_record
 from .types import CheckOutcome, CrmAnswer, LeadContext, NodeType
 
 __all__ = [
-    "MISSING", "Code", "Commit", "CheckOutcome", "ConfigError", "CrmAnswer", "DEFAULT_CONCURRENCY", "Decision", "DncEntry",
+    "DECIDED_BY", "MISSING", "Code", "Commit", "CheckOutcome", "ConfigError", "CrmAnswer", "DEFAULT_CONCURRENCY", "Decision", "DncEntry",
     "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks", "LeadContext", "LocalHit", "NewLead", "NoCheck", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
     "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",
-    "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "trace",
+    "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "trace", "upgrade_record",
 ]

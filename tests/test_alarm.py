@@ -26,7 +26,7 @@ MISTYPED_ROW = {**DUPLICATE_ROW, "match": "gte", "name": "typo"}
 
 
 def record(row, action="duplicate", checked=True, dnc=False):
-    return {"checked": checked, "matched_rule": row, "action": action, "dnc_added": dnc}
+    return {"checked": checked, "rules_row": row, "action": action, "dnc_added": dnc}
 
 
 def feed(alarm, n, every, row=0):

@@ -83,7 +83,7 @@ def test_bad_rows_are_rejected_and_every_valid_row_is_decided(capsys, crm_sim, h
         write_leads(tmp / f"ref.{fmt}", fmt, [valid_line(fmt, p) for p in valid])
         code, ref, err = run(capsys, workflow, tmp / f"ref.{fmt}", tmp / "ref.db", tmp / "ref.out", crm_sim.url)
         assert code == 0, err
-        expected = {r["lead"]["phone_number"]: (r["action"], r["code"], r["matched_rule"]) for r in ref}
+        expected = {r["lead"]["phone_number"]: (r["action"], r["code"], r["rules_row"]) for r in ref}
 
         lines = [valid_line(fmt, v) if kind == "valid" else bad_kinds[v]() for kind, v in rows]
         write_leads(tmp / f"mixed.{fmt}", fmt, lines)
@@ -92,12 +92,12 @@ def test_bad_rows_are_rejected_and_every_valid_row_is_decided(capsys, crm_sim, h
         assert code == 0, err
         assert "Traceback" not in err and "run stopped" not in err
         first = 2 if fmt == "csv" else 1  # the CSV header is line 1
-        by_line = {r["row"]: r for r in records}
+        by_line = {r["source_row"]: r for r in records}
         assert sorted(by_line) == list(range(first, first + len(rows))), "one record per row"
         for line, (kind, value) in enumerate(rows, first):
             record = by_line[line]
             if kind == "valid":
-                assert (record["action"], record["code"], record["matched_rule"]) == expected[value]
+                assert (record["action"], record["code"], record["rules_row"]) == expected[value]
             else:
                 assert (record["action"], record["code"]) == ("rejected", CODE_MALFORMED), (value, record["detail"])
                 assert record["text"] == codes.MISSING_FIELDS.text and record["detail"].startswith("Malformed row: ")

@@ -101,7 +101,7 @@ def decide_all(wf: Path, batch: list[dict], sim, db: Path) -> list[dict]:
         async with Host.open(str(wf), db=str(db), crm_url=sim.url, environ=ENV) as engine:
             items = aiter_items((i, lead, None) for i, lead in enumerate(batch, 1))
             await engine.run(items, concurrency=max(32, engine.lead_capacity()), on_record=records.append)
-        return sorted(records, key=lambda r: r["row"])
+        return sorted(records, key=lambda r: r["source_row"])
 
     return asyncio.run(go())
 
@@ -110,7 +110,7 @@ def requests_seen(sim) -> int:
     return httpx.get(sim.url + "/_sim/stats").json()["requests"]
 
 
-DECISION = ("action", "status", "matched_rule", "rule_name", "code", "checked", "crm_record_id")
+DECISION = ("action", "status", "rules_row", "rules_row_name", "decided_by", "code", "checked", "crm_record_id")
 
 
 @pytest.mark.parametrize("adaptor", sorted(ROWS))
@@ -126,15 +126,15 @@ def test_batches_decide_every_lead_exactly_as_single_calls(adaptor, book_sim, tm
     batched_requests = requests_seen(book_sim)
 
     assert single_requests == sum(r["crm"]["called"] for r in single)
-    assert [r["row"] for r in single] == [r["row"] for r in batched] == list(range(1, len(batch) + 1))
+    assert [r["source_row"] for r in single] == [r["source_row"] for r in batched] == list(range(1, len(batch) + 1))
     # every lead was asked (the render budget no longer counts the garbage collector's time)
     assert {r["crm"]["error"] for r in single + batched} == {None}
     pairs = list(zip(single, batched))
-    differences = [(s["row"], {k: (s[k], b[k]) for k in DECISION if s[k] != b[k]})
+    differences = [(s["source_row"], {k: (s[k], b[k]) for k in DECISION if s[k] != b[k]})
                    for s, b in pairs if any(s[k] != b[k] for k in DECISION)]
     assert differences == []
     # the table really told leads apart: every row and the no-match default decided some
-    assert {r["rule_name"] for r in single} == {row["name"] for row in ROWS[adaptor]} | {None}
+    assert {r["rules_row_name"] for r in single} == {row["name"] for row in ROWS[adaptor]} | {None}
     assert batched_requests * 5 <= len(batch), f"{batched_requests} requests for {len(batch)} leads"
     assert max(r["crm"]["batch_size"] for r in batched) > 1
 

@@ -132,7 +132,7 @@ def test_toggle_off_creates_without_asking_the_crm_and_on_asks_again(page, serve
     page.check("#enabled")
     apply(page)
     assert insert(server, CUSTOMER, check_dup="0")["success"] is False
-    assert last_decision(server, CUSTOMER)["rule_name"] == "customer"
+    assert last_decision(server, CUSTOMER)["rules_row_name"] == "customer"
     assert sim_server.stats()["requests"] == before + 1
     # the change log shows both changes, who made them, and the diff
     log = page.locator("#changes tbody")
@@ -157,12 +157,12 @@ def test_added_row_decides_until_it_is_removed(page, server):
     apply(page)
     answer = insert(server, DEV_PATEL)
     record = last_decision(server, DEV_PATEL)
-    assert (record["rule_name"], record["status"], answer["success"]) == ("vip", "VIP", True)
+    assert (record["rules_row_name"], record["status"], answer["success"]) == ("vip", "VIP", True)
 
     rows(page).first.locator("button.remove").click()
     apply(page)
     insert(server, DEV_PATEL)
-    assert last_decision(server, DEV_PATEL)["rule_name"] == "known"
+    assert last_decision(server, DEV_PATEL)["rules_row_name"] == "known"
     assert "vip" not in server.workflow.read_text()
 
 
@@ -219,12 +219,12 @@ def test_apply_with_200_inserts_in_flight(page, server, sim_server):
         sim_server.set_knobs(latency_ms=0)
     assert page.locator("[role=status]").count() == 1
     assert len(answers) == 200 and all(r.status_code == 200 and r.json()["success"] for r in answers)
-    names = [last_decision(server, "+1" + p)["rule_name"] for p in phones]
+    names = [last_decision(server, "+1" + p)["rules_row_name"] for p in phones]
     assert set(names) <= {"unknown", "unknown-v2"}, set(names)
     assert in_flight_at_apply > 0  # Apply really landed among leads in flight
     phone = fresh_phone()
     insert(server, phone)
-    assert last_decision(server, "+1" + phone)["rule_name"] == "unknown-v2"
+    assert last_decision(server, "+1" + phone)["rules_row_name"] == "unknown-v2"
 
 
 def test_revert_applies_an_earlier_version(page, server):
@@ -248,8 +248,8 @@ def test_test_a_lead_shows_the_matched_row_and_creates_nothing(page, server):
     page.goto("/admin/test")
     page.fill("#test-lead input[name=phone_number]", CUSTOMER)
     page.click("#test-lead button[type=submit]")
-    page.wait_for_selector("#decision-rule")
-    assert page.inner_text("#decision-rule") == "customer"
+    page.wait_for_selector("#decision-row")
+    assert page.inner_text("#decision-row") == "customer"
     assert page.inner_text("#decision-action") == "duplicate"
     assert "test-token" not in page.inner_text("#request") and "****" in page.inner_text("#request")
     assert page.locator("#rows tr.match").count() == 1
@@ -259,7 +259,7 @@ def test_test_a_lead_shows_the_matched_row_and_creates_nothing(page, server):
 
     page.fill("#paste-answer textarea[name=answer]", '{"total": 2, "results": [{"properties": {}}]}')
     page.click("#paste-answer button[type=submit]")
-    page.wait_for_selector("#decision-rule:text('known')")
+    page.wait_for_selector("#decision-row:text('known')")
     assert store.counts() == before
 
 
@@ -280,11 +280,11 @@ def test_decisions_filter_by_action_and_csv_equals_the_store(page, server):
 
     csv_text = page.request.get(page.locator("#csv").get_attribute("href")).text()
     got = list(csv.DictReader(io.StringIO(csv_text)))
-    assert [(int(r["id"]), r["action"], r["rule_name"], r["phone_e164"]) for r in got] == [
-        (r["id"], r["action"], r["rule_name"], r["phone_e164"]) for r in records]
+    assert [(int(r["id"]), r["action"], r["rules_row_name"], r["phone_e164"]) for r in got] == [
+        (r["id"], r["action"], r["rules_row_name"], r["phone_e164"]) for r in records]
 
     page.click(f"#decisions a[href='/admin/decisions/{records[0]['id']}']")
-    assert page.inner_text("#rule").startswith("row ")
+    assert page.inner_text("#rules-row").startswith("row ")
     assert '"success": false' in page.inner_text("#caller-answer")
     shot(page, "decision")
 
@@ -356,14 +356,14 @@ def test_reload_endpoint_and_sighup_path_load_a_file_edited_by_hand(server):
     assert r.status_code == 200 and r.json()["ok"] is True
     phone = fresh_phone()
     insert(server, phone)
-    assert last_decision(server, "+1" + phone)["rule_name"] == "unknown-by-hand"
+    assert last_decision(server, "+1" + phone)["rules_row_name"] == "unknown-by-hand"
     # a broken file is refused and the running table stays
     server.workflow.write_text(text.replace('match = "gt"', 'match = "bigger"'))
     r = httpx.post(f"{server.url}/admin/api/reload", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status_code == 422 and "bigger" in r.text
     phone = fresh_phone()
     insert(server, phone)
-    assert last_decision(server, "+1" + phone)["rule_name"] == "unknown-by-hand"
+    assert last_decision(server, "+1" + phone)["rules_row_name"] == "unknown-by-hand"
 
 
 def test_a_file_broken_by_hand_is_reported_and_the_server_runs_on(server):

@@ -119,7 +119,7 @@ def test_hook_dupcheck_decision_made(tmp_path, crm_sim, hubspot_env):
                          registry=registry_with(Observer(), Broken()))
     records = run(engine, [{"phone_number": f"55501002{i:02d}"} for i in range(10)])
     assert len(records) == 10 and len(seen) == 10  # a broken observer does not cost a decision
-    assert sorted(r["row"] for r in seen) == list(range(1, 11))
+    assert sorted(r["source_row"] for r in seen) == list(range(1, 11))
 
 
 def test_hook_dupcheck_register_node_types(tmp_path, hubspot_env):

@@ -29,7 +29,7 @@ async def _run(engine: Host, batch: list[dict], concurrency: int) -> list[dict]:
     records: list[dict] = []
     items = aiter_items((i, lead, None) for i, lead in enumerate(batch, 1))
     await engine.run(items, concurrency=concurrency, on_record=records.append)
-    return sorted(records, key=lambda r: r["row"])
+    return sorted(records, key=lambda r: r["source_row"])
 
 
 def run(wf: Path, batch: list[dict], sim, db: Path, *, concurrency: int = 4, interactive: bool = False) -> list[dict]:

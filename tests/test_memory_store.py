@@ -44,11 +44,11 @@ def test_run_on_the_memory_store_plugin(tmp_path, crm_stub):
                            "--concurrency", "4"],
                           capture_output=True, text=True, timeout=120, env=installed_plugin(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    records = sorted((json.loads(line) for line in proc.stdout.splitlines()), key=lambda r: r["row"])
-    assert [(r["row"], r["action"], r["code"], r["lead_id"]) for r in records] == [
+    records = sorted((json.loads(line) for line in proc.stdout.splitlines()), key=lambda r: r["source_row"])
+    assert [(r["source_row"], r["action"], r["code"], r["lead_id"]) for r in records] == [
         (2, "duplicate", 6009, None), (3, "created", 200, "1"), (4, "duplicate", 6009, None),
         (5, "rejected", 6008, None)]
-    assert records[0]["dnc_added"] and records[2]["rule_name"] == "check_dup"
+    assert records[0]["dnc_added"] and records[2]["decided_by"] == "check_dup"
     assert not db.exists()  # the plugin's store answered, not SQLite
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import write_workflow
 from dupcheck_plugin.cli.outfile import cut_torn_tail, repair, rows_in
+from dupcheck_plugin.host import upgrade_record
 
 BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
 ROWS = 300
@@ -55,19 +56,20 @@ def test_kill_9_three_times_then_resume_leaves_each_row_once_in_out(tmp_path, cr
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    rows = sorted(r["row"] for r in records)
+    rows = sorted(r["source_row"] for r in records)
     assert rows == list(range(2, ROWS + 2)), "each row exactly once"
     assert decided(db) == ROWS
 
 
 def test_repair_cuts_a_torn_line_and_adds_what_the_store_has(tmp_path):
     out = tmp_path / "out.jsonl"
-    rec = lambda row: {"workflow": "w", "source": "s", "row": row, "action": "created"}  # noqa: E731
-    out.write_text(json.dumps(rec(2)) + "\n" + json.dumps(rec(4)) + "\n" + '{"workflow": "w", "sou')
+    rec = lambda row: {"workflow": "w", "source": "s", "source_row": row, "action": "created"}  # noqa: E731
+    older = {"workflow": "w", "source": "s", "row": 2, "action": "created"}  # a line an older version wrote
+    out.write_text(json.dumps(older) + "\n" + json.dumps(rec(4)) + "\n" + '{"workflow": "w", "sou')
     added = repair(str(out), "w", "s", lambda: [rec(2), rec(3), rec(4), rec(5)], json.dumps)
     assert added == 2
     lines = out.read_text().splitlines()
-    assert [json.loads(line)["row"] for line in lines] == [2, 4, 3, 5]
+    assert [upgrade_record(json.loads(line))["source_row"] for line in lines] == [2, 4, 3, 5]
     assert rows_in(str(out), "w", "s") == {2, 3, 4, 5}
 
 

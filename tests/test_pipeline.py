@@ -35,7 +35,7 @@ def run_leads(workflow: Path, leads: list[dict], sim_url: str, db: Path, concurr
         async with engine:
             items = aiter_items((i, lead, None) for i, lead in enumerate(leads, 1))
             await engine.run(items, concurrency=concurrency, on_record=records.append)
-        return sorted(records, key=lambda r: r["row"])
+        return sorted(records, key=lambda r: r["source_row"])
 
     return asyncio.run(go())
 
@@ -55,9 +55,9 @@ def test_base_row_skips_known_leads_as_duplicates(tmp_path, crm_sim, hubspot_env
     wf = write_workflow(tmp_path, [BASE_ROW])
     recs = run_leads(wf, leads_for(KNOWN, NEW[0]), crm_sim.url, tmp_path / "d.db")
     dup, new = recs
-    assert (dup["action"], dup["matched_rule"], dup["success"], dup["code"], dup["status"]) == ("duplicate", 0, False, 6009, None)
+    assert (dup["action"], dup["rules_row"], dup["success"], dup["code"], dup["status"]) == ("duplicate", 0, False, 6009, None)
     assert dup["crm_record_id"] == "103" and dup["crm"]["status_code"] == 200 and dup["checked"] is True
-    assert (new["action"], new["status"], new["success"], new["matched_rule"]) == ("created", "NEW", True, None)
+    assert (new["action"], new["status"], new["success"], new["rules_row"]) == ("created", "NEW", True, None)
     assert db_rows(tmp_path / "d.db", "select phone_e164, status, list_id from leads") == [("+15550100170", "NEW", "77")]
     assert db_rows(tmp_path / "d.db", "select count(*) from dnc") == [(0,)]
     assert db_rows(tmp_path / "d.db", "select count(*) from decisions") == [(2,)]
@@ -79,9 +79,9 @@ def test_key_and_value_decide_which_row_matches(tmp_path, crm_sim, hubspot_env):
     ]
     wf = write_workflow(tmp_path, rows)
     cust, known = run_leads(wf, leads_for(CUSTOMER, KNOWN), crm_sim.url, tmp_path / "d.db")
-    assert (cust["action"], cust["matched_rule"], cust["rule_name"]) == ("duplicate", 0, "cust")
+    assert (cust["action"], cust["rules_row"], cust["rules_row_name"]) == ("duplicate", 0, "cust")
     # the lead is known to the CRM but no row's value matches: created with the default status
-    assert (known["action"], known["matched_rule"], known["status"]) == ("created", None, "NEW")
+    assert (known["action"], known["rules_row"], known["status"]) == ("created", None, "NEW")
 
 
 def test_create_lead_yes_posts_with_the_row_status(tmp_path, crm_sim, hubspot_env):
@@ -130,7 +130,7 @@ def test_crm_errors_follow_on_error_and_no_lead_is_lost(tmp_path, crm_sim, hubsp
                         connect={"retry": {"attempts": 1}, "breaker": {"failures": 1000}})
     phones = [f"55501{n:05d}" for n in range(200, 400)]
     recs = run_leads(wf, leads_for(*phones), crm_sim.url, tmp_path / "d.db", concurrency=16)
-    assert len(recs) == 200 and sorted(r["row"] for r in recs) == list(range(1, 201))
+    assert len(recs) == 200 and sorted(r["source_row"] for r in recs) == list(range(1, 201))
     errors = [r for r in recs if r["crm"]["error"]]
     assert 40 <= len(errors) <= 120  # ~40% of 200, seeded
     assert all(r["crm"]["error"] == "http_status" and r["crm"]["status_code"] >= 500 for r in errors)
@@ -263,7 +263,7 @@ def test_explain_shows_the_matching_row(tmp_path):
     proc = cli("explain", "hubspot_dupcheck", "--response", str(answer), "-o", "json")
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
-    assert (rec["matched_rule"], rec["rule_name"], rec["action"], rec["status"], rec["success"]) == (1, "opportunity", "created", "DUPOPP", False)
+    assert (rec["rules_row"], rec["rules_row_name"], rec["action"], rec["status"], rec["success"]) == (1, "opportunity", "created", "DUPOPP", False)
     assert rec["crm_record_id"] == "9"
     text = cli("explain", "hubspot_dupcheck", "--response", str(answer))
     assert "row 0 (customer)" in text.stdout and "MATCH" in text.stdout
@@ -357,7 +357,7 @@ def test_check_dup_makes_a_file_with_repeated_phones_create_one_lead_each(tmp_pa
     assert len(recs) == 20
     assert sorted(r["action"] for r in recs).count("created") == 2
     dups = [r for r in recs if r["action"] == "duplicate"]
-    assert len(dups) == 18 and all(r["rule_name"] == "check_dup" and r["code"] == 6009 for r in dups)
+    assert len(dups) == 18 and all(r["decided_by"] == "check_dup" and r["code"] == 6009 for r in dups)
     assert not any(r["crm"]["called"] for r in dups)  # the local check answers before the CRM
     assert db_rows(tmp_path / "c.db", "select count(*), count(distinct phone_e164) from leads") == [(2, 2)]
     assert "check_dup: 18" in proc.stderr
@@ -379,9 +379,9 @@ def test_check_dup_by_list_and_check_dnc(tmp_path, crm_sim, hubspot_env):
 
     first, other_list, same_list, known, on_dnc = asyncio.run(go())
     assert (first["action"], other_list["action"], same_list["action"]) == ("created", "created", "duplicate")
-    assert same_list["rule_name"] == "check_dup"
+    assert same_list["decided_by"] == "check_dup"
     assert known["dnc_added"] is True
-    assert (on_dnc["action"], on_dnc["code"], on_dnc["rule_name"], on_dnc["crm"]["called"]) == ("rejected", 6024, "check_dnc", False)
+    assert (on_dnc["action"], on_dnc["code"], on_dnc["decided_by"], on_dnc["crm"]["called"]) == ("rejected", 6024, "check_dnc", False)
 
 
 def test_cli_run_says_when_a_workflow_cap_is_below_concurrency(tmp_path, crm_sim, hubspot_env):

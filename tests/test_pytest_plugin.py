@@ -19,7 +19,7 @@ def test_canned_answers_per_phone_decide_each_lead(dupcheck_decide, crm_stub, me
     crm_stub.answer("+15550107002", contact("opportunity"))
     records = dupcheck_decide(HUBSPOT, [{"phone_number": "5550107001"}, {"phone_number": "5550107002"},
                                         {"phone_number": "5550107003"}])
-    assert [(r["action"], r["rule_name"]) for r in records] == [
+    assert [(r["action"], r["rules_row_name"]) for r in records] == [
         ("duplicate", "customer"), ("created", "opportunity"), ("created", None)]
     assert [r.phone for r in crm_stub.requests] == ["+15550107001", "+15550107002", None]
     assert memory_store.counts() == {"leads": 2, "dnc": 1, "decisions": 3}

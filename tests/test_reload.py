@@ -27,14 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def _form_round_trip(text: str) -> tuple[dict, list]:
     doc = tomlkit.parse(text).unwrap()
     form = sf.from_config(doc["nodes"][check_node_index(doc)]["config"])
-    return sf.settings_values(form), [(row.orig, sf.rule_values(row)) for row in form.rows]
+    return sf.settings_values(form), [(row.orig, sf.row_values(row)) for row in form.rows]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "workflows").glob("*.toml")), ids=lambda p: p.stem)
 def test_an_unchanged_form_leaves_every_shipped_workflow_as_it_is(path):
     text = path.read_text()
     settings, rows = _form_round_trip(text)
-    out = edit_check_settings(text, settings, rows, sf.RULE_CELLS)
+    out = edit_check_settings(text, settings, rows, sf.ROW_CELLS)
     assert tomlkit.parse(out).unwrap() == tomlkit.parse(text).unwrap()
     assert [line for line in out.splitlines() if line.lstrip().startswith("#")] == \
         [line for line in text.splitlines() if line.lstrip().startswith("#")]
@@ -46,7 +46,7 @@ def test_rows_keep_their_comments_when_they_move_and_take_them_when_they_go():
     settings["enabled"] = False
     new_row = (None, {"name": "vip", "key": "total", "value": 5, "create_lead": True, "add_to_dnc": False,
                       "success": True})
-    out = edit_check_settings(text, settings, [rows[2], new_row, rows[1]], sf.RULE_CELLS)
+    out = edit_check_settings(text, settings, [rows[2], new_row, rows[1]], sf.ROW_CELLS)
     lines = out.splitlines()
     assert "enabled = false" in lines
     assert "an existing customer" not in out  # row 0 went, and its comment with it
@@ -91,7 +91,7 @@ def test_sighup_reloads_a_checked_file_and_keeps_the_table_when_it_is_broken(sim
             httpx.post(url + "/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": phone,
                                                        "check_dup": "0"}, timeout=30)
             r = httpx.get(url + "/v1/decisions", params={"auth_token": TOKEN, "phone": phone}, timeout=30)
-            return r.json()["data"]["entries"][-1]["rule_name"]
+            return r.json()["data"]["entries"][-1]["rules_row_name"]
 
         def hup_and_wait(word: str) -> str:
             proc.send_signal(signal.SIGHUP)

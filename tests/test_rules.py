@@ -68,7 +68,8 @@ def test_operators():
 def test_disabled_does_not_read_the_answer_and_creates_with_default_status():
     s = settings([{"key": "total", "match": "gt", "value": 0, **ROW}], enabled=False, default_status="FRESH")
     d = decide(s, None)
-    assert (d.action, d.status, d.success, d.checked, d.matched_rule) == ("created", "FRESH", True, False, None)
+    assert (d.action, d.status, d.success, d.checked, d.rules_row) == ("created", "FRESH", True, False, None)
+    assert d.decided_by == "check_off"
 
 
 def test_first_matching_row_decides():
@@ -77,9 +78,9 @@ def test_first_matching_row_decides():
         {"key": "total", "match": "gt", "value": 0, **ROW},
     ])
     d = decide(s, answer({"total": 1, "results": [{"stage": "customer"}]}))
-    assert d.matched_rule == 0 and d.add_to_dnc
+    assert (d.rules_row, d.decided_by) == (0, "rules_row") and d.add_to_dnc
     d = decide(s, answer({"total": 1, "results": [{"stage": "lead"}]}))
-    assert d.matched_rule == 1 and not d.add_to_dnc
+    assert d.rules_row == 1 and not d.add_to_dnc
 
 
 def test_create_lead_yes_uses_row_status_or_default():
@@ -121,25 +122,26 @@ def test_row_code_and_text_override_the_duplicate_answer():
 
 def test_no_match_creates_with_default_status_and_success():
     d = decide(settings([{"key": "total", "match": "gt", "value": 0, **ROW}]), answer({"total": 0}))
-    assert (d.action, d.status, d.success, d.matched_rule, d.checked) == ("created", "NEW", True, None, True)
+    assert (d.action, d.status, d.success, d.rules_row, d.checked) == ("created", "NEW", True, None, True)
+    assert d.decided_by == "default_status"
 
 
 def test_missing_key_does_not_match():
     d = decide(settings([{"key": "total", "match": "gt", "value": 0, **ROW}]), answer(None, status=204))
-    assert d.action == "created" and d.matched_rule is None
+    assert d.action == "created" and d.rules_row is None
 
 
 @pytest.mark.parametrize("error", ["timeout", "connection", "http_status", "unparsable", "rate_limited"])
 def test_crm_errors_follow_on_error_create(error):
     s = settings([{"key": "total", "match": "gte", "value": 0, **ROW}], on_error={"action": "create", "status": "NC"})
     d = decide(s, answer(None, status=503 if error == "http_status" else None, error=error))
-    assert (d.action, d.status, d.checked, d.matched_rule) == ("created", "NC", False, None)
+    assert (d.action, d.status, d.checked, d.rules_row, d.decided_by) == ("created", "NC", False, None, "on_error")
 
 
 def test_crm_errors_follow_on_error_reject_as_retryable():
     s = settings([], on_error={"action": "reject"})
     d = decide(s, answer(None, status=None, error="timeout"))
-    assert (d.action, d.success, d.retryable, d.code) == ("rejected", False, True, 6503)
+    assert (d.action, d.success, d.retryable, d.code, d.decided_by) == ("rejected", False, True, 6503, "on_error")
 
 
 def test_unmatched_4xx_is_an_error_not_a_miss():
@@ -154,8 +156,8 @@ def test_http_status_rows_decide_on_their_status_only():
         {"key": "id", "match": "exists", "http_status": [200, 201], "create_lead": True, "status": "X",
          "add_to_dnc": False, "success": True},
     ])
-    assert decide(s, answer({"message": "exists"}, status=409)).matched_rule == 0
-    assert decide(s, answer({"id": 5}, status=201)).matched_rule == 1
+    assert decide(s, answer({"message": "exists"}, status=409)).rules_row == 0
+    assert decide(s, answer({"id": 5}, status=201)).rules_row == 1
     # a row without http_status never reads a non-2xx answer
     s2 = settings([{"key": "message", "match": "exists", **ROW}], on_error={"action": "reject"})
     assert decide(s2, answer({"message": "exists"}, status=409)).action == "rejected"
@@ -163,7 +165,7 @@ def test_http_status_rows_decide_on_their_status_only():
 
 def test_render_error_rejects_the_lead_without_retry():
     d = decide(settings([]), CrmAnswer(None, {}, None, 0.0, error="render", error_detail="email is required"))
-    assert (d.action, d.code, d.retryable) == ("rejected", 6023, False)
+    assert (d.action, d.code, d.retryable, d.decided_by) == ("rejected", 6023, False, "intake")
     assert d.text == "Required fields are missed" and "email is required" in d.detail
 
 
@@ -194,7 +196,7 @@ def test_the_schema_offers_exactly_the_operators_the_code_implements():
     from dupcheck_plugin.config.schemas import shipped_schemas
     from dupcheck_plugin.rules.match import OPERATORS
 
-    rule = shipped_schemas()["api_duplicate_check.schema.json"]["$defs"]["rule"]
+    rule = shipped_schemas()["api_duplicate_check.schema.json"]["$defs"]["rules_row"]
     assert set(rule["properties"]["match"]["enum"]) == set(OPERATORS)
 
 

@@ -184,21 +184,21 @@ def test_parse_insert_strips_token_and_options_from_the_lead():
 
 
 def _rec(**kw):
-    base = {"success": True, "code": 200, "text": "Lead created", "lead_id": "7", "matched_rule": None,
-            "rule_name": None, "crm_record_id": None, "retryable": False, "action": "created", "api": {}}
+    base = {"success": True, "code": 200, "text": "Lead created", "lead_id": "7", "rules_row": None,
+            "rules_row_name": None, "decided_by": "default_status", "crm_record_id": None, "retryable": False, "action": "created", "api": {}}
     return {**base, **kw}
 
 
 def test_insert_answers_are_a_function_of_the_record():
     assert cv.insert_answer(_rec()) == {"success": True, "data": {"lead_id": "7"}}
-    assert cv.insert_answer(_rec(success=False, code=6009, text="dup", matched_rule=1, rule_name="opp",
+    assert cv.insert_answer(_rec(success=False, code=6009, text="dup", rules_row=1, rules_row_name="opp",
                                  crm_record_id="102")) == {
         "success": False, "code": 6009, "text": "dup", "data": {"lead_id": "7"}, "row": "row 1 (opp)",
         "crm_record_id": "102"}
-    assert cv.insert_answer(_rec(success=False, code=6009, text="dup", lead_id=None, matched_rule=2,
+    assert cv.insert_answer(_rec(success=False, code=6009, text="dup", lead_id=None, rules_row=2,
                                  action="duplicate"))["row"] == "row 2"
     local = cv.insert_answer(_rec(success=False, code=6009, text="dup", lead_id=None, action="duplicate",
-                                  rule_name="check_dup", api={"local_check": "check_dup", "existing_lead_id": "3"}))
+                                  decided_by="check_dup", api={"local_check": "check_dup", "existing_lead_id": "3"}))
     assert local == {"success": False, "code": 6009, "text": "dup", "row": "check_dup", "existing_lead_id": "3"}
     detailed = cv.insert_answer(_rec(success=False, code=6008, text="The phone number is invalid", lead_id=None,
                                      action="rejected", detail="not a possible phone number"))
@@ -582,7 +582,7 @@ def test_decisions_show_question_crm_rule_and_answer(client):
     insert(client, phone_number=KNOWN, check_dup="0")
     r = client.get("/v1/decisions", params={"auth_token": TOKEN, "phone": "5550100003", "phone_code": "1"})
     rec = r.json()["data"]["entries"][-1]
-    assert rec["rule_name"] == "known" and rec["crm"]["called"] and rec["crm"]["status_code"] == 200
+    assert rec["rules_row_name"] == "known" and rec["crm"]["called"] and rec["crm"]["status_code"] == 200
     assert rec["request"]["headers"]["Authorization"] == "Bearer ****"  # secrets masked
     assert "auth_token" not in rec["lead"] and rec["code"] == 6009 and rec["crm_record_id"] == "103"
     assert client.get("/v1/decisions", params={"auth_token": TOKEN}).json()["code"] == 6007

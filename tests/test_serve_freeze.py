@@ -86,7 +86,7 @@ def test_a_redos_rule_and_a_runaway_template_do_not_freeze_serve(tmp_path):
                   f"max {max(probes) * 1000:.1f} ms, median {sorted(probes)[len(probes) // 2] * 1000:.1f} ms")
             assert all(g["success"] is True for g in good)
             runaway, redos = results[:40], results[40:]
-            # the runaway lead fails its own render (unrenderable lead: rejected, 6023); the ReDoS rule is
+            # the runaway lead fails its own render (unrenderable lead: rejected, 6023); the ReDoS row is
             # evaluated against 'aaa...a!' and (rightly) does not match: no row, the lead is created
             assert {(r["success"], r["code"]) for r in runaway} == {(False, 6023)}
-            assert {(r["success"], r.get("rule")) for r in redos} == {(True, None)}
+            assert {(r["success"], r.get("row")) for r in redos} == {(True, None)}

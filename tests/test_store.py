@@ -3,13 +3,14 @@ engine's :func:`plan_commit`, as the host stores them."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import replace
 
 import pytest
 
-from dupcheck_plugin.host import Commit, DncEntry, plan_commit
+from dupcheck_plugin.host import Commit, DncEntry, plan_commit, row_label, upgrade_record
 from dupcheck_plugin.store.sqlite import SCHEMA_VERSION, SqliteStore, StoreError
 
 PHONE = "+15551230001"
@@ -21,14 +22,15 @@ def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rule: i
     lead = {"phone_number": phone[2:] if phone else "nope", "phone_code": "1", "list_id": "100",
             "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", **lead}
     rec = {
-        "lead": lead, "phone_e164": phone, "matched_rule": rule, "action": action,
+        "lead": lead, "phone_e164": phone, "rules_row": rule, "action": action,
+        "decided_by": "default_status" if rule is None else "rules_row",
         "status": "NEW" if action == "created" else None, "dnc_added": dnc,
         "success": action == "created", "code": 200 if action == "created" else 409,
         "text": action, "crm": {"status_code": 200}, "request": None,
         "decided_at": "2025-01-02T03:04:05.000+00:00", "workflow": "default",
     }
     if rule is not None:
-        rec["rule_name"] = f"name-{rule}"
+        rec["rules_row_name"] = f"name-{rule}"
     if key is not None:
         rec["idempotency_key"] = key
     return plan_commit(rec)
@@ -82,9 +84,9 @@ def test_dnc_entry_unique_per_phone(store):
     assert (entry["phone_number"], entry["phone_code"], entry["campaign_id"]) == ("5551230001", "1", "0")
 
 
-def test_dnc_reason_falls_back_to_rule_number(store):
+def test_dnc_reason_falls_back_to_the_row_number(store):
     rec = record("duplicate", dnc=True, rule=5)
-    store.apply([plan_commit({**rec.record, "rule_name": None})])
+    store.apply([plan_commit({**rec.record, "rules_row_name": None})])
     assert store.dnc_search(PHONE, "0", 0, 10)[1][0]["reason"] == "row 5"
 
 
@@ -173,13 +175,13 @@ def changed(commit: Commit, **fields) -> Commit:
 
 
 def test_row_of_a_file_decided_once(store):
-    first = changed(record("created"), source="/leads.csv", row=7)
+    first = changed(record("created"), source="/leads.csv", source_row=7)
     store.apply([first])
-    again = changed(record("created", OTHER), source="/leads.csv", row=7)
+    again = changed(record("created", OTHER), source="/leads.csv", source_row=7)
     with pytest.raises(StoreError, match="already decided"):
         store.apply([record("duplicate", rule=1), again])
     # another workflow, another file or no row at all: stored
-    store.apply([changed(again, workflow="other"), changed(again, source="/more.csv"), changed(again, row=None)])
+    store.apply([changed(again, workflow="other"), changed(again, source="/more.csv"), changed(again, source_row=None)])
     assert store.counts() == {"leads": 4, "dnc": 0, "decisions": 4}
     assert store.decided_rows("default", "/leads.csv") == {7}
 
@@ -279,9 +281,9 @@ def test_schema_from_the_future(tmp_path):
 
 
 def test_decided_records_of_a_lead_file_by_row(store):
-    store.apply([changed(record("created", f"+1555123{n:04d}"), source="/f.csv", row=n) for n in (5, 2, 9)]
-                + [changed(record("created", OTHER), source="/other.csv", row=1)])
-    assert [r["row"] for r in store.decided_records("default", "/f.csv")] == [2, 5, 9]
+    store.apply([changed(record("created", f"+1555123{n:04d}"), source="/f.csv", source_row=n) for n in (5, 2, 9)]
+                + [changed(record("created", OTHER), source="/other.csv", source_row=1)])
+    assert [r["source_row"] for r in store.decided_records("default", "/f.csv")] == [2, 5, 9]
     assert list(store.decided_records("other-workflow", "/f.csv")) == []
 
 
@@ -315,8 +317,9 @@ def test_search_decisions_filters_pages_and_opens_one(store):
     assert total == 4 and [r["action"] for r in page] == ["created", "rejected", "duplicate", "created"]
     ids = [r["id"] for r in page]
     assert store.search_decisions(action="created")[0] == 2
-    assert [r["rule_name"] for r in store.search_decisions(rule="name-2")[1]] == ["name-2"]
-    assert store.search_decisions(rule="2")[1][0]["matched_rule"] == 2  # by number too
+    assert [r["rules_row_name"] for r in store.search_decisions(rules_row="name-2")[1]] == ["name-2"]
+    assert store.search_decisions(rules_row="2")[1][0]["rules_row"] == 2  # by number too
+    assert store.search_decisions(rules_row="default_status")[0] == 3  # or by what decided
     assert [r["phone_e164"] for r in store.search_decisions(list_id="200")[1]] == [OTHER]
     assert store.search_decisions(phone_e164=PHONE)[0] == 2
     assert store.search_decisions(since="2025-01-15")[0] == 1
@@ -340,3 +343,62 @@ def test_config_changes_newest_first_per_workflow(store):
     assert store.config_changes("wf", limit=1)[0]["id"] == second
     assert store.config_change(first)["text"] == "b"
     assert store.config_change(10_000) is None
+
+
+# -- records as dupcheck 0.1 stored them (a rules-table row was a "rule", the file's line was "row") --
+
+def _old(row: int, action: str, matched_rule: int | None, rule_name: str | None, **more) -> dict:
+    return {"workflow": "default", "source": "/old.csv", "row": row, "decided_at": f"2025-01-0{row}T00:00:00.000+00:00",
+            "lead": {"phone_number": "5551230001", "list_id": "100"}, "phone_e164": PHONE,
+            "matched_rule": matched_rule, "rule_name": rule_name, "action": action, "status": None,
+            "dnc_added": False, "success": False, "code": 6009, "text": "The phone number already exists",
+            "detail": None, "checked": matched_rule is not None, "retryable": False, "crm": {"called": True},
+            "crm_record_id": None, "request": None, "lead_id": None, **more}
+
+
+OLD_RECORDS = [
+    _old(2, "duplicate", 0, "cust", idempotency_key="old-key"),
+    _old(3, "duplicate", None, "check_dup"),
+    _old(4, "created", None, None, status="NOTCHECKED", success=True, code=200, text="Lead created",
+         detail="CRM call failed (timeout)"),
+    _old(5, "duplicate", 1, None),
+]
+
+
+def write_as_dupcheck_0_1(store, request) -> None:
+    """Rows as 0.1 wrote them, by SQL: today's ``apply`` writes today's keys only."""
+    rows = [(r["phone_e164"], None, r["action"], r.get("idempotency_key"), r["workflow"], r["source"], r["row"],
+             r["decided_at"], json.dumps(r)) for r in OLD_RECORDS]
+    columns = "phone_e164, lead_id, action, idempotency_key, workflow, source, row, decided_at, record"
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            conn.executemany(f"INSERT INTO decisions ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("pg_url")) as conn:
+            conn.cursor().executemany(f"INSERT INTO decisions ({columns}) VALUES "
+                                      "(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)", rows)
+
+
+def test_records_an_older_version_stored_read_with_todays_keys(store, request):
+    write_as_dupcheck_0_1(store, request)
+    by_row = {r["source_row"]: r for r in store.decided_records("default", "/old.csv")}  # run --resume
+    assert sorted(by_row) == [2, 3, 4, 5] and store.decided_rows("default", "/old.csv") == {2, 3, 4, 5}
+    assert [(r["decided_by"], r["rules_row"], r["rules_row_name"]) for r in by_row.values()] == [
+        ("rules_row", 0, "cust"), ("check_dup", None, None), ("on_error", None, None), ("rules_row", 1, None)]
+    assert not {"matched_rule", "rule_name", "row"} & {k for r in by_row.values() for k in r}
+    assert [row_label(r) for r in by_row.values()] == ["row 0 (cust)", "check_dup", None, "row 1"]
+    assert store.decision_by_idempotency_key("old-key") == by_row[2]  # an Idempotency-Key replay
+    assert store.decisions(PHONE) == list(by_row.values())  # /v1/decisions
+    total, page = store.search_decisions(rules_row="cust")  # the console's filter, by name
+    assert total == 1 and page[0]["source_row"] == 2 and store.decision_by_id(page[0]["id"])["rules_row"] == 0
+    assert [r["source_row"] for r in store.search_decisions(rules_row="1")[1]] == [5]  # by number
+    assert [r["source_row"] for r in store.search_decisions(rules_row="check_dup")[1]] == [3]
+
+
+def test_upgrading_a_current_record_changes_nothing():
+    current = upgrade_record({**OLD_RECORDS[0]})
+    assert upgrade_record(current) is current
+    assert upgrade_record({"source_row": 7, "decided_by": "intake"}) == {"source_row": 7, "decided_by": "intake"}

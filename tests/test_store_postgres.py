@@ -96,7 +96,7 @@ def test_run_on_postgres_end_to_end(pg_url, crm_sim, tmp_path, hubspot_env):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["row"] for r in sorted(records, key=lambda r: r["row"])] == [2, 3, 4]  # file lines, the header being line 1
+    assert [r["source_row"] for r in sorted(records, key=lambda r: r["source_row"])] == [2, 3, 4]  # file lines, the header being line 1
     with PostgresStore(pg_url) as s:
         counts = s.counts()
         assert counts["decisions"] == 3

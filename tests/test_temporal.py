@@ -209,8 +209,8 @@ def test_embedded_and_temporal_decide_alike(deployment, crm_sim, tmp_path):
         by_phone = defaultdict(list)
         for line in stdout.splitlines():
             r = json.loads(line)
-            key = r["phone_e164"] or f"row {r['row']}"
-            by_phone[key].append((r["action"], r["status"], r["matched_rule"], r["rule_name"], r["code"], r["text"],
+            key = r["phone_e164"] or f"row {r['source_row']}"
+            by_phone[key].append((r["action"], r["status"], r["rules_row"], r["rules_row_name"], r["decided_by"], r["code"], r["text"],
                                   r["success"], r["dnc_added"], r["crm"]["status_code"], r["crm"]["error"]))
         # two rows of one phone may be decided in either order; the pair of decisions must agree
         return {k: sorted(v, key=repr) for k, v in by_phone.items()}

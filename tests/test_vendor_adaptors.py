@@ -905,7 +905,7 @@ def test_sample_workflow_decides_recorded_answers(workflow, fixture, action, rul
         error = "rate_limited"  # what send() reports once the retries are spent
     crm = CrmAnswer(status_code=doc["status"], headers=doc["headers"], body=body, latency_ms=1.0, error=error)
     d = decide(settings, crm)
-    assert (d.action, d.rule_name, d.add_to_dnc) == (action, rule, dnc), d
+    assert (d.action, d.rules_row_name, d.add_to_dnc) == (action, rule, dnc), d
     if error:
         assert d.status == "NOTCHECKED" and not d.checked
 
@@ -1069,7 +1069,7 @@ def test_simulator_decisions_through_the_real_send(sim):
                                     rate_limits=adaptor.rate_limits, retry=RetryPolicy(attempts=1),
                                     record_id_key=adaptor.record_id)
                 d = decide(settings, answer)
-                out.append(((workflow, lead, action, rule), (d.action, d.rule_name), answer))
+                out.append(((workflow, lead, action, rule), (d.action, d.rules_row_name), answer))
         return out
 
     for case, got, answer in asyncio.run(run_all()):
@@ -1198,10 +1198,10 @@ def _explain(capsys, workflow: str, fixture: str) -> dict:
 @pytest.mark.parametrize("workflow,fixture,action,rule,dnc", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_dupcheck_explain_gives_the_documented_decision(capsys, workflow, fixture, action, rule, dnc):
     record = _explain(capsys, workflow, fixture)
-    assert (record["action"], record["rule_name"], record["dnc_added"]) == (action, rule, dnc)
+    assert (record["action"], record["rules_row_name"], record["dnc_added"]) == (action, rule, dnc)
 
 
 @pytest.mark.parametrize("workflow,fixture", OVER_LIMIT_CASES)
 def test_dupcheck_explain_reads_over_limit_answers_as_errors(capsys, workflow, fixture):
     record = _explain(capsys, workflow, fixture)
-    assert record["crm"]["error"] == "rate_limited" and record["matched_rule"] is None and not record["checked"]
+    assert record["crm"]["error"] == "rate_limited" and record["rules_row"] is None and not record["checked"]

@@ -57,9 +57,9 @@ COLUMNS = (("#", 3), ("phone", 14), ("name", 20), ("action", 9), ("status", 10),
 def table_row(r: dict[str, Any]) -> str:
     lead = r["lead"]
     name = f"{lead.get('first_name', '')} {lead.get('last_name', '')}".strip()
-    rule = row_label(r) or ""
+    row = row_label(r) or ""
     answer = ("ok " if r["success"] else "FAIL ") + f"{r['code']} {r['text']}" + (f" ({r['detail']})" if r["detail"] else "")
-    values = (r["row"], r["phone_e164"] or lead.get("phone_number", ""), name, r["action"], r["status"], rule,
+    values = (r["source_row"], r["phone_e164"] or lead.get("phone_number", ""), name, r["action"], r["status"], row,
               "yes" if r["dnc_added"] else "", answer)
     return "  ".join(_cell(v, w).ljust(w) for v, (_, w) in zip(values, COLUMNS)).rstrip()
 
@@ -90,7 +90,7 @@ async def _demo(args, workflow: str, environ: dict[str, str], db: str) -> int:
         sim.stop()
         source.close()
     print("  ".join(name.ljust(w) for name, w in COLUMNS).rstrip())
-    for r in sorted(records, key=lambda r: r["row"] or 0):
+    for r in sorted(records, key=lambda r: r["source_row"] or 0):
         print(table_row(r))
     print()
     print_summary(summary, sys.stdout)

@@ -14,7 +14,7 @@ from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 
 
 def register(sub) -> None:
-    p = sub.add_parser("explain", help="show which rule a recorded CRM answer matches, and the decision",
+    p = sub.add_parser("explain", help="show which row of the rules table a recorded CRM answer matches, and the decision",
                        description="Test the rules table before going live: run a recorded CRM answer through "
                                    "a workflow's API Duplicate Check, without calling anything.")
     p.add_argument("workflow", help="a shipped workflow's name or a path")
@@ -77,19 +77,21 @@ def main(args) -> int:
     if a.error:
         print(f"  the call failed: no row reads it; on_error ({check.settings.on_error.action}) decides")
     for row in ([] if a.error else result.rows):
-        rule = rules[row.index]
+        rules_row = rules[row.index]
         label = f"row {row.index}" + (f" ({row.name})" if row.name else "")
         parts = []
-        if rule.http_status is not None:
-            parts.append(f"http_status {'/'.join(map(str, sorted(rule.http_status)))}")
-        if rule.key:
-            value = "" if rule.op in ("exists", "missing") else f" {json.dumps(rule.value)}"
-            parts.append(f"{'.'.join(rule.key)} {rule.op}{value}: found {_show(row.found)}")
+        if rules_row.http_status is not None:
+            parts.append(f"http_status {'/'.join(map(str, sorted(rules_row.http_status)))}")
+        if rules_row.key:
+            value = "" if rules_row.op in ("exists", "missing") else f" {json.dumps(rules_row.value)}"
+            parts.append(f"{'.'.join(rules_row.key)} {rules_row.op}{value}: found {_show(row.found)}")
         status = "" if row.status_ok else f" [HTTP {a.status_code} is not read by this row]"
         print(f"  {label}: {', '.join(parts)}{status} -> {'MATCH' if row.matched else 'no match'}")
     if not result.rows and rules and a.error is None:
         print("  (no row evaluated)")
-    print(f"decision: {d.action}" + (f", status {d.status}" if d.status else "")
+    by = f"row {d.rules_row}" + (f" ({d.rules_row_name})" if d.rules_row_name else "") \
+        if d.rules_row is not None else d.decided_by
+    print(f"decision: {d.action}, decided by {by}" + (f", status {d.status}" if d.status else "")
           + (", add to DNC" if d.add_to_dnc else "")
           + f"; answer {'success' if d.success else 'failure'} {d.code} {d.text!r}"
           + (f" ({d.detail})" if d.detail else ""))

@@ -14,6 +14,8 @@ import json
 import os
 from typing import Any, Callable, Iterable
 
+from ..host import upgrade_record
+
 
 def cut_torn_tail(path: str) -> None:
     """Drop a last line that has no newline: a write a crash cut short."""
@@ -44,9 +46,12 @@ def rows_in(path: str, workflow: str, source: str) -> set[int]:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict) and record.get("workflow") == workflow and record.get("source") == source \
-                    and isinstance(record.get("row"), int):
-                rows.add(record["row"])
+            if not isinstance(record, dict):
+                continue
+            record = upgrade_record(record)  # a line an older version wrote
+            if record.get("workflow") == workflow and record.get("source") == source \
+                    and isinstance(record.get("source_row"), int):
+                rows.add(record["source_row"])
     return rows
 
 
@@ -60,8 +65,8 @@ def repair(path: str, workflow: str, source: str, stored: Callable[[], Iterable[
     added = 0
     with open(path, "a", encoding="utf-8") as out:
         for record in stored():
-            if record.get("row") not in present:
+            if record.get("source_row") not in present:
                 out.write(dumps(record) + "\n")
-                present.add(record["row"])
+                present.add(record["source_row"])
                 added += 1
     return added

@@ -61,12 +61,12 @@ def print_summary(summary: Summary, stream=None, caps: dict[str, int] | None = N
     stream = stream or sys.stderr
     s = summary.as_json()
     actions = ", ".join(f"{k} {v}" for k, v in sorted(s["by_action"].items())) or "none"
-    rules = ", ".join(f"{k}: {v}" for k, v in sorted(s["by_rule"].items())) or "none"
+    rows = ", ".join(f"{k}: {v}" for k, v in sorted(s["by_row"].items())) or "none"
     errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
     rate = f"{s['leads_per_s']:.1f} leads/s" if s["leads_per_s"] else "-"
     print(f"decided {s['total']} leads in {s['elapsed_s']:.2f}s ({rate})", file=stream)
     print(f"  by action: {actions}", file=stream)
-    print(f"  by matched row: {rules}", file=stream)
+    print(f"  by matched row: {rows}", file=stream)
     print(f"  CRM errors: {errors}", file=stream)
     if caps:
         print(f"  connections: {', '.join(f'{k} {v}' for k, v in caps.items())}", file=stream)

@@ -1,4 +1,4 @@
-"""The "everything is a duplicate" alarm: a mistyped rule that marks every
+"""The "everything is a duplicate" alarm: a mistyped row that marks every
 lead a duplicate is the costliest silent failure of a duplicate check, so
 the engine watches the decisions it makes.
 
@@ -59,7 +59,7 @@ class DuplicateAlarm:
         """One stored decision record. Only leads whose CRM answer the rules read count."""
         if not record.get("checked"):
             return
-        row = record.get("matched_rule")
+        row = record.get("rules_row")
         duplicate = record.get("action") == "duplicate"
         entry = (row, duplicate, duplicate or bool(record.get("dnc_added")))
         self._window.append(entry)

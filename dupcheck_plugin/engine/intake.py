@@ -116,10 +116,11 @@ def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
     lead = {str(k): _flat(v) for k, v in raw.items()}
     problem = row_problem(lead)
     if problem:
-        return Intake(printable_lead(lead), None, Decision.refused(codes.MISSING_FIELDS, f"Malformed row: {problem}"))
+        return Intake(printable_lead(lead), None,
+                      Decision.refused(codes.MISSING_FIELDS, f"Malformed row: {problem}", by="intake"))
     if nested:
-        return Intake(lead, None, Decision.refused(codes.MISSING_FIELDS,
-                                                   f"nested values are not allowed: {', '.join(nested)}"))
+        return Intake(lead, None, Decision.refused(codes.MISSING_FIELDS, by="intake",
+                                                   detail=f"nested values are not allowed: {', '.join(nested)}"))
     if not lead.get("phone_code"):
         lead["phone_code"] = str(defaults.get("phone_code", "1"))
     if not lead.get("list_id") and defaults.get("list_id"):
@@ -128,17 +129,17 @@ def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
         lead["list_id"] = normal_list_id(lead["list_id"])
     phone = lead.get("phone_number", "").strip()
     if not phone:
-        return Intake(lead, None, Decision.refused(codes.NEED_PHONE_AND_LIST, "no phone_number"))
+        return Intake(lead, None, Decision.refused(codes.NEED_PHONE_AND_LIST, "no phone_number", by="intake"))
     e164, why = _e164(phone, lead["phone_code"])
     if e164 is None:
-        return Intake(lead, None, Decision.refused(codes.BAD_PHONE, why))
+        return Intake(lead, None, Decision.refused(codes.BAD_PHONE, why, by="intake"))
     email = lead.get("email", "").strip()
     if email and not _EMAIL.match(email):
-        return Intake(lead, e164, Decision.refused(codes.BAD_EMAIL))
+        return Intake(lead, e164, Decision.refused(codes.BAD_EMAIL, by="intake"))
     return Intake(lead, e164)
 
 
 def malformed(raw: Mapping[str, Any] | None, reason: str) -> Intake:
     """An input row that is not a lead at all (a CSV line with too many fields)."""
     return Intake(printable_lead(raw or {}), None,
-                  Decision.refused(codes.MISSING_FIELDS, f"Malformed row: {printable(reason, 300)}"))
+                  Decision.refused(codes.MISSING_FIELDS, f"Malformed row: {printable(reason, 300)}", by="intake"))

@@ -100,7 +100,7 @@ class Workflow:
     def decide(self, answer: CrmAnswer | None) -> Decision:
         """The decision on a CRM answer (None: not called); pure."""
         if self.check is None:
-            return Decision.created(NO_CHECK_STATUS, checked=False)
+            return Decision.created(NO_CHECK_STATUS, by="check_off", checked=False)
         return decide(self.check.settings, answer)
 
     async def evaluate(self, intake: Intake) -> tuple[Decision, CrmAnswer | None]:
@@ -115,18 +115,19 @@ class Workflow:
                 await ctx.output(sink)
         except Exception as exc:  # a node bug must still give this lead its one decision
             log.exception("a node of workflow %s failed", self.name)
-            return Decision.refused(codes.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=True), None
+            return Decision.refused(codes.INTERNAL, f"{type(exc).__name__}: {exc}", by="node_error",
+                                    retryable=True), None
         outcome: CheckOutcome | None = ctx.outputs.get(self.check_id) if self.check_id else None
         if outcome is None:
             return self.decide(None), None
         return outcome.decision, outcome.answer
 
-    def record(self, intake: Intake, decision: Decision, answer: CrmAnswer | None, *, row: int | None = None,
-               source: str | None = None, api: Mapping[str, Any] | None = None,
+    def record(self, intake: Intake, decision: Decision, answer: CrmAnswer | None, *,
+               source_row: int | None = None, source: str | None = None, api: Mapping[str, Any] | None = None,
                idempotency_key: str | None = None) -> dict[str, Any]:
         """The decision record (the README's JSON object); pure."""
         return build_record(workflow=self.name, lead=intake.lead, phone_e164=intake.phone_e164, decision=decision,
-                            answer=answer, row=row, source=source, api=api, idempotency_key=idempotency_key)
+                            answer=answer, source_row=source_row, source=source, api=api, idempotency_key=idempotency_key)
 
     async def aclose(self) -> None:
         for node in self.nodes.values():

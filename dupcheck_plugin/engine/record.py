@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from ..phone import split_e164
-from ..rules.decide import Decision
+from ..rules.decide import LOCAL_CHECKS, Decision
 from ..store.contract import Commit, DncEntry, NewLead
 from ..types import NOT_CALLED, CrmAnswer
 from .local import ACCOUNT_DNC
@@ -32,19 +32,20 @@ def crm_summary(answer: CrmAnswer | None) -> dict[str, Any]:
 
 
 def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | None, decision: Decision,
-                 answer: CrmAnswer | None, row: int | None = None, source: str | None = None,
+                 answer: CrmAnswer | None, source_row: int | None = None, source: str | None = None,
                  api: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
     """The record of one decision, complete: nothing is added to it later but
     the store's ``lead_id``."""
     record = {
         "workflow": workflow,
         "source": source,
-        "row": row,
+        "source_row": source_row,
         "decided_at": now_iso(),
         "lead": dict(lead),
         "phone_e164": phone_e164,
-        "matched_rule": decision.matched_rule,
-        "rule_name": decision.rule_name,
+        "rules_row": decision.rules_row,
+        "rules_row_name": decision.rules_row_name,
+        "decided_by": decision.decided_by,
         "action": decision.action,
         "status": decision.status,
         "dnc_added": decision.add_to_dnc,  # intake guarantees a phone before any rule can ask for DNC
@@ -66,12 +67,14 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
 
 
 def row_label(record: Mapping[str, Any]) -> str | None:
-    """The rules-table row that decided, as people read it: ``row 2 (opportunity)``;
-    a local check's name; None when no row decided."""
-    if record.get("matched_rule") is None:
-        return record.get("rule_name")
-    name = record.get("rule_name")
-    return f"row {record['matched_rule']}" + (f" ({name})" if name else "")
+    """The rules-table row that decided, as people read it: ``row 2 (opportunity)``
+    (numbered from 0, as ``rules[2]`` in the config); a local check's name;
+    None when neither decided."""
+    if record.get("rules_row") is None:
+        by = record.get("decided_by")
+        return by if by in LOCAL_CHECKS else None
+    name = record.get("rules_row_name")
+    return f"row {record['rules_row']}" + (f" ({name})" if name else "")
 
 
 def plan_commit(record: Mapping[str, Any]) -> Commit:

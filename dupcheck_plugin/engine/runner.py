@@ -36,19 +36,19 @@ DEFAULT_CONCURRENCY = 32
 class Summary:
     total: int = 0
     by_action: Counter = field(default_factory=Counter)
-    by_rule: Counter = field(default_factory=Counter)
+    by_row: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
 
     def add(self, record: Mapping[str, Any]) -> None:
         self.total += 1
         self.by_action[record["action"]] += 1
-        self.by_rule[row_label(record) or "no row"] += 1  # a row, a local check (check_dup, check_dnc) or none
+        self.by_row[row_label(record) or "no row"] += 1  # a row, a local check (check_dup, check_dnc) or none
         if record["crm"]["error"]:
             self.errors[record["crm"]["error"]] += 1
 
     def as_json(self) -> dict[str, Any]:
-        return {"total": self.total, "by_action": dict(self.by_action), "by_rule": dict(self.by_rule),
+        return {"total": self.total, "by_action": dict(self.by_action), "by_row": dict(self.by_row),
                 "errors": dict(self.errors), "elapsed_s": round(self.elapsed_s, 3),
                 "leads_per_s": round(self.total / self.elapsed_s, 1) if self.elapsed_s else None}
 
@@ -152,8 +152,8 @@ class Host:
             return None
         return local_check(self.store, intake.phone_e164, intake.lead.get("list_id"), check_dup, check_dnc)
 
-    async def decide(self, lead: Mapping[str, Any] | Intake, *, row: int | None = None, source: str | None = None,
-                     check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
+    async def decide(self, lead: Mapping[str, Any] | Intake, *, source_row: int | None = None,
+                     source: str | None = None, check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
                      idempotency_key: str | None = None) -> dict[str, Any]:
         """Decide one lead and store it; returns the stored record (with
         ``lead_id``). The lead is a raw mapping or an :class:`Intake` a
@@ -162,10 +162,10 @@ class Host:
         leads with one phone cannot both pass. ``api``: serve's account of the
         request, kept in the record (the local check that refused is added)."""
         async with self.lease() as workflow:  # this lead's snapshot: a swap() does not change it halfway
-            return await self._decide(workflow, lead, row=row, source=source, check_dup=check_dup,
+            return await self._decide(workflow, lead, source_row=source_row, source=source, check_dup=check_dup,
                                       check_dnc=check_dnc, api=api, idempotency_key=idempotency_key)
 
-    async def _decide(self, workflow: Workflow, lead: Mapping[str, Any] | Intake, *, row: int | None,
+    async def _decide(self, workflow: Workflow, lead: Mapping[str, Any] | Intake, *, source_row: int | None,
                       source: str | None, check_dup: int, check_dnc: bool, api: Mapping[str, Any] | None,
                       idempotency_key: str | None) -> dict[str, Any]:
         intake = lead if isinstance(lead, Intake) else workflow.admit(lead)
@@ -175,7 +175,7 @@ class Host:
             if api is not None:
                 extra = {**api, "local_check": hit.check if hit else None,
                          "existing_lead_id": hit.existing_lead_id if hit else None}
-            return workflow.record(intake, decision, answer, row=row, source=source, api=extra,
+            return workflow.record(intake, decision, answer, source_row=source_row, source=source, api=extra,
                                    idempotency_key=idempotency_key)
 
         if intake.refused is not None:
@@ -188,15 +188,15 @@ class Host:
             return await self.commit(record(decision, answer))
 
     # the names code written before the host API uses: one path all the same
-    async def process(self, raw: Mapping[str, Any], row: int | None = None, **options: Any) -> dict[str, Any]:
-        return await self.decide(raw, row=row, **options)
+    async def process(self, raw: Mapping[str, Any], source_row: int | None = None, **options: Any) -> dict[str, Any]:
+        return await self.decide(raw, source_row=source_row, **options)
 
-    async def evaluate(self, raw: Mapping[str, Any], row: int | None = None) -> dict[str, Any]:
+    async def evaluate(self, raw: Mapping[str, Any], source_row: int | None = None) -> dict[str, Any]:
         """The decision record of one lead, not stored and without local checks."""
         async with self.lease() as workflow:
             intake = workflow.admit(raw)
             decision, answer = await workflow.evaluate(intake)
-            return workflow.record(intake, decision, answer, row=row)
+            return workflow.record(intake, decision, answer, source_row=source_row)
 
     async def commit(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Store a record (lead, DNC entry, record in one transaction), then
@@ -250,7 +250,7 @@ class Host:
                     return
                 row, lead, error = item
                 intake = self.workflow.malformed(lead, error) if error else lead
-                record = await self.decide(intake, row=row, source=source, check_dup=check_dup,
+                record = await self.decide(intake, source_row=row, source=source, check_dup=check_dup,
                                            check_dnc=check_dnc)
                 summary.add(record)
                 if on_record is not None:

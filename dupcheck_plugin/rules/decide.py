@@ -6,7 +6,7 @@ The semantics are the README's "Rules table" section; keep them in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from .. import codes
 from ..codes import Code
@@ -24,8 +24,26 @@ class OnError:
     text: str = codes.CHECK_UNAVAILABLE.text
 
 
+# What decided a lead (the record's ``decided_by``; the README's "Decision records"):
+#   intake          refused before anything was asked: bad or missing fields (also those the
+#                   CRM request needs), a malformed file row, parameters Convoso refuses
+#   check_dup       Convoso's local duplicate check found the phone
+#   check_dnc       Convoso's local DNC check found the phone
+#   rules_row       a row of the rules table matched the CRM's answer (``rules_row`` says which)
+#   default_status  the CRM answered 2xx and no row matched: created with ``default_status``
+#   on_error        the CRM call failed or no row reads its answer: the ``on_error`` policy
+#   check_off       the duplicate check is disabled (or the workflow has none): not asked
+#   node_error      a node of the workflow failed (6500, retryable)
+DecidedBy = Literal["intake", "check_dup", "check_dnc", "rules_row", "default_status", "on_error", "check_off",
+                    "node_error"]
+DECIDED_BY: tuple[str, ...] = get_args(DecidedBy)
+LOCAL_CHECKS = ("check_dup", "check_dnc")
+
+
 @dataclass(frozen=True)
-class Rule:
+class RulesRow:
+    """One row of the rules table; ``index`` counts from 0, as ``rules[N]`` in the config."""
+
     index: int
     name: str | None
     key: tuple[str, ...] | None
@@ -40,7 +58,7 @@ class Rule:
     text: str | None
 
     @classmethod
-    def from_config(cls, index: int, row: Mapping[str, Any]) -> "Rule":
+    def from_config(cls, index: int, row: Mapping[str, Any]) -> "RulesRow":
         hs = row.get("http_status")
         if isinstance(hs, int):
             hs = [hs]
@@ -78,7 +96,7 @@ class Settings:
     duplicate_code: int
     duplicate_text: str
     on_error: OnError
-    rules: tuple[Rule, ...]
+    rules: tuple[RulesRow, ...]
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Settings":
@@ -89,7 +107,7 @@ class Settings:
             duplicate_code=cfg.get("duplicate_code", codes.DUPLICATE.code),
             duplicate_text=cfg.get("duplicate_text", codes.DUPLICATE.text),
             on_error=OnError(**cfg.get("on_error", {})),
-            rules=tuple(Rule.from_config(i, r) for i, r in enumerate(cfg.get("rules", []))),
+            rules=tuple(RulesRow.from_config(i, r) for i, r in enumerate(cfg.get("rules", []))),
         )
 
 
@@ -103,69 +121,71 @@ class Decision:
     code: int
     text: str
     success: bool
+    decided_by: DecidedBy
     status: str | None = None
     add_to_dnc: bool = False
-    matched_rule: int | None = None  # the index of the rules-table row that decided
-    rule_name: str | None = None  # that row's name, or the local check that decided
+    rules_row: int | None = None  # the index of the rules-table row that decided (from 0)
+    rules_row_name: str | None = None  # that row's name
     checked: bool = False  # the CRM answered and the rules read it
     retryable: bool = False
     detail: str | None = None
 
     @classmethod
-    def created(cls, status: str | None, *, checked: bool, code: Code = codes.OK, success: bool = True,
-                detail: str | None = None) -> "Decision":
+    def created(cls, status: str | None, *, by: DecidedBy, checked: bool, code: Code = codes.OK,
+                success: bool = True, detail: str | None = None) -> "Decision":
         """Create the lead with ``status``; no rules-table row decided."""
         return cls(action="created", status=status, success=success, code=code.code, text=code.text,
-                   checked=checked, detail=detail)
+                   checked=checked, detail=detail, decided_by=by)
 
     @classmethod
-    def refused(cls, code: Code, detail: str | None = None, *, retryable: bool = False,
-                by: str | None = None) -> "Decision":
-        """Refuse the lead before or without the rules (intake, a failed call,
-        ``by`` a local check); ``retryable``: the same lead may pass later."""
+    def refused(cls, code: Code, detail: str | None = None, *, by: DecidedBy,
+                retryable: bool = False) -> "Decision":
+        """Refuse the lead before or without the rules (``by`` intake, a
+        local check, on_error, a failed node); ``retryable``: the same lead
+        may pass later."""
         return cls(action="rejected", success=False, code=code.code, text=code.text, detail=detail,
-                   retryable=retryable, rule_name=by)
+                   retryable=retryable, decided_by=by)
 
     @classmethod
-    def local_duplicate(cls, by: str) -> "Decision":
+    def local_duplicate(cls, by: DecidedBy) -> "Decision":
         """Skip the lead: ``by`` (a local check) found the phone."""
         return cls(action="duplicate", success=False, code=codes.DUPLICATE.code, text=codes.DUPLICATE.text,
-                   rule_name=by)
+                   decided_by=by)
 
     @classmethod
-    def from_row(cls, rule: "Rule", *, default_status: str, duplicate: Code) -> "Decision":
+    def from_row(cls, row: RulesRow, *, default_status: str, duplicate: Code) -> "Decision":
         """What a matching rules-table row says."""
-        if rule.success:
-            code = codes.OK if rule.create_lead else codes.DUPLICATE_SKIPPED
+        if row.success:
+            code = codes.OK if row.create_lead else codes.DUPLICATE_SKIPPED
         else:
-            code = Code(rule.code if rule.code is not None else duplicate.code,
-                        rule.text if rule.text is not None else duplicate.text)
-        return cls(action="created" if rule.create_lead else "duplicate",
-                   status=(rule.status or default_status) if rule.create_lead else None,
-                   matched_rule=rule.index, rule_name=rule.name, add_to_dnc=rule.add_to_dnc,
-                   success=rule.success, code=code.code, text=code.text, checked=True)
+            code = Code(row.code if row.code is not None else duplicate.code,
+                        row.text if row.text is not None else duplicate.text)
+        return cls(action="created" if row.create_lead else "duplicate",
+                   status=(row.status or default_status) if row.create_lead else None,
+                   rules_row=row.index, rules_row_name=row.name, decided_by="rules_row", add_to_dnc=row.add_to_dnc,
+                   success=row.success, code=code.code, text=code.text, checked=True)
 
 
-def first_match(rules: tuple[Rule, ...], answer: CrmAnswer) -> Rule | None:
-    for rule in rules:
-        if rule.matches(answer):
-            return rule
+def first_match(rows: tuple[RulesRow, ...], answer: CrmAnswer) -> RulesRow | None:
+    for row in rows:
+        if row.matches(answer):
+            return row
     return None
 
 
 def decide(settings: Settings, answer: CrmAnswer | None) -> Decision:
     """``answer`` is None when the check is disabled (the CRM was not called)."""
     if not settings.enabled or answer is None:
-        return Decision.created(settings.default_status, checked=False)
-    if answer.error == "render":
-        return Decision.refused(codes.MISSING_FIELDS, f"Invalid lead: {answer.error_detail}")
+        return Decision.created(settings.default_status, by="check_off", checked=False)
+    if answer.error == "render":  # the lead lacks what the request needs
+        return Decision.refused(codes.MISSING_FIELDS, f"Invalid lead: {answer.error_detail}", by="intake")
     if answer.error is None:
-        rule = first_match(settings.rules, answer)
-        if rule is not None:
-            return Decision.from_row(rule, default_status=settings.default_status,
+        row = first_match(settings.rules, answer)
+        if row is not None:
+            return Decision.from_row(row, default_status=settings.default_status,
                                      duplicate=Code(settings.duplicate_code, settings.duplicate_text))
         if 200 <= (answer.status_code or 0) < 300:
-            return Decision.created(settings.default_status, checked=True)
+            return Decision.created(settings.default_status, by="default_status", checked=True)
         error = f"CRM answered HTTP {answer.status_code} and no row names that status"
     else:
         error = f"CRM call failed ({answer.error}): {answer.error_detail or ''}".rstrip(": ")
@@ -175,11 +195,11 @@ def decide(settings: Settings, answer: CrmAnswer | None) -> Decision:
 def _on_error(policy: OnError, reason: str) -> Decision:
     code = Code(policy.code, policy.text)
     if policy.action == "reject":
-        return Decision.refused(code, reason, retryable=True)
+        return Decision.refused(code, reason, by="on_error", retryable=True)
     if policy.success:
-        return Decision.created(policy.status, checked=False,
+        return Decision.created(policy.status, by="on_error", checked=False,
                                 code=Code(codes.OK.code, "Lead created (duplicate check unavailable)"), detail=reason)
-    return Decision.created(policy.status, checked=False, code=code, success=False, detail=reason)
+    return Decision.created(policy.status, by="on_error", checked=False, code=code, success=False, detail=reason)
 
 
 @dataclass(frozen=True)
@@ -196,14 +216,14 @@ class RowTrace:
 def trace(settings: Settings, answer: CrmAnswer) -> list[RowTrace]:
     """Every row evaluated, in order, up to and including the first match."""
     out = []
-    for rule in settings.rules:
-        if rule.http_status is not None:
-            status_ok = answer.status_code in rule.http_status
+    for row in settings.rules:
+        if row.http_status is not None:
+            status_ok = answer.status_code in row.http_status
         else:
             status_ok = answer.status_code is not None and 200 <= answer.status_code < 300
-        found = lookup(answer.body, rule.key) if rule.key else None
-        matched = answer.error is None and rule.matches(answer)
-        out.append(RowTrace(rule.index, rule.name, status_ok, found, matched))
+        found = lookup(answer.body, row.key) if row.key else None
+        matched = answer.error is None and row.matches(answer)
+        out.append(RowTrace(row.index, row.name, status_ok, found, matched))
         if matched:
             break
     return out

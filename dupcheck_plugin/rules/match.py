@@ -1,6 +1,6 @@
-"""Type-aware comparison of a rule's value with the value found in the answer.
+"""Type-aware comparison of a rules-table row's value with the value found in the answer.
 
-The rule (documented in the README, "How a row matches"):
+How (documented in the README, "How a row matches"):
 
 - booleans compare as booleans; the strings ``"true"``/``"false"`` (any
   case) count as booleans, so XML and text answers can match;
@@ -10,7 +10,7 @@ The rule (documented in the README, "How a row matches"):
 - otherwise strings compare exactly (case and spaces matter);
 - ``null`` and lists/objects equal nothing; use ``exists``/``missing``,
   ``contains`` (list element or substring) or ``in``;
-- ``regex`` runs on RE2 (linear time): a CRM answer cannot make a rule
+- ``regex`` runs on RE2 (linear time): a CRM answer cannot make a row
   backtrack for ever. RE2 has no backreferences or lookaround; ``check``
   refuses a pattern it cannot run.
 """

@@ -210,7 +210,7 @@ class Api:
             req = cv.parse_insert(params, self.settings.check_dup_default)
         except cv.Refusal as r:  # Convoso refuses it before looking at the lead: recorded all the same
             intake = self.host.workflow.admit(cv.lead_fields(params))
-            lead: Any = replace(intake, refused=Decision.refused(r.code_info, r.detail))
+            lead: Any = replace(intake, refused=Decision.refused(r.code_info, r.detail, by="intake"))
             check_dup, check_dnc = 0, False
         else:
             lead, check_dup, check_dnc = req.lead, req.check_dup, req.check_dnc

@@ -79,8 +79,8 @@ def _insert() -> dict[str, Any]:
     return _both(_op(
         "Insert a lead (Convoso leads/insert)",
         "Local DNC and duplicate checks, then the workflow's API Duplicate Check against the CRM, then the "
-        "rules table decides. Rule failures are HTTP 200 with success false.",
-        params, _body(props, []), _json(_ref("InsertAnswer"), "Success or a rule failure"),
+        "rules table decides. A row's failure answer is HTTP 200 with success false.",
+        params, _body(props, []), _json(_ref("InsertAnswer"), "Success or a row's failure answer"),
         {"422": {"$ref": "#/components/responses/Unprocessable"}, "503": {"$ref": "#/components/responses/Unavailable"}},
         "leadsInsert"))
 
@@ -114,8 +114,8 @@ def _decisions() -> dict[str, Any]:
         "type": "object", "properties": {"phone_e164": _STR, "total": _INT,
                                          "entries": {"type": "array", "items": {"type": "object"}}}}}},
                "Decision records for the phone, oldest first (secrets masked)")
-    return _both(_op("Decision records of a phone (evidence)", "What was asked, what the CRM said, which rule "
-                     "decided, what was answered.", params, None, ok, op_id="decisions"))
+    return _both(_op("Decision records of a phone (evidence)", "What was asked, what the CRM said, which row "
+                     "(or check) decided, what was answered.", params, None, ok, op_id="decisions"))
 
 
 def _plain(summary: str, ctype: str, op_id: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
+from ..codes import INTERNAL
 from ..errors import DupcheckError
 
 
@@ -25,8 +26,42 @@ class StoreError(DupcheckError):
     """The store cannot be opened or refused a write; the message says why.
 
     Raised by ``apply`` when a record's ``idempotency_key`` or its
-    (``workflow``, ``source``, ``row``) is already stored: nothing of that
-    call landed."""
+    (``workflow``, ``source``, ``source_row``) is already stored: nothing of
+    that call landed."""
+
+
+def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A decision record as read back from a store, with today's keys.
+
+    Records written by older versions (``matched_rule``, ``rule_name``,
+    ``row``: a rules-table row was once a "rule") get ``rules_row``, ``rules_row_name``, ``decided_by`` and
+    ``source_row``; ``decided_by`` is read from what such a record holds.
+    A current record is returned as it is. Every store applies this to each
+    record it reads back."""
+    if not any(key in record for key in ("matched_rule", "rule_name", "row")):
+        return record
+    out = dict(record)
+    index = out.pop("matched_rule", None)
+    name = out.pop("rule_name", None)
+    out["source_row"] = out.pop("row", out.get("source_row"))
+    out["rules_row"] = index
+    out["rules_row_name"] = name if index is not None else None
+    if index is not None:
+        by = "rules_row"
+    elif name in ("check_dup", "check_dnc"):  # old records named the local check that decided there
+        by = name
+    elif out.get("checked"):
+        by = "default_status"
+    elif str(out.get("detail") or "").startswith("CRM "):  # the on_error policy's reasons
+        by = "on_error"
+    elif out.get("code") == INTERNAL.code:
+        by = "node_error"
+    elif out.get("action") == "rejected":
+        by = "intake"
+    else:
+        by = "check_off"
+    out["decided_by"] = by
+    return out
 
 
 @dataclass(frozen=True)
@@ -64,7 +99,7 @@ class Commit:
     keeps it with ``lead_id`` set to the id of ``lead`` once created. The
     store reads these keys of it: ``phone_e164``, ``action``,
     ``idempotency_key`` (unique when set), ``workflow``, ``source`` and
-    ``row`` (unique together when ``source`` and ``row`` are set),
+    ``source_row`` (unique together when ``source`` and ``source_row`` are set),
     ``decided_at`` (ISO 8601, the lead's ``created_at`` and the DNC entry's
     ``inserted_at``)."""
 
@@ -80,7 +115,9 @@ class Store(ABC):
     ``phone_number``, ``phone_code``, ``list_id``, ``status``, ``first_name``,
     ``last_name``, ``email``, ``created_at`` and ``fields``; DNC entries with
     ``id``, ``phone_e164``, ``phone_number``, ``phone_code``, ``campaign_id``,
-    ``reason``, ``inserted_at``; decision records as stored (with ``lead_id``).
+    ``reason``, ``inserted_at``; decision records as stored (with ``lead_id``),
+    each passed through :func:`upgrade_record` so that records an older
+    version wrote read with today's keys.
     """
 
     # -- writes ---------------------------------------------------------------
@@ -142,11 +179,12 @@ class Store(ABC):
 
     @abstractmethod
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
-                         rule: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
+                         rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
                          offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
         """(total, one page of records newest first, each with its store ``id``)
         matching every filter given: ``since``/``until`` compare with
-        ``decided_at`` as text, ``rule`` is a row's name or number,
+        ``decided_at`` as text, ``rules_row`` is a row's name or number
+        (or a ``decided_by`` value: ``check_dup``, ``on_error``...),
         ``list_id`` the lead's. The settings console's Decisions page."""
 
     @abstractmethod

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator, Sequence
 
-from .contract import Commit, DncEntry, Store, StoreError
+from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
 from .sqlite import _dumps, _now
 
 try:
@@ -207,7 +207,7 @@ class PostgresStore(Store):
                     cur.execute(_INSERT_DECISION, (
                         record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
                         record.get("idempotency_key"), record.get("workflow"), record.get("source"),
-                        record.get("row"), decided_at, _dumps({**record, "lead_id": lead_id})))
+                        record.get("source_row"), decided_at, _dumps({**record, "lead_id": lead_id})))
                     lead_ids.append(lead_id)
         except pg_errors.UniqueViolation as exc:
             constraint = exc.diag.constraint_name or ""
@@ -309,12 +309,12 @@ class PostgresStore(Store):
         with self._connection() as conn:
             rows = conn.execute("SELECT record FROM decisions WHERE phone_e164 = %s ORDER BY id",
                                 (phone_e164,)).fetchall()
-        return [row[0] for row in rows]
+        return [upgrade_record(row[0]) for row in rows]
 
     def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
         with self._connection() as conn:
             row = conn.execute("SELECT record FROM decisions WHERE idempotency_key = %s", (key,)).fetchone()
-        return row[0] if row else None
+        return upgrade_record(row[0]) if row else None
 
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         """Rows of a lead file this workflow already decided (``run --resume``)."""
@@ -329,10 +329,10 @@ class PostgresStore(Store):
             rows = conn.execute("SELECT record FROM decisions WHERE workflow = %s AND source = %s "
                                 "AND row IS NOT NULL ORDER BY row", (workflow, source)).fetchall()
         for (record,) in rows:
-            yield record
+            yield upgrade_record(record)
 
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
-                         rule: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
+                         rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
                          offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
         where, args = [], []
         for clause, value in (("decided_at >= %s", since), ("decided_at <= %s", until), ("action = %s", action),
@@ -340,18 +340,20 @@ class PostgresStore(Store):
             if value is not None:
                 where.append(clause)
                 args.append(value)
-        if rule is not None:
-            where.append("(record->>'rule_name' = %s OR record->>'matched_rule' = %s)")
-            args += [rule, rule]
+        if rules_row is not None:
+            # the keys of today's records and of older ones (see upgrade_record)
+            where.append("(%s IN (record->>'rules_row_name', record->>'decided_by', record->>'rule_name') "
+                         "OR COALESCE(record->>'rules_row', record->>'matched_rule') = %s)")
+            args += [rules_row, rules_row]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total, rows = self._total_and_page("decisions", ("id", "record"), clause, args, "id DESC",
                                            max(0, int(offset)), max(0, int(limit)))
-        return total, [{"id": row[0], **row[1]} for row in rows]
+        return total, [{"id": row[0], **upgrade_record(row[1])} for row in rows]
 
     def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
         with self._connection() as conn:
             row = conn.execute("SELECT id, record FROM decisions WHERE id = %s", (int(decision_id),)).fetchone()
-        return {"id": row[0], **row[1]} if row else None
+        return {"id": row[0], **upgrade_record(row[1])} if row else None
 
     def add_config_change(self, change: dict[str, Any]) -> int:
         with self._connection() as conn:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .. import jsontext
-from .contract import Commit, DncEntry, Store, StoreError
+from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
 
 __all__ = ["SqliteStore", "StoreError"]
 
@@ -227,7 +227,7 @@ class SqliteStore(Store):
                     self._insert_dnc(conn, commit.dnc, decided_at)
                 conn.execute(_INSERT_DECISION, (
                     record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
-                    record.get("idempotency_key"), record.get("workflow"), record.get("source"), record.get("row"),
+                    record.get("idempotency_key"), record.get("workflow"), record.get("source"), record.get("source_row"),
                     decided_at, _dumps({**record, "lead_id": lead_id})))
                 lead_ids.append(lead_id)
             conn.execute("COMMIT")
@@ -339,12 +339,12 @@ class SqliteStore(Store):
     def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT record FROM decisions WHERE phone_e164 = ? ORDER BY id",
                                     (phone_e164,)).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [upgrade_record(json.loads(row[0])) for row in rows]
 
     def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT record FROM decisions WHERE idempotency_key = ?",
                                    (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return upgrade_record(json.loads(row[0])) if row else None
 
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         """Rows of a lead file this workflow already decided (``run --resume``)."""
@@ -357,14 +357,14 @@ class SqliteStore(Store):
         cur = self._conn().execute("SELECT record FROM decisions WHERE workflow = ? AND source = ? "
                                    "AND row IS NOT NULL ORDER BY row", (workflow, source))
         for (text,) in cur:
-            yield json.loads(text)
+            yield upgrade_record(json.loads(text))
 
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
-                         rule: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
+                         rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
                          offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
         """(total, records newest first, each with its ``id``) matching every given filter.
-        ``since``/``until`` compare with ``decided_at`` (ISO 8601, UTC); ``rule`` is a row's
-        name or its number."""
+        ``since``/``until`` compare with ``decided_at`` (ISO 8601, UTC); ``rules_row`` is a
+        row's name or its number, or what decided (``check_dup``, ``on_error``...)."""
         where, args = [], []
         for clause, value in (("decided_at >= ?", since), ("decided_at <= ?", until), ("action = ?", action),
                               ("phone_e164 = ?", phone_e164),
@@ -372,9 +372,12 @@ class SqliteStore(Store):
             if value is not None:
                 where.append(clause)
                 args.append(value)
-        if rule is not None:
-            where.append("(json_extract(record, '$.rule_name') = ? OR CAST(json_extract(record, '$.matched_rule') AS TEXT) = ?)")
-            args += [rule, rule]
+        if rules_row is not None:
+            # the keys of today's records and of older ones (see upgrade_record)
+            where.append("(? IN (json_extract(record, '$.rules_row_name'), json_extract(record, '$.decided_by'), "
+                         "json_extract(record, '$.rule_name')) OR CAST(COALESCE(json_extract(record, '$.rules_row'), "
+                         "json_extract(record, '$.matched_rule')) AS TEXT) = ?)")
+            args += [rules_row, rules_row]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         conn = self._conn()
         conn.execute("BEGIN")  # one snapshot: the total and the page agree
@@ -384,11 +387,11 @@ class SqliteStore(Store):
                                 [*args, max(0, int(limit)), max(0, int(offset))]).fetchall()
         finally:
             conn.execute("COMMIT")
-        return total, [{"id": row[0], **json.loads(row[1])} for row in rows]
+        return total, [{"id": row[0], **upgrade_record(json.loads(row[1]))} for row in rows]
 
     def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT id, record FROM decisions WHERE id = ?", (int(decision_id),)).fetchone()
-        return {"id": row[0], **json.loads(row[1])} if row else None
+        return {"id": row[0], **upgrade_record(json.loads(row[1]))} if row else None
 
     # -- the settings console's change log ---------------------------------
 

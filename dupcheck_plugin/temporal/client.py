@@ -48,8 +48,8 @@ class TemporalHost(Host):
                 self._client = await Client.connect(self.target, namespace=self.namespace)
         return self._client
 
-    async def decide(self, lead: Mapping[str, Any] | Intake, *, row: int | None = None, source: str | None = None,
-                     check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
+    async def decide(self, lead: Mapping[str, Any] | Intake, *, source_row: int | None = None,
+                     source: str | None = None, check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
                      idempotency_key: str | None = None) -> dict[str, Any]:
         """Start this lead's workflow and return its stored record. While a
         lead with the same phone is being decided (on any instance), this one
@@ -57,8 +57,8 @@ class TemporalHost(Host):
         check then sees the first lead, as one process's phone lock does."""
         intake = lead if isinstance(lead, Intake) else self.workflow.admit(lead)
         request_id = uuid.uuid4().hex
-        data = LeadInput(workflow=self.workflow.name, request_id=request_id, intake=intake.as_json(), row=row,
-                         source=source, check_dup=check_dup, check_dnc=check_dnc,
+        data = LeadInput(workflow=self.workflow.name, request_id=request_id, intake=intake.as_json(),
+                         source_row=source_row, source=source, check_dup=check_dup, check_dnc=check_dnc,
                          api=dict(api) if api is not None else None, idempotency_key=idempotency_key)
         client = await self.client()
         wid = workflow_id(self.workflow.name, intake.phone_e164, request_id)

@@ -23,7 +23,7 @@ class LeadInput:
     workflow: str
     request_id: str
     intake: dict[str, Any]
-    row: int | None = None
+    source_row: int | None = None  # the lead's row in lead file ``source``
     source: str | None = None
     check_dup: int = 0
     check_dnc: bool = False

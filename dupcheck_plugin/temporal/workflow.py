@@ -107,7 +107,7 @@ class DecideLead:
                    "existing_lead_id": hit["existing_lead_id"] if hit else None}
         # every record gets a key: a store write retried after a crash, or a second run for
         # the same request (a start the client retried), cannot land twice
-        record = loaded.record(intake, decision, answer, row=lead.row, source=lead.source, api=api,
+        record = loaded.record(intake, decision, answer, source_row=lead.source_row, source=lead.source, api=api,
                                idempotency_key=lead.idempotency_key)
         record["idempotency_key"] = lead.idempotency_key or f"temporal/{lead.request_id}"
         record["decided_at"] = workflow.now().isoformat(timespec="milliseconds")

@@ -30,8 +30,8 @@ class MemoryStore(Store):
         with self._lock:
             leads, dnc, records = list(self.leads), list(self.dnc), list(self.records)
             keys = {r.get("idempotency_key") for r in records} - {None}
-            rows = {(r.get("workflow"), r.get("source"), r.get("row")) for r in records
-                    if r.get("source") is not None and r.get("row") is not None}
+            rows = {(r.get("workflow"), r.get("source"), r.get("source_row")) for r in records
+                    if r.get("source") is not None and r.get("source_row") is not None}
             ids: list[str | None] = []
             for commit in commits:  # all into copies first: all land or none does
                 record = commit.record
@@ -39,7 +39,7 @@ class MemoryStore(Store):
                 if key is not None and key in keys:
                     raise StoreError("a decision with this idempotency key is already stored")
                 keys.add(key)
-                row = (record.get("workflow"), record.get("source"), record.get("row"))
+                row = (record.get("workflow"), record.get("source"), record.get("source_row"))
                 if row[1] is not None and row[2] is not None:
                     if row in rows:
                         raise StoreError("this row of this lead file is already decided by this workflow")
@@ -110,21 +110,22 @@ class MemoryStore(Store):
         return next((r for r in self.records if r.get("idempotency_key") == key), None)
 
     def decided_rows(self, workflow: str, source: str) -> set[int]:
-        return {r["row"] for r in self.records
-                if r.get("workflow") == workflow and r.get("source") == source and r.get("row") is not None}
+        return {r["source_row"] for r in self.records
+                if r.get("workflow") == workflow and r.get("source") == source and r.get("source_row") is not None}
 
     def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
         return iter(sorted((r for r in self.records if r.get("workflow") == workflow and r.get("source") == source
-                            and r.get("row") is not None), key=lambda r: r["row"]))
+                            and r.get("source_row") is not None), key=lambda r: r["source_row"]))
 
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
-                         rule: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
+                         rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
                          offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
         def wanted(r: dict[str, Any]) -> bool:
             at = r.get("decided_at") or ""
             return ((since is None or at >= since) and (until is None or at <= until)
                     and (action is None or r.get("action") == action)
-                    and (rule is None or rule in (r.get("rule_name"), str(r.get("matched_rule"))))
+                    and (rules_row is None or rules_row in (r.get("rules_row_name"), r.get("decided_by"))
+                         or (r.get("rules_row") is not None and str(r["rules_row"]) == rules_row))
                     and (phone_e164 is None or r.get("phone_e164") == phone_e164)
                     and (list_id is None or (r.get("lead") or {}).get("list_id") == list_id))
 

@@ -65,7 +65,7 @@ def dupcheck_decide(crm_stub, memory_store):
             host = Host.open(workflow, registry=registry, store=store or memory_store,
                              crm_url=crm_url or crm_stub.url, environ=env)
             async with host:
-                return [await host.decide(lead, row=i, check_dup=check_dup, check_dnc=check_dnc)
+                return [await host.decide(lead, source_row=i, check_dup=check_dup, check_dnc=check_dnc)
                         for i, lead in enumerate(leads, 1)]
 
         return asyncio.run(go())

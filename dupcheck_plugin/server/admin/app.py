@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ...host import DupcheckError
+from ...host import DupcheckError, row_label
 from ...phone import to_e164
 from . import settings_form as sf
 from .auth import AdminTokens, csrf_ok, csrf_token, current_admin, log_in
@@ -36,8 +36,8 @@ from .workflow_file import CONNECT_NODE_TYPE, check_node_index, edit_check_setti
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
-CSV_COLUMNS = ("id", "decided_at", "phone_e164", "action", "matched_rule", "rule_name", "status", "code", "text",
-               "detail", "success", "dnc_added", "lead_id", "list_id", "crm_status", "crm_error", "crm_latency_ms")
+CSV_COLUMNS = ("id", "decided_at", "phone_e164", "action", "rules_row", "rules_row_name", "decided_by", "status",
+               "code", "text", "detail", "success", "dnc_added", "lead_id", "list_id", "crm_status", "crm_error", "crm_latency_ms")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
@@ -67,6 +67,7 @@ class Console:
         self.tokens = tokens
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["tojson"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+        self.templates.env.globals["row_label"] = row_label  # "row 2 (customer)", as everywhere
 
     @property
     def host(self):
@@ -162,7 +163,7 @@ class Console:
         changes = await asyncio.to_thread(self.host.store.config_changes, self.host.spec.name, 20)
         return self.page(request, "settings.html", status, form=form, connections=self._connections(doc),
                          changes=changes, operators=sf.operators(), actions=sf.ON_ERROR_ACTIONS,
-                         cells=sf.RULE_CELLS, message=message, path=str(self.api.reloader.path))
+                         cells=sf.ROW_CELLS, message=message, path=str(self.api.reloader.path))
 
     async def apply(self, request: Request) -> Response:
         who, denied = await self.guard(request)
@@ -178,8 +179,8 @@ class Console:
             return RedirectResponse("/admin/settings", 303)
         if index is None:
             return Response("the workflow has no api_duplicate_check node", 409, media_type="text/plain")
-        rows = [(row.orig, sf.rule_values(row)) for row in form.rows]
-        new_text = edit_check_settings(text, sf.settings_values(form), rows, sf.RULE_CELLS)
+        rows = [(row.orig, sf.row_values(row)) for row in form.rows]
+        new_text = edit_check_settings(text, sf.settings_values(form), rows, sf.ROW_CELLS)
         outcome = await reloader.apply_text(new_text, who, summary(doc["nodes"][index].get("config", {}), form))
         if not outcome.ok:
             sf.place_problems(form, outcome.problems, index)
@@ -244,8 +245,9 @@ class Console:
 
     def _filters(self, request: Request) -> tuple[dict[str, Any], dict[str, str], str | None]:
         q = request.query_params
-        raw = {k: q.get(k, "").strip() for k in ("since", "until", "action", "rule", "phone", "list_id")}
-        filters: dict[str, Any] = {k: (v or None) for k, v in raw.items() if k != "phone"}
+        raw = {k: q.get(k, "").strip() for k in ("since", "until", "action", "row", "phone", "list_id")}
+        filters: dict[str, Any] = {k: (v or None) for k, v in raw.items() if k not in ("phone", "row")}
+        filters["rules_row"] = raw["row"] or None
         error = None
         if filters["until"]:
             filters["until"] = inclusive_until(filters["until"])
@@ -329,8 +331,9 @@ def inclusive_until(until: str) -> str:
 def csv_row(r: dict[str, Any]) -> list[Any]:
     crm = r.get("crm") or {}
     lead = r.get("lead") or {}
-    return [r.get("id"), r.get("decided_at"), r.get("phone_e164"), r.get("action"), r.get("matched_rule"),
-            r.get("rule_name"), r.get("status"), r.get("code"), r.get("text"), r.get("detail"), r.get("success"), r.get("dnc_added"),
+    return [r.get("id"), r.get("decided_at"), r.get("phone_e164"), r.get("action"), r.get("rules_row"),
+            r.get("rules_row_name"), r.get("decided_by"), r.get("status"), r.get("code"), r.get("text"), r.get("detail"),
+            r.get("success"), r.get("dnc_added"),
             r.get("lead_id"), lead.get("list_id"), crm.get("status_code"), crm.get("error"), crm.get("latency_ms")]
 
 

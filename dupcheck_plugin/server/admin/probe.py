@@ -48,17 +48,17 @@ def _check(workflow) -> Any:
 def _rows(settings: Any, answer: CrmAnswer | None) -> list[RowView]:
     traced = {t.index: t for t in trace(settings, answer)} if answer is not None and answer.error is None else {}
     out = []
-    for rule in settings.rules:
+    for row in settings.rules:
         parts = []
-        if rule.http_status is not None:
-            parts.append("HTTP " + "/".join(map(str, sorted(rule.http_status))))
-        if rule.key:
-            value = "" if rule.op in ("exists", "missing") else " " + json.dumps(rule.value)
-            parts.append(f"{'.'.join(rule.key)} {rule.op}{value}")
-        t = traced.get(rule.index)
+        if row.http_status is not None:
+            parts.append("HTTP " + "/".join(map(str, sorted(row.http_status))))
+        if row.key:
+            value = "" if row.op in ("exists", "missing") else " " + json.dumps(row.value)
+            parts.append(f"{'.'.join(row.key)} {row.op}{value}")
+        t = traced.get(row.index)
         found = "" if t is None else ("(missing)" if t.found is MISSING else json.dumps(t.found, ensure_ascii=False))
         outcome = "not reached" if t is None else ("match" if t.matched else "no match")
-        out.append(RowView(rule.index, rule.name, ", ".join(parts), found, outcome))
+        out.append(RowView(row.index, row.name, ", ".join(parts), found, outcome))
     return out
 
 

@@ -18,7 +18,7 @@ import tomlkit
 from ...config.problems import Problem
 from ...host import OPERATORS
 
-RULE_CELLS = ("name", "key", "match", "value", "http_status", "create_lead", "status", "add_to_dnc", "success")
+ROW_CELLS = ("name", "key", "match", "value", "http_status", "create_lead", "status", "add_to_dnc", "success")
 BOOL_CELLS = ("create_lead", "add_to_dnc", "success")
 LITERAL_CELLS = ("value", "status")
 ON_ERROR_ACTIONS = ("create", "reject")
@@ -66,7 +66,7 @@ def from_config(cfg: Mapping[str, Any]) -> SettingsForm:
     rows = []
     for i, rule in enumerate(cfg.get("rules", [])):
         cells = {}
-        for name in RULE_CELLS:
+        for name in ROW_CELLS:
             v = rule.get(name)
             if name in BOOL_CELLS:
                 cells[name] = "yes" if v else "no"
@@ -93,12 +93,12 @@ def from_config(cfg: Mapping[str, Any]) -> SettingsForm:
 
 def from_post(form: Mapping[str, Any], getlist) -> SettingsForm:
     """The form as posted. Row cells come as repeated fields ``row_<cell>`` in page order."""
-    columns = {name: getlist(f"row_{name}") for name in ("orig", *RULE_CELLS)}
+    columns = {name: getlist(f"row_{name}") for name in ("orig", *ROW_CELLS)}
     count = len(columns["orig"])
     rows = []
     for i in range(count):
         orig = columns["orig"][i]
-        cells = {name: (columns[name][i] if i < len(columns[name]) else "") for name in RULE_CELLS}
+        cells = {name: (columns[name][i] if i < len(columns[name]) else "") for name in ROW_CELLS}
         rows.append(Row(int(orig) if orig.isdigit() else None, cells))
     return SettingsForm(
         enabled=form.get("enabled") == "on",
@@ -113,7 +113,7 @@ def _int_or_text(text: str) -> Any:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def rule_values(row: Row) -> dict[str, Any]:
+def row_values(row: Row) -> dict[str, Any]:
     """One row's settings; a blank cell is a key left out (the default applies)."""
     c = row.cells
     out: dict[str, Any] = {}
@@ -162,7 +162,7 @@ def place_problems(form: SettingsForm, problems: Sequence[Problem], node_index: 
         rest = path[3:]
         if rest[:1] == ("rules",) and len(rest) >= 2 and isinstance(rest[1], int) and rest[1] < len(form.rows):
             row = form.rows[rest[1]]
-            cell = rest[2] if len(rest) > 2 and rest[2] in RULE_CELLS else ""
+            cell = rest[2] if len(rest) > 2 and rest[2] in ROW_CELLS else ""
             row.errors.setdefault(cell, p.message)
         elif rest[:1] == ("on_error",):
             form.errors.setdefault(f"on_error_{rest[1]}" if len(rest) > 1 else "on_error_action", p.message)
