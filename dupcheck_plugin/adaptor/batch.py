@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 
 from jinja2 import TemplateSyntaxError, meta
 
+from ..errors import DupcheckError
 from ..phone import PhoneError, to_e164
 from .sandbox import budget_of, bounded_join, instrument
 from ..rules.paths import MISSING, lookup, split_path
@@ -41,7 +42,7 @@ COMPARISONS = ("phone", "text")
 _DROP = object()
 
 
-class BatchError(ValueError):
+class BatchError(DupcheckError, ValueError):
     """A lead could not be rendered into the batch (it is then asked alone)."""
 
 

@@ -35,6 +35,8 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from ..errors import DupcheckError
+
 MAX_LOOP_ITERATIONS = 10_000
 MAX_TEXT = 256 * 1024
 MAX_CPU_SECONDS = 0.05
@@ -48,7 +50,7 @@ _PERCENT_WIDTH = re.compile(r"%[-#0 +]*(\d+)?(?:\.(\d+))?")
 _BRACE_WIDTH = re.compile(r"\{[^{}]*?(\d{7,})[^{}]*\}")
 
 
-class TemplateCostError(ValueError):
+class TemplateCostError(DupcheckError, ValueError):
     """A render went over its budget (loop iterations, size, CPU time)."""
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+from ..errors import DupcheckError
 
-class SecretMissing(LookupError):
-    pass
+
+class SecretMissing(DupcheckError, LookupError):
+    """A secret the request or its auth reads is not set (nor its ``NAME_FILE``)."""
 
 
 class Secrets:

@@ -18,12 +18,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..errors import DupcheckError
 from .ports import free_port
 
 USER = "dupcheck"
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailable(DupcheckError, RuntimeError):
     """Debian's postgresql package is not installed."""
 
 

@@ -16,10 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..errors import DupcheckError
 from .ports import free_port, wait_listening
 
 
-class TemporalUnavailable(RuntimeError):
+class TemporalUnavailable(DupcheckError, RuntimeError):
     """The temporal CLI is not installed."""
 
 

@@ -22,6 +22,7 @@ import httpx
 
 from ..adaptor.model import RateLimitRule
 from ..adaptor.render import Rendered
+from ..errors import DupcheckError
 from ..rules.match import equal
 from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
@@ -29,7 +30,7 @@ from .response import UnparsableBody, parse_body
 from .wire import full_url, request_json
 
 
-class CallRefused(Exception):
+class CallRefused(DupcheckError):
     """Raised on the way out (by an ``httpx.Auth``, say) when a call cannot be
     made; ``kind`` is one of ``CRM_ERRORS``. Not retried."""
 
@@ -167,7 +168,7 @@ class Gate(Protocol):
     def observe(self, status: int | None, headers: Any, it: "Interpreted | None") -> None: ...
 
 
-class Refused(Exception):
+class Refused(DupcheckError):
     """The gate would not let the call go: ``error`` names why (a CRM error kind)."""
 
     def __init__(self, error: str, detail: str):

@@ -23,13 +23,14 @@ from typing import Any, Callable
 
 import re2
 
+from ..errors import DupcheckError
 from .paths import MISSING
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a bad pattern is reported by check, not printed to stderr by RE2
 
 
-class RegexError(ValueError):
+class RegexError(DupcheckError, ValueError):
     """A pattern RE2 cannot run (backreferences, lookaround, bad syntax)."""
 
 
