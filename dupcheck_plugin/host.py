@@ -45,11 +45,12 @@ from .rules.decide import DECIDED_BY, Decision, OnError, RowTrace, RulesRow, tra
 from .rules.match import OPERATORS  # a rules-table row's ``match`` values
 from .rules.paths import MISSING  # what explain shows for a key the answer does not have
 from .store.contract import Commit, DncEntry, NewLead, Store, StoreError, upgrade_record
-from .types import CheckOutcome, CrmAnswer, LeadContext, NodeType
+from .types import CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node, NodeType
 
 __all__ = [
-    "DECIDED_BY", "MISSING", "Code", "Commit", "CheckOutcome", "ConfigError", "CrmAnswer", "DEFAULT_CONCURRENCY", "Decision", "DncEntry",
-    "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks", "LeadContext", "LocalHit", "NewLead", "NoCheck", "NodeType",
+    "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
+    "DEFAULT_CONCURRENCY", "Decision", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
+    "LeadContext", "LocalHit", "NewLead", "NoCheck", "Node", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
     "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",
     "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "trace", "upgrade_record",

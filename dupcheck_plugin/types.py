@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
@@ -15,16 +16,26 @@ __all__ = ["BuildContext", "CheckOutcome", "CheckNode", "Commit", "CrmAnswer", "
            "CRM_ANSWER", "CHECK_OUTCOME", "CRM_ERRORS"]
 
 
-class Node(Protocol):
-    """A built workflow node. ``run`` is called at most once per lead.
+class Node:
+    """The base of every built workflow node (what a ``NodeType.factory``
+    returns; the host refuses anything else). ``run`` is called at most once
+    per lead. The rest has defaults a node overrides when it has something
+    to say (docs/plugin-hooks.md, "The node contract")."""
 
-    A node may also have ``health() -> dict`` (JSON-able): the host shows it
-    in ``/healthz`` (a connection's circuit breaker does).
-    """
+    # leads worth having in flight so that this node's batches fill (a batching
+    # connection); the host's default concurrency is at least the largest
+    lead_capacity: int = 0
 
-    async def run(self, lead: "LeadContext") -> Any: ...
+    async def run(self, lead: "LeadContext") -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.run")
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release what the node holds (connections); called once its workflow is retired."""
+
+    def health(self) -> dict[str, Any] | None:
+        """JSON-able state the host shows in ``/healthz`` and ``/metrics`` (a
+        connection's circuit breaker), or None: nothing to show."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,8 @@ class NodeType:
     :ivar name: the ``type`` a workflow's node names.
     :ivar config_schema: JSON Schema (2020-12) of the node's ``config`` table.
     :ivar factory: ``factory(node_id, config, build) -> Node``; ``build`` is a
-        :class:`BuildContext`.
+        :class:`BuildContext`. What it returns subclasses :class:`Node`
+        (:class:`CrmNode` or :class:`CheckNode` for those outputs).
     :ivar inputs: ``inputs(config) -> {config key: node id}``: the nodes whose
         output this node reads, by the config key that names them; the engine
         and ``dupcheck check`` verify they exist (reported at that key).
@@ -157,24 +169,37 @@ class CrmAnswer:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+def read_recorded(status: int, headers: Mapping[str, str], body: bytes) -> CrmAnswer:
+    """A recorded answer whose node says nothing of its format: the body as JSON, else as text."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = body.decode("utf-8", "replace")
+    return CrmAnswer(status_code=status, headers=dict(headers), body=parsed, latency_ms=0.0)
+
+
 # the outputs the host knows by name (NodeType.output)
 CRM_ANSWER = "crm_answer"
 CHECK_OUTCOME = "check_outcome"
 
 
-class CrmNode(Node, Protocol):
-    """A node whose type's output is :data:`CRM_ANSWER`: ``run`` returns a
-    :class:`CrmAnswer`. The rest is optional: ``explain`` reads a recorded
-    answer through ``read_answer`` (else as JSON) and shows ``preview``;
-    ``demo`` fills ``secret_names`` with placeholders."""
+class CrmNode(Node):
+    """The base of a node whose type's output is :data:`CRM_ANSWER`: ``run``
+    returns a :class:`CrmAnswer`. ``explain`` reads a recorded answer through
+    ``read_answer`` and shows ``preview``; ``demo`` fills ``secret_names``
+    with placeholders. The defaults suit a node that calls nothing."""
 
-    secret_names: frozenset[str]  # the environment variables its request and auth read
+    secret_names: frozenset[str] = frozenset()  # the environment variables its request and auth read
 
     def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> CrmAnswer:
-        """A recorded answer, read as this node reads a live one (no I/O)."""
+        """A recorded answer, read as this node reads a live one (no I/O);
+        by default :func:`read_recorded`."""
+        return read_recorded(status, headers, body)
 
     def preview(self, lead: Mapping[str, str]) -> Mapping[str, Any] | None:
-        """The request this lead would send, secrets masked; None if it cannot be rendered."""
+        """The request this lead would send, secrets masked; None (the default)
+        when the node sends none or it cannot be rendered."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -186,8 +211,8 @@ class CheckOutcome:
     answer: CrmAnswer | None
 
 
-class CheckNode(Node, Protocol):
-    """A node whose type's output is :data:`CHECK_OUTCOME`: it reads the
+class CheckNode(Node):
+    """The base of a node whose type's output is :data:`CHECK_OUTCOME`: it reads the
     answer of node ``settings.connect`` and decides with ``settings`` (a
     rules table, see :mod:`dupcheck_plugin.rules.decide`)."""
 

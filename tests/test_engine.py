@@ -20,7 +20,7 @@ from dupcheck_plugin.host import Host as Engine
 from dupcheck_plugin.plugins import DEFAULT_PLUGINS, Registry, make_plugin_manager
 from dupcheck_plugin.store.sqlite import SqliteStore
 from dupcheck_plugin.testing import MemoryStore
-from dupcheck_plugin.types import CrmAnswer, NodeType
+from dupcheck_plugin.types import CrmAnswer, CrmNode, NodeType
 
 from conftest import write_workflow
 
@@ -125,16 +125,13 @@ def test_hook_dupcheck_decision_made(tmp_path, crm_sim, hubspot_env):
 def test_hook_dupcheck_register_node_types(tmp_path, hubspot_env):
     """A plugin's node stands in for Convoso Connect: the duplicate check reads its answer."""
 
-    class FakeCrm:
+    class FakeCrm(CrmNode):
         def __init__(self, node_id, config, build):
             self.known = set(config["known"])
 
         async def run(self, lead):
             hit = lead.phone_e164 in self.known
             return CrmAnswer(status_code=200, headers={}, body={"total": int(hit)}, latency_ms=0.0)
-
-        async def aclose(self):
-            pass
 
     class NodePlugin:
         @hookimpl
@@ -156,6 +153,46 @@ def test_hook_dupcheck_register_node_types(tmp_path, hubspot_env):
     with pytest.raises(ConfigError) as exc:
         Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry)
     assert "nodes[0].config.known" in str(exc.value)
+
+
+def test_a_node_that_is_not_the_contract_base_is_refused_at_load(tmp_path):
+    """A factory must return a CrmNode for a crm_answer type: the host then calls
+    read_answer, preview, secret_names, health and lead_capacity without guessing."""
+
+    class Loose:  # a run() and nothing else, not a CrmNode
+        def __init__(self, node_id, config, build):
+            pass
+
+        async def run(self, lead):
+            return CrmAnswer(status_code=200, headers={}, body={"total": 0}, latency_ms=0.0)
+
+    class Bare(CrmNode):  # only run(): the contract's defaults do the rest
+        def __init__(self, node_id, config, build):
+            pass
+
+        async def run(self, lead):
+            return CrmAnswer(status_code=200, headers={}, body={"total": 0}, latency_ms=0.0)
+
+    def plugin(factory):
+        class NodePlugin:
+            @hookimpl
+            def dupcheck_register_node_types(self, register):
+                register(NodeType(name="fake_crm", config_schema={"type": "object"}, factory=factory,
+                                  output="crm_answer"))
+        return registry_with(NodePlugin())
+
+    wf = custom_node_workflow(tmp_path, "fake_crm", "{}")
+    with pytest.raises(ConfigError, match=r"nodes\[0\]\.type: .*built a Loose, not a dupcheck_plugin.host.CrmNode"):
+        Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=plugin(Loose))
+    engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=plugin(Bare))
+    try:
+        workflow = engine.workflow
+        assert (workflow.secret_names, workflow.health(), engine.lead_capacity()) == (frozenset(), {}, 0)
+        assert workflow.crm.read_answer(200, {}, b'{"total": 1}').body == {"total": 1}  # explain's default reading
+        assert workflow.crm.read_answer(200, {}, b"<xml/>").body == "<xml/>"
+        assert workflow.crm.preview({"phone_number": "5550100301"}) is None
+    finally:
+        asyncio.run(engine.aclose())
 
 
 def test_builtin_plugins_are_registered_like_third_party_ones():

@@ -16,7 +16,7 @@ from ..config.problems import ConfigError
 from ..config.suggest import did_you_mean
 from ..connection.secrets import Secrets
 from ..errors import DupcheckError
-from ..host import Workflow
+from ..host import CrmNode, Workflow
 from ..plugins import PluginConflict
 from ..resources import shipped_names
 from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, origin_url
@@ -118,7 +118,7 @@ def _workflow_node(args) -> tuple[RenderFn, list[str]]:
         raise UsageError(f"--node {args.node} is a {types[args.node]} node, which sends no request "
                          f"(connection nodes: {', '.join(senders) or 'none'})")
     secrets = Secrets(os.environ)
-    missing = [name for name in getattr(node, "secret_names", ()) if not secrets.has(name)]
+    missing = [name for name in (node.secret_names if isinstance(node, CrmNode) else ()) if not secrets.has(name)]
     return (lambda lead: node.render(lead)[1]), sorted(set(missing))
 
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from ..errors import DupcheckError
 from ..rules.decide import Decision, RowTrace, trace
-from ..types import CrmAnswer
+from ..types import CrmAnswer, read_recorded
 from .loaded import Workflow
 
 
@@ -48,16 +48,12 @@ def explain(workflow: Workflow, content: bytes, status: int | None, lead: Mappin
     if check is None:
         raise NoCheck(f"workflow {workflow.name!r} has no api_duplicate_check node")
     code, headers, raw = split_recording(content, status)
-    read_answer = getattr(crm, "read_answer", None)  # optional in the CrmNode contract
-    if read_answer is not None:
-        answer = read_answer(code, headers, raw)
-    else:  # the node cannot read a recording: the body as JSON, else text
-        answer = CrmAnswer(status_code=code, headers=headers, body=_json_or_text(raw), latency_ms=0.0)
+    answer = crm.read_answer(code, headers, raw) if crm is not None else read_recorded(code, headers, raw)
     intake = workflow.admit(lead if lead is not None else {})
     if lead is not None and intake.refused is not None:
         return Explanation(answer, [], intake.refused, workflow.record(intake, intake.refused, None))
     decision = workflow.decide(answer)
-    if lead is not None and getattr(crm, "preview", None) is not None:
+    if lead is not None and crm is not None:
         preview = crm.preview(intake.lead)
         if preview is not None:  # the rules do not need the request; explain shows the decision anyway
             answer = replace(answer, request=preview)
@@ -65,9 +61,3 @@ def explain(workflow: Workflow, content: bytes, status: int | None, lead: Mappin
         intake = replace(intake, lead={}, phone_e164=None)
     return Explanation(answer, trace(check.settings, answer), decision, workflow.record(intake, decision, answer))
 
-
-def _json_or_text(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")

@@ -73,12 +73,13 @@ class Workflow:
         """The environment variables the workflow's CRM nodes read their secrets from."""
         outputs = {n.id: self.registry.node_types[n.type].output for n in self.spec.nodes}
         return frozenset(name for nid, node in self.nodes.items() if outputs[nid] == CRM_ANSWER
-                         for name in getattr(node, "secret_names", ()))  # optional in the contract
+                         for name in node.secret_names)
 
     def health(self) -> dict[str, dict[str, Any]]:
         """node id -> state, for the nodes that report one (a connection's
         circuit breaker, say): what /healthz and /metrics show."""
-        return {nid: node.health() for nid, node in self.nodes.items() if callable(getattr(node, "health", None))}
+        states = {nid: node.health() for nid, node in self.nodes.items()}
+        return {nid: state for nid, state in states.items() if state is not None}
 
     # -- the steps of one lead ---------------------------------------------------
 

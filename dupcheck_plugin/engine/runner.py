@@ -115,7 +115,7 @@ class Host:
 
     def lead_capacity(self) -> int:
         """Leads worth having in flight so that batching CRM connections fill their batches."""
-        return max((getattr(node, "lead_capacity", 0) for node in self.nodes.values()), default=0)
+        return max((node.lead_capacity for node in self.nodes.values()), default=0)
 
     async def replace(self, workflow: Workflow) -> None:
         """:meth:`swap`, and close the previous workflow (its CRM connections)
@@ -300,9 +300,6 @@ class Host:
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
-
-
-Engine = Host  # the name this class had before the host API
 
 
 async def aiter_items(items: Iterable) -> AsyncIterator:

@@ -19,7 +19,7 @@ from ..config.suggest import did_you_mean
 from ..config.toml import load_toml
 from ..plugins import Registry, default_registry
 from ..resources import AmbiguousName, find_named, shipped_dir, shipped_names
-from ..types import Node, WorkflowView
+from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CrmNode, Node, WorkflowView
 
 # node types whose config the workflow schema itself checks (if/then): no second pass
 _SCHEMA_COVERED = {"convoso_connect", "api_duplicate_check"}
@@ -198,8 +198,22 @@ class _Build:
         return self._nodes[node_id]
 
 
+# what a node type's factory must return, by the type's output
+_NODE_BASES = {CRM_ANSWER: CrmNode, CHECK_OUTCOME: CheckNode}
+
+
 def build_nodes(spec: WorkflowSpec, registry: Registry, settings: Mapping[str, Any]) -> dict[str, Node]:
+    """Build every node; raises ConfigError when a factory returns something
+    that is not the node its type declares (a plugin's bug, named)."""
     build = _Build(spec, registry, settings)
-    for node in spec.nodes:
-        build._nodes[node.id] = registry.node_types[node.type].factory(node.id, node.config, build)
+    for i, node in enumerate(spec.nodes):
+        node_type = registry.node_types[node.type]
+        built = node_type.factory(node.id, node.config, build)
+        base = _NODE_BASES.get(node_type.output, Node)
+        if not isinstance(built, base):
+            owner = registry.node_type_owner.get(node.type, "?")
+            raise ConfigError([Problem(spec.source, ("nodes", i, "type"), (
+                f"node type {node.type!r} (plugin {owner}) built a {type(built).__name__}, not a "
+                f"dupcheck_plugin.host.{base.__name__}: its class must subclass {base.__name__}"), "node_contract")])
+        build._nodes[node.id] = built
     return build._nodes

@@ -6,11 +6,11 @@ from typing import Any, Mapping
 
 from ..rules.decide import Settings, decide
 from ..rules.match import RegexError, compile_regex
-from ..types import CRM_ANSWER, BuildContext, CheckOutcome, LeadContext, WorkflowView
+from ..types import CRM_ANSWER, BuildContext, CheckNode, CheckOutcome, LeadContext, WorkflowView
 
 
-class ApiDuplicateCheck:
-    """A :class:`~dupcheck_plugin.types.CheckNode`."""
+class ApiDuplicateCheck(CheckNode):
+    """Applies the rules table to the answer of node ``settings.connect``."""
 
     def __init__(self, node_id: str, config: Mapping[str, Any], build: BuildContext):
         self.id = node_id
@@ -21,9 +21,6 @@ class ApiDuplicateCheck:
             return CheckOutcome(decide(self.settings, None), None)  # the CRM is not called
         answer = await lead.output(self.settings.connect)
         return CheckOutcome(decide(self.settings, answer), answer)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def inputs(config: Mapping[str, Any]) -> dict[str, str]:

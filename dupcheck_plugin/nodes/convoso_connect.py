@@ -16,11 +16,11 @@ from ..connection.runtime import ConnectionRuntime
 from ..http.call import RetryPolicy, finish_answer, interpret, send
 from ..http.client import make_client
 from ..http.wire import request_json
-from ..types import BuildContext, CrmAnswer, LeadContext, WorkflowView
+from ..types import BuildContext, CrmAnswer, CrmNode, LeadContext, WorkflowView
 
 
-class ConvosoConnect:
-    """A :class:`~dupcheck_plugin.types.CrmNode`."""
+class ConvosoConnect(CrmNode):
+    """Renders the adaptor's request and calls the CRM."""
 
     def __init__(self, node_id: str, config: Mapping[str, Any], build: BuildContext):
         self.id = node_id

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError as TemporalTimeout
 
-from ..host import CrmAnswer, Decision, Intake, LeadContext, Workflow
+from ..host import CrmAnswer, CrmNode, Decision, Intake, LeadContext, Workflow
 from .lead import WORKFLOW_TYPE, LeadInput, crm_queue
 
 CRM_ANSWER = "crm_answer"  # NodeType.output of the nodes that call the CRM
@@ -39,7 +39,7 @@ def crm_retry(config: Mapping[str, Any]) -> RetryPolicy:
                        maximum_attempts=int(r.get("attempts", 3)))
 
 
-class CrmActivity:
+class CrmActivity(CrmNode):
     """Stands in for a CRM node inside the workflow: its ``run`` is the
     ``dupcheck.call_crm`` activity on the CRM task queue."""
 
@@ -64,9 +64,6 @@ class CrmActivity:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, error=kind,
                              error_detail=f"CRM activity failed: {cause or exc}", attempts=self.attempts)
         return CrmAnswer.from_json(data)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def with_crm_activities(loaded: Workflow) -> Workflow:

@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 def _state(node: Any) -> dict[str, Any]:
-    health = getattr(node, "health", None)
-    if not callable(health):
-        return {}
     try:
-        return {part: (dict(v) if isinstance(v, dict) else {"state": v}) for part, v in health().items()}
+        health = node.health() or {}  # the node contract: None when it has nothing to show
+        return {part: (dict(v) if isinstance(v, dict) else {"state": v}) for part, v in health.items()}
     except Exception as exc:  # noqa: BLE001 - the page must still show the rest
         return {"health": {"error": f"{type(exc).__name__}: {exc}"}}
 
