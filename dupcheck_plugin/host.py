@@ -39,15 +39,17 @@ from .engine.locks import KeyedLocks
 from .engine.record import plan_commit, row_label
 from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
 from .engine.sources import open_source, stream_items
+from .engine.workflow import NodeSpec, WorkflowSpec  # the checked workflow file: Workflow.spec
 from .errors import DupcheckError
 from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
 from .rules.decide import DECIDED_BY, Decision, OnError, RowTrace, RulesRow, trace  # trace: each row against an answer (explain, the console)
 from .rules.match import OPERATORS  # a rules-table row's ``match`` values
 from .rules.paths import MISSING  # what explain shows for a key the answer does not have
 from .store.contract import Commit, DncEntry, NewLead, Store, StoreError, upgrade_record
-from .types import CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node, NodeType
+from .types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node, NodeType
 
 __all__ = [
+    "CHECK_OUTCOME", "CRM_ANSWER", "NodeSpec", "WorkflowSpec",
     "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
     "DEFAULT_CONCURRENCY", "Decision", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
     "LeadContext", "LocalHit", "NewLead", "NoCheck", "Node", "NodeType",

@@ -101,7 +101,12 @@ class BuildContext(Protocol):
 
     @property
     def settings(self) -> Mapping[str, Any]:
-        """Host settings: ``crm_url`` override, ``concurrency``, ``defaults``..."""
+        """Host settings: ``crm_url`` (replaces the CRM URL's origin),
+        ``offline`` (nothing will be called), ``environ`` (the secrets),
+        ``http_transport``, ``max_connections``, ``interactive`` (serve: a
+        lead waits a bounded time for its connection's limiter),
+        ``single_attempt`` (each CRM call makes one attempt: the host
+        retries, as a workflow engine's retry policy does)."""
 
 
 @dataclass
@@ -156,6 +161,7 @@ class CrmAnswer:
     record_id: str | None = None  # the CRM's record id, where the adaptor says where it is
     batch_size: int = 1  # leads asked in the same CRM request (the answer was split back per lead)
     cached: bool = False  # reused from the connection's answer cache: the CRM was not called
+    retry_after: float | None = None  # seconds the CRM asked to wait before trying again (its Retry-After)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON object (a workflow engine's activity result); :meth:`from_json` reads it back."""
@@ -187,9 +193,14 @@ class CrmNode(Node):
     """The base of a node whose type's output is :data:`CRM_ANSWER`: ``run``
     returns a :class:`CrmAnswer`. ``explain`` reads a recorded answer through
     ``read_answer`` and shows ``preview``; ``demo`` fills ``secret_names``
-    with placeholders. The defaults suit a node that calls nothing."""
+    with placeholders; ``dupcheck worker`` caps the CRM calls of all its
+    workers at ``declared_rate``. The defaults suit a node that calls nothing."""
 
     secret_names: frozenset[str] = frozenset()  # the environment variables its request and auth read
+    # requests per second its connection's ``limits`` allow (the adaptor's, the workflow's
+    # override); None: unlimited. A host that spreads the calls over several processes
+    # (Temporal's task-queue rate limit) caps them all together at this
+    declared_rate: float | None = None
 
     def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> CrmAnswer:
         """A recorded answer, read as this node reads a live one (no I/O);

@@ -7,7 +7,9 @@ import asyncio
 import json
 import threading
 
-from dupcheck_plugin.host import CrmAnswer, Host, Intake, Workflow
+import pytest
+
+from dupcheck_plugin.host import CHECK_OUTCOME, CRM_ANSWER, CrmAnswer, CrmNode, Host, Intake, Workflow
 
 from conftest import write_workflow
 
@@ -60,3 +62,47 @@ def test_step_results_round_trip_through_json(tmp_path, crm_stub):
     refused = workflow.admit({"phone_number": "12"})
     assert Intake.from_json(json.loads(json.dumps(refused.as_json()))) == refused
     assert refused.refused.code == 6008
+
+
+class StandIn(CrmNode):
+    """A CRM node's stand-in, as a workflow engine's host puts one in place."""
+
+    def __init__(self, body):
+        self.body = body
+
+    async def run(self, lead):
+        return CrmAnswer(status_code=200, headers={}, body=self.body, latency_ms=0.0)
+
+    async def aclose(self):
+        return None
+
+
+def test_a_host_can_run_the_crm_node_alone_and_the_rest_with_a_stand_in(tmp_path, crm_stub):
+    """What a workflow engine does: the CRM node as its own step (one attempt:
+    the engine retries, after the CRM's Retry-After), the rest of the graph
+    around a stand-in that hands back that step's answer."""
+    crm_stub.answer("5550109301", {"status": "error", "errorType": "RATE_LIMIT"}, status=429,
+                    headers={"Retry-After": "7"})
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": {"requests": 20, "per_seconds": 2}})
+
+    async def go():
+        workflow = Workflow.load(str(wf), crm_url=crm_stub.url, environ=ENV, single_attempt=True)
+        try:
+            (crm_id,) = workflow.node_ids(CRM_ANSWER)
+            (check_id,) = workflow.node_ids(CHECK_OUTCOME)
+            limited = await workflow.run_node(crm_id, workflow.admit({"phone_number": "5550109301"}))
+            stood_in = workflow.with_nodes({crm_id: StandIn({"total": 1, "results": [{"id": "9"}]})})
+            decision, answer = await stood_in.evaluate(workflow.admit({"phone_number": "5550109302"}))
+            return crm_id, check_id, workflow.nodes[crm_id].declared_rate, limited, decision, answer, stood_in
+        finally:
+            await workflow.aclose()
+
+    crm_id, check_id, rate, limited, decision, answer, stood_in = asyncio.run(go())
+    assert (crm_id, check_id) == ("crm", "check")
+    assert rate == 10.0  # 20 requests per 2 seconds
+    assert (limited.error, limited.attempts, limited.retry_after) == ("rate_limited", 1, 7.0)
+    assert len(crm_stub.requests) == 1  # not retried: the host would
+    assert decision.action == "duplicate" and answer.body["results"] == [{"id": "9"}]
+    assert isinstance(stood_in.nodes["crm"], StandIn) and stood_in.nodes["check"] is not None
+    with pytest.raises(KeyError, match="no node nope"):
+        stood_in.with_nodes({"nope": StandIn(None)})

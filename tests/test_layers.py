@@ -7,7 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
@@ -23,16 +26,31 @@ def lint(cwd: Path) -> subprocess.CompletedProcess:
 def test_the_layer_contracts_hold():
     proc = lint(ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 kept, 0 broken" in proc.stdout
+    assert "3 kept, 0 broken" in proc.stdout
 
 
-def test_adaptor_importing_httpx_breaks_the_contract(tmp_path):
+@pytest.mark.parametrize("module, line, contract, found", [
+    ("adaptor/fields.py", "import httpx  # a pure module doing I/O", "adaptor/ and rules/ are pure",
+     "dupcheck_plugin.adaptor.fields -> httpx"),
+    ("temporal/worker.py", "from ..engine.workflow import load_workflow  # the engine's insides",
+     "the Temporal host uses the public host API only", "dupcheck_plugin.temporal.worker -> dupcheck_plugin.engine"),
+])
+def test_a_forbidden_import_breaks_its_contract(tmp_path, module, line, contract, found):
     shutil.copytree(ROOT / "dupcheck_plugin", tmp_path / "dupcheck_plugin",
                     ignore=shutil.ignore_patterns("__pycache__", "_shipped"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    fields = tmp_path / "dupcheck_plugin" / "adaptor" / "fields.py"
-    fields.write_text(fields.read_text(encoding="utf-8") + "\nimport httpx  # a pure module doing I/O\n")
+    path = tmp_path / "dupcheck_plugin" / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}\n")
     proc = lint(tmp_path)
     assert proc.returncode == 1, proc.stdout
-    assert "adaptor/ and rules/ are pure" in proc.stdout and "BROKEN" in proc.stdout
-    assert "dupcheck_plugin.adaptor.fields -> httpx" in proc.stdout
+    assert any(contract in line and line.endswith("BROKEN") for line in proc.stdout.splitlines()), proc.stdout
+    assert found in proc.stdout
+
+
+def test_the_temporal_host_contract_names_every_private_module():
+    """A module added to the package later is forbidden to temporal/ unless it is public."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    temporal = next(c for c in contracts if c["source_modules"] == ["dupcheck_plugin.temporal"])
+    public = {"host", "hookspecs", "types", "errors", "codes", "temporal", "__init__", "_shipped"}
+    modules = {p.stem for p in (ROOT / "dupcheck_plugin").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    assert {m.removeprefix("dupcheck_plugin.") for m in temporal["forbidden_modules"]} == modules - public

@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 from ..config.problems import ConfigError
+from ..errors import DupcheckError
 from ..temporal.lead import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE  # plain names: no temporalio needed
 from .common import EXIT_OK, EXIT_USAGE, fail, origin_url, report_config_error
 
@@ -65,7 +66,8 @@ def register(sub) -> None:
     p.add_argument("--crm-rate", type=float, metavar="N",
                    help="the CRM's limit, requests per second across ALL workers of this task queue: Temporal's "
                         "task-queue activity rate limit, and each worker sends at most N/W in any second "
-                        "(give every worker the same values; default: no limit)")
+                        "(give every worker the same values; default: the rate the workflow's CRM connection "
+                        "declares in its limits, else none)")
     p.add_argument("--crm-workers", type=int, default=1, metavar="W",
                    help="how many workers share --crm-rate (default: %(default)s)")
     p.add_argument("--concurrency", type=int, default=100, help="activities and workflow tasks in flight (default: %(default)s)")
@@ -81,7 +83,7 @@ def main(args) -> int:
     if args.concurrency < 1 or args.crm_workers < 1:
         return fail("--concurrency and --crm-workers must be at least 1", EXIT_USAGE)
     try:
-        from ..temporal.worker import open_host, run_worker
+        from ..temporal.worker import declared_crm_rate, open_host, run_worker
     except ImportError:
         return fail(TEMPORAL_EXTRA)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -92,14 +94,21 @@ def main(args) -> int:
     except Exception as exc:  # the store could not open, say
         return fail(str(exc))
 
+    # --crm-rate overrides what the connection declares (its adaptor's [limits], the workflow's override)
+    crm_rate = args.crm_rate or declared_crm_rate(host.workflow)
+    rate_note = "unlimited" if not crm_rate else \
+        f"{crm_rate:g}/s for {args.crm_workers} worker(s), from {'--crm-rate' if args.crm_rate else 'the connection limits'}"
+
     async def serve() -> None:
         await run_worker(host, target=args.temporal, namespace=args.namespace, task_queue=args.task_queue,
-                         crm_rate=args.crm_rate, crm_workers=args.crm_workers, concurrency=args.concurrency,
+                         crm_rate=crm_rate, crm_workers=args.crm_workers, concurrency=args.concurrency,
                          on_ready=lambda: print(f"worker ready: {host.workflow.name} on {args.temporal} "
-                                                f"queue {args.task_queue}", flush=True))
+                                                f"queue {args.task_queue}, CRM rate {rate_note}", flush=True))
 
     try:
         asyncio.run(serve())
-    except RuntimeError as exc:  # cannot reach Temporal
+    except DupcheckError as exc:  # Temporal unreachable, no such namespace
+        return fail(str(exc))
+    except RuntimeError as exc:  # the SDK's own
         return fail(f"worker stopped: {exc}")
     return EXIT_OK

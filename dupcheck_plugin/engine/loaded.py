@@ -48,18 +48,21 @@ class Workflow:
     def load(cls, workflow: str | WorkflowSpec, *, registry: Registry | None = None, crm_url: str | None = None,
              environ: Mapping[str, str] | None = None, offline: bool = False,
              max_connections: int | None = None, http_transport: Any = None,
-             interactive: bool = False) -> "Workflow":
+             interactive: bool = False, single_attempt: bool = False) -> "Workflow":
         """Load the workflow (a shipped name or a path) and build its nodes
         through the plugins' node types. ``crm_url`` replaces the CRM URL's
         scheme://host:port; ``environ`` holds the secrets (default
         ``os.environ``); ``offline``: nothing will be called (``explain``),
         missing secrets are masked instead of refused; ``http_transport``: an
         ``httpx.AsyncBaseTransport`` for every CRM call (a test's
-        ``httpx.MockTransport``). Raises :class:`~dupcheck_plugin.config.problems.ConfigError`."""
+        ``httpx.MockTransport``); ``single_attempt``: each CRM call makes one
+        attempt, the host retries (a workflow engine's retry policy). Raises
+        :class:`~dupcheck_plugin.config.problems.ConfigError`."""
         registry = registry or default_registry()
         spec = workflow if isinstance(workflow, WorkflowSpec) else load_workflow(workflow, registry)
         settings: dict[str, Any] = {"crm_url": crm_url, "offline": offline, "environ": environ,
-                                    "http_transport": http_transport, "interactive": interactive}
+                                    "http_transport": http_transport, "interactive": interactive,
+                                    "single_attempt": single_attempt}
         if max_connections:
             settings["max_connections"] = max_connections
         return cls(spec, build_nodes(spec, registry, settings), registry)
@@ -68,12 +71,24 @@ class Workflow:
     def name(self) -> str:
         return self.spec.name
 
+    def node_ids(self, output: str) -> list[str]:
+        """The nodes whose type gives ``output`` (``CRM_ANSWER``: the nodes
+        that call the CRM), in the workflow's order."""
+        return [n.id for n in self.spec.nodes if self.registry.node_types[n.type].output == output]
+
+    def with_nodes(self, replacements: Mapping[str, Node]) -> "Workflow":
+        """This workflow with the nodes of ``replacements`` (by id) put in
+        place of its own: a host that runs CRM calls elsewhere (Temporal's
+        activities) puts stand-ins there. The other nodes are shared."""
+        unknown = sorted(set(replacements) - set(self.nodes))
+        if unknown:
+            raise KeyError(f"workflow {self.name!r} has no node {', '.join(unknown)}")
+        return Workflow(self.spec, {**self.nodes, **replacements}, self.registry)
+
     @property
     def secret_names(self) -> frozenset[str]:
         """The environment variables the workflow's CRM nodes read their secrets from."""
-        outputs = {n.id: self.registry.node_types[n.type].output for n in self.spec.nodes}
-        return frozenset(name for nid, node in self.nodes.items() if outputs[nid] == CRM_ANSWER
-                         for name in node.secret_names)
+        return frozenset(name for nid in self.node_ids(CRM_ANSWER) for name in self.nodes[nid].secret_names)
 
     def health(self) -> dict[str, dict[str, Any]]:
         """node id -> state, for the nodes that report one (a connection's
@@ -97,6 +112,11 @@ class Workflow:
         if self.check is None or not self.check.settings.enabled or self.crm is None:
             return None
         return await LeadContext(intake.lead, intake.phone_e164, self.nodes).output(self.check.settings.connect)
+
+    async def run_node(self, node_id: str, intake: Intake) -> Any:
+        """One node's output for an admitted lead, pulling what it reads: a
+        workflow engine runs each CRM node as an activity this way."""
+        return await LeadContext(intake.lead, intake.phone_e164, self.nodes).output(node_id)
 
     def decide(self, answer: CrmAnswer | None) -> Decision:
         """The decision on a CRM answer (None: not called); pure."""

@@ -75,16 +75,18 @@ class Host:
              store: Store | None = None, crm_url: str | None = None, registry: Registry | None = None,
              environ: Mapping[str, str] | None = None, offline: bool = False,
              max_connections: int | None = None, http_transport: Any = None,
-             interactive: bool = False) -> "Host":
+             interactive: bool = False, single_attempt: bool = False) -> "Host":
         """Load the workflow (unless given loaded) and open the store through
         ``dupcheck_make_store`` (unless given, or ``offline``). Raises
         ConfigError, StoreError. ``interactive`` (serve): a lead waits for its CRM
-        connection's limiter at most that connection's ``max_wait``."""
+        connection's limiter at most that connection's ``max_wait``;
+        ``single_attempt``: see :meth:`Workflow.load`."""
         registry = registry or default_registry()
         if not isinstance(workflow, Workflow):
             workflow = Workflow.load(workflow, registry=registry, crm_url=crm_url, environ=environ,
                                      offline=offline, max_connections=max_connections,
-                                     http_transport=http_transport, interactive=interactive)
+                                     http_transport=http_transport, interactive=interactive,
+                                     single_attempt=single_attempt)
         if store is None and not offline:
             store = registry.pm.hook.dupcheck_make_store(settings={"db": db})
         return cls(workflow, store)

@@ -156,7 +156,8 @@ def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, e
     # the answer's headers as they came (an httpx.Headers is a read-only mapping): copying them
     # into a dict cost more per lead than parsing the body
     return CrmAnswer(status_code=status, headers=headers if headers is not None else {}, body=body, latency_ms=round(latency_ms, 3),
-                     error=error, error_detail=detail, request=request, attempts=attempts, record_id=record_id)
+                     error=error, error_detail=detail, request=request, attempts=attempts, record_id=record_id,
+                     retry_after=it.retry_after if it else None)
 
 
 class Gate(Protocol):

@@ -46,7 +46,9 @@ class ConvosoConnect(CrmNode):
         # a host's transport object (tests, proxies) wins over the configured kind
         self.transport = settings.get("http_transport") or config.get("transport", "aiohttp")
         r = config.get("retry", {})
-        self.retry = RetryPolicy(attempts=r.get("attempts", 3), backoff=r.get("backoff", 0.2), max_wait=r.get("max_wait", 30.0))
+        # single_attempt: the host retries (Temporal's retry policy, built from this same table)
+        attempts = 1 if settings.get("single_attempt") else r.get("attempts", 3)
+        self.retry = RetryPolicy(attempts=attempts, backoff=r.get("backoff", 0.2), max_wait=r.get("max_wait", 30.0))
         self.extra_headers = dict(config.get("headers", {}))
         b = config.get("breaker", {})
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
@@ -84,6 +86,12 @@ class ConvosoConnect(CrmNode):
     @property
     def lead_capacity(self) -> int:
         return self.runtime.lead_capacity
+
+    @property
+    def declared_rate(self) -> float | None:
+        """Requests per second the connection's ``limits`` allow; None: unlimited."""
+        limits = self.runtime.limits
+        return limits.requests / limits.per_seconds if limits.requests else None
 
     @property
     def client(self) -> httpx.AsyncClient:

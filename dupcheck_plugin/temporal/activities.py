@@ -12,8 +12,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ..host import Host, Intake, LeadContext, StoreError
-from ..http.call import retry_after_seconds
+from ..host import Host, Intake, StoreError
 from .lead import TRANSIENT_CRM_ERRORS
 
 STORE_REFUSED = "store_refused"
@@ -64,11 +63,11 @@ class LeadActivities:
         lead = Intake.from_json(intake)
         if self.pace is not None:
             await self.pace.wait()
-        answer = await LeadContext(lead.lead, lead.phone_e164, self.host.nodes).output(node_id)
+        answer = await self.host.workflow.run_node(node_id, lead)
         data = answer.as_json()
         if answer.error in TRANSIENT_CRM_ERRORS:
             data["attempts"] = activity.info().attempt
-            after = retry_after_seconds(answer.headers, "Retry-After") if answer.headers else None
+            after = answer.retry_after
             raise ApplicationError(f"CRM call failed ({answer.error}): {answer.error_detail or ''}", data,
                                    type=answer.error,
                                    next_retry_delay=timedelta(seconds=after) if after is not None else None)

@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from ..host import Host, Intake, Registry, StoreError, Workflow, default_registry
+from .connect import connect
 from .lead import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, WORKFLOW_TYPE, LeadInput, workflow_id
 
 
@@ -43,9 +44,10 @@ class TemporalHost(Host):
         return cls(loaded, store, target=target, namespace=namespace, task_queue=task_queue)
 
     async def client(self) -> Client:
+        """The Temporal client (connected on first use); raises TemporalUnavailable."""
         async with self._connecting:
             if self._client is None:
-                self._client = await Client.connect(self.target, namespace=self.namespace)
+                self._client = await connect(self.target, self.namespace)
         return self._client
 
     async def decide(self, lead: Mapping[str, Any] | Intake, *, source_row: int | None = None,

@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import replace
 from typing import Any, Mapping
 
-from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from ..engine.workflow import WorkflowSpec, load_workflow
-from ..host import Host, Registry, default_registry
+from ..host import CRM_ANSWER, Host, Registry, Workflow
 from .activities import LeadActivities, SendPace
+from .connect import connect
 from .lead import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, crm_queue
-from .workflow import CRM_ANSWER, WORKFLOWS, DecideLead, with_crm_activities
+from .workflow import WORKFLOWS, DecideLead, with_crm_activities
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +33,22 @@ log = logging.getLogger(__name__)
 CRM_RATE_SHARE = 0.7
 
 
-def single_attempt(spec: WorkflowSpec, registry: Registry) -> WorkflowSpec:
-    """The workflow with each CRM node making one attempt per activity:
-    Temporal's retry policy (from the same ``retry`` table) does the rest,
-    so a retry survives a worker that dies."""
-    nodes = []
-    for node in spec.nodes:
-        if registry.node_types[node.type].output == CRM_ANSWER:
-            node = replace(node, config={**node.config, "retry": {**node.config.get("retry", {}), "attempts": 1}})
-        nodes.append(node)
-    return replace(spec, nodes=nodes)
-
-
 def open_host(workflow: str, *, db: str, crm_url: str | None = None, registry: Registry | None = None,
               environ: Mapping[str, str] | None = None, max_connections: int | None = None) -> Host:
-    """The worker's host: the workflow's nodes and the shared store. Raises ConfigError, StoreError."""
-    registry = registry or default_registry()
-    spec = load_workflow(workflow, registry)
-    return Host.open(single_attempt(spec, registry), db=db, crm_url=crm_url, registry=registry,
-                     environ=environ, max_connections=max_connections)
+    """The worker's host: the workflow's nodes and the shared store. Each
+    CRM node makes one attempt per activity: Temporal's retry policy (from
+    the same ``retry`` table) does the rest, so a retry survives a worker
+    that dies. Raises ConfigError, StoreError."""
+    return Host.open(workflow, db=db, crm_url=crm_url, registry=registry, environ=environ,
+                     max_connections=max_connections, single_attempt=True)
+
+
+def declared_crm_rate(workflow: Workflow) -> float | None:
+    """The requests/s the workflow's CRM connections declare (their
+    ``limits``): the strictest, since one CRM task queue carries the calls
+    of all of them. None: no limit declared."""
+    rates = [rate for nid in workflow.node_ids(CRM_ANSWER) if (rate := workflow.nodes[nid].declared_rate)]
+    return min(rates) if rates else None
 
 
 async def run_worker(host: Host, *, target: str, namespace: str = DEFAULT_NAMESPACE,
@@ -63,26 +58,26 @@ async def run_worker(host: Host, *, target: str, namespace: str = DEFAULT_NAMESP
     """Poll both task queues until ``stop`` is set (or SIGTERM/SIGINT).
     ``crm_rate``: the CRM's limit in requests/s, for all ``crm_workers``
     workers of this task queue together."""
-    client = await Client.connect(target, namespace=namespace)
     name = host.workflow.name
-    WORKFLOWS[name] = with_crm_activities(host.workflow)
-    acts = LeadActivities(host, SendPace(crm_rate / crm_workers) if crm_rate else None)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-    # the rules nodes run inside the workflow; they are built once by this worker from
-    # the plugins' node types, which the sandbox would re-import per workflow run
-    main = Worker(client, task_queue=task_queue, workflows=[DecideLead],
-                  activities=[acts.local_check, acts.store_decision], workflow_runner=UnsandboxedWorkflowRunner(),
-                  max_concurrent_activities=concurrency, max_concurrent_workflow_tasks=concurrency)
-    crm = Worker(client, task_queue=crm_queue(task_queue), activities=[acts.call_crm],
-                 max_concurrent_activities=concurrency,
-                 max_task_queue_activities_per_second=crm_rate * CRM_RATE_SHARE if crm_rate else None)
     try:
+        client = await connect(target, namespace)  # raises TemporalUnavailable
+        WORKFLOWS[name] = with_crm_activities(host.workflow)
+        acts = LeadActivities(host, SendPace(crm_rate / crm_workers) if crm_rate else None)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        # the rules nodes run inside the workflow; they are built once by this worker from
+        # the plugins' node types, which the sandbox would re-import per workflow run
+        main = Worker(client, task_queue=task_queue, workflows=[DecideLead],
+                      activities=[acts.local_check, acts.store_decision], workflow_runner=UnsandboxedWorkflowRunner(),
+                      max_concurrent_activities=concurrency, max_concurrent_workflow_tasks=concurrency)
+        crm = Worker(client, task_queue=crm_queue(task_queue), activities=[acts.call_crm],
+                     max_concurrent_activities=concurrency,
+                     max_task_queue_activities_per_second=crm_rate * CRM_RATE_SHARE if crm_rate else None)
         async with main, crm:
             log.info("worker for %s on %s (namespace %s, task queue %s, CRM rate %s/s)", name,
                      target, namespace, task_queue, crm_rate or "unlimited")

@@ -17,10 +17,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError as TemporalTimeout
 
-from ..host import CrmAnswer, CrmNode, Decision, Intake, LeadContext, Workflow
+from ..host import CRM_ANSWER, CrmAnswer, CrmNode, Decision, Intake, LeadContext, Workflow
 from .lead import WORKFLOW_TYPE, LeadInput, crm_queue
 
-CRM_ANSWER = "crm_answer"  # NodeType.output of the nodes that call the CRM
 LOCAL_TIMEOUT = timedelta(seconds=30)
 STORE_TIMEOUT = timedelta(seconds=60)
 CRM_SLACK_S = 10.0  # on top of the node's own timeouts: a worker that died is noticed after this
@@ -68,11 +67,8 @@ class CrmActivity(CrmNode):
 
 def with_crm_activities(loaded: Workflow) -> Workflow:
     """The loaded workflow with its CRM nodes replaced by :class:`CrmActivity`."""
-    nodes = dict(loaded.nodes)
-    for node in loaded.spec.nodes:
-        if loaded.registry.node_types[node.type].output == CRM_ANSWER:
-            nodes[node.id] = CrmActivity(node.id, node.config)
-    return Workflow(loaded.spec, nodes, loaded.registry)
+    configs = {node.id: node.config for node in loaded.spec.nodes}
+    return loaded.with_nodes({nid: CrmActivity(nid, configs[nid]) for nid in loaded.node_ids(CRM_ANSWER)})
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
