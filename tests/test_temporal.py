@@ -41,6 +41,7 @@ class Deployment:
         self.temporal, self.db, self.sim_url, self.tmp = temporal, db, sim_url, tmp
         self.queue = "q-" + uuid.uuid4().hex[:8]
         self.procs: list[subprocess.Popen] = []
+        self.ready: list[str] = []  # each worker's readiness line (it says the CRM rate it applies)
         self.env = {**os.environ, "HUBSPOT_TOKEN": "sim-token", "DUPCHECK_API_TOKENS": TOKEN}
         # HubSpot's own 4/s limit and batching off: the simulator enforces none, and the
         # Temporal path sends one lead per CRM call (the rate test sets its own limit)
@@ -59,7 +60,15 @@ class Deployment:
                            f"worker{len(self.procs)}")
         line = proc.stdout.readline()  # readiness: it polls both queues from here on
         assert line.startswith("worker ready"), (line, (self.tmp / f"worker{len(self.procs) - 1}.log").read_text())
+        self.ready.append(line.strip())
         return proc
+
+    def limit_crm(self, requests: int, per_seconds: float) -> None:
+        """Declare a limit on the workflow's CRM connection, as its [limits] would."""
+        text = Path(self.workflow).read_text(encoding="utf-8")
+        limited = text.replace('"limits" = false', f'"limits" = {{ "requests" = {requests}, "per_seconds" = {per_seconds} }}')
+        assert limited != text
+        Path(self.workflow).write_text(limited, encoding="utf-8")
 
     def serve(self) -> str:
         port = free_port()
@@ -174,9 +183,19 @@ def test_worker_killed_mid_run_loses_no_lead(deployment, tmp_path):
     assert Counter(r["action"] for r in records) == {"created": 450, "duplicate": 50}
 
 
-def test_crm_rate_capped_across_workers(deployment, crm_sim, tmp_path):
-    deployment.worker("--crm-rate", "20", "--crm-workers", "2")
-    deployment.worker("--crm-rate", "20", "--crm-workers", "2")
+@pytest.mark.parametrize("declared", [True, False], ids=["connection-limits", "crm-rate-flag"])
+def test_crm_rate_capped_across_workers(deployment, crm_sim, tmp_path, declared):
+    """20 requests/s, declared by the connection's limits or given as --crm-rate:
+    two workers together keep to it."""
+    if declared:
+        deployment.limit_crm(requests=20, per_seconds=1)
+        flags, origin = ["--crm-workers", "2"], "the connection limits"
+    else:
+        flags, origin = ["--crm-rate", "20", "--crm-workers", "2"], "--crm-rate"
+    deployment.worker(*flags)
+    deployment.worker(*flags)
+    assert all(line.endswith(f"CRM rate 20/s for 2 worker(s), from {origin}") for line in deployment.ready), \
+        deployment.ready
     leads = lead_file(tmp_path / "leads.csv", new_phones(120, "557"))
     done = deployment.run(leads, "--concurrency", "64")
     assert done.returncode == 0, done.stderr
@@ -218,3 +237,85 @@ def test_embedded_and_temporal_decide_alike(deployment, crm_sim, tmp_path):
     got, want = outcomes(temporal.stdout), outcomes(embedded.stdout)
     assert got == want
     assert {a for v in want.values() for a, *_ in v} >= {"created", "duplicate", "rejected"}
+
+
+# --- what goes wrong before anything runs: one clear line, a non-zero exit, no traceback ---
+
+def fails_cleanly(args: list[str], env: dict, code: int = 1) -> str:
+    """Run the CLI; it must stop by itself with ``code`` and one message, no traceback."""
+    done = subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.strip() and "Traceback" not in done.stderr, done.stderr
+    return done.stderr
+
+
+def command(kind: str, workflow: str, tmp: Path, *extra: str) -> list[str]:
+    if kind == "worker":
+        return ["worker", workflow, *extra]
+    if kind == "run":
+        leads = lead_file(tmp / "leads.csv", ["5559870001"])
+        return ["run", workflow, "--leads", str(leads), "--no-progress", *extra]
+    return ["serve", workflow, "--port", str(free_port()), *extra]
+
+
+ERROR_ENV = {**os.environ, "HUBSPOT_TOKEN": "sim-token", "DUPCHECK_API_TOKENS": TOKEN}
+
+
+@pytest.mark.parametrize("kind", ["run", "serve"])
+def test_engine_temporal_without_its_address(kind, tmp_path):
+    err = fails_cleanly(command(kind, WORKFLOW, tmp_path, "--engine", "temporal", "--db", str(tmp_path / "x.db")),
+                        ERROR_ENV, code=2)
+    assert "--engine temporal needs --temporal HOST:PORT" in err
+
+
+def test_worker_without_an_address(tmp_path):
+    err = fails_cleanly(command("worker", WORKFLOW, tmp_path, "--db", str(tmp_path / "x.db")), ERROR_ENV, code=2)
+    assert "needs --temporal HOST:PORT" in err
+
+
+@pytest.mark.parametrize("kind", ["worker", "run", "serve"])
+def test_temporal_unreachable(kind, tmp_path):
+    target = f"127.0.0.1:{free_port()}"  # nothing listens there
+    engine = [] if kind == "worker" else ["--engine", "temporal"]
+    err = fails_cleanly(command(kind, WORKFLOW, tmp_path, *engine, "--temporal", target, "--db", str(tmp_path / "x.db")),
+                        ERROR_ENV)
+    assert f"cannot reach Temporal at {target}: Connection refused" in err
+    assert not (tmp_path / "x.db").exists() or kind == "worker"  # serve and run stop before opening the store
+
+
+@pytest.mark.parametrize("kind", ["worker", "run", "serve"])
+def test_unknown_namespace(kind, temporal_server, tmp_path):
+    engine = [] if kind == "worker" else ["--engine", "temporal"]
+    err = fails_cleanly(command(kind, WORKFLOW, tmp_path, *engine, "--temporal", temporal_server.target,
+                                "--namespace", "no-such-ns", "--db", str(tmp_path / "x.db")), ERROR_ENV)
+    assert f"Temporal at {temporal_server.target} has no namespace 'no-such-ns'" in err
+
+
+def test_worker_on_a_workflow_that_fails_check(temporal_server, tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text((shipped_dir("workflows") / f"{WORKFLOW}.toml").read_text(encoding="utf-8")
+                      .replace('connect = "hubspot"', 'connect = "hubspott"'), encoding="utf-8")
+    assert 'connect = "hubspott"' in broken.read_text(encoding="utf-8")
+    checked = subprocess.run(CLI + ["check", str(broken)], capture_output=True, text=True, env=ERROR_ENV, timeout=60)
+    assert checked.returncode == 1  # what `dupcheck check` says of it ...
+    err = fails_cleanly(command("worker", str(broken), tmp_path, "--temporal", temporal_server.target,
+                                "--db", str(tmp_path / "x.db")), ERROR_ENV)
+    assert "hubspott" in err and "did you mean" in err  # ... the worker says too, and polls nothing
+
+
+# each command and engine meets each failure once (they share the store's opening)
+@pytest.mark.parametrize("kind, engine, db", [
+    ("worker", None, "unreachable"), ("worker", None, "bad-credentials"),
+    ("run", "embedded", "unreachable"), ("serve", "embedded", "bad-credentials"),
+    ("run", "temporal", "bad-credentials"), ("serve", "temporal", "unreachable"),
+])
+def test_postgres_unreachable_or_refusing(kind, engine, db, pg_cluster, temporal_server, tmp_path):
+    if db == "unreachable":
+        url, reason = f"postgresql://dupcheck:s3cret@127.0.0.1:{free_port()}/leads", "Connection refused"
+    else:
+        url, reason = f"postgresql://nobody:s3cret@127.0.0.1:{pg_cluster.port}/postgres", 'role "nobody" does not exist'
+    extra = ["--temporal", temporal_server.target] if kind == "worker" or engine == "temporal" else []
+    engine_flag = ["--engine", engine] if engine else []
+    err = fails_cleanly(command(kind, WORKFLOW, tmp_path, *engine_flag, *extra, "--db", url), ERROR_ENV)
+    assert "cannot connect to PostgreSQL at postgresql://" in err and reason in err, err
+    assert "s3cret" not in err

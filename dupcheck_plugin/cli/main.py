@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 from .. import __version__
 from .common import EXIT_INTERRUPTED, EXIT_USAGE
+
+TEMPORAL_BRIDGE = "temporalio.bridge.temporal_sdk_bridge"  # loaded once a command used Temporal
 
 # module names under dupcheck_plugin.cli, in the order --help lists them
 COMMANDS = ("demo", "run", "explain", "check", "render", "new", "schemas", "crm_sim", "serve", "worker", "plugins")
@@ -33,12 +37,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except KeyboardInterrupt:
         hint = " (decisions stored so far are kept; run again with --resume to finish the file)" \
             if args.command == "run" else ""
         print(f"interrupted{hint}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
+    if argv is None and TEMPORAL_BRIDGE in sys.modules:  # this process's own command line
+        leave_now(code)
+    return code
+
+
+def leave_now(code: int) -> None:
+    """Exit without the interpreter's shutdown. temporalio's Rust runtime can
+    abort that shutdown (SIGABRT, "PyGILState_Release: thread state must be
+    current", temporalio/sdk-python#300), turning a clean exit or a clear
+    error into a crash. The command has closed its stores by now; flush what
+    it printed and logged, and go."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from ..config.problems import ConfigError
 from ..host import DEFAULT_CONCURRENCY, Host, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 from .outfile import repair
-from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_usage_error
+from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
 
 
 def register(sub) -> None:
@@ -73,6 +73,8 @@ def print_summary(summary: Summary, stream=None, caps: dict[str, int] | None = N
 
 
 async def run_file(args) -> int:
+    if args.engine == "temporal" and (problem := await temporal_problem(args)):
+        return fail(problem)
     try:
         input_stream, fmt = open_source(args.leads, args.format)
     except OSError as exc:

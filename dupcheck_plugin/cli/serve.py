@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ..config.problems import ConfigError
 from .common import EXIT_OK, EXIT_USAGE, fail, origin_url, report_config_error
-from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_usage_error
+from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
 
 
 def register(sub) -> None:
@@ -48,6 +49,8 @@ def main(args) -> int:
         return fail("--port must be between 0 and 65535", EXIT_USAGE)
     if problem := temporal_usage_error(args):
         return fail(problem, EXIT_USAGE)
+    if args.engine == "temporal" and (problem := asyncio.run(temporal_problem(args))):
+        return fail(problem)
 
     import uvicorn
 

@@ -44,6 +44,21 @@ def temporal_usage_error(args) -> str | None:
     return None
 
 
+async def temporal_problem(args) -> str | None:
+    """Why ``--engine temporal`` cannot work (the extra missing, Temporal
+    unreachable, no such namespace), or None: asked before anything starts,
+    so serve fails before it listens and run before it reads a lead."""
+    try:
+        from ..temporal.connect import check_reachable
+    except ImportError:
+        return TEMPORAL_EXTRA
+    try:
+        await check_reachable(args.temporal, args.namespace)
+    except DupcheckError as exc:
+        return str(exc)
+    return None
+
+
 def open_temporal_host(args):
     """The TemporalHost for serve/run (raises ConfigError, StoreError, ImportError)."""
     from ..temporal.client import TemporalHost

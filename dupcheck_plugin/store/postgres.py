@@ -133,6 +133,11 @@ class PostgresStore(Store):
                  connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
         self.url = url
         self._closed = False
+        try:  # one plain connection first: the server's reason at once (refused, no such role, bad
+            # password) rather than the pool's retries until its timeout
+            psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {_first_line(exc)}") from None
         # autocommit: reads need no transaction; writes open one explicitly
         self.pool = ConnectionPool(url, min_size=1, max_size=max(1, pool_size), open=False,
                                    kwargs={"autocommit": True}, name="dupcheck-store")
