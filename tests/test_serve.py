@@ -90,9 +90,10 @@ class ServerThread:
         return self.app.state.api
 
 
-def make_server(sim, db: Path, **settings) -> ServerThread:
-    s = ServeSettings(workflow=str(unlimited_copy(Path(WORKFLOW), db.parent)), tokens=[TOKEN, OTHER_TOKEN], db=str(db), crm_url=sim.url,
-                      environ=ENV, **settings)
+def make_server(sim, db: Path, *, db_url: str | None = None, **settings) -> ServerThread:
+    """A server on the SQLite file ``db``, or on ``db_url`` (PostgreSQL; ``db``'s folder holds the workflow)."""
+    s = ServeSettings(workflow=str(unlimited_copy(Path(WORKFLOW), db.parent)), tokens=[TOKEN, OTHER_TOKEN],
+                      db=db_url or str(db), crm_url=sim.url, environ=ENV, **settings)
     return ServerThread(create_app(s))
 
 
@@ -111,6 +112,30 @@ def srv(sim, tmp_path_factory):
 @pytest.fixture
 def client(srv):
     with httpx.Client(base_url=srv.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def store_srv(request, sim, tmp_path_factory):
+    """The module's server on SQLite, then one on a database of the test PostgreSQL
+    cluster (dupcheck_plugin.dev.postgres): the tests that use it must hold on both."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("srv")
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = f"serve_{os.getpid()}"
+    url = cluster.create_database(name)
+    try:
+        with make_server(sim, tmp_path_factory.mktemp("serve-pg") / "unused.db", db_url=url) as server:
+            assert type(server.api.store).__name__ == "PostgresStore"
+            yield server
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def store_client(store_srv):
+    with httpx.Client(base_url=store_srv.url, timeout=30) as c:
         yield c
 
 
@@ -255,7 +280,8 @@ def test_keyed_locks_serialize_one_key_and_forget_it():
 
 # -- the rules table through the API -----------------------------------------------
 
-def test_customer_is_refused_with_rule_and_crm_id_and_put_on_dnc(client):
+def test_customer_is_refused_with_rule_and_crm_id_and_put_on_dnc(store_client):
+    client = store_client
     body = insert(client, phone_number=CUSTOMER, check_dup="0")
     assert body == {"success": False, "code": 6009, "text": "The phone number already exists",
                     "row": "row 0 (customer)", "crm_record_id": "101"}
@@ -293,7 +319,8 @@ def test_convoso_refusals_are_http_200_and_recorded(client, params, code):
         assert recs[-1]["code"] == code and recs[-1]["action"] == "rejected" and recs[-1]["lead_id"] is None
 
 
-def test_check_dnc_refuses_numbers_on_the_dnc_list(client):
+def test_check_dnc_refuses_numbers_on_the_dnc_list(store_client):
+    client = store_client
     phone = fresh_phone()
     added = client.post("/v1/dnc/insert", data={"auth_token": TOKEN, "phone_number": phone, "phone_code": "1",
                                                 "reason": "asked"}).json()
@@ -303,7 +330,8 @@ def test_check_dnc_refuses_numbers_on_the_dnc_list(client):
     assert insert(client, phone_number=phone, check_dnc="0")["success"] is True  # not asked: created
 
 
-def test_check_dup_scopes(client):
+def test_check_dup_scopes(store_client):
+    client = store_client
     phone = fresh_phone()
     first = insert(client, phone_number=phone, list_id="7")["data"]["lead_id"]
     assert insert(client, phone_number=phone, list_id="8", check_dup="2")["success"] is True
@@ -314,7 +342,8 @@ def test_check_dup_scopes(client):
     assert account["code"] == 6009 and account["row"] == "check_dup" and "data" not in account
 
 
-def test_double_submitted_form_creates_one_lead_and_asks_the_crm_once(client, sim):
+def test_double_submitted_form_creates_one_lead_and_asks_the_crm_once(store_client, sim):
+    client = store_client
     phone = fresh_phone()
     before = sim.stats()["requests"]
     first = insert(client, phone_number=phone)  # no check_dup: --check-dup-default 1
@@ -459,7 +488,8 @@ async def _fire(url: str, requests: list[dict], max_connections: int = 200) -> l
         return await asyncio.gather(*(c.post(url + "/v1/leads/insert", **r) for r in requests))
 
 
-def test_fifty_concurrent_inserts_of_one_phone_create_one_lead(srv, sim):
+def test_fifty_concurrent_inserts_of_one_phone_create_one_lead(store_srv, sim):
+    srv = store_srv
     phone = fresh_phone()
     before = sim.stats()["requests"]
     answers = [r.json() for r in asyncio.run(_fire(srv.url, [
@@ -490,7 +520,8 @@ def test_thousand_concurrent_distinct_phones_create_thousand_leads(srv):
     print(f"\n1000 concurrent inserts over HTTP: {elapsed:.2f}s ({1000 / elapsed:.0f}/s)")
 
 
-def test_idempotency_key_replays_the_first_answer(client, srv):
+def test_idempotency_key_replays_the_first_answer(store_client, store_srv):
+    client, srv = store_client, store_srv
     phone = fresh_phone()
     headers = {"Idempotency-Key": f"order-{phone}"}
     first = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": phone},
@@ -511,7 +542,8 @@ def test_idempotency_key_replays_the_first_answer(client, srv):
     assert other.status_code == 422 and other.json()["success"] is False
 
 
-def test_idempotency_key_holds_for_concurrent_retries_and_refusals(srv, sim):
+def test_idempotency_key_holds_for_concurrent_retries_and_refusals(store_srv, sim):
+    srv = store_srv
     phone = fresh_phone()
     req = {"data": {"auth_token": TOKEN, "list_id": "1", "phone_number": phone, "check_dup": "0"},
            "headers": {"Idempotency-Key": f"k-{phone}"}}
@@ -555,7 +587,8 @@ def test_leads_search_filters_and_pages(client):
         assert r.status_code == 200 and r.json()["code"] == code
 
 
-def test_dnc_insert_and_search(client):
+def test_dnc_insert_and_search(store_client):
+    client = store_client
     phone = fresh_phone()
     ok = client.get("/v1/dnc/insert", params={"auth_token": TOKEN, "phone_number": phone, "phone_code": "1",
                                               "campaign_id": "0", "reason": "DNC"}).json()
