@@ -36,7 +36,7 @@ from .engine.intake import Intake
 from .engine.loaded import Workflow
 from .engine.local import LocalHit
 from .engine.locks import KeyedLocks
-from .engine.record import plan_commit, row_label
+from .engine.record import DecisionRecord, plan_commit, row_label
 from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
 from .engine.sources import open_source, stream_items
 from .engine.workflow import NodeSpec, WorkflowSpec  # the checked workflow file: Workflow.spec
@@ -51,7 +51,7 @@ from .types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer
 __all__ = [
     "CHECK_OUTCOME", "CRM_ANSWER", "NodeSpec", "WorkflowSpec",
     "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
-    "DEFAULT_CONCURRENCY", "Decision", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
+    "DEFAULT_CONCURRENCY", "Decision", "DecisionRecord", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
     "LeadContext", "LocalHit", "NewLead", "NoCheck", "Node", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
     "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",

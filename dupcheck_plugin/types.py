@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NotRequired, Protocol, Sequence, TypedDict
 
 from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
 
 if TYPE_CHECKING:
-    from .rules.decide import Decision, Settings
+    from .rules.decide import DecidedBy, Decision, Settings
 
-__all__ = ["BuildContext", "CheckOutcome", "CheckNode", "Commit", "CrmAnswer", "CrmNode", "DncEntry",
+__all__ = ["BuildContext", "CheckOutcome", "CheckNode", "Commit", "CrmAnswer", "CrmNode", "CrmSummary",
+           "DecisionRecord", "DncEntry",
            "LeadContext", "NewLead", "Node", "NodeType", "Store", "StoreError", "WorkflowView",
            "CRM_ANSWER", "CHECK_OUTCOME", "CRM_ERRORS"]
 
@@ -182,6 +183,54 @@ def read_recorded(status: int, headers: Mapping[str, str], body: bytes) -> CrmAn
     except ValueError:
         parsed = body.decode("utf-8", "replace")
     return CrmAnswer(status_code=status, headers=dict(headers), body=parsed, latency_ms=0.0)
+
+
+class CrmSummary(TypedDict):
+    """The record's ``crm``: how the CRM call went."""
+
+    called: bool
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    error_detail: str | None
+    attempts: int
+    batch_size: int
+    cached: bool
+
+
+class DecisionRecord(TypedDict):
+    """One lead's decision record, the public JSON contract: the README's
+    "Decision records" table, field by field. Built once by
+    :func:`dupcheck_plugin.engine.record.build_record`; a store keeps a copy
+    with ``lead_id`` set and hands back new dicts, never changing the one it
+    was given."""
+
+    workflow: str
+    source: str | None
+    source_row: int | None
+    decided_at: str
+    lead: dict[str, str]
+    phone_e164: str | None
+    rules_row: int | None
+    rules_row_name: str | None
+    decided_by: DecidedBy
+    action: str  # created | duplicate | rejected
+    status: str | None
+    dnc_added: bool
+    success: bool
+    code: int
+    text: str
+    detail: str | None
+    checked: bool
+    retryable: bool
+    crm: CrmSummary
+    crm_record_id: str | None
+    request: dict[str, Any] | None
+    lead_id: str | None
+    api: NotRequired[dict[str, Any]]  # serve: how the API call asked
+    idempotency_key: NotRequired[str | None]  # serve and the Temporal host
+    temporal: NotRequired[dict[str, Any]]  # the Temporal host: which workflow run decided
+    id: NotRequired[int]  # the store's id, in search_decisions and decision_by_id answers
 
 
 # the outputs the host knows by name (NodeType.output)

@@ -17,20 +17,20 @@ PHONE = "+15551230001"
 OTHER = "+15551230002"
 
 
-def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rule: int | None = None,
+def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rules_row: int | None = None,
            key: str | None = None, **lead: str) -> Commit:
     lead = {"phone_number": phone[2:] if phone else "nope", "phone_code": "1", "list_id": "100",
             "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", **lead}
     rec = {
-        "lead": lead, "phone_e164": phone, "rules_row": rule, "action": action,
-        "decided_by": "default_status" if rule is None else "rules_row",
+        "lead": lead, "phone_e164": phone, "rules_row": rules_row, "action": action,
+        "decided_by": "default_status" if rules_row is None else "rules_row",
         "status": "NEW" if action == "created" else None, "dnc_added": dnc,
         "success": action == "created", "code": 200 if action == "created" else 409,
         "text": action, "crm": {"status_code": 200}, "request": None,
         "decided_at": "2025-01-02T03:04:05.000+00:00", "workflow": "default",
     }
-    if rule is not None:
-        rec["rules_row_name"] = f"name-{rule}"
+    if rules_row is not None:
+        rec["rules_row_name"] = f"name-{rules_row}"
     if key is not None:
         rec["idempotency_key"] = key
     return plan_commit(rec)
@@ -49,7 +49,7 @@ def store(request, tmp_path):
 
 
 def test_batch_lands_with_lead_ids(store):
-    batch = [record("created"), record("duplicate", rule=2), record("rejected", None),
+    batch = [record("created"), record("duplicate", rules_row=2), record("rejected", None),
              record("created", OTHER, list_id="200")]
     assert store.apply(batch) == ["1", None, None, "2"]
     assert store.counts() == {"leads": 2, "dnc": 0, "decisions": 4}
@@ -70,8 +70,8 @@ def test_find_leads_newest_first(store):
 
 
 def test_dnc_entry_unique_per_phone(store):
-    store.apply([record("duplicate", dnc=True, rule=3)])
-    store.apply([record("duplicate", dnc=True, rule=4), record("created", OTHER)])
+    store.apply([record("duplicate", dnc=True, rules_row=3)])
+    store.apply([record("duplicate", dnc=True, rules_row=4), record("created", OTHER)])
 
     assert store.counts() == {"leads": 1, "dnc": 1, "decisions": 3}
     assert store.dnc_contains(PHONE)
@@ -85,7 +85,7 @@ def test_dnc_entry_unique_per_phone(store):
 
 
 def test_dnc_reason_falls_back_to_the_row_number(store):
-    rec = record("duplicate", dnc=True, rule=5)
+    rec = record("duplicate", dnc=True, rules_row=5)
     store.apply([plan_commit({**rec.record, "rules_row_name": None})])
     assert store.dnc_search(PHONE, "0", 0, 10)[1][0]["reason"] == "row 5"
 
@@ -112,9 +112,9 @@ def test_dnc_add_and_search(store):
 
 def test_failed_batch_leaves_nothing(store):
     store.apply([record("created", OTHER)])
-    bad = record("created", OTHER, dnc=True, rule=1)
+    bad = record("created", OTHER, dnc=True, rules_row=1)
     bad.record["lead"]["junk"] = object()  # not JSON: fails after the lead row's insert began
-    batch = [record("created", dnc=True, rule=1), record("duplicate", dnc=True, rule=2), bad]
+    batch = [record("created", dnc=True, rules_row=1), record("duplicate", dnc=True, rules_row=2), bad]
 
     with pytest.raises(TypeError):
         store.apply(batch)
@@ -131,7 +131,7 @@ def test_failed_batch_leaves_nothing(store):
 def test_durable_across_reopen(tmp_path):
     path = tmp_path / "d.db"
     with SqliteStore(path) as s:
-        s.apply([record("created", dnc=True, rule=1)])
+        s.apply([record("created", dnc=True, rules_row=1)])
     with SqliteStore(path) as s:
         assert s.counts() == {"leads": 1, "dnc": 1, "decisions": 1}
         assert s.decisions(PHONE)[0]["lead_id"] == "1"
@@ -152,7 +152,7 @@ def test_wal_mode(tmp_path):
 
 
 def test_decisions_oldest_first_with_lead_id(store):
-    store.apply([record("created"), record("duplicate", rule=2)])
+    store.apply([record("created"), record("duplicate", rules_row=2)])
     store.apply([record("rejected")])
     got = store.decisions(PHONE)
     assert [d["action"] for d in got] == ["created", "duplicate", "rejected"]
@@ -162,7 +162,7 @@ def test_decisions_oldest_first_with_lead_id(store):
 
 
 def test_idempotency_key(store):
-    store.apply([record("created", key="k-1"), record("duplicate", rule=1)])
+    store.apply([record("created", key="k-1"), record("duplicate", rules_row=1)])
     assert store.decision_by_idempotency_key("k-1")["lead_id"] == "1"
     assert store.decision_by_idempotency_key("k-2") is None
     with pytest.raises(StoreError, match="idempotency key"):
@@ -179,7 +179,7 @@ def test_row_of_a_file_decided_once(store):
     store.apply([first])
     again = changed(record("created", OTHER), source="/leads.csv", source_row=7)
     with pytest.raises(StoreError, match="already decided"):
-        store.apply([record("duplicate", rule=1), again])
+        store.apply([record("duplicate", rules_row=1), again])
     # another workflow, another file or no row at all: stored
     store.apply([changed(again, workflow="other"), changed(again, source="/more.csv"), changed(again, source_row=None)])
     assert store.counts() == {"leads": 4, "dnc": 0, "decisions": 4}
@@ -292,19 +292,22 @@ def test_dnc_added_says_whether_this_decision_added_the_phone(store):
 
     from dupcheck_plugin.store.writer import StoreWriter
 
+    given = [record("duplicate", dnc=True, rules_row=1) for _ in range(4)] + [record("duplicate", OTHER, dnc=True, rules_row=1)]
+
     async def go():
         writer = StoreWriter(store)
         try:
-            together = await asyncio.gather(*(writer.store_record(record("duplicate", dnc=True, rule=1))
-                                              for _ in range(3)))
-            later = await writer.store_record(record("duplicate", dnc=True, rule=1))
-            other = await writer.store_record(record("duplicate", OTHER, dnc=True, rule=1))
+            together = await asyncio.gather(*(writer.store_record(commit) for commit in given[:3]))
+            later = await writer.store_record(given[3])
+            other = await writer.store_record(given[4])
         finally:
             await asyncio.to_thread(writer.close)
         return together + [later, other]
 
     stored = asyncio.run(go())
     assert [r["dnc_added"] for r in stored] == [True, False, False, False, True]
+    # the store hands back new records: the ones it was given are as they were built
+    assert all(c.record["dnc_added"] and "lead_id" not in c.record for c in given)
     assert store.counts()["dnc"] == 2
     assert [r["dnc_added"] for r in store.decisions(PHONE)] == [True, False, False, False]
 
@@ -312,7 +315,7 @@ def test_dnc_added_says_whether_this_decision_added_the_phone(store):
 def test_search_decisions_filters_pages_and_opens_one(store):
     late = record("created", OTHER, list_id="200")
     late = replace(late, record={**late.record, "decided_at": "2025-02-01T00:00:00.000+00:00"})
-    store.apply([record("created"), record("duplicate", rule=2), record("rejected", None), late])
+    store.apply([record("created"), record("duplicate", rules_row=2), record("rejected", None), late])
     total, page = store.search_decisions()
     assert total == 4 and [r["action"] for r in page] == ["created", "rejected", "duplicate", "created"]
     ids = [r["id"] for r in page]

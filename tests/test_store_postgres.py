@@ -22,7 +22,7 @@ pytestmark = pytest.mark.services
 
 def test_durable_across_reopen_with_version_table(pg_url):
     with PostgresStore(pg_url) as s:
-        s.apply([record("created", dnc=True, rule=1)])
+        s.apply([record("created", dnc=True, rules_row=1)])
     with PostgresStore(pg_url) as s:
         assert s.counts() == {"leads": 1, "dnc": 1, "decisions": 1}
         assert s.decisions(PHONE)[0]["lead_id"] == "1"

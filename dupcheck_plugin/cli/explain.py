@@ -14,7 +14,7 @@ from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 
 
 def register(sub) -> None:
-    p = sub.add_parser("explain", help="show which row of the rules table a recorded CRM answer matches, and the decision",
+    p = sub.add_parser("explain", help="show which rules-table row a recorded CRM answer matches, and the decision",
                        description="Test the rules table before going live: run a recorded CRM answer through "
                                    "a workflow's API Duplicate Check, without calling anything.")
     p.add_argument("workflow", help="a shipped workflow's name or a path")

@@ -10,6 +10,7 @@ from ..errors import DupcheckError
 from ..rules.decide import Decision, RowTrace, trace
 from ..types import CrmAnswer, read_recorded
 from .loaded import Workflow
+from .record import DecisionRecord
 
 
 class NoCheck(DupcheckError):
@@ -37,7 +38,7 @@ class Explanation:
     answer: CrmAnswer
     rows: list[RowTrace]
     decision: Decision
-    record: dict[str, Any]
+    record: DecisionRecord
 
 
 def explain(workflow: Workflow, content: bytes, status: int | None, lead: Mapping[str, Any] | None) -> Explanation:

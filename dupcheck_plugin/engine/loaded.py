@@ -19,7 +19,7 @@ from ..plugins import Registry, default_registry
 from ..rules.decide import Decision, decide
 from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node
 from .intake import Intake, admit, malformed
-from .record import build_record
+from .record import DecisionRecord, build_record
 from .workflow import WorkflowSpec, build_nodes, load_workflow
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Workflow:
 
     def record(self, intake: Intake, decision: Decision, answer: CrmAnswer | None, *,
                source_row: int | None = None, source: str | None = None, api: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None) -> dict[str, Any]:
+               idempotency_key: str | None = None) -> DecisionRecord:
         """The decision record (the README's JSON object); pure."""
         return build_record(workflow=self.name, lead=intake.lead, phone_e164=intake.phone_e164, decision=decision,
                             answer=answer, source_row=source_row, source=source, api=api, idempotency_key=idempotency_key)

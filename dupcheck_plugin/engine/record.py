@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from ..phone import split_e164
 from ..rules.decide import LOCAL_CHECKS, Decision
 from ..store.contract import Commit, DncEntry, NewLead
-from ..types import NOT_CALLED, CrmAnswer
+from ..types import NOT_CALLED, CrmAnswer, CrmSummary, DecisionRecord  # the shape: in types, for the stores too
 from .local import ACCOUNT_DNC
 
 
@@ -22,7 +22,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def crm_summary(answer: CrmAnswer | None) -> dict[str, Any]:
+def crm_summary(answer: CrmAnswer | None) -> CrmSummary:
     if answer is None:
         return {"called": False, "status_code": None, "latency_ms": None, "error": None,
                 "error_detail": None, "attempts": 0, "batch_size": 0, "cached": False}
@@ -33,10 +33,9 @@ def crm_summary(answer: CrmAnswer | None) -> dict[str, Any]:
 
 def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | None, decision: Decision,
                  answer: CrmAnswer | None, source_row: int | None = None, source: str | None = None,
-                 api: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
-    """The record of one decision, complete: nothing is added to it later but
-    the store's ``lead_id``."""
-    record = {
+                 api: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> DecisionRecord:
+    """The record of one decision, complete: the store's copy adds only ``lead_id``."""
+    record: DecisionRecord = {
         "workflow": workflow,
         "source": source,
         "source_row": source_row,
@@ -77,7 +76,7 @@ def row_label(record: Mapping[str, Any]) -> str | None:
     return f"row {record['rules_row']}" + (f" ({name})" if name else "")
 
 
-def plan_commit(record: Mapping[str, Any]) -> Commit:
+def plan_commit(record: DecisionRecord) -> Commit:
     """What storing this record means: a created lead gets the decided status
     (else the lead's own), a DNC row puts the phone on the account-wide list
     with the row as reason."""

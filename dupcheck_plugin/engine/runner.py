@@ -24,7 +24,7 @@ from .intake import Intake
 from .loaded import Workflow
 from .local import LocalHit, local_check
 from .locks import KeyedLocks
-from .record import plan_commit, row_label
+from .record import DecisionRecord, plan_commit, row_label
 from .workflow import WorkflowSpec
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Host:
 
     async def decide(self, lead: Mapping[str, Any] | Intake, *, source_row: int | None = None,
                      source: str | None = None, check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
-                     idempotency_key: str | None = None) -> dict[str, Any]:
+                     idempotency_key: str | None = None) -> DecisionRecord:
         """Decide one lead and store it; returns the stored record (with
         ``lead_id``). The lead is a raw mapping or an :class:`Intake` a
         caller already made (a refusal of its own, say). The local checks,
@@ -169,10 +169,10 @@ class Host:
 
     async def _decide(self, workflow: Workflow, lead: Mapping[str, Any] | Intake, *, source_row: int | None,
                       source: str | None, check_dup: int, check_dnc: bool, api: Mapping[str, Any] | None,
-                      idempotency_key: str | None) -> dict[str, Any]:
+                      idempotency_key: str | None) -> DecisionRecord:
         intake = lead if isinstance(lead, Intake) else workflow.admit(lead)
 
-        def record(decision, answer: CrmAnswer | None, hit: LocalHit | None = None) -> dict[str, Any]:
+        def record(decision, answer: CrmAnswer | None, hit: LocalHit | None = None) -> DecisionRecord:
             extra = api
             if api is not None:
                 extra = {**api, "local_check": hit.check if hit else None,
@@ -190,17 +190,17 @@ class Host:
             return await self.commit(record(decision, answer))
 
     # the names code written before the host API uses: one path all the same
-    async def process(self, raw: Mapping[str, Any], source_row: int | None = None, **options: Any) -> dict[str, Any]:
+    async def process(self, raw: Mapping[str, Any], source_row: int | None = None, **options: Any) -> DecisionRecord:
         return await self.decide(raw, source_row=source_row, **options)
 
-    async def evaluate(self, raw: Mapping[str, Any], source_row: int | None = None) -> dict[str, Any]:
+    async def evaluate(self, raw: Mapping[str, Any], source_row: int | None = None) -> DecisionRecord:
         """The decision record of one lead, not stored and without local checks."""
         async with self.lease() as workflow:
             intake = workflow.admit(raw)
             decision, answer = await workflow.evaluate(intake)
             return workflow.record(intake, decision, answer, source_row=source_row)
 
-    async def commit(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    async def commit(self, record: DecisionRecord) -> DecisionRecord:
         """Store a record (lead, DNC entry, record in one transaction), then
         tell observers; returns the stored record. A caller cancelled
         meanwhile still waits for the write, so whoever holds the phone's
@@ -221,7 +221,7 @@ class Host:
         self.alarm.observe(stored)
         return stored
 
-    def _notify(self, record: dict[str, Any]) -> None:
+    def _notify(self, record: DecisionRecord) -> None:
         # each observer on its own: one that raises must neither undo the
         # stored decision nor keep the others from seeing it
         for impl in self.registry.pm.hook.dupcheck_decision_made.get_hookimpls():
@@ -234,7 +234,7 @@ class Host:
 
     async def run(self, items: AsyncIterator[tuple[int, Mapping[str, Any] | None, str | None]], *,
                   concurrency: int = DEFAULT_CONCURRENCY,
-                  on_record: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+                  on_record: Callable[[DecisionRecord], Awaitable[None] | None] | None = None,
                   source: str | None = None, check_dup: int = 0, check_dnc: bool = False) -> Summary:
         """Decide every item ``(row, lead or None, error or None)`` with at
         most ``concurrency`` leads in flight; memory stays flat. ``source``

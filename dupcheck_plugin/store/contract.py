@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..codes import INTERNAL
 from ..errors import DupcheckError
+
+if TYPE_CHECKING:
+    from ..types import DecisionRecord  # types imports this module
 
 
 class StoreError(DupcheckError):
@@ -30,17 +33,18 @@ class StoreError(DupcheckError):
     that call landed."""
 
 
-def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
+def upgrade_record(record: Mapping[str, Any]) -> DecisionRecord:
     """A decision record as read back from a store, with today's keys.
 
     Records written by older versions (``matched_rule``, ``rule_name``,
-    ``row``: a rules-table row was once a "rule") get ``rules_row``, ``rules_row_name``, ``decided_by`` and
-    ``source_row``; ``decided_by`` is read from what such a record holds.
+    ``row``: a rules-table row was once a "rule") get ``rules_row``,
+    ``rules_row_name``, ``decided_by`` and ``source_row``; ``decided_by`` is
+    read from what such a record holds.
     A current record is returned as it is. Every store applies this to each
     record it reads back."""
     if not any(key in record for key in ("matched_rule", "rule_name", "row")):
-        return record
-    out = dict(record)
+        return record  # type: ignore[return-value]
+    out: dict[str, Any] = dict(record)
     index = out.pop("matched_rule", None)
     name = out.pop("rule_name", None)
     out["source_row"] = out.pop("row", out.get("source_row"))
@@ -61,7 +65,7 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     else:
         by = "check_off"
     out["decided_by"] = by
-    return out
+    return out  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class Commit:
     ``decided_at`` (ISO 8601, the lead's ``created_at`` and the DNC entry's
     ``inserted_at``)."""
 
-    record: Mapping[str, Any]
+    record: DecisionRecord
     lead: NewLead | None = None
     dnc: DncEntry | None = None
 
@@ -161,11 +165,11 @@ class Store(ABC):
         """(total, one page of entries newest first) of the DNC list, filtered."""
 
     @abstractmethod
-    def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
+    def decisions(self, phone_e164: str) -> list[DecisionRecord]:
         """Decision records for a phone, oldest first."""
 
     @abstractmethod
-    def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+    def decision_by_idempotency_key(self, key: str) -> DecisionRecord | None:
         """The record stored with this idempotency key, or None."""
 
     @abstractmethod
@@ -173,14 +177,14 @@ class Store(ABC):
         """Rows of lead file ``source`` that ``workflow`` already decided."""
 
     @abstractmethod
-    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+    def decided_records(self, workflow: str, source: str) -> Iterator[DecisionRecord]:
         """The records of the rows of lead file ``source`` that ``workflow``
         decided, by row (``run --resume`` repairs ``--out`` from them)."""
 
     @abstractmethod
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
                          rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
-                         offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+                         offset: int = 0, limit: int = 50) -> tuple[int, list[DecisionRecord]]:
         """(total, one page of records newest first, each with its store ``id``)
         matching every filter given: ``since``/``until`` compare with
         ``decided_at`` as text, ``rules_row`` is a row's name or number
@@ -188,7 +192,7 @@ class Store(ABC):
         ``list_id`` the lead's. The settings console's Decisions page."""
 
     @abstractmethod
-    def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
+    def decision_by_id(self, decision_id: int) -> DecisionRecord | None:
         """One record with its ``id``, or None."""
 
     # -- the settings console's change log -------------------------------------

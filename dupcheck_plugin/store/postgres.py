@@ -16,9 +16,12 @@ a host that wants one, with the same SQL.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
+
+if TYPE_CHECKING:
+    from ..types import DecisionRecord
 from .sqlite import _dumps, _now
 
 try:
@@ -310,13 +313,13 @@ class PostgresStore(Store):
                                            max(0, int(offset)), max(0, int(limit)))
         return total, [dict(zip(_DNC_COLUMNS, row)) for row in rows]
 
-    def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
+    def decisions(self, phone_e164: str) -> list[DecisionRecord]:
         with self._connection() as conn:
             rows = conn.execute("SELECT record FROM decisions WHERE phone_e164 = %s ORDER BY id",
                                 (phone_e164,)).fetchall()
         return [upgrade_record(row[0]) for row in rows]
 
-    def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+    def decision_by_idempotency_key(self, key: str) -> DecisionRecord | None:
         with self._connection() as conn:
             row = conn.execute("SELECT record FROM decisions WHERE idempotency_key = %s", (key,)).fetchone()
         return upgrade_record(row[0]) if row else None
@@ -328,7 +331,7 @@ class PostgresStore(Store):
                                 "AND row IS NOT NULL", (workflow, source)).fetchall()
         return {r[0] for r in rows}
 
-    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+    def decided_records(self, workflow: str, source: str) -> Iterator[DecisionRecord]:
         """The records of the rows of a lead file this workflow decided, by row (``run --resume --out``)."""
         with self._connection() as conn:
             rows = conn.execute("SELECT record FROM decisions WHERE workflow = %s AND source = %s "
@@ -338,7 +341,7 @@ class PostgresStore(Store):
 
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
                          rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
-                         offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+                         offset: int = 0, limit: int = 50) -> tuple[int, list[DecisionRecord]]:
         where, args = [], []
         for clause, value in (("decided_at >= %s", since), ("decided_at <= %s", until), ("action = %s", action),
                               ("phone_e164 = %s", phone_e164), ("record->'lead'->>'list_id' = %s", list_id)):
@@ -355,7 +358,7 @@ class PostgresStore(Store):
                                            max(0, int(offset)), max(0, int(limit)))
         return total, [{"id": row[0], **upgrade_record(row[1])} for row in rows]
 
-    def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
+    def decision_by_id(self, decision_id: int) -> DecisionRecord | None:
         with self._connection() as conn:
             row = conn.execute("SELECT id, record FROM decisions WHERE id = %s", (int(decision_id),)).fetchone()
         return {"id": row[0], **upgrade_record(row[1])} if row else None

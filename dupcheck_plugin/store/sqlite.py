@@ -15,10 +15,13 @@ import threading
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import jsontext
 from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
+
+if TYPE_CHECKING:
+    from ..types import DecisionRecord
 
 __all__ = ["SqliteStore", "StoreError"]
 
@@ -336,12 +339,12 @@ class SqliteStore(Store):
             conn.execute("COMMIT")
         return total, [dict(zip(_DNC_COLUMNS, row)) for row in rows]
 
-    def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
+    def decisions(self, phone_e164: str) -> list[DecisionRecord]:
         rows = self._conn().execute("SELECT record FROM decisions WHERE phone_e164 = ? ORDER BY id",
                                     (phone_e164,)).fetchall()
         return [upgrade_record(json.loads(row[0])) for row in rows]
 
-    def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+    def decision_by_idempotency_key(self, key: str) -> DecisionRecord | None:
         row = self._conn().execute("SELECT record FROM decisions WHERE idempotency_key = ?",
                                    (key,)).fetchone()
         return upgrade_record(json.loads(row[0])) if row else None
@@ -352,7 +355,7 @@ class SqliteStore(Store):
                                     (workflow, source)).fetchall()
         return {r[0] for r in rows}
 
-    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+    def decided_records(self, workflow: str, source: str) -> Iterator[DecisionRecord]:
         """The records of the rows of a lead file this workflow decided, by row (``run --resume --out``)."""
         cur = self._conn().execute("SELECT record FROM decisions WHERE workflow = ? AND source = ? "
                                    "AND row IS NOT NULL ORDER BY row", (workflow, source))
@@ -361,7 +364,7 @@ class SqliteStore(Store):
 
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
                          rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
-                         offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+                         offset: int = 0, limit: int = 50) -> tuple[int, list[DecisionRecord]]:
         """(total, records newest first, each with its ``id``) matching every given filter.
         ``since``/``until`` compare with ``decided_at`` (ISO 8601, UTC); ``rules_row`` is a
         row's name or its number, or what decided (``check_dup``, ``on_error``...)."""
@@ -389,7 +392,7 @@ class SqliteStore(Store):
             conn.execute("COMMIT")
         return total, [{"id": row[0], **upgrade_record(json.loads(row[1]))} for row in rows]
 
-    def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
+    def decision_by_id(self, decision_id: int) -> DecisionRecord | None:
         row = self._conn().execute("SELECT id, record FROM decisions WHERE id = ?", (int(decision_id),)).fetchone()
         return {"id": row[0], **upgrade_record(json.loads(row[1]))} if row else None
 

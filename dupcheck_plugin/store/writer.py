@@ -13,9 +13,12 @@ import logging
 import queue
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .contract import Commit, Store
+
+if TYPE_CHECKING:
+    from ..types import DecisionRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ class StoreWriter:
         """Store one commit; returns its new lead id (or None) once committed."""
         return (await self.store_record(commit))["lead_id"]
 
-    async def store_record(self, commit: Commit) -> dict[str, Any]:
+    async def store_record(self, commit: Commit) -> DecisionRecord:
         """Store one commit; returns the record as stored: ``lead_id`` set, and
         ``dnc_added`` false when the phone was on the DNC list already."""
         if self._closed:

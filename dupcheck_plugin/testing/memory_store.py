@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import hookimpl
 from ..store.contract import Commit, DncEntry, Store, StoreError
+
+if TYPE_CHECKING:
+    from ..types import DecisionRecord
 
 
 def _now() -> str:
@@ -103,23 +106,23 @@ class MemoryStore(Store):
                  and (campaign_id is None or e["campaign_id"] == str(campaign_id))]
         return len(found), found[max(0, offset):max(0, offset) + max(0, limit)]
 
-    def decisions(self, phone_e164: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r.get("phone_e164") == phone_e164]
+    def decisions(self, phone_e164: str) -> list[DecisionRecord]:
+        return [dict(r) for r in self.records if r.get("phone_e164") == phone_e164]  # copies: callers own them
 
-    def decision_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
-        return next((r for r in self.records if r.get("idempotency_key") == key), None)
+    def decision_by_idempotency_key(self, key: str) -> DecisionRecord | None:
+        return next((dict(r) for r in self.records if r.get("idempotency_key") == key), None)
 
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         return {r["source_row"] for r in self.records
                 if r.get("workflow") == workflow and r.get("source") == source and r.get("source_row") is not None}
 
-    def decided_records(self, workflow: str, source: str) -> Iterator[dict[str, Any]]:
+    def decided_records(self, workflow: str, source: str) -> Iterator[DecisionRecord]:
         return iter(sorted((r for r in self.records if r.get("workflow") == workflow and r.get("source") == source
                             and r.get("source_row") is not None), key=lambda r: r["source_row"]))
 
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
                          rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
-                         offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+                         offset: int = 0, limit: int = 50) -> tuple[int, list[DecisionRecord]]:
         def wanted(r: dict[str, Any]) -> bool:
             at = r.get("decided_at") or ""
             return ((since is None or at >= since) and (until is None or at <= until)
@@ -132,7 +135,7 @@ class MemoryStore(Store):
         found = [{"id": i + 1, **r} for i, r in enumerate(self.records) if wanted(r)][::-1]
         return len(found), found[max(0, offset):max(0, offset) + max(0, limit)]
 
-    def decision_by_id(self, decision_id: int) -> dict[str, Any] | None:
+    def decision_by_id(self, decision_id: int) -> DecisionRecord | None:
         i = int(decision_id) - 1
         return {"id": i + 1, **self.records[i]} if 0 <= i < len(self.records) else None
 
