@@ -9,8 +9,15 @@ from typing import Any
 from . import hookimpl
 from .adaptor.filters import BUILTIN_FILTERS
 from .config.schemas import shipped_schemas
-from .nodes import api_duplicate_check, convoso_connect
+from .nodes import api_duplicate_check, connect_check
 from .types import NodeType
+
+
+def _convoso_connect(*args, **kwargs):
+    # imported when a workflow is built, not when one is checked: it brings httpx and the connection code
+    from .nodes.convoso_connect import ConvosoConnect
+
+    return ConvosoConnect(*args, **kwargs)
 
 
 @hookimpl
@@ -19,9 +26,9 @@ def dupcheck_register_node_types(register) -> None:
     register(NodeType(
         name="convoso_connect",
         config_schema=schemas["convoso_connect.schema.json"],
-        factory=convoso_connect.ConvosoConnect,
+        factory=_convoso_connect,
         description="Render the adaptor's request for the lead and call the CRM.",
-        check=convoso_connect.check,
+        check=connect_check.check,
         output="crm_answer",
     ))
     register(NodeType(

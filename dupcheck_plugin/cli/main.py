@@ -18,20 +18,36 @@ COMMANDS = ("demo", "run", "explain", "check", "render", "new", "schemas", "crm_
 
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: list[str]) -> str | None:
+    """The module of the command ``argv`` names (its first word that is not an option), or None."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            name = word.replace("-", "_")
+            return name if name in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv`` naming a command, only that command's module
+    is imported (``dupcheck check`` must not pay for the server, httpx...)."""
     parser = argparse.ArgumentParser(
         prog="dupcheck",
         description="API Duplicate Lead Check: ask the client's CRM before a lead is created; a rules table decides.",
     )
     parser.add_argument("--version", action="version", version=f"dupcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    command = _command_of(argv) if argv is not None else None
+    for name in (command,) if command else COMMANDS:
         importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # argparse exits 2 on usage errors
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

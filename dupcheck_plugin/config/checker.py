@@ -15,8 +15,7 @@ from typing import Any, Iterable, Mapping
 from ..adaptor.targets import local_target
 from ..engine.workflow import AdaptorResolver, check_workflow
 from ..errors import DupcheckError
-from ..nodes.convoso_connect import auth_findings
-from ..errors import DupcheckError
+from ..nodes.connect_check import auth_findings
 from ..plugins import Registry
 from ..resources import shipped_dir
 from .adaptors import compile_adaptor

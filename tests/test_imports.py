@@ -1,0 +1,63 @@
+"""Commands import only what they use: ``dupcheck check`` is a cold start a
+user pays on every save, so it must not load the server, the CRM simulator,
+the HTTP clients or the connection code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_PROBE = """
+import json, sys
+from dupcheck_plugin.cli.main import main
+rc = main(sys.argv[1:])
+print(json.dumps({"rc": rc, "modules": sorted(sys.modules)}))
+"""
+
+_NOT_FOR_CHECK = ("httpx", "aiohttp", "httpx_aiohttp", "starlette", "uvicorn", "authlib",
+                  "dupcheck_plugin.server", "dupcheck_plugin.sim", "dupcheck_plugin.http",
+                  "dupcheck_plugin.connection", "dupcheck_plugin.nodes.convoso_connect",
+                  "dupcheck_plugin.engine.runner", "dupcheck_plugin.store.sqlite")
+
+
+def _modules_after(*argv: str) -> tuple[int, list[str], str]:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out["rc"], out["modules"], proc.stdout + proc.stderr
+
+
+# check reads whether an auth secret is set: that one stdlib-only module (and its
+# package's empty __init__) is all of the connection code it may load
+_ALLOWED = ("dupcheck_plugin.connection", "dupcheck_plugin.connection.secrets")
+
+
+def _loaded(modules: list[str], roots: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if m not in _ALLOWED and any(m == r or m.startswith(r + ".") for r in roots)]
+
+
+def test_check_imports_neither_server_nor_simulator_nor_http_client():
+    rc, modules, out = _modules_after("check", "workflows/hubspot_dupcheck.toml", "adaptors")
+    assert rc == 0, out
+    assert "dupcheck_plugin.config.checker" in modules  # it did check
+    assert _loaded(modules, _NOT_FOR_CHECK) == []
+
+
+def test_an_invalid_file_is_still_reported_without_them(tmp_path):
+    bad = tmp_path / "wf.toml"
+    bad.write_text('name = "x"\n[[nodes]]\nid = "a"\ntype = "convoso_connect"\nconfig = { adaptor = "no_such_adaptor" }\n')
+    rc, modules, out = _modules_after("check", str(bad))
+    assert rc == 1, out
+    assert "no_such_adaptor" in out
+    assert _loaded(modules, _NOT_FOR_CHECK) == []
+
+
+def test_help_still_lists_every_command():
+    proc = subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    for command in ("demo", "run", "explain", "check", "render", "crm-sim", "serve", "plugins"):
+        assert f"    {command} " in proc.stdout or f"    {command}\n" in proc.stdout, command
