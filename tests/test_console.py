@@ -57,31 +57,66 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def server(sim_server, tmp_path):
-    sim_server.reset()
+# a second api_duplicate_check node: the console edits it as well as the first
+AUDIT_NODE = """
+[[nodes]]
+id = "audit"
+type = "api_duplicate_check"
+# a second opinion on the same CRM answer
+[nodes.config]
+connect = "crm"
+rules = [
+  { name = "audit-known", key = "total", match = "gt", value = 0, create_lead = true, add_to_dnc = false, success = true },
+]
+"""
+
+
+def console_workflow(tmp_path: Path, extra: str = "") -> Path:
     workflow = write_workflow(tmp_path, RULES, name="console_wf", default_status="NEW",
                               on_error={"action": "create", "status": "NOTCHECKED"})
     # a comment a person wrote: Apply must keep it
-    workflow.write_text(workflow.read_text().replace("rules = [", "# the rows, first match wins\nrules = ["))
-    admins = load_admin_tokens(environ={"DUPCHECK_ADMIN_TOKENS": f"alice:{ADMIN_TOKEN}"})
+    workflow.write_text(workflow.read_text().replace("rules = [", "# the rows, first match wins\nrules = [") + extra)
+    return workflow
+
+
+def serve(sim_server, tmp_path: Path, workflow: Path):
+    sim_server.reset()
+    admins = load_admin_tokens(environ={"DUPCHECK_ADMIN_TOKENS": f"alice:{ADMIN_TOKEN},bob:{ADMIN_TOKEN}-bob"})
     settings = ServeSettings(workflow=str(workflow), tokens=[TOKEN], db=str(tmp_path / "console.db"),
                              crm_url=sim_server.url, environ=ENV, admin_tokens=admins, check_dup_default=0)
-    with ServerThread(create_app(settings)) as srv:
-        srv.workflow = workflow
+    srv = ServerThread(create_app(settings))
+    srv.workflow = workflow
+    return srv
+
+
+@pytest.fixture
+def server(sim_server, tmp_path):
+    with serve(sim_server, tmp_path, console_workflow(tmp_path)) as srv:
         yield srv
 
 
 @pytest.fixture
-def page(browser, server):
+def two_checks(sim_server, tmp_path):
+    """A workflow with two api_duplicate_check nodes, "check" (it decides) and "audit"."""
+    with serve(sim_server, tmp_path, console_workflow(tmp_path, AUDIT_NODE)) as srv:
+        yield srv
+
+
+def logged_in(browser, server, token: str = ADMIN_TOKEN):
     context = browser.new_context(base_url=server.url)
     pg = context.new_page()
     pg.goto("/admin/settings")
-    pg.fill("input[name=token]", ADMIN_TOKEN)
+    pg.fill("input[name=token]", token)
     pg.click("button[type=submit]")
     pg.wait_for_url("**/admin/settings")
+    return pg
+
+
+@pytest.fixture
+def page(browser, server):
+    pg = logged_in(browser, server)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def shot(page, name: str) -> None:
@@ -237,6 +272,86 @@ def test_revert_applies_an_earlier_version(page, server):
     assert server.workflow.read_text() == original
     assert "revert to version" in page.locator("#changes tbody tr").first.inner_text()
     assert insert(server, CUSTOMER)["success"] is False  # the check is on again
+
+
+def node_text(text: str, node_id: str) -> str:
+    """The lines of one [[nodes]] table of a workflow file, as written."""
+    tables = text.split("[[nodes]]")
+    return next(t for t in tables if f'id = "{node_id}"' in t)
+
+
+def test_every_check_node_is_editable_and_apply_changes_only_that_node(browser, two_checks):
+    server = two_checks
+    alice, bob = logged_in(browser, server), logged_in(browser, server, f"{ADMIN_TOKEN}-bob")
+    try:
+        assert alice.locator("#node option").all_inner_texts()[0].startswith("check")
+        bob.select_option("#node", "audit")  # the selector redraws the page for that node
+        bob.wait_for_url("**node=audit**")
+        assert rows(bob).first.locator("input[name=row_name]").input_value() == "audit-known"
+        shot(bob, "settings-node")
+        before = server.workflow.read_text()
+
+        # both pages are drawn; alice applies first, then bob: each changes only its node, and both land
+        rows(alice).nth(0).locator("input[name=row_name]").fill("customer-2")
+        rows(bob).nth(0).locator("input[name=row_name]").fill("audit-2")
+        rows(bob).nth(0).locator("input[name=row_status]").fill("AUDITED")
+        apply(alice)
+        apply(bob)
+        assert bob.locator("[role=status]").inner_text().startswith("Changes applied to node audit")
+        after = server.workflow.read_text()
+        assert 'name = "customer-2"' in node_text(after, "check") and "audit-2" not in node_text(after, "check")
+        assert 'name = "audit-2"' in node_text(after, "audit") and 'status = "AUDITED"' in node_text(after, "audit")
+        assert "# a second opinion on the same CRM answer" in node_text(after, "audit")
+        assert node_text(after, "crm") == node_text(before, "crm")
+        assert insert(server, CUSTOMER)["success"] is False
+        assert last_decision(server, CUSTOMER)["rules_row_name"] == "customer-2"  # the first check still decides
+        log = alice.context.request.get("/admin/settings").text()
+        assert "audit: rules or on_error edited" in log and "check: rules or on_error edited" in log
+
+        # a page drawn before bob's Apply cannot undo it: refused, nothing written, the node as it is now
+        stale = alice
+        stale.goto("/admin/settings?node=audit")
+        server.workflow.write_text(after.replace('"AUDITED"', '"AUDITED-BY-HAND"'))
+        rows(stale).nth(0).locator("input[name=row_name]").fill("stale")
+        written = server.workflow.read_bytes()
+        apply(stale)
+        assert "was changed since this page was drawn" in stale.locator("[role=alert]").inner_text()
+        assert server.workflow.read_bytes() == written
+        assert rows(stale).nth(0).locator("input[name=row_status]").input_value() == "AUDITED-BY-HAND"
+    finally:
+        alice.context.close()
+        bob.context.close()
+
+
+def test_a_failed_rows_code_and_text_are_cells_and_a_bad_code_is_refused(page, server):
+    first = rows(page).nth(0)  # "customer": success = no
+    first.locator("input[name=row_code]").fill("6010")
+    first.locator("input[name=row_text]").fill("Existing customer, call the account manager")
+    apply(page)
+    text = server.workflow.read_text()
+    assert 'code = 6010' in text and 'text = "Existing customer, call the account manager"' in text
+    answer = insert(server, CUSTOMER)
+    assert (answer["success"], answer["code"], answer["text"]) == (False, 6010, "Existing customer, call the "
+                                                                                "account manager"), answer
+    assert rows(page).nth(0).locator("input[name=row_code]").input_value() == "6010"
+
+    before = server.workflow.read_bytes()
+    rows(page).nth(1).locator("input[name=row_code]").fill("six")  # not an integer
+    page.fill("#duplicate_code", "many")
+    apply(page)
+    assert "integer" in rows(page).nth(1).locator("[data-error-for=code]").inner_text()
+    assert "integer" in page.locator("[data-error-for=duplicate_code]").inner_text()
+    assert rows(page).nth(1).locator("input[name=row_code]").input_value() == "six"  # what was typed stays
+    assert server.workflow.read_bytes() == before
+    shot(page, "settings-code-error")
+
+    page.goto("/admin/settings")  # a blank cell removes the key: the default answer applies again
+    rows(page).nth(0).locator("input[name=row_code]").fill("")
+    rows(page).nth(0).locator("input[name=row_text]").fill("")
+    apply(page)
+    assert "6010" not in server.workflow.read_text()
+    answer = insert(server, CUSTOMER)
+    assert (answer["code"], answer["text"]) == (6009, "The phone number already exists"), answer
 
 
 # -- Test a lead ------------------------------------------------------------------

@@ -17,7 +17,8 @@ import pytest
 import tomlkit
 
 from dupcheck_plugin.server.admin import settings_form as sf
-from dupcheck_plugin.server.admin.workflow_file import check_node_index, edit_check_settings
+from dupcheck_plugin.server.admin.workflow_file import (NodeChanged, check_node_ids, check_node_index,
+                                                        edit_check_settings, node_version)
 
 from test_serve import ENV, TOKEN
 
@@ -57,6 +58,66 @@ def test_rows_keep_their_comments_when_they_move_and_take_them_when_they_go():
     rules = tomlkit.parse(out)["nodes"][1]["config"]["rules"].unwrap()
     assert [r["name"] for r in rules] == ["known", "vip", "opportunity"]
     assert "# First matching row decides." in out  # comments outside the table stay
+
+
+def test_the_form_has_a_cell_for_every_key_a_rules_row_may_have():
+    schema = json.loads((ROOT / "schemas" / "api_duplicate_check.schema.json").read_text())
+    assert set(sf.ROW_CELLS) == set(schema["$defs"]["rules_row"]["properties"])
+
+
+TWO_CHECKS = (ROOT / "workflows" / "hubspot_dupcheck.toml").read_text() + """
+[[nodes]]
+id = "audit"
+type = "api_duplicate_check"
+config = { connect = "hubspot", rules = [ { key = "total", value = 0, create_lead = true, add_to_dnc = false, success = true } ] }
+"""
+
+
+def _node_form(text: str, node_id: str):
+    doc = tomlkit.parse(text).unwrap()
+    index = check_node_index(doc, node_id)
+    return doc, index, sf.from_config(doc["nodes"][index]["config"], node=node_id, version=node_version(doc, index))
+
+
+def test_an_edit_of_the_second_check_node_changes_that_node_only():
+    doc, index, form = _node_form(TWO_CHECKS, "audit")
+    assert check_node_ids(doc) == ["dupcheck", "audit"] and index == 2
+    form.rows[0].cells.update(code="6010", text="Known to the audit")
+    form.duplicate_text = "Audit says duplicate"
+    rows = [(r.orig, sf.row_values(r)) for r in form.rows]
+    out = edit_check_settings(TWO_CHECKS, sf.settings_values(form), rows, sf.ROW_CELLS, "audit", form.version)
+    head, tail = TWO_CHECKS.split('id = "audit"')
+    assert out.startswith(head)  # every byte before the node is as it was
+    after = tomlkit.parse(out).unwrap()
+    assert after["nodes"][:2] == tomlkit.parse(TWO_CHECKS).unwrap()["nodes"][:2]
+    audit = after["nodes"][2]["config"]
+    assert audit["duplicate_text"] == "Audit says duplicate"
+    assert audit["rules"][0] == {"key": "total", "value": 0, "create_lead": True, "add_to_dnc": False,
+                                 "success": True, "code": 6010, "text": "Known to the audit"}
+
+    # a form drawn from another version of the node is refused: its row indexes would point at other rows
+    changed = TWO_CHECKS.replace("value = 0, create_lead = true", "value = 1, create_lead = true")
+    with pytest.raises(NodeChanged, match="changed since this page was drawn"):
+        edit_check_settings(changed, sf.settings_values(form), rows, sf.ROW_CELLS, "audit", form.version)
+    # ... but an edit of another node since then is no reason to refuse
+    other = TWO_CHECKS.replace('default_status = "NEW"', 'default_status = "FRESH"')
+    assert 'default_status = "FRESH"' in edit_check_settings(other, sf.settings_values(form), rows, sf.ROW_CELLS,
+                                                              "audit", form.version)
+    with pytest.raises(NodeChanged, match="no api_duplicate_check node 'gone'"):
+        edit_check_settings(TWO_CHECKS, sf.settings_values(form), rows, sf.ROW_CELLS, "gone")
+
+
+def test_a_blank_failure_code_or_text_cell_leaves_the_key_out():
+    text = TWO_CHECKS.replace("success = true } ] }", 'success = false, code = 6010, text = "x" } ], '
+                                                       'duplicate_code = 6011 }')
+    doc, index, form = _node_form(text, "audit")
+    assert (form.rows[0].cells["code"], form.rows[0].cells["text"], form.duplicate_code) == ("6010", "x", "6011")
+    form.rows[0].cells.update(code="", text=" ")
+    form.duplicate_code = ""
+    rows = [(r.orig, sf.row_values(r)) for r in form.rows]
+    out = tomlkit.parse(edit_check_settings(text, sf.settings_values(form), rows, sf.ROW_CELLS, "audit"))
+    audit = out.unwrap()["nodes"][2]["config"]
+    assert "duplicate_code" not in audit and "code" not in audit["rules"][0] and "text" not in audit["rules"][0]
 
 
 @pytest.mark.parametrize("text,value", [("0", 0), ('"0"', "0"), ("true", True), ("customer", "customer"),

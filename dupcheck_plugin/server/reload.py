@@ -60,9 +60,19 @@ class Reloader:
 
     async def apply_text(self, text: str, who: str, summary: str) -> Outcome:
         """Check ``text``; if good, write it in place of the workflow file and switch to it."""
+        return await self.apply_edit(lambda old: (text, summary), who)
+
+    async def apply_edit(self, edit: Callable[[str], tuple[str, str]], who: str) -> Outcome:
+        """``edit``: the file's text -> (new text, summary), run on the file as
+        it is under the lock, so two Applies that edit different parts of the
+        file both land. A ValueError from ``edit`` is a problem, nothing is written."""
         async with self._lock:
             path = self.path
             old = await asyncio.to_thread(path.read_text, encoding="utf-8")
+            try:
+                text, summary = edit(old)
+            except ValueError as exc:
+                return Outcome([Problem(path.name, (), str(exc), code="conflict")])
             if text == old:
                 return Outcome([])
             with staged(path, text) as tmp:

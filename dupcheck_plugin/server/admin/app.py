@@ -32,7 +32,7 @@ from . import settings_form as sf
 from .auth import AdminTokens, csrf_ok, csrf_token, current_admin, log_in
 from .connections import connection_views
 from .probe import LEAD_FIELDS, explain_pasted, probe_lead
-from .workflow_file import CONNECT_NODE_TYPE, check_node_index, edit_check_settings
+from .workflow_file import CONNECT_NODE_TYPE, check_node_ids, check_node_index, edit_check_settings, node_version
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -125,9 +125,13 @@ class Console:
 
     # -- Global Settings ----------------------------------------------------------
 
-    def _doc(self, text: str):
-        doc = tomlkit.parse(text).unwrap()
-        return doc, check_node_index(doc)
+    def _form(self, doc, node_id: str | None) -> sf.SettingsForm | None:
+        """The form of check node ``node_id`` (None: the first), or None when there is no such node."""
+        index = check_node_index(doc, node_id)
+        if index is None:
+            return None
+        node = doc["nodes"][index]
+        return sf.from_config(node.get("config", {}), node=str(node.get("id", "")), version=node_version(doc, index))
 
     def _connections(self, doc) -> list[dict[str, str]]:
         out = []
@@ -143,49 +147,80 @@ class Console:
                 out.append({"id": node.get("id", ""), "adaptor": adaptor_name, "crm": crm})
         return out
 
+    @staticmethod
+    def _checks(doc) -> list[dict[str, Any]]:
+        """The check nodes for the node selector: id, its connection, on/off, rows."""
+        out = []
+        for node_id in check_node_ids(doc):
+            cfg = doc["nodes"][check_node_index(doc, node_id)].get("config", {})
+            out.append({"id": node_id, "connect": str(cfg.get("connect", "")), "enabled": cfg.get("enabled", True),
+                        "rows": len(cfg.get("rules", []))})
+        return out
+
     async def settings_page(self, request: Request) -> Response:
         who, denied = await self.guard(request)
         if denied:
             return denied
         text = await asyncio.to_thread(self.api.reloader.read)
         try:
-            doc, index = self._doc(text)
+            doc = tomlkit.parse(text).unwrap()
         except Exception as exc:  # noqa: BLE001 - a file broken by hand: say so, the engine runs on
             return self.page(request, "settings.html", 409, form=None, broken=f"{type(exc).__name__}: {exc}",
                              path=str(self.api.reloader.path))
-        if index is None:
+        asked = request.query_params.get("node") or None
+        form = self._form(doc, asked) or self._form(doc, None)
+        if form is None:
             return self.page(request, "settings.html", form=None, connections=[], changes=[], operators=())
-        form = sf.from_config(doc["nodes"][index].get("config", {}))
-        return await self._settings(request, form, doc, message=request.query_params.get("applied") and
-                                    "Changes applied: new leads are decided by the new table.")
+        if asked and form.node != asked:
+            message = f"The workflow has no api_duplicate_check node {asked!r}; this is node {form.node!r}."
+        elif request.query_params.get("applied"):
+            message = f"Changes applied to node {form.node}: new leads are decided by the new table."
+        else:
+            message = None
+        return await self._settings(request, form, doc, message=message)
 
     async def _settings(self, request: Request, form, doc, status: int = 200, message: str | None = None):
         changes = await asyncio.to_thread(self.host.store.config_changes, self.host.spec.name, 20)
-        return self.page(request, "settings.html", status, form=form, connections=self._connections(doc),
-                         changes=changes, operators=sf.operators(), actions=sf.ON_ERROR_ACTIONS,
-                         cells=sf.ROW_CELLS, message=message, path=str(self.api.reloader.path))
+        return self.page(request, "settings.html", status, form=form, checks=self._checks(doc),
+                         connections=self._connections(doc), changes=changes, operators=sf.operators(),
+                         actions=sf.ON_ERROR_ACTIONS, cells=sf.ROW_CELLS, message=message,
+                         path=str(self.api.reloader.path))
 
     async def apply(self, request: Request) -> Response:
+        """Write the posted node's settings and rules, and only those, into the file as it is now."""
         who, denied = await self.guard(request)
         if denied:
             return denied
         posted = await request.form()
         form = sf.from_post(posted, lambda k: [str(v) for v in posted.getlist(k)])
-        reloader = self.api.reloader
-        text = await asyncio.to_thread(reloader.read)
+        rows = [(row.orig, sf.row_values(row)) for row in form.rows]
+        values = sf.settings_values(form)
+        node_id = form.node or None  # a form without one (a script): the first check node
+
+        def edit(old: str) -> tuple[str, str]:
+            new = edit_check_settings(old, values, rows, sf.ROW_CELLS, node_id, form.version or None)
+            doc = tomlkit.parse(old).unwrap()
+            return new, summary(doc, check_node_index(doc, node_id), form)
+
+        outcome = await self.api.reloader.apply_edit(edit, who)
+        if outcome.ok:
+            return RedirectResponse(f"/admin/settings?applied=1&node={quote(form.node)}", 303)
+        text = await asyncio.to_thread(self.api.reloader.read)
         try:
-            doc, index = self._doc(text)
+            doc = tomlkit.parse(text).unwrap()
         except Exception:  # noqa: BLE001 - the settings page explains it
             return RedirectResponse("/admin/settings", 303)
-        if index is None:
-            return Response("the workflow has no api_duplicate_check node", 409, media_type="text/plain")
-        rows = [(row.orig, sf.row_values(row)) for row in form.rows]
-        new_text = edit_check_settings(text, sf.settings_values(form), rows, sf.ROW_CELLS)
-        outcome = await reloader.apply_text(new_text, who, summary(doc["nodes"][index].get("config", {}), form))
-        if not outcome.ok:
-            sf.place_problems(form, outcome.problems, index)
-            return await self._settings(request, form, doc, 422, message=None)
-        return RedirectResponse("/admin/settings?applied=1", 303)
+        index = check_node_index(doc, node_id)
+        if index is None or any(p.code == "conflict" for p in outcome.problems):
+            # drawn from another version of the node: show it as it is now; nothing was written
+            fresh = self._form(doc, node_id) or self._form(doc, None)
+            if fresh is None:
+                return Response("the workflow has no api_duplicate_check node", 409, media_type="text/plain")
+            fresh.general += [p.message for p in outcome.problems] + ["Nothing was written: here is the node as "
+                                                                      "it is now; make your change again."]
+            return await self._settings(request, fresh, doc, 409)
+        sf.place_problems(form, outcome.problems, index)
+        return await self._settings(request, form, doc, 422)
 
     async def revert(self, request: Request) -> Response:
         who, denied = await self.guard(request)
@@ -197,8 +232,8 @@ class Console:
         outcome = await self.api.reloader.apply_text(change["text"], who, f"revert to version #{change['id']}")
         if not outcome.ok:
             text = await asyncio.to_thread(self.api.reloader.read)
-            doc, index = self._doc(text)
-            form = sf.from_config(doc["nodes"][index].get("config", {}))
+            doc = tomlkit.parse(text).unwrap()
+            form = self._form(doc, None)
             form.general += [str(p) for p in outcome.problems]
             return await self._settings(request, form, doc, 422)
         return RedirectResponse("/admin/settings?applied=1", 303)
@@ -337,8 +372,9 @@ def csv_row(r: dict[str, Any]) -> list[Any]:
             r.get("lead_id"), lead.get("list_id"), crm.get("status_code"), crm.get("error"), crm.get("latency_ms")]
 
 
-def summary(before: dict[str, Any], form) -> str:
-    """A one-line account of what an Apply changes, for the change log."""
+def summary(doc: dict[str, Any], index: int | None, form) -> str:
+    """A one-line account of what an Apply changes to node ``index`` of ``doc``, for the change log."""
+    before = doc["nodes"][index].get("config", {}) if index is not None else {}
     after = sf.settings_values(form)
     parts = []
     if bool(before.get("enabled", True)) != after["enabled"]:
@@ -350,7 +386,8 @@ def summary(before: dict[str, Any], form) -> str:
     old_rows, new_rows = len(before.get("rules", [])), len(form.rows)
     if old_rows != new_rows:
         parts.append(f"rules {old_rows} -> {new_rows} rows")
-    return "; ".join(parts) or "rules or on_error edited"
+    what = "; ".join(parts) or "rules or on_error edited"
+    return f"{form.node}: {what}" if form.node and len(check_node_ids(doc)) > 1 else what
 
 
 def create_console(api, tokens: AdminTokens, secret: str) -> Starlette:

@@ -18,7 +18,9 @@ import tomlkit
 from ...config.problems import Problem
 from ...host import OPERATORS
 
-ROW_CELLS = ("name", "key", "match", "value", "http_status", "create_lead", "status", "add_to_dnc", "success")
+# every key a rules row may have (schemas/api_duplicate_check.schema.json; a test keeps them in step)
+ROW_CELLS = ("name", "key", "match", "value", "http_status", "create_lead", "status", "add_to_dnc", "success",
+              "code", "text")
 BOOL_CELLS = ("create_lead", "add_to_dnc", "success")
 LITERAL_CELLS = ("value", "status")
 ON_ERROR_ACTIONS = ("create", "reject")
@@ -36,8 +38,12 @@ class SettingsForm:
     enabled: bool
     connect: str
     default_status: str
+    duplicate_code: str  # a failed row's answer when the row sets no code/text; blank: the default
+    duplicate_text: str
     on_error: dict[str, str]
     rows: list[Row]
+    node: str = ""  # the api_duplicate_check node's id
+    version: str = ""  # that node as the page was drawn from it (workflow_file.node_version)
     errors: dict[str, str] = field(default_factory=dict)  # field -> message
     general: list[str] = field(default_factory=list)  # problems that name no cell
 
@@ -62,7 +68,7 @@ def parse_literal(text: str) -> Any:
         return text
 
 
-def from_config(cfg: Mapping[str, Any]) -> SettingsForm:
+def from_config(cfg: Mapping[str, Any], node: str = "", version: str = "") -> SettingsForm:
     rows = []
     for i, rule in enumerate(cfg.get("rules", [])):
         cells = {}
@@ -76,6 +82,8 @@ def from_config(cfg: Mapping[str, Any]) -> SettingsForm:
                 cells[name] = ", ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else str(v))
             elif name == "match":
                 cells[name] = v or "equals"
+            elif name == "code":
+                cells[name] = "" if v is None else str(v)
             else:
                 cells[name] = "" if v is None else str(v)
         rows.append(Row(i, cells))
@@ -84,6 +92,9 @@ def from_config(cfg: Mapping[str, Any]) -> SettingsForm:
         enabled=bool(cfg.get("enabled", True)),
         connect=str(cfg.get("connect", "")),
         default_status=str(cfg.get("default_status", "NEW")),
+        duplicate_code="" if cfg.get("duplicate_code") is None else str(cfg["duplicate_code"]),
+        duplicate_text="" if cfg.get("duplicate_text") is None else str(cfg["duplicate_text"]),
+        node=node, version=version,
         on_error={"action": str(on_error.get("action", "create")), "status": str(on_error.get("status", "NOTCHECKED")),
                   "success": "yes" if on_error.get("success", True) else "no",
                   "code": str(on_error.get("code", 6503)),
@@ -104,6 +115,9 @@ def from_post(form: Mapping[str, Any], getlist) -> SettingsForm:
         enabled=form.get("enabled") == "on",
         connect=form.get("connect", ""),
         default_status=form.get("default_status", ""),
+        duplicate_code=form.get("duplicate_code", ""),
+        duplicate_text=form.get("duplicate_text", ""),
+        node=form.get("node", ""), version=form.get("version", ""),
         on_error={k: form.get(f"on_error_{k}", "") for k in ("action", "status", "success", "code", "text")},
         rows=rows)
 
@@ -134,6 +148,10 @@ def row_values(row: Row) -> dict[str, Any]:
         out[name] = c.get(name) == "yes"
     if c.get("status", "").strip():
         out["status"] = parse_literal(c["status"])
+    if c.get("code", "").strip():
+        out["code"] = _int_or_text(c["code"])  # text is kept: the checker says it is not an integer
+    if c.get("text", "").strip():
+        out["text"] = c["text"].strip()
     return out
 
 
@@ -148,7 +166,9 @@ def settings_values(form: SettingsForm) -> dict[str, Any]:
     if form.on_error.get("text", "").strip():
         on_error["text"] = form.on_error["text"].strip()
     return {"enabled": form.enabled, "connect": form.connect.strip(),
-            "default_status": form.default_status.strip(), "on_error": on_error}
+            "default_status": form.default_status.strip(),
+            "duplicate_code": _int_or_text(form.duplicate_code) if form.duplicate_code.strip() else None,
+            "duplicate_text": form.duplicate_text.strip() or None, "on_error": on_error}
 
 
 def place_problems(form: SettingsForm, problems: Sequence[Problem], node_index: int) -> None:

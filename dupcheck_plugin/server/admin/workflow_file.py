@@ -8,8 +8,10 @@ lines above it when rows move or go.
 from __future__ import annotations
 
 import difflib
-from dataclasses import fields
+import hashlib
+import json
 import os
+from dataclasses import fields
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,20 +20,38 @@ from typing import Any, Iterator, Mapping, Sequence
 import tomlkit
 from tomlkit.items import Array, Comment, InlineTable, Table
 
-from ...host import OnError
+from ...host import DupcheckError, OnError, codes
 
 CHECK_NODE_TYPE = "api_duplicate_check"
-SETTING_DEFAULTS = {"enabled": True, "default_status": "NEW"}
+SETTING_DEFAULTS = {"enabled": True, "default_status": "NEW", "duplicate_code": codes.DUPLICATE.code,
+                    "duplicate_text": codes.DUPLICATE.text}
 ON_ERROR_DEFAULTS = {f.name: f.default for f in fields(OnError)}
 CONNECT_NODE_TYPE = "convoso_connect"
 
 
-def check_node_index(doc: Mapping[str, Any]) -> int | None:
-    """Index of the first api_duplicate_check node (the one the console edits)."""
+class NodeChanged(DupcheckError, ValueError):
+    """The node an edit was drawn from is no longer as it was (another Apply, a hand edit)."""
+
+
+def check_node_ids(doc: Mapping[str, Any]) -> list[str]:
+    """The ids of the api_duplicate_check nodes, in file order (the console edits any of them)."""
+    return [str(node.get("id", "")) for node in doc.get("nodes", [])
+            if isinstance(node, Mapping) and node.get("type") == CHECK_NODE_TYPE]
+
+
+def check_node_index(doc: Mapping[str, Any], node_id: str | None = None) -> int | None:
+    """Index in ``nodes`` of the api_duplicate_check node ``node_id`` (None: the first one)."""
     for i, node in enumerate(doc.get("nodes", [])):
-        if isinstance(node, Mapping) and node.get("type") == CHECK_NODE_TYPE:
+        if isinstance(node, Mapping) and node.get("type") == CHECK_NODE_TYPE and \
+                (node_id is None or str(node.get("id", "")) == node_id):
             return i
     return None
+
+
+def node_version(doc: Mapping[str, Any], index: int) -> str:
+    """A digest of one node as the file holds it: an Apply drawn from another version is refused."""
+    node = _plain(doc["nodes"][index])
+    return hashlib.sha256(json.dumps(node, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _set(table: Table | InlineTable, key: str, value: Any, defaults: Mapping[str, Any] = {}) -> None:
@@ -96,19 +116,32 @@ def _rebuild_rules(old: Array | None, rows: Sequence[tuple[int | None, Mapping[s
 
 
 def edit_check_settings(text: str, settings: Mapping[str, Any],
-                        rows: Sequence[tuple[int | None, Mapping[str, Any]]], owned_cells: Sequence[str]) -> str:
-    """The file's text with the check node's settings and rules replaced.
-    ``rows`` are ``(index in the file or None for a new row, values)`` in their new order."""
+                        rows: Sequence[tuple[int | None, Mapping[str, Any]]], owned_cells: Sequence[str],
+                        node_id: str | None = None, version: str | None = None) -> str:
+    """The file's text with one check node's settings and rules replaced, and
+    nothing else. ``rows`` are ``(index in the file or None for a new row,
+    values)`` in their new order; ``version`` (:func:`node_version`) is the
+    node the form was drawn from: raises NodeChanged when it is not the node
+    now in the file, since ``rows``' indexes would point at other rows."""
     doc = tomlkit.parse(text)
-    index = check_node_index(doc)
+    index = check_node_index(doc, node_id)
     if index is None:
-        raise ValueError(f"the workflow has no {CHECK_NODE_TYPE} node")
+        raise NodeChanged(f"the workflow has no {CHECK_NODE_TYPE} node" + (f" {node_id!r}" if node_id else ""))
+    if version is not None and node_version(doc, index) != version:
+        raise NodeChanged(f"node {node_id or doc['nodes'][index].get('id')!r} was changed since this page was "
+                          "drawn (another Apply or an edit of the file)")
     node = doc["nodes"][index]
     if "config" not in node:
         node["config"] = tomlkit.table()
     cfg = node["config"]
-    for key in ("enabled", "connect", "default_status"):
-        _set(cfg, key, settings[key], SETTING_DEFAULTS)
+    for key in ("enabled", "connect", "default_status", "duplicate_code", "duplicate_text"):
+        if key not in settings:
+            continue
+        if settings[key] is None:  # a cell left blank: the default applies
+            if key in cfg:
+                del cfg[key]
+        else:
+            _set(cfg, key, settings[key], SETTING_DEFAULTS)
     on_error = settings["on_error"]
     if isinstance(cfg.get("on_error"), (Table, InlineTable)):
         _update_table(cfg["on_error"], on_error, tuple(ON_ERROR_DEFAULTS), ON_ERROR_DEFAULTS)

@@ -7,6 +7,8 @@ document.addEventListener("DOMContentLoaded", function () {
   var settings = document.getElementById("check-settings");
   function showSettings() { if (settings && toggle) settings.hidden = !toggle.checked; }
   if (toggle) { toggle.addEventListener("change", showSettings); showSettings(); }
+  var node = document.getElementById("node");  // the node selector shows another check node's settings
+  if (node) node.addEventListener("change", function () { node.form.submit(); });
   var add = document.getElementById("add-row");
   if (add && table && template) {
     add.addEventListener("click", function () {
