@@ -79,13 +79,25 @@ def console_workflow(tmp_path: Path, extra: str = "") -> Path:
     return workflow
 
 
+class Clock:
+    """The clock of the login throttle: moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def serve(sim_server, tmp_path: Path, workflow: Path):
     sim_server.reset()
     admins = load_admin_tokens(environ={"DUPCHECK_ADMIN_TOKENS": f"alice:{ADMIN_TOKEN},bob:{ADMIN_TOKEN}-bob"})
+    clock = Clock()
     settings = ServeSettings(workflow=str(workflow), tokens=[TOKEN], db=str(tmp_path / "console.db"),
-                             crm_url=sim_server.url, environ=ENV, admin_tokens=admins, check_dup_default=0)
+                             crm_url=sim_server.url, environ=ENV, admin_tokens=admins, check_dup_default=0,
+                             admin_clock=clock)
     srv = ServerThread(create_app(settings))
-    srv.workflow = workflow
+    srv.workflow, srv.clock = workflow, clock
     return srv
 
 
@@ -442,6 +454,7 @@ def test_without_login_or_with_an_insert_token_everything_is_refused(server):
                 assert r.headers["location"].startswith("/admin/login")
             r = client.request(method, path, headers={"authorization": f"Bearer {TOKEN}"})
             assert r.status_code == 401, (path, r.status_code)
+            server.clock.now += 60  # a failed login each: past the login throttle's window
         assert client.post("/admin/api/reload", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 401
         # the login form does not take an insert token either
         login = client.get("/admin/login")
@@ -450,6 +463,42 @@ def test_without_login_or_with_an_insert_token_everything_is_refused(server):
         assert r.status_code == 401 and "content-security-policy" in r.headers
         assert client.get("/admin/settings").status_code == 303
     assert server.workflow.read_bytes() == before
+
+
+def login_form(client: httpx.Client, token: str) -> httpx.Response:
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
+    return client.post("/admin/login", data={"csrf": csrf, "token": token, "next": "/admin/decisions"})
+
+
+def test_repeated_bad_logins_from_one_address_are_refused_for_a_minute(server):
+    """5 failures in a minute from one address; then 429 + Retry-After, for a good token as well."""
+    reload_as = lambda c, token: c.post("/admin/api/reload", headers={"authorization": f"Bearer {token}"})  # noqa: E731
+    other = httpx.HTTPTransport(local_address="127.0.0.2")  # loopback is all of 127/8: a second client address
+    with httpx.Client(base_url=server.url, follow_redirects=False) as client, \
+            httpx.Client(base_url=server.url, follow_redirects=False, transport=other) as neighbour:
+        for i in range(4):
+            assert login_form(client, f"guess-{i}").status_code == 401
+            server.clock.now += 10
+        assert reload_as(client, "guess-4").status_code == 401  # a bearer token counts as a login too
+        assert server.clock.now == 40
+        r = login_form(client, ADMIN_TOKEN)
+        assert r.status_code == 429 and r.headers["retry-after"] == "20", r.headers  # the first failure was at 0
+        assert "try again in 20 s" in r.text and 'name="next" value="/admin/decisions"' in r.text
+        r = reload_as(client, ADMIN_TOKEN)
+        assert r.status_code == 429 and r.json()["error"].startswith("too many failed admin logins")
+        assert client.get("/admin/settings").status_code == 303  # none of this logged anyone in
+
+        assert login_form(neighbour, ADMIN_TOKEN).status_code == 303  # another address is not held back
+
+        server.clock.now = 60  # the failure at 0 has left the window: one more try
+        assert login_form(client, "guess-5").status_code == 401
+        assert login_form(client, ADMIN_TOKEN).headers.get("retry-after") == "10"
+        server.clock.now = 70
+        r = login_form(client, ADMIN_TOKEN)
+        assert r.status_code == 303 and r.headers["location"] == "/admin/decisions"
+        for i in range(5):  # a good login started the count again
+            assert reload_as(client, f"guess-{i}").status_code == 401
+        assert reload_as(client, "guess-5").status_code == 429
 
 
 def test_a_post_without_the_csrf_token_is_refused(page, server):

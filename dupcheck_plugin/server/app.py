@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -56,6 +57,7 @@ class ServeSettings:
     body_timeout_s: float = BODY_TIMEOUT_S
     admin_tokens: Sequence[Admin] = ()  # none: the settings console is off
     admin_secret: str | None = None  # signs console sessions; None: a new one per start
+    admin_clock: Callable[[], float] = time.monotonic  # times failed admin logins (a test passes its own)
     reload_on_sighup: bool = False  # `dupcheck serve` (the main thread) reloads the workflow on SIGHUP
 
 
@@ -388,7 +390,10 @@ def create_app(settings: ServeSettings, host: Host | None = None) -> Starlette:
 
         admin = AdminTokens(list(settings.admin_tokens), list(settings.tokens))
         secret = settings.admin_secret or session_secret(settings.environ)
-        routes.append(Mount("/admin", app=create_console(api, admin, secret)))
+        from .admin.throttle import LoginThrottle
+
+        throttle = LoginThrottle(clock=settings.admin_clock)
+        routes.append(Mount("/admin", app=create_console(api, admin, secret, throttle)))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         cv.Refusal: refusal_handler, cv.ApiError: api_error_handler, HTTPException: http_error_handler})
     app.router.redirect_slashes = False  # a 307 to the other spelling is not an answer a lead vendor reads

@@ -32,6 +32,7 @@ from . import settings_form as sf
 from .auth import AdminTokens, csrf_ok, csrf_token, current_admin, log_in
 from .connections import connection_views
 from .probe import LEAD_FIELDS, explain_pasted, probe_lead
+from .throttle import LoginThrottle
 from .workflow_file import CONNECT_NODE_TYPE, check_node_ids, check_node_index, edit_check_settings, node_version
 
 HERE = Path(__file__).parent
@@ -61,10 +62,15 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 class Console:
-    def __init__(self, api, tokens: AdminTokens):
+    def __init__(self, api, tokens: AdminTokens, throttle: LoginThrottle):
         self.api = api
         self.tokens = tokens
+        self.throttle = throttle
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["tojson"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
         self.templates.env.globals["row_label"] = row_label  # "row 2 (customer)", as everywhere
@@ -83,6 +89,10 @@ class Console:
     async def guard(self, request: Request, api: bool = False) -> tuple[str | None, Response | None]:
         """(who, None) when allowed, else (None, the answer: 401 / redirect / 403)."""
         admin, by_cookie = current_admin(request, self.tokens)
+        if not by_cookie:  # a bearer token: a login like the form's, counted the same way
+            refused = self._throttled(request, admin is not None, api=True)
+            if refused:
+                return None, refused
         if admin is None:
             if api or not by_cookie:
                 return None, JSONResponse({"ok": False, "error": "admin login required"}, 401,
@@ -96,6 +106,24 @@ class Console:
 
     # -- login ------------------------------------------------------------------
 
+    def _throttled(self, request: Request, good: bool, api: bool = False,
+                   target: str = "/admin/settings") -> Response | None:
+        """Count one login attempt of the client; the answer when it must wait (429), else None."""
+        client = client_address(request)
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            message = f"too many failed admin logins from {client}: try again in {wait} s"
+            if api:
+                return JSONResponse({"ok": False, "error": message}, 429, {"retry-after": str(wait)})
+            response = self.page(request, "login.html", 429, next=target, error=message[0].upper() + message[1:])
+            response.headers["retry-after"] = str(wait)
+            return response
+        if good:
+            self.throttle.succeeded(client)
+        else:
+            self.throttle.failed(client)
+        return None
+
     async def login_form(self, request: Request) -> Response:
         return self.page(request, "login.html", next=request.query_params.get("next", "/admin/settings"))
 
@@ -107,6 +135,9 @@ class Console:
         target = str(form.get("next") or "/admin/settings")
         if not target.startswith("/admin/") or target.startswith("//"):
             target = "/admin/settings"
+        refused = self._throttled(request, admin is not None, target=target)
+        if refused:
+            return refused
         if admin is None:
             return self.page(request, "login.html", 401, next=target, error="That is not an admin token.")
         log_in(request, admin)
@@ -390,8 +421,8 @@ def summary(doc: dict[str, Any], index: int | None, form) -> str:
     return f"{form.node}: {what}" if form.node and len(check_node_ids(doc)) > 1 else what
 
 
-def create_console(api, tokens: AdminTokens, secret: str) -> Starlette:
-    console = Console(api, tokens)
+def create_console(api, tokens: AdminTokens, secret: str, throttle: LoginThrottle | None = None) -> Starlette:
+    console = Console(api, tokens, throttle or LoginThrottle())
     routes = [
         Route("/", console.index),
         Route("/login", console.login_form, methods=["GET"]),
