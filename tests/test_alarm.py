@@ -57,6 +57,42 @@ def test_a_row_that_skips_every_answer_raises_it_without_history():
     assert alarm.active and alarm.reason == "row 2 matched every one of the last 50 CRM answers"
 
 
+def test_after_a_reload_it_carries_the_new_name_and_each_rows_history_follows_the_row(caplog):
+    def usual_traffic(alarm, n, unknown=0, known=1):
+        """9 in 10 leads unknown to the CRM (created), 1 in 10 known (a duplicate)."""
+        for i in range(n):
+            alarm.observe(record(known) if i % 10 == 0 else record(unknown, "created"))
+
+    alarm = DuplicateAlarm("wf", AlarmSettings(window=20))
+    usual_traffic(alarm, 400)
+    assert alarm.follow("wf", AlarmSettings(window=20), {0: 0, 1: 1}) is alarm  # the same table
+    # a new row 0 above both: "unknown" is row 1 now, "known" row 2; their history moves with them
+    moved = alarm.follow("renamed", AlarmSettings(window=20), {0: 1, 1: 2})
+    usual_traffic(moved, 400, unknown=1, known=2)
+    assert moved.status()["times_raised"] == 0
+    # a row that was edited (no longer in the map) starts without history: a jump of it is seen, under the new name
+    edited = moved.follow("renamed", AlarmSettings(window=20), {1: 1})
+    for _ in range(20):
+        edited.observe(record(2))
+    assert edited.active and "duplicate alarm for workflow renamed" in caplog.text
+    fresh = edited.follow("renamed", AlarmSettings(window=30), {1: 1, 2: 2})  # new settings: a new alarm
+    assert fresh is not edited and fresh.status()["window"] == 0 and not fresh.active
+
+
+def test_a_reload_maps_each_row_to_where_the_same_row_is_now(tmp_path):
+    from dupcheck_plugin.engine.runner import same_rows
+    from dupcheck_plugin.host import Workflow
+
+    def load(folder: str, rules: list[dict]) -> Workflow:
+        (tmp_path / folder).mkdir()
+        return Workflow.load(str(write_workflow(tmp_path / folder, rules)), offline=True)
+
+    unknown = {**DUPLICATE_ROW, "match": "equals", "create_lead": True, "success": True, "name": "unknown"}
+    before = load("a", [DUPLICATE_ROW, unknown, MISTYPED_ROW])
+    after = load("b", [{**unknown, "name": "not in the CRM"}, {**DUPLICATE_ROW, "add_to_dnc": True}, MISTYPED_ROW])
+    assert same_rows(before, after) == {1: 0, 2: 2}  # renamed: the same row; DNC added: another row
+
+
 def test_usual_answers_do_not_raise_it():
     alarm = DuplicateAlarm("wf", AlarmSettings(window=50))
     for _ in range(200):  # a fresh list: every lead created by the "not in the CRM" row

@@ -20,7 +20,10 @@ from dupcheck_plugin.server.admin import settings_form as sf
 from dupcheck_plugin.server.admin.workflow_file import (NodeChanged, check_node_ids, check_node_index,
                                                         edit_check_settings, node_version)
 
-from test_serve import ENV, TOKEN
+from conftest import write_workflow
+from dupcheck_plugin.server import ServeSettings, create_app
+from dupcheck_plugin.server.admin.auth import load_admin_tokens
+from test_serve import ENV, TOKEN, ServerThread, fresh_phone
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,3 +177,66 @@ def test_sighup_reloads_a_checked_file_and_keeps_the_table_when_it_is_broken(sim
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+EVERYONE = [{"name": "everyone", "key": "total", "match": "exists", "create_lead": False, "add_to_dnc": False,
+             "success": False}]
+NOBODY = [{"name": "known", "key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False,
+           "success": False}]
+
+
+def _alarmed_workflow(tmp_path: Path, rules: list[dict], name: str) -> str:
+    """A workflow's text with a small alarm window (written in a folder of its own, then read)."""
+    folder = tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    text = write_workflow(folder, rules, name=name, connect={"limits": {"requests": 1000}}).read_text()
+    return text.replace("[defaults]", "alarm = { window = 10 }\n[defaults]")
+
+
+@pytest.mark.e2e
+def test_a_reload_that_renames_the_workflow_renames_it_everywhere(sim_server, tmp_path, caplog):
+    """Records, /healthz, /metrics, the alarm's log lines and the change log all follow the new name;
+    the reloaded connection still waits for its limiter as serve's does (interactive)."""
+    sim_server.reset()
+    workflow = tmp_path / "renamed.toml"
+    workflow.write_text(_alarmed_workflow(tmp_path, EVERYONE, "before"))
+    admin = "admin-token-0123456789"
+    settings = ServeSettings(workflow=str(workflow), tokens=[TOKEN], db=str(tmp_path / "rename.db"),
+                             crm_url=sim_server.url, environ=ENV, check_dup_default=0,
+                             admin_tokens=load_admin_tokens(environ={"DUPCHECK_ADMIN_TOKENS": f"ci:{admin}"}))
+    caplog.set_level("WARNING", logger="dupcheck_plugin.engine.alarm")
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        def insert() -> dict:
+            phone = fresh_phone()
+            r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1", "phone_number": phone})
+            assert r.status_code == 200, r.text
+            return client.get("/v1/decisions", params={"auth_token": TOKEN, "phone": phone}).json()["data"]["entries"][-1]
+
+        def reload(text: str) -> dict:
+            workflow.write_text(text)
+            r = client.post("/admin/api/reload", headers={"authorization": f"Bearer {admin}"})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        for _ in range(10):  # one row skips every lead: the alarm goes off, naming the workflow
+            insert()
+        assert "duplicate alarm for workflow before:" in caplog.text
+        assert 'dupcheck_duplicate_alarm{workflow="before"} 1.0' in client.get("/metrics").text
+
+        assert reload(_alarmed_workflow(tmp_path, EVERYONE, "after"))["workflow"] == "after"
+        health = client.get("/healthz").json()
+        assert health["workflow"] == "after" and health["alarm"]["active"] is True  # same rules: history kept
+        metrics = client.get("/metrics").text
+        assert 'dupcheck_duplicate_alarm{workflow="after"} 1.0' in metrics and 'workflow="before"' not in metrics
+        assert insert()["workflow"] == "after"
+        assert server.api.host.nodes["crm"].runtime.interactive is True  # as serve built the first one
+        changes = server.api.store.config_changes("after")
+        assert "workflow renamed 'before' -> 'after'" in changes[0]["summary"]
+        assert 'name = "before"' in changes[-1]["text"]  # the version before the rename can be applied again
+
+        reload(_alarmed_workflow(tmp_path, NOBODY, "after"))  # skips nobody: the alarm clears, in the new name
+        caplog.clear()
+        for _ in range(10):
+            assert insert()["action"] == "created"
+        assert "duplicate alarm for workflow after cleared" in caplog.text
+        assert 'dupcheck_duplicate_alarm{workflow="after"} 0.0' in client.get("/metrics").text

@@ -55,6 +55,23 @@ class DuplicateAlarm:
         self.reason: str | None = None
         self.times_raised = 0
 
+    def follow(self, workflow: str, settings: AlarmSettings, row_map: Mapping[int, int]) -> "DuplicateAlarm":
+        """The alarm for a reloaded workflow: it carries the workflow's (maybe
+        new) name; new settings start a new alarm. ``row_map``: old row number
+        -> new row number of the same row; a row's history follows it, and
+        the history of a row that is gone or was edited is forgotten."""
+        if settings != self.s:
+            return DuplicateAlarm(workflow, settings)
+        self.workflow = workflow
+
+        def moved(key: Any) -> Any:
+            return key if key == DUPLICATES else row_map.get(key)
+
+        self._window = deque((moved(row) if row is not None else None, dup, skips) for row, dup, skips in self._window)
+        self._counts = Counter({moved(k): v for k, v in self._counts.items() if moved(k) is not None})
+        self._usual = {moved(k): v for k, v in self._usual.items() if moved(k) is not None}
+        return self
+
     def observe(self, record: Mapping[str, Any]) -> None:
         """One stored decision record. Only leads whose CRM answer the rules read count."""
         if not record.get("checked"):

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import Counter
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 from ..plugins import Registry, default_registry
@@ -113,6 +113,9 @@ class Host:
         already started finish with the one they started with. Returns the
         previous workflow: close it once those leads are done."""
         old, self.workflow = self.workflow, workflow
+        # the alarm names the workflow in logs and metrics: it follows a rename, and new settings
+        self.alarm = self.alarm.follow(workflow.spec.name, AlarmSettings(**workflow.spec.alarm),
+                                       row_map=same_rows(old, workflow))
         return old
 
     def lead_capacity(self) -> int:
@@ -302,6 +305,21 @@ class Host:
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
+
+
+def same_rows(old: Workflow, new: Workflow) -> dict[int, int]:
+    """Row number in ``old``'s deciding table -> the number of the same row in
+    ``new``'s (a row that moved; its name aside), for rows ``new`` still has."""
+    def rows(workflow: Workflow) -> list:
+        return [replace(r, index=0, name=None) for r in workflow.check.settings.rules] if workflow.check else []
+
+    out: dict[int, int] = {}
+    new_rows = rows(new)
+    for i, rule in enumerate(rows(old)):
+        j = next((j for j, other in enumerate(new_rows) if j not in out.values() and other == rule), None)
+        if j is not None:
+            out[i] = j
+    return out
 
 
 async def aiter_items(items: Iterable) -> AsyncIterator:

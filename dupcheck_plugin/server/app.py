@@ -88,11 +88,13 @@ class Api:
         if self.host is None:
             s = self.settings
             self.host = Host.open(s.workflow, db=s.db, crm_url=s.crm_url, environ=s.environ, interactive=True)
+        self.reloader.loaded()
 
     def _load(self, path: str) -> Workflow:
         """A workflow file loaded as this server loads its own (for a reload); raises ConfigError."""
         s = self.settings
-        return Workflow.load(path, registry=self.host.registry, crm_url=s.crm_url, environ=s.environ)
+        return Workflow.load(path, registry=self.host.registry, crm_url=s.crm_url, environ=s.environ,
+                             interactive=True)  # as Host.open in serve: a lead waits at most max_wait
 
     async def close(self) -> None:
         """Joins the store writer: every queued decision lands before this returns."""

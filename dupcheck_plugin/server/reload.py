@@ -42,6 +42,14 @@ class Reloader:
         self._host_of = host_of  # the host is opened at startup, after this is made
         self._load = load  # a file -> a workflow built as the running one was (CRM URL, secrets)
         self._lock = asyncio.Lock()
+        self._running: str | None = None  # the text of the file version the engine runs, when known
+
+    def loaded(self) -> None:
+        """Remember the file as the engine loaded it at start: the "before" of the first reload."""
+        try:
+            self._running = self.read()
+        except (OSError, UnicodeDecodeError, TypeError):
+            self._running = None  # a host without a workflow file: nothing to compare with
 
     @property
     def host(self) -> Host:
@@ -80,12 +88,14 @@ class Reloader:
                 if problems:
                     return Outcome(problems)
                 await asyncio.to_thread(commit, tmp, path)
+            before = self.host.spec.name
             problems = await self._swap(path)
             if problems:  # it checked but could not be built (a secret missing, say): put the old file back
                 with staged(path, old) as tmp:
                     await asyncio.to_thread(commit, tmp, path)
                 return Outcome(problems)
-            change_id = await self._log(who, summary, old, text)
+            self._running = text
+            change_id = await self._log(who, summary, old, text, before)
             return Outcome([], change_id, True)
 
     async def reload(self, who: str) -> Outcome:
@@ -96,13 +106,15 @@ class Reloader:
             if problems:
                 return Outcome(problems)
             text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+            before = self.host.spec.name
+            last = await asyncio.to_thread(self._last_text)  # the version the running workflow came from
             problems = await self._swap(path)
             if problems:
                 return Outcome(problems)
-            last = await asyncio.to_thread(self._last_text)
+            self._running = text
             change_id = None
             if last != text:
-                change_id = await self._log(who, "reloaded from the file", last or "", text)
+                change_id = await self._log(who, "reloaded from the file", last or "", text, before)
             return Outcome([], change_id, True)
 
     async def _swap(self, path: Path) -> list[Problem]:
@@ -115,11 +127,16 @@ class Reloader:
         return []
 
     def _last_text(self) -> str | None:
+        if self._running is not None:
+            return self._running
         changes = self.host.store.config_changes(self.host.spec.name, limit=1)
         return changes[0]["text"] if changes else None
 
-    async def _log(self, who: str, summary: str, old: str, new: str) -> int:
+    async def _log(self, who: str, summary: str, old: str, new: str, before: str) -> int:
+        """Log a change under the workflow's name after it; ``before``: its name before."""
         store, name = self.host.store, self.host.spec.name
+        if before != name:  # the log is kept per name: say where the earlier changes are
+            summary += f"; workflow renamed {before!r} -> {name!r} (earlier changes are logged under {before!r})"
 
         def write() -> int:
             if not store.config_changes(name, limit=1) and old:
