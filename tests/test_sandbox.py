@@ -179,6 +179,20 @@ def test_a_lead_dependent_runaway_fails_that_lead_only():
         bound.render({"phone_number": "+445550100101"})
 
 
+def test_a_render_over_its_cpu_time_fails_that_lead(monkeypatch):
+    # within the loop and size limits, but slow: each iteration builds and sorts a long list
+    from dupcheck_plugin.adaptor import sandbox
+
+    leaf = "{% for a in range(300) %}{{ (phone * 200)|list|sort|length }}{% endfor %}"
+    adaptor, problems = compile_doc(adaptor_doc("{% if phone|length > 10 %}" + leaf + "{% endif %}{{ phone }}"))
+    assert not problems
+    bound = adaptor.bind({"TOKEN": "t"})
+    monkeypatch.setattr(sandbox, "MAX_CPU_SECONDS", 0.005)
+    bound.render({"phone_number": "5550100101"})
+    with pytest.raises(RenderError, match="over the render budget: the render took more than 5 ms of CPU time"):
+        bound.render({"phone_number": "+445550100101"})
+
+
 def test_a_legitimate_loop_and_long_value_still_render():
     adaptor, problems = compile_doc(adaptor_doc(
         "{% for c in phone %}{{ c }}{% endfor %}-{{ phone * 1000 }}", where="body"))
