@@ -292,7 +292,7 @@ def test_dnc_added_says_whether_this_decision_added_the_phone(store):
 
     from dupcheck_plugin.store.writer import StoreWriter
 
-    given = [record("duplicate", dnc=True, rules_row=1) for _ in range(4)] + [record("duplicate", OTHER, dnc=True, rules_row=1)]
+    given = [record("duplicate", phone, dnc=True, rules_row=1) for phone in (PHONE, PHONE, PHONE, PHONE, OTHER)]
 
     async def go():
         writer = StoreWriter(store)

@@ -148,7 +148,8 @@ class Workflow:
                idempotency_key: str | None = None) -> DecisionRecord:
         """The decision record (the README's JSON object); pure."""
         return build_record(workflow=self.name, lead=intake.lead, phone_e164=intake.phone_e164, decision=decision,
-                            answer=answer, source_row=source_row, source=source, api=api, idempotency_key=idempotency_key)
+                            answer=answer, source_row=source_row, source=source, api=api,
+                            idempotency_key=idempotency_key)
 
     async def aclose(self) -> None:
         for node in self.nodes.values():

@@ -158,8 +158,8 @@ class Host:
         return local_check(self.store, intake.phone_e164, intake.lead.get("list_id"), check_dup, check_dnc)
 
     async def decide(self, lead: Mapping[str, Any] | Intake, *, source_row: int | None = None,
-                     source: str | None = None, check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
-                     idempotency_key: str | None = None) -> DecisionRecord:
+                     source: str | None = None, check_dup: int = 0, check_dnc: bool = False,
+                     api: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> DecisionRecord:
         """Decide one lead and store it; returns the stored record (with
         ``lead_id``). The lead is a raw mapping or an :class:`Intake` a
         caller already made (a refusal of its own, say). The local checks,

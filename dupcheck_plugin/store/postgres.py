@@ -19,10 +19,10 @@ import re
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
+from .sqlite import _dumps, _now
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord
-from .sqlite import _dumps, _now
 
 try:
     import psycopg

@@ -230,8 +230,8 @@ class SqliteStore(Store):
                     self._insert_dnc(conn, commit.dnc, decided_at)
                 conn.execute(_INSERT_DECISION, (
                     record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
-                    record.get("idempotency_key"), record.get("workflow"), record.get("source"), record.get("source_row"),
-                    decided_at, _dumps({**record, "lead_id": lead_id})))
+                    record.get("idempotency_key"), record.get("workflow"), record.get("source"),
+                    record.get("source_row"), decided_at, _dumps({**record, "lead_id": lead_id})))
                 lead_ids.append(lead_id)
             conn.execute("COMMIT")
         except BaseException as exc:

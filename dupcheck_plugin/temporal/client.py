@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from ..host import Host, Intake, Registry, StoreError, Workflow, default_registry
+from ..host import DecisionRecord, Host, Intake, Registry, StoreError, Workflow, default_registry
 from .connect import connect
 from .lead import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, WORKFLOW_TYPE, LeadInput, workflow_id
 
@@ -51,8 +51,8 @@ class TemporalHost(Host):
         return self._client
 
     async def decide(self, lead: Mapping[str, Any] | Intake, *, source_row: int | None = None,
-                     source: str | None = None, check_dup: int = 0, check_dnc: bool = False, api: Mapping[str, Any] | None = None,
-                     idempotency_key: str | None = None) -> dict[str, Any]:
+                     source: str | None = None, check_dup: int = 0, check_dnc: bool = False,
+                     api: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> DecisionRecord:
         """Start this lead's workflow and return its stored record. While a
         lead with the same phone is being decided (on any instance), this one
         joins that workflow and waits for it, then starts its own: the local
