@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from dupcheck_plugin.host import CHECK_OUTCOME, CRM_ANSWER, CrmAnswer, CrmNode, Host, Intake, Workflow
+from dupcheck_plugin.host import CHECK_OUTCOME, CRM_ANSWER, CrmAnswer, CrmNode, Host, Intake, Node, Workflow
 
 from conftest import write_workflow
 
@@ -106,3 +106,5 @@ def test_a_host_can_run_the_crm_node_alone_and_the_rest_with_a_stand_in(tmp_path
     assert isinstance(stood_in.nodes["crm"], StandIn) and stood_in.nodes["check"] is not None
     with pytest.raises(KeyError, match="no node nope"):
         stood_in.with_nodes({"nope": StandIn(None)})
+    with pytest.raises(TypeError, match="node 'crm' of workflow 'wf' needs a CrmNode, got a Node"):
+        stood_in.with_nodes({"crm": Node()})

@@ -20,7 +20,7 @@ from ..rules.decide import Decision, decide
 from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node
 from .intake import Intake, admit, malformed
 from .record import DecisionRecord, build_record
-from .workflow import WorkflowSpec, build_nodes, load_workflow
+from .workflow import NODE_BASES, WorkflowSpec, build_nodes, load_workflow
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,12 @@ class Workflow:
         unknown = sorted(set(replacements) - set(self.nodes))
         if unknown:
             raise KeyError(f"workflow {self.name!r} has no node {', '.join(unknown)}")
+        outputs = {n.id: self.registry.node_types[n.type].output for n in self.spec.nodes}
+        for nid, node in replacements.items():
+            base = NODE_BASES.get(outputs[nid], Node)
+            if not isinstance(node, base):  # the same contract a node type's factory is held to
+                raise TypeError(f"node {nid!r} of workflow {self.name!r} needs a {base.__name__}, "
+                                f"got a {type(node).__name__}")
         return Workflow(self.spec, {**self.nodes, **replacements}, self.registry)
 
     @property

@@ -199,7 +199,7 @@ class _Build:
 
 
 # what a node type's factory must return, by the type's output
-_NODE_BASES = {CRM_ANSWER: CrmNode, CHECK_OUTCOME: CheckNode}
+NODE_BASES = {CRM_ANSWER: CrmNode, CHECK_OUTCOME: CheckNode}
 
 
 def build_nodes(spec: WorkflowSpec, registry: Registry, settings: Mapping[str, Any]) -> dict[str, Node]:
@@ -209,7 +209,7 @@ def build_nodes(spec: WorkflowSpec, registry: Registry, settings: Mapping[str, A
     for i, node in enumerate(spec.nodes):
         node_type = registry.node_types[node.type]
         built = node_type.factory(node.id, node.config, build)
-        base = _NODE_BASES.get(node_type.output, Node)
+        base = NODE_BASES.get(node_type.output, Node)
         if not isinstance(built, base):
             owner = registry.node_type_owner.get(node.type, "?")
             raise ConfigError([Problem(spec.source, ("nodes", i, "type"), (
