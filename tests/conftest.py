@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,24 @@ import pytest
 from dupcheck_plugin.resources import shipped_dir
 
 CONTACTS = shipped_dir("examples") / "contacts.csv"
+
+
+# signals whose handlers in-process servers and runs touch (uvicorn, run's interrupt, serve's reload)
+WATCHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored():
+    """Each test leaves the process's signal handlers as it found them: a handler
+    left behind changes what later tests see, and an ignored signal is inherited
+    by every child process they start."""
+    before = {sig: signal.getsignal(sig) for sig in WATCHED_SIGNALS}
+    yield
+    changed = {sig.name: (before[sig], signal.getsignal(sig)) for sig in WATCHED_SIGNALS
+               if signal.getsignal(sig) != before[sig]}
+    for sig, handler in before.items():  # put back, so only the culprit fails
+        signal.signal(sig, handler)
+    assert not changed, f"the test left signal handlers changed: {changed}"
 
 
 @pytest.fixture(scope="session")

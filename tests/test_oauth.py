@@ -113,16 +113,18 @@ def test_200_requests_at_expiry_make_exactly_one_refresh(tmp_path):
 
 
 def test_a_token_due_is_refreshed_before_it_expires_once_for_200_waiting(tmp_path):
-    # Zoho's one-hour tokens live 5 real seconds (due after 4): long enough for the 200 leads to be
-    # decided on the second token even on a loaded machine, so a third grant would be a bug
-    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=720)) as sim:
+    # a stopped simulator clock: tokens never expire there, so a 401 would be a bug. The first token
+    # says it lives 2 seconds (due after 1.6); the second lives an hour, so a third grant would be a bug
+    with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=2, time_scale=0)) as sim:
         wf = zoho_workflow(tmp_path, sim)
 
         async def go():
             async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as host:
                 first = await host.decide({"phone_number": KNOWN})
+                sim.set_limits(zoho_token_lifetime=3600)
                 while host.health()["crm"]["oauth"]["refresh_in_s"] > 0:  # wait until the token is due
                     await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # refresh_in_s is rounded to 0.1 s: now it is due for sure
                 records = []
                 await host.run(leads(phones(1000, 200)), concurrency=200, on_record=records.append)
                 return [first] + records

@@ -301,8 +301,8 @@ def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path
             stub.answer(phone, {"total": 0, "results": []}, gate=held)
         args = [sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads", str(leads),
                 "--crm-url", stub.url, "--db", str(db), "--concurrency", "4", "--out", str(tmp_path / "1.jsonl")]
-        # a child inherits an ignored SIGINT (and Python then keeps ignoring it): whatever earlier
-        # tests did to this process's SIGINT, the run gets the default a user's terminal gives it
+        # the run gets the SIGINT a user's terminal gives it: a shell starts background jobs (CI
+        # steps, `make test &`) with SIGINT ignored, a child inherits that, and Python keeps ignoring it
         proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         # all 4 workers wait on held calls: each stored its earlier lead before it took the next

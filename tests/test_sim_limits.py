@@ -301,9 +301,9 @@ def test_zoho_concurrency_cap(sim):
         async with httpx.AsyncClient(base_url=sim.url, timeout=10, trust_env=False) as client:
             sim.set_knobs(hold=True)
             held = [asyncio.ensure_future(client.get(ZOHO, params={"phone": KNOWN[i]})) for i in range(2)]
-            for _ in range(500):  # wait until both are in flight (a count, not a time window)
-                if vendor_stats(sim, "zoho")["in_flight"] == 2:
-                    break
+            deadline = time.monotonic() + 60  # wait until both are in flight (a count, not a time window)
+            while vendor_stats(sim, "zoho")["in_flight"] < 2:
+                assert time.monotonic() < deadline, "the two held requests never reached the simulator"
                 await asyncio.sleep(0.01)
             third = await client.get(ZOHO, params={"phone": KNOWN[2]})
             sim.set_knobs(hold=False)
