@@ -45,7 +45,7 @@ def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
 _SEPARATORS = str.maketrans("", "", " ()-.")
 
 
-def _nanp_fast(number: str, phone_code: str) -> str | None:
+def nanp_fast_e164(number: str, phone_code: str) -> str | None:
     """E.164 of the common North American shapes (``5550100101``,
     ``(555) 010-0101``, ``+1 555-010-0101``, ``15550100101``) without
     ``phonenumbers``; None when not sure (then ``phonenumbers`` decides).
@@ -67,7 +67,7 @@ def _nanp_fast(number: str, phone_code: str) -> str | None:
 
 @lru_cache(maxsize=4096)
 def to_e164(number: str, phone_code: str = "1") -> str:
-    fast = _nanp_fast(str(number), phone_code)
+    fast = nanp_fast_e164(str(number), phone_code)
     if fast is not None:
         return fast
     return phonenumbers.format_number(parse_phone(number, phone_code), phonenumbers.PhoneNumberFormat.E164)
@@ -75,7 +75,7 @@ def to_e164(number: str, phone_code: str = "1") -> str:
 
 @lru_cache(maxsize=4096)
 def national_digits(number: str, phone_code: str = "1") -> str:
-    fast = _nanp_fast(str(number), phone_code)
+    fast = nanp_fast_e164(str(number), phone_code)
     if fast is not None:  # "+1" and the ten national digits
         return fast[2:]
     return phonenumbers.national_significant_number(parse_phone(number, phone_code))

@@ -141,14 +141,17 @@ def pg_url(pg_cluster, request):
 
 # modules whose every test runs servers or processes; elsewhere a test is end to end
 # when it asks for a server fixture
-E2E_MODULES = {"test_serve", "test_serve_fuzz", "test_sim", "test_sim_limits", "test_pipeline",
-               "test_memory_store", "test_store_postgres", "test_breaker", "test_plugin_guide", "test_temporal"}
-E2E_FIXTURES = {"crm_sim", "sim_server", "crm_stub", "dupcheck_decide", "pg_url", "pg_cluster", "temporal_server"}
+E2E_MODULES = {"test_serve", "test_serve_fuzz", "test_serve_freeze", "test_serve_timeouts", "test_sim",
+               "test_sim_limits", "test_pipeline", "test_memory_store", "test_store_postgres", "test_breaker",
+               "test_plugin_guide", "test_temporal"}
+E2E_FIXTURES = {"crm_sim", "sim_server", "crm_stub", "dupcheck_decide", "pg_url", "pg_cluster", "temporal_server",
+                "book_sim"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if item.module.__name__ in E2E_MODULES or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if (item.module.__name__ in E2E_MODULES or E2E_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("services")):  # a service (PostgreSQL, Temporal) is started by the test
             item.add_marker(pytest.mark.e2e)
 
 

@@ -285,6 +285,7 @@ def test_plugin_conflict_is_a_message(capsys, monkeypatch):
     assert code == 1 and "registered by both a and b" in err
 
 
+@pytest.mark.e2e
 def test_console_script_prints_no_traceback():
     proc = subprocess.run(
         [sys.executable, "-m", "dupcheck_plugin.cli.main", "check", str(INVALID)],

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import write_workflow
 from dupcheck_plugin.connection.quota import read_quota
@@ -132,6 +133,7 @@ def test_quota_headers_of_each_vendor_are_read():
     assert read_quota(httpx.Headers({"Sforce-Limit-Info": "garbage"})) == read_quota({})
 
 
+@pytest.mark.e2e
 def test_at_the_declared_limits_the_simulator_refuses_nothing(tmp_path):
     """HubSpot's 4 searches per second, in real time (the limiter's 5% window margin is 50 ms of
     jitter): no 429 however many leads are in flight."""

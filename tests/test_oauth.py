@@ -88,6 +88,7 @@ def test_the_refresh_token_file_is_private_and_a_new_seed_from_the_operator_wins
 
 # -- Zoho: refresh-token grant, one refresh at a time ---------------------------------
 
+@pytest.mark.e2e
 def test_200_requests_at_expiry_make_exactly_one_refresh(tmp_path):
     """A stopped simulator clock: tokens expire when the test moves it."""
     with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=0)) as sim:
@@ -112,6 +113,7 @@ def test_200_requests_at_expiry_make_exactly_one_refresh(tmp_path):
     print(f"\n200 leads at expiry: {after['expired_token']} answered 401, {after['token_requests'] - 1} refresh")
 
 
+@pytest.mark.e2e
 def test_a_token_due_is_refreshed_before_it_expires_once_for_200_waiting(tmp_path):
     # a stopped simulator clock: tokens never expire there, so a 401 would be a bug. The first token
     # says it lives 2 seconds (due after 1.6); the second lives an hour, so a third grant would be a bug
@@ -135,6 +137,7 @@ def test_a_token_due_is_refreshed_before_it_expires_once_for_200_waiting(tmp_pat
     assert stats["token_grants"] == 2 and stats["expired_token"] == 0  # refreshed ahead of expiry, once
 
 
+@pytest.mark.e2e
 def test_a_long_run_with_tokens_expiring_every_two_seconds_never_fails_a_lead(tmp_path):
     with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=1800)) as sim:
         wf = zoho_workflow(tmp_path, sim)
@@ -160,6 +163,7 @@ def test_a_long_run_with_tokens_expiring_every_two_seconds_never_fails_a_lead(tm
     print(f"\nlong run: {len(records)} leads, {stats['token_grants']} tokens, {stats['expired_token']} 401s retried")
 
 
+@pytest.mark.e2e
 def test_no_token_or_secret_reaches_a_record_or_a_log_line(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=0)) as sim:
@@ -178,6 +182,7 @@ def test_no_token_or_secret_reaches_a_record_or_a_log_line(tmp_path, caplog):
     assert not any(secret in seen for secret in ZOHO_ENV.values())
 
 
+@pytest.mark.e2e
 def test_a_refused_refresh_token_sends_leads_to_on_error_as_auth(tmp_path):
     with SimulatorThread(CONTACTS, limits=Limits.off(zoho_token_lifetime=3600, time_scale=0)) as sim:
         sim.revoke(ZOHO_ENV["ZOHO_REFRESH_TOKEN"])
@@ -197,6 +202,7 @@ def test_a_refused_refresh_token_sends_leads_to_on_error_as_auth(tmp_path):
     assert oauth["last_error"] and oauth["token_failures"] >= 1
 
 
+@pytest.mark.e2e
 def test_missing_oauth_secrets_are_a_config_error_naming_them(tmp_path):
     with SimulatorThread(CONTACTS) as sim:
         wf = zoho_workflow(tmp_path, sim)
@@ -222,6 +228,7 @@ def decide(wf, tmp_path, environ, phone=KNOWN) -> dict:
     return asyncio.run(go())
 
 
+@pytest.mark.e2e
 def test_a_rotated_refresh_token_is_saved_and_used_after_a_restart(tmp_path):
     env = {"SF_CLIENT_ID": "3MVG9-consumer-key", "SF_REFRESH": "5Aep861-first-refresh-token"}
     token_file = tmp_path / "state" / "sf.json"
@@ -239,6 +246,7 @@ def test_a_rotated_refresh_token_is_saved_and_used_after_a_restart(tmp_path):
     assert lost["crm"]["error"] == "auth" and "invalid_grant" in lost["crm"]["error_detail"]
 
 
+@pytest.mark.e2e
 def test_client_credentials_and_a_secret_file(tmp_path):
     secret = tmp_path / "sf-secret"
     secret.write_text("client-secret-value\n")
@@ -251,6 +259,7 @@ def test_client_credentials_and_a_secret_file(tmp_path):
     assert grants == {"client_credentials": 1}
 
 
+@pytest.mark.e2e
 def test_jwt_bearer_signs_an_assertion_with_the_private_key(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -315,6 +324,7 @@ def ghl_rounds(wf, tmp_path, sim, rounds: int) -> list[dict]:
     return asyncio.run(go())
 
 
+@pytest.mark.e2e
 def test_single_use_refresh_tokens_rotate_through_a_run_and_survive_a_restart(tmp_path):
     token_file = tmp_path / "ghl.json"
     with SimulatorThread(CONTACTS, limits=Limits.off(gohighlevel_token_lifetime=86_399, time_scale=0)) as sim:
@@ -327,6 +337,7 @@ def test_single_use_refresh_tokens_rotate_through_a_run_and_survive_a_restart(tm
     assert grants == 4 and stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
 
 
+@pytest.mark.e2e
 def test_a_rotated_token_that_cannot_be_saved_still_serves_this_process(tmp_path, caplog):
     (tmp_path / "not-a-dir").write_text("x")
     with SimulatorThread(CONTACTS, limits=Limits.off(gohighlevel_token_lifetime=86_399, time_scale=0)) as sim:
@@ -338,6 +349,7 @@ def test_a_rotated_token_that_cannot_be_saved_still_serves_this_process(tmp_path
 
 # -- HubSpot public apps; the data centres --------------------------------------------------
 
+@pytest.mark.e2e
 def test_hubspot_public_app_tokens_refresh_after_expiry_and_a_bad_refresh_token_is_named(tmp_path):
     env = {"HS_CLIENT_ID": "hs-client", "HS_CLIENT_SECRET": "hs-secret", "HS_REFRESH": "hs-refresh-token"}
     with SimulatorThread(CONTACTS, limits=Limits.off(hubspot_token_lifetime=1800, time_scale=0)) as sim:
@@ -407,6 +419,7 @@ def test_a_rotated_secret_file_is_used_from_the_next_lead_on(tmp_path, crm_sim):
         assert "second-token" not in json.dumps(second)
 
 
+@pytest.mark.e2e
 def test_two_connections_sharing_a_refresh_token_file_take_turns_rotating_it(tmp_path):
     """Two hosts (a reloaded workflow next to the old one, or two processes) with one
     single-use refresh token: each refresh starts from the token the other saved."""

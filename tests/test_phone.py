@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dupcheck_plugin.phone import PhoneError, _nanp_fast, national_digits, parse_phone, to_e164
+from dupcheck_plugin.phone import PhoneError, nanp_fast_e164, national_digits, parse_phone, to_e164
 
 
 def slow_e164(number: str, code: str) -> str | None:
@@ -21,13 +21,13 @@ def slow_e164(number: str, code: str) -> str | None:
 @pytest.mark.parametrize("raw", ["5550100101", "(555) 010-0101", "+1 555-010-0101", "15550100101",
                                  " 555.010.0101 ", "+1(555)0100101"])
 def test_common_shapes_take_the_fast_path_and_agree(raw):
-    assert _nanp_fast(raw, "1") == "+15550100101" == slow_e164(raw, "1")
+    assert nanp_fast_e164(raw, "1") == "+15550100101" == slow_e164(raw, "1")
 
 
 @pytest.mark.parametrize("raw,code", [("5550177773x123", "1"), ("+44 20 7946 0958", "1"), ("555010010", "1"),
                                       ("5550100101", "44"), ("５５５0100101", "1"), ("555-0100-1011", "1")])
 def test_unsure_shapes_are_left_to_phonenumbers(raw, code):
-    assert _nanp_fast(raw, code) is None
+    assert nanp_fast_e164(raw, code) is None
 
 
 _chars = st.sampled_from(list("0123456789 ()-.+x1") + ["５", "\u00a0"])
@@ -36,7 +36,7 @@ _chars = st.sampled_from(list("0123456789 ()-.+x1") + ["５", "\u00a0"])
 @settings(max_examples=3000, deadline=None)
 @given(st.text(_chars, min_size=0, max_size=18), st.sampled_from(["1", "+1", " 1", "44", "", "1 "]))
 def test_fast_path_never_disagrees_with_phonenumbers(raw, code):
-    fast = _nanp_fast(raw, code)
+    fast = nanp_fast_e164(raw, code)
     if fast is not None:
         assert fast == slow_e164(raw, code)
 

@@ -193,6 +193,7 @@ def dupcheck_decision_made(record):
 '''
 
 
+@pytest.mark.e2e
 def test_plugins_command_lists_each_plugin_with_its_hooks_node_types_and_filters(tmp_path):
     import json
     import os
