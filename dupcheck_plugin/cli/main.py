@@ -45,6 +45,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    own_command_line = argv is None  # the console script, not a caller in this process
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "run" else ""
         print(f"interrupted{hint}", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    if argv is None and TEMPORAL_BRIDGE in sys.modules:  # this process's own command line
+    if own_command_line and TEMPORAL_BRIDGE in sys.modules:
         leave_now(code)
     return code
 
