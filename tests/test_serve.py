@@ -798,7 +798,7 @@ def test_sigterm_mid_load_loses_no_answered_decision(sim, tmp_path):
             httpx.get(url + "/v1/leads/insert", params=params)
         early = [fresh_phone() for _ in range(100)]
         late = [fresh_phone() for _ in range(30)]
-        sim.set_knobs(latency_ms=400)  # the CRM is slow: the early inserts are all in flight at once
+        sim.set_knobs(hold=True)  # the CRM holds every call: the early inserts stay in flight until released
 
         def in_flight() -> int:
             return httpx.get(url + "/healthz", timeout=5).json()["inserts_in_flight"]
@@ -821,10 +821,11 @@ def test_sigterm_mid_load_loses_no_answered_decision(sim, tmp_path):
                         return phone, None, None
 
                 first = [asyncio.create_task(one(p)) for p in early]
-                await _until(lambda: in_flight() >= len(early))
+                await _until(lambda: in_flight() >= len(early), timeout=60)
                 proc.send_signal(signal.SIGTERM)
                 await _until(closed)  # the listening socket is gone
                 second = await asyncio.gather(*(one(p) for p in late))
+                sim.set_knobs(hold=False)  # the CRM answers: the inserts in flight finish
                 return await asyncio.gather(*first), second
 
         answered_early, after_close = asyncio.run(load())
@@ -832,7 +833,7 @@ def test_sigterm_mid_load_loses_no_answered_decision(sim, tmp_path):
         drain.join(5)
         log = "".join(log_lines)
     finally:
-        sim.set_knobs(latency_ms=0)
+        sim.set_knobs(hold=False)
         if proc.poll() is None:
             proc.kill()
     assert all(status == 200 and body["success"] for _, status, body in answered_early)  # finished, not dropped
