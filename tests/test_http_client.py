@@ -10,6 +10,8 @@ from aiohttp import web
 
 from dupcheck_plugin.http.client import make_client
 
+pytestmark = pytest.mark.e2e  # starts a server on loopback
+
 
 async def _serve_cookies() -> tuple[web.AppRunner, str]:
     async def handler(request: web.Request) -> web.Response:
