@@ -163,12 +163,14 @@ class CrmAnswer:
     batch_size: int = 1  # leads asked in the same CRM request (the answer was split back per lead)
     cached: bool = False  # reused from the connection's answer cache: the CRM was not called
     retry_after: float | None = None  # seconds the CRM asked to wait before trying again (its Retry-After)
+    response: Mapping[str, Any] | None = None  # the body as a record keeps it: secrets masked, bounded
 
     def as_json(self) -> dict[str, Any]:
         """A JSON object (a workflow engine's activity result); :meth:`from_json` reads it back."""
         out = asdict(self)
         out["headers"] = dict(self.headers)
         out["request"] = dict(self.request) if self.request is not None else None
+        out["response"] = dict(self.response) if self.response is not None else None
         return out
 
     @classmethod
@@ -226,6 +228,7 @@ class DecisionRecord(TypedDict):
     crm: CrmSummary
     crm_record_id: str | None
     request: dict[str, Any] | None
+    response: dict[str, Any] | None  # the CRM answer's body: {body, truncated, bytes}, secrets masked
     lead_id: str | None
     api: NotRequired[dict[str, Any]]  # serve: how the API call asked
     idempotency_key: NotRequired[str | None]  # serve and the Temporal host

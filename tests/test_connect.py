@@ -71,6 +71,33 @@ def test_auth_kinds_send_the_secret_and_record_it_masked(tmp_path, auth, where, 
     assert "****" in json.dumps(record["request"])
 
 
+def test_the_record_keeps_the_answer_body_with_the_connections_secrets_masked(tmp_path):
+    """A CRM that echoes what it was sent (an error page, a paging link) must not put a secret in the store."""
+    echo = {"total": 1, "results": [{"properties": {"firstname": "Zoë"}}],
+            "debug": {"auth": "Bearer s3cr3t-token", "hubspot": "hs-secret-value"},
+            "paging": {"next": {"link": "https://crm.example/next?hapikey=hs-secret-value&after=1"}}}
+    engine, _ = engine_with(tmp_path, {"auth": {"type": "bearer", "secret": "TOK"}},
+                            {"TOK": "s3cr3t-token", "HUBSPOT_TOKEN": "hs-secret-value"},
+                            [httpx.Response(200, json=echo)])
+    record = evaluate(engine, {"phone_number": "5550100171"})
+    response = record["response"]
+    assert response["truncated"] is False and response["bytes"] == len(response["body"].encode())
+    body = json.loads(response["body"])
+    assert body["results"] == echo["results"]  # what the rules read, as they read it
+    assert body["debug"]["auth"] == "Bearer ****" and "****" in body["paging"]["next"]["link"]
+    assert "s3cr3t-token" not in json.dumps(record) and "hs-secret-value" not in json.dumps(record)
+
+
+def test_a_large_answer_body_is_cut_at_64_kib_and_says_so(tmp_path):
+    big = {"total": 0, "results": [], "padding": "é" * 50_000}  # 100 KB of UTF-8, 2 bytes a character
+    engine, _ = engine_with(tmp_path, {}, {}, [httpx.Response(200, json=big)])
+    record = evaluate(engine, {"phone_number": "5550100172"})
+    response = record["response"]
+    assert response["truncated"] is True and response["bytes"] > 100_000
+    assert len(response["body"].encode()) <= 64 * 1024 and response["body"].startswith('{"total":0')
+    assert record["action"] == "created"  # the rules read the whole answer: only the record's copy is cut
+
+
 def test_a_missing_auth_secret_is_a_config_error(tmp_path):
     wf = write_workflow(tmp_path, [ROW], connect={"auth": {"type": "bearer", "secret": "NOT_SET_ANYWHERE"}})
     with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE"):

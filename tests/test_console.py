@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -413,7 +414,6 @@ def test_decisions_filter_by_action_and_csv_equals_the_store(page, server):
     page.click(f"#decisions a[href='/admin/decisions/{records[0]['id']}']")
     assert page.inner_text("#rules-row").startswith("row ")
     assert '"success": false' in page.inner_text("#caller-answer")
-    shot(page, "decision")
 
     # lead fields come from vendors: shown as text, never run
     evil = '<img src=x onerror="window.pwned=1">'
@@ -426,6 +426,31 @@ def test_decisions_filter_by_action_and_csv_equals_the_store(page, server):
     assert int(page.inner_text("#total")) >= 1
     page.goto("/admin/decisions?until=2000-01-01T00:00")
     assert page.inner_text("#total") == "0"
+
+
+def test_a_decision_shows_its_full_evidence_and_the_row_as_it_was_then(page, server):
+    insert(server, CUSTOMER)  # decided by row 0 "customer"
+    decided = last_decision(server, CUSTOMER)
+    rows(page).nth(0).locator("input[name=row_name]").fill("customer-renamed")
+    rows(page).nth(0).locator("select[name=row_add_to_dnc]").select_option("no")
+    apply(page)  # the table changes after the decision
+    insert(server, CUSTOMER)
+    later = last_decision(server, CUSTOMER)
+
+    page.goto(f"/admin/decisions/{server.api.store.search_decisions(phone_e164=CUSTOMER)[1][-1]['id']}")
+    assert page.inner_text("#rules-row") == "row 0 (customer)"
+    row = page.inner_text("#row")
+    assert 'name = "customer"' in row and "add_to_dnc = true" in row  # the row as it read when it decided
+    body = page.inner_text("#crm-body")
+    assert '"lifecyclestage": "customer"' in body and "sim-token" not in page.content()
+    assert json.loads(body) == json.loads(decided["response"]["body"])  # the whole answer, pretty printed
+    assert '"method": "POST"' in page.inner_text("#request") and "Bearer ****" in page.inner_text("#request")
+    assert '"success": false' in page.inner_text("#caller-answer")
+    shot(page, "decision")
+
+    page.goto(f"/admin/decisions/{server.api.store.search_decisions(phone_e164=CUSTOMER)[1][0]['id']}")
+    assert later["rules_row_name"] == "customer-renamed"
+    assert 'name = "customer-renamed"' in page.inner_text("#row") and "add_to_dnc = false" in page.inner_text("#row")
 
 
 def test_connections_show_calls_errors_and_latency(page, server):

@@ -36,14 +36,21 @@ def record(action: str, phone: str | None = PHONE, *, dnc: bool = False, rules_r
     return plan_commit(rec)
 
 
+def open_store(kind: str, request, tmp_path):
+    if kind == "memory":  # the contract and nothing more: what a plugin's store starts from
+        from dupcheck_plugin.testing import MemoryStore
+
+        return MemoryStore()
+    if kind == "sqlite":
+        return SqliteStore(tmp_path / "dupcheck.db")
+    from dupcheck_plugin.store.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SqliteStore(tmp_path / "dupcheck.db")
-    else:
-        from dupcheck_plugin.store.postgres import PostgresStore
-
-        s = PostgresStore(request.getfixturevalue("pg_url"))
+    s = open_store(request.param, request, tmp_path)
     yield s
     s.close()
 
@@ -405,3 +412,30 @@ def test_upgrading_a_current_record_changes_nothing():
     current = upgrade_record({**OLD_RECORDS[0]})
     assert upgrade_record(current) is current
     assert upgrade_record({"source_row": 7, "decided_by": "intake"}) == {"source_row": 7, "decided_by": "intake"}
+
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services), "memory"])
+def any_store(request, tmp_path):
+    """The shipped stores and the contract-only memory store."""
+    s = open_store(request.param, request, tmp_path)
+    yield s
+    s.close()
+
+
+def test_the_crm_answer_body_is_kept_as_recorded(any_store):
+    from dupcheck_plugin.http.wire import response_json
+
+    bodies = [{"total": 1, "results": [{"name": "Zoë \\ \"quoted\" \u2028", "nul": "a\x00b"}]},
+              "x" * (70 * 1024)]  # a text body over the 64 KiB a record keeps
+    commits = []
+    for i, body in enumerate(bodies):
+        c = record("duplicate", f"+1555123010{i}", rule=1)
+        commits.append(replace(c, record={**c.record, "response": response_json(body, ["Zoë"])}))
+    any_store.apply(commits)
+    for c in commits:
+        [stored] = any_store.decisions(c.record["phone_e164"])
+        assert stored["response"] == c.record["response"]
+    total, page = any_store.search_decisions()
+    assert total == 2 and [r["response"] for r in page[::-1]] == [c.record["response"] for c in commits]
+    assert any_store.decision_by_id(page[0]["id"])["response"]["truncated"] is True

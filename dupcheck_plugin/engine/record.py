@@ -57,6 +57,7 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
         "crm": crm_summary(answer),
         "crm_record_id": answer.record_id if answer else None,
         "request": dict(answer.request) if answer and answer.request else None,
+        "response": dict(answer.response) if answer and answer.response else None,
         "lead_id": None,
     }
     if api is not None:  # serve: how the API call asked (check_dup, check_dnc, ...)

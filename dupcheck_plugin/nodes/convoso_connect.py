@@ -15,7 +15,7 @@ from ..connection.secrets import SecretMissing, Secrets
 from ..connection.runtime import ConnectionRuntime
 from ..http.call import RetryPolicy, finish_answer, interpret, send
 from ..http.client import make_client
-from ..http.wire import request_json
+from ..http.wire import request_json, response_json
 from ..types import BuildContext, CrmAnswer, CrmNode, LeadContext
 
 
@@ -110,7 +110,19 @@ class ConvosoConnect(CrmNode):
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, attempts=0,
                              error="auth", error_detail=str(exc))
         variables = self.adaptor.fields.template_vars(lead.lead) if self.runtime.max_leads > 1 else None
-        return await self.runtime.call(self.client, real, masked, variables)
+        answer = await self.runtime.call(self.client, real, masked, variables)
+        return replace(answer, response=response_json(answer.body, self.secret_values()))
+
+    def secret_values(self) -> list[str]:
+        """The current values of the secrets this connection sends (adaptor and auth),
+        to mask wherever an answer might echo them."""
+        values = []
+        for name in self.secret_names:
+            try:
+                values.append(self.secrets.get(name))
+            except SecretMissing:
+                pass
+        return values
 
     def health(self) -> dict[str, Any]:
         """This connection's state, for /healthz and /metrics."""

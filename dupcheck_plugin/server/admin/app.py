@@ -31,6 +31,7 @@ from ...phone import to_e164
 from . import settings_form as sf
 from .auth import AdminTokens, csrf_ok, csrf_token, current_admin, log_in
 from .connections import connection_views
+from .evidence import RowInForce, response_body, row_in_force
 from .probe import LEAD_FIELDS, explain_pasted, probe_lead
 from .throttle import LoginThrottle
 from .workflow_file import CONNECT_NODE_TYPE, check_node_ids, check_node_index, edit_check_settings, node_version
@@ -373,7 +374,16 @@ class Console:
             return Response("no such decision", 404, media_type="text/plain")
         from ..convoso import insert_answer
 
-        return self.page(request, "decision.html", record=record, caller_answer=insert_answer(record))
+        def row() -> RowInForce | None:
+            changes = self.host.store.config_changes(record.get("workflow") or self.host.spec.name, 1000)
+            try:
+                current = self.api.reloader.read()
+            except OSError:  # the file went away: the change log may still know the row
+                current = ""
+            return row_in_force(record, changes, current, self.host.workflow.check_id)
+
+        return self.page(request, "decision.html", record=record, caller_answer=insert_answer(record),
+                         row=await asyncio.to_thread(row), crm_body=response_body(record.get("response")))
 
     # -- Connections -------------------------------------------------------------------
 
