@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .abtest import Series, alternate, run_process, spread
 from .common import write_csv
-from .stubbed import DUPCHECK, ENV, stub, write_workflow
+from .stubbed import ENV, bare_cmd, dupcheck_cmd, stub, write_workflow
 
 CASES = ((0, 64), (0, 256), (50, 64), (50, 256))
 
@@ -28,14 +28,11 @@ def measure(n: int, latency_ms: int, in_flight: int, tmp: Path, reps: int = 3) -
 
     with stub(latency_ms) as url:
         def bare_run():
-            return run_process([sys.executable, "-m", "benchmarks.bare_client", url, str(leads),
-                                "--in-flight", str(in_flight)])
+            return run_process(bare_cmd(url, leads, in_flight))
 
         def dupcheck_run():
             db = tmp / f"run{next(runs)}.db"  # a fresh store: a row of a file is decided once per store
-            return run_process(DUPCHECK + ["run", str(workflow), "--leads", str(leads), "--db", str(db),
-                                           "--out", os.devnull, "--no-progress", "--crm-url", url,
-                                           "--concurrency", str(in_flight)], env=ENV)
+            return run_process(dupcheck_cmd(workflow, leads, db, url, in_flight), env=ENV)
 
         alternate((bare, bare_run), (ours, dupcheck_run), reps)
     return bare, ours

@@ -12,10 +12,10 @@ def random_leads(n: int, seed: int = 1) -> list[dict[str, str]]:
              "email": f"p{i}@example.com"} for i in range(n)]
 
 
-def write_csv(path: Path, n: int, seed: int = 1) -> Path:
-    """A CSV lead file of ``n`` rows with (mostly) distinct phones."""
+def write_csv(path: Path, n: int, seed: int = 1, email: bool = True) -> Path:
+    """A CSV lead file of ``n`` rows with (mostly) distinct phones; ``email=False``: no email column."""
     with path.open("w") as f:
-        f.write("phone_number,first_name,last_name,email\n")
+        f.write("phone_number,first_name,last_name" + (",email\n" if email else "\n"))
         for i, lead in enumerate(random_leads(n, seed)):
-            f.write(f"{lead['phone_number']},First{i},Last{i},{lead['email']}\n")
+            f.write(f"{lead['phone_number']},First{i},Last{i}" + (f",{lead['email']}\n" if email else "\n"))
     return path

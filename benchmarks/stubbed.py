@@ -40,6 +40,17 @@ ENV = {**os.environ, "HUBSPOT_TOKEN": "bench"}
 DUPCHECK = [sys.executable, "-m", "dupcheck_plugin.cli.main"]
 
 
+def dupcheck_cmd(workflow: Path, leads: Path, db: Path, url: str, in_flight: int | None = None) -> list[str]:
+    """``dupcheck run`` of a lead file against ``url``, records discarded (``None``: run's default concurrency)."""
+    return DUPCHECK + ["run", str(workflow), "--leads", str(leads), "--db", str(db), "--out", os.devnull,
+                       "--no-progress", "--crm-url", url] + (["--concurrency", str(in_flight)] if in_flight else [])
+
+
+def bare_cmd(url: str, leads: Path, in_flight: int) -> list[str]:
+    """The bare aiohttp baseline: one HubSpot search per row of the lead file."""
+    return [sys.executable, "-m", "benchmarks.bare_client", url, str(leads), "--in-flight", str(in_flight)]
+
+
 def write_workflow(tmp: Path) -> Path:
     path = tmp / "bench_hubspot.toml"
     path.write_text(BENCH_WORKFLOW)
