@@ -40,10 +40,10 @@ ENV = {**os.environ, "HUBSPOT_TOKEN": "bench"}
 DUPCHECK = [sys.executable, "-m", "dupcheck_plugin.cli.main"]
 
 
-def dupcheck_cmd(workflow: Path, leads: Path, db: Path, url: str, in_flight: int | None = None) -> list[str]:
-    """``dupcheck run`` of a lead file against ``url``, records discarded (``None``: run's default concurrency)."""
+def dupcheck_cmd(workflow: Path, leads: Path, db: Path, url: str, in_flight: int) -> list[str]:
+    """``dupcheck run`` of a lead file against ``url``, records discarded."""
     return DUPCHECK + ["run", str(workflow), "--leads", str(leads), "--db", str(db), "--out", os.devnull,
-                       "--no-progress", "--crm-url", url] + (["--concurrency", str(in_flight)] if in_flight else [])
+                       "--no-progress", "--crm-url", url, "--concurrency", str(in_flight)]
 
 
 def bare_cmd(url: str, leads: Path, in_flight: int) -> list[str]:
