@@ -1,7 +1,7 @@
 """CPU per lead with batching: ``dupcheck run`` asking the simulator for 100
 leads per Salesforce request, beside the same run unbatched and bare aiohttp's
-CPU per request, all against one simulator (its own process, limits off, so
-only the dupcheck or bare client process's CPU is counted). Alternated x3.
+CPU per request, all against one simulator in its own process with its limits
+off (only the dupcheck or bare client process's CPU is counted). Alternated x3.
 
 Before a figure is printed, the simulator's request count proves the batched
 run really batched (at least 2/3 of 100 leads per request on average; with no
