@@ -4,6 +4,7 @@ host API (``dupcheck_plugin.host``) on the worker's :class:`Host`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from datetime import timedelta
@@ -40,6 +41,26 @@ class SendPace:
             self._next = max(now, self._next) + self.interval
 
 
+HEARTBEAT_EVERY_S = 1.0
+
+
+@contextlib.asynccontextmanager
+async def heartbeating():
+    """Tell Temporal this activity is alive while it waits (for its turn at
+    the CRM's rate limit) and calls: a worker that died is noticed by its
+    missing heartbeats, so no deadline has to cover the wait."""
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 class LeadActivities:
     def __init__(self, host: Host, pace: SendPace | None = None):
         self.host = host
@@ -61,9 +82,10 @@ class LeadActivities:
         Temporal retries it (after Retry-After when the CRM sent one); a final
         answer, an error included, is returned for the rules and on_error."""
         lead = Intake.from_json(intake)
-        if self.pace is not None:
-            await self.pace.wait()
-        answer = await self.host.workflow.run_node(node_id, lead)
+        async with heartbeating():
+            if self.pace is not None:
+                await self.pace.wait()
+            answer = await self.host.workflow.run_node(node_id, lead)
         data = answer.as_json()
         if answer.error in TRANSIENT_CRM_ERRORS:
             data["attempts"] = activity.info().attempt

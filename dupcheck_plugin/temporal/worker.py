@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from typing import Any, Mapping
 
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 # workers from queueing, and each worker also paces its own sends strictly at its
 # share, evenly spaced (SendPace): the shares add up to the limit in every second.
 CRM_RATE_SHARE = 0.7
+# a CRM activity's heartbeats reach Temporal this often (the SDK's default, 80% of the
+# heartbeat timeout, would leave a starved machine little margin)
+HEARTBEAT_SENT_EVERY = timedelta(seconds=3)
 
 
 def open_host(workflow: str, *, db: str, crm_url: str | None = None, registry: Registry | None = None,
@@ -76,7 +80,7 @@ async def run_worker(host: Host, *, target: str, namespace: str = DEFAULT_NAMESP
                       activities=[acts.local_check, acts.store_decision], workflow_runner=UnsandboxedWorkflowRunner(),
                       max_concurrent_activities=concurrency, max_concurrent_workflow_tasks=concurrency)
         crm = Worker(client, task_queue=crm_queue(task_queue), activities=[acts.call_crm],
-                     max_concurrent_activities=concurrency,
+                     max_concurrent_activities=concurrency, max_heartbeat_throttle_interval=HEARTBEAT_SENT_EVERY,
                      max_task_queue_activities_per_second=crm_rate * CRM_RATE_SHARE if crm_rate else None)
         async with main, crm:
             log.info("worker for %s on %s (namespace %s, task queue %s, CRM rate %s/s)", name,

@@ -22,7 +22,12 @@ from .lead import WORKFLOW_TYPE, LeadInput, crm_queue
 
 LOCAL_TIMEOUT = timedelta(seconds=30)
 STORE_TIMEOUT = timedelta(seconds=60)
-CRM_SLACK_S = 10.0  # on top of the node's own timeouts: a worker that died is noticed after this
+# A CRM activity waits for its turn at the rate limit (the worker's pacing, the connection's
+# limiter), then calls: no deadline can tell a long wait from a dead worker, so a dead worker
+# is noticed by its missing heartbeats and the deadline is only a backstop; the call itself
+# is bounded by the node's own timeouts
+CRM_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+CRM_BACKSTOP = timedelta(hours=1)
 STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
                           non_retryable_error_types=["store_refused"])
 
@@ -46,15 +51,14 @@ class CrmActivity(CrmNode):
         self.id = node_id
         self.retry = crm_retry(config)
         self.attempts = int(config.get("retry", {}).get("attempts", 3))
-        self.timeout = timedelta(seconds=float(config.get("timeout", 10)) + float(config.get("connect_timeout", 5))
-                                 + CRM_SLACK_S)
 
     async def run(self, ctx: LeadContext) -> CrmAnswer:
         intake = Intake(ctx.lead, ctx.phone_e164).as_json()
         try:
             data = await workflow.execute_activity(
                 "dupcheck.call_crm", args=[self.id, intake], task_queue=crm_queue(workflow.info().task_queue),
-                start_to_close_timeout=self.timeout, retry_policy=self.retry, result_type=dict)
+                start_to_close_timeout=CRM_BACKSTOP, heartbeat_timeout=CRM_HEARTBEAT_TIMEOUT,
+                retry_policy=self.retry, result_type=dict)
         except ActivityError as exc:  # retries used up: the last answer goes to the rules and on_error
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
