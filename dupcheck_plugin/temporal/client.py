@@ -12,14 +12,22 @@ from typing import Any, Mapping
 
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from ..host import DecisionRecord, Host, Intake, Registry, StoreError, Workflow, default_registry
-from .connect import connect
+from .connect import TemporalUnavailable, connect, reason
 from .lead import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, WORKFLOW_TYPE, LeadInput, workflow_id
 
 
 class WorkflowFailed(StoreError):
     """The lead's workflow failed (the store refused its write, say): nothing was stored for it."""
+
+
+class TemporalLost(StoreError):
+    """Temporal stopped answering while a lead was being decided: this
+    instance cannot tell its outcome, so the caller is told to retry, as
+    after a store outage (the same Idempotency-Key, or check_dup, finds a
+    lead that its workflow did store after all)."""
 
 
 class TemporalHost(Host):
@@ -44,11 +52,20 @@ class TemporalHost(Host):
         return cls(loaded, store, target=target, namespace=namespace, task_queue=task_queue)
 
     async def client(self) -> Client:
-        """The Temporal client (connected on first use); raises TemporalUnavailable."""
+        """The Temporal client (connected on first use); raises TemporalLost."""
         async with self._connecting:
             if self._client is None:
-                self._client = await connect(self.target, self.namespace)
+                try:
+                    self._client = await connect(self.target, self.namespace)
+                except TemporalUnavailable as exc:
+                    raise TemporalLost(str(exc)) from None
         return self._client
+
+    def _lost(self, exc: RPCError) -> TemporalLost:
+        """The error for a request Temporal did not answer; the next lead
+        connects afresh (a server restarted, or back, is found again)."""
+        self._client = None
+        return TemporalLost(f"Temporal at {self.target} did not answer: {reason(exc)}")
 
     async def decide(self, lead: Mapping[str, Any] | Intake, *, source_row: int | None = None,
                      source: str | None = None, check_dup: int = 0, check_dnc: bool = False,
@@ -64,6 +81,13 @@ class TemporalHost(Host):
                          api=dict(api) if api is not None else None, idempotency_key=idempotency_key)
         client = await self.client()
         wid = workflow_id(self.workflow.name, intake.phone_e164, request_id)
+        try:
+            return await self._decide(client, wid, data)
+        except RPCError as exc:
+            raise self._lost(exc) from None
+
+    async def _decide(self, client: Client, wid: str, data: LeadInput) -> DecisionRecord:
+        request_id = data.request_id
         while True:
             handle = await client.start_workflow(
                 WORKFLOW_TYPE, data, id=wid, task_queue=self.task_queue, result_type=dict,

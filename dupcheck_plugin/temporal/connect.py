@@ -17,7 +17,7 @@ class TemporalUnavailable(DupcheckError):
     """Temporal cannot be reached at the address, or has no such namespace."""
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """'Connection refused' out of the SDK's transport error, else its text."""
     found = re.search(r'message: "([^"]+)"', str(exc))
     return found.group(1) if found else str(exc)
@@ -28,7 +28,7 @@ async def connect(target: str, namespace: str) -> Client:
     try:
         client = await Client.connect(target, namespace=namespace)
     except RuntimeError as exc:
-        raise TemporalUnavailable(f"cannot reach Temporal at {target}: {_reason(exc)} "
+        raise TemporalUnavailable(f"cannot reach Temporal at {target}: {reason(exc)} "
                                   "(is the server running? --temporal HOST:PORT is its frontend)") from None
     try:
         await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
