@@ -108,3 +108,19 @@ def test_a_host_can_run_the_crm_node_alone_and_the_rest_with_a_stand_in(tmp_path
         stood_in.with_nodes({"nope": StandIn(None)})
     with pytest.raises(TypeError, match="node 'crm' of workflow 'wf' needs a CrmNode, got a Node"):
         stood_in.with_nodes({"crm": Node()})
+
+
+def test_a_host_builds_its_record_complete_with_its_own_clock_and_key(tmp_path):
+    """A workflow engine's host gives the record its time (a replay-safe clock),
+    key and run in one call: nothing is added to the record afterwards."""
+    workflow = Workflow.load(str(write_workflow(tmp_path, [ROW])), offline=True, environ=ENV)
+    intake = workflow.admit({"phone_number": "5550109301"})
+    decision = workflow.decide(None)
+    run = {"workflow_id": "dupcheck/w/+15550109301", "run_id": "r1", "request_id": "q1"}
+    record = workflow.record(intake, decision, None, idempotency_key="temporal/q1",
+                             decided_at="2026-01-02T03:04:05.678+00:00", temporal=run)
+    assert (record["decided_at"], record["idempotency_key"], record["temporal"]) == \
+        ("2026-01-02T03:04:05.678+00:00", "temporal/q1", run)
+    assert "api" not in record  # not an API insert
+    plain = workflow.record(intake, decision, None)  # the embedded engine's run: its clock, no key, no run
+    assert plain["decided_at"] > "2026" and "idempotency_key" not in plain and "temporal" not in plain

@@ -151,11 +151,13 @@ class Workflow:
 
     def record(self, intake: Intake, decision: Decision, answer: CrmAnswer | None, *,
                source_row: int | None = None, source: str | None = None, api: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None) -> DecisionRecord:
-        """The decision record (the README's JSON object); pure."""
+               idempotency_key: str | None = None, decided_at: str | None = None,
+               temporal: Mapping[str, Any] | None = None) -> DecisionRecord:
+        """The decision record (the README's JSON object); pure but for the
+        clock when ``decided_at`` is not given."""
         return build_record(workflow=self.name, lead=intake.lead, phone_e164=intake.phone_e164, decision=decision,
                             answer=answer, source_row=source_row, source=source, api=api,
-                            idempotency_key=idempotency_key)
+                            idempotency_key=idempotency_key, decided_at=decided_at, temporal=temporal)
 
     async def aclose(self) -> None:
         for node in self.nodes.values():

@@ -33,13 +33,16 @@ def crm_summary(answer: CrmAnswer | None) -> CrmSummary:
 
 def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | None, decision: Decision,
                  answer: CrmAnswer | None, source_row: int | None = None, source: str | None = None,
-                 api: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> DecisionRecord:
-    """The record of one decision, complete: the store's copy adds only ``lead_id``."""
+                 api: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
+                 decided_at: str | None = None, temporal: Mapping[str, Any] | None = None) -> DecisionRecord:
+    """The record of one decision, complete: the store's copy adds only ``lead_id``.
+    ``decided_at``: now unless given (a Temporal workflow gives its own
+    deterministic clock's time); ``temporal``: the workflow run that decided."""
     record: DecisionRecord = {
         "workflow": workflow,
         "source": source,
         "source_row": source_row,
-        "decided_at": now_iso(),
+        "decided_at": decided_at or now_iso(),
         "lead": dict(lead),
         "phone_e164": phone_e164,
         "rules_row": decision.rules_row,
@@ -62,7 +65,10 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
     }
     if api is not None:  # serve: how the API call asked (check_dup, check_dnc, ...)
         record["api"] = dict(api)
+    if api is not None or idempotency_key is not None:  # serve's header; the Temporal host's key for every lead
         record["idempotency_key"] = idempotency_key
+    if temporal is not None:
+        record["temporal"] = dict(temporal)
     return record
 
 

@@ -104,11 +104,11 @@ class DecideLead:
                    "existing_lead_id": hit["existing_lead_id"] if hit else None}
         # every record gets a key: a store write retried after a crash, or a second run for
         # the same request (a start the client retried), cannot land twice
-        record = loaded.record(intake, decision, answer, source_row=lead.source_row, source=lead.source, api=api,
-                               idempotency_key=lead.idempotency_key)
-        record["idempotency_key"] = lead.idempotency_key or f"temporal/{lead.request_id}"
-        record["decided_at"] = workflow.now().isoformat(timespec="milliseconds")
-        record["temporal"] = {"workflow_id": info.workflow_id, "run_id": info.run_id, "request_id": lead.request_id}
+        record = loaded.record(
+            intake, decision, answer, source_row=lead.source_row, source=lead.source, api=api,
+            idempotency_key=lead.idempotency_key or f"temporal/{lead.request_id}",
+            decided_at=workflow.now().isoformat(timespec="milliseconds"),  # replay-safe: the workflow's clock
+            temporal={"workflow_id": info.workflow_id, "run_id": info.run_id, "request_id": lead.request_id})
         return await workflow.execute_local_activity("dupcheck.store_decision", record,
                                                      start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY,
                                                      result_type=dict)
