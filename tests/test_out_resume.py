@@ -18,6 +18,7 @@ from dupcheck_plugin.host import upgrade_record
 
 BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
 ROWS = 300
+BUDGET = 30  # CRM calls each killed run may make
 
 
 def decided(db: Path) -> int:
@@ -29,8 +30,8 @@ def decided(db: Path) -> int:
 
 
 def kill_when(proc: subprocess.Popen, db: Path, count: int) -> None:
-    """kill -9 the run once the store holds ``count`` decisions."""
-    deadline = time.monotonic() + 60
+    """kill -9 the run once the store holds ``count`` decisions (awaited, not timed)."""
+    deadline = time.monotonic() + 120  # a backstop for a run that hangs, never reached by a slow one
     while decided(db) < count:
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "the run made no progress"
@@ -40,8 +41,10 @@ def kill_when(proc: subprocess.Popen, db: Path, count: int) -> None:
 
 
 def test_kill_9_three_times_then_resume_leaves_each_row_once_in_out(tmp_path, crm_sim, hubspot_env):
-    crm_sim.set_knobs(latency_ms=20)
-    wf = write_workflow(tmp_path, [BASE_ROW])
+    # the gate: each run may send BUDGET CRM calls (one per lead), then waits a day for its
+    # budget to reopen, so it cannot finish before it is killed, however fast the machine
+    gated = {"limits": {"budget": BUDGET, "when_spent": "wait"}}
+    wf = write_workflow(tmp_path, [BASE_ROW], connect=gated)
     leads = tmp_path / "leads.csv"
     leads.write_text("phone_number\n" + "".join(f"55502{n:05d}\n" for n in range(ROWS)))
     db, out = tmp_path / "r.db", tmp_path / "out.jsonl"
@@ -49,9 +52,9 @@ def test_kill_9_three_times_then_resume_leaves_each_row_once_in_out(tmp_path, cr
             "--crm-url", crm_sim.url, "--db", str(db), "--concurrency", "4", "--out", str(out), "--no-progress"]
     for i in range(3):
         proc = subprocess.Popen(args + (["--resume"] if i else []), stderr=subprocess.PIPE, text=True)
-        kill_when(proc, db, decided(db) + 30)
-    assert decided(db) < ROWS
-    crm_sim.set_knobs(latency_ms=0)
+        kill_when(proc, db, BUDGET * (i + 1))
+        assert decided(db) == BUDGET * (i + 1)  # killed at the gate: the spent budget let no lead past
+    write_workflow(tmp_path, [BASE_ROW])  # the same workflow, ungated: the resume finishes
     done = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
