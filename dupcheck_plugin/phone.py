@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-
-import phonenumbers
+from typing import TYPE_CHECKING
 
 from .errors import DupcheckError
+
+if TYPE_CHECKING:
+    import phonenumbers
+
+# phonenumbers (~15 ms to import) is imported where a number needs it: the
+# common North American shapes never do, and `dupcheck check` never parses one
 
 
 class PhoneError(DupcheckError, ValueError):
@@ -21,6 +26,8 @@ def _digits(value: str) -> str:
 def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
     """Parse ``number`` dialled in the country of ``phone_code`` (Convoso's
     default is 1). A leading ``+`` means the number carries its own code."""
+    import phonenumbers
+
     raw = str(number).strip()
     if not raw:
         raise PhoneError("empty phone number")
@@ -70,6 +77,8 @@ def to_e164(number: str, phone_code: str = "1") -> str:
     fast = nanp_fast_e164(str(number), phone_code)
     if fast is not None:
         return fast
+    import phonenumbers
+
     return phonenumbers.format_number(parse_phone(number, phone_code), phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -78,6 +87,8 @@ def national_digits(number: str, phone_code: str = "1") -> str:
     fast = nanp_fast_e164(str(number), phone_code)
     if fast is not None:  # "+1" and the ten national digits
         return fast[2:]
+    import phonenumbers
+
     return phonenumbers.national_significant_number(parse_phone(number, phone_code))
 
 
@@ -92,6 +103,8 @@ def mask_phone(phone: str | None) -> str | None:
 
 def split_e164(phone_e164: str) -> tuple[str, str]:
     """``+15551234567`` -> (``5551234567``, ``1``): the shape Convoso's DNC API shows."""
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(phone_e164, None)
         return phonenumbers.national_significant_number(parsed), str(parsed.country_code)

@@ -9,7 +9,6 @@ come from the ``dupcheck`` entry-point group. ``DUPCHECK_LOAD_PLUGINS``
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,8 +18,6 @@ import pluggy
 from . import PROJECT_NAME, hookspecs
 from .errors import DupcheckError
 from .types import NodeType
-
-log = logging.getLogger(__name__)
 
 # (name, module): registered before any entry point, never through one
 DEFAULT_PLUGINS = (("builtin", "dupcheck_plugin.builtin"),)
@@ -52,7 +49,9 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken third-party plugin must not stop the host
-            log.warning("plugin %s (%s) failed to load and was skipped: %s", ep.name, ep.value, exc)
+            import logging
+
+            logging.getLogger(__name__).warning("plugin %s (%s) failed to load and was skipped: %s", ep.name, ep.value, exc)
             continue
         if pm.is_registered(plugin) or pm.get_plugin(ep.name) is not None:
             continue

@@ -43,10 +43,27 @@ def _loaded(modules: list[str], roots: tuple[str, ...]) -> list[str]:
     return [m for m in modules if m not in _ALLOWED and any(m == r or m.startswith(r + ".") for r in roots)]
 
 
+# a clean check needs none of these either: jsonschema only explains a file the fast
+# schema check refused, tree-sitter only places a problem, phonenumbers parses no lead
+_NOT_FOR_A_CLEAN_CHECK = ("jsonschema", "referencing", "tree_sitter", "tree_sitter_toml", "phonenumbers", "orjson")
+
+
 def test_check_imports_neither_server_nor_simulator_nor_http_client():
     rc, modules, out = _modules_after("check", "workflows/hubspot_dupcheck.toml", "adaptors")
     assert rc == 0, out
     assert "dupcheck_plugin.config.checker" in modules  # it did check
+    assert _loaded(modules, _NOT_FOR_CHECK + _NOT_FOR_A_CLEAN_CHECK) == []
+
+
+def test_a_schema_mistake_brings_jsonschema_in_to_explain_it(tmp_path):
+    bad = tmp_path / "adaptors" / "a.toml"
+    bad.parent.mkdir()
+    schema_line, rest = (ROOT / "adaptors" / "hubspot_contacts_search.toml").read_text().split("\n", 1)
+    bad.write_text(f"{schema_line}\nnme = 1\n{rest}")
+    rc, modules, out = _modules_after("check", str(bad))
+    assert rc == 1, out
+    assert "unknown key 'nme'" in out and "a.toml:" in out
+    assert "jsonschema" in modules and "tree_sitter" in modules
     assert _loaded(modules, _NOT_FOR_CHECK) == []
 
 

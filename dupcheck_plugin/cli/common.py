@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .. import jsontext
 from ..config.problems import ConfigError
 
 # exit codes, for every command: 0 done, 1 invalid input or a failure the message
@@ -34,8 +33,13 @@ def origin_url(value: str) -> str:
     return value
 
 
-def dumps(obj: Any) -> str:
-    return jsontext.dumps(obj)
+def __getattr__(name: str) -> Any:
+    # ``dumps`` (orjson) is loaded by the commands that print records, not by every command
+    if name == "dumps":
+        from ..jsontext import dumps
+
+        return dumps
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> int:

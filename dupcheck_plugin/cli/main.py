@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 
@@ -71,6 +70,8 @@ def leave_now(code: int) -> None:
     current", temporalio/sdk-python#300), turning a clean exit or a clear
     error into a crash. The command has closed its stores by now; flush what
     it printed and logged, and go."""
+    import logging
+
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

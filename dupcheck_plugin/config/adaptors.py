@@ -11,13 +11,13 @@ from typing import Any, Mapping
 from ..adaptor.model import Adaptor, build_adaptor
 from ..resources import AmbiguousName, find_named
 from .problems import ConfigError, Problem
-from .schemas import schema_problems, validator_for
+from .schemas import shipped_schema_problems
 from .toml import load_toml
 
 
 def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:
     """The adaptor of a parsed document, or None and every problem found."""
-    problems = schema_problems(validator_for("adaptor.schema.json"), doc, source)
+    problems = shipped_schema_problems("adaptor.schema.json", doc, source)
     if problems:
         return None, problems
     return build_adaptor(doc, source, filters)

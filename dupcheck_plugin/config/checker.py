@@ -20,7 +20,6 @@ from ..plugins import Registry
 from ..resources import shipped_dir
 from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
-from .positions import Positions
 from .problems import ConfigError, Problem
 from .toml import MAX_CONFIG_BYTES, parse_toml, read_config_text, too_large
 
@@ -123,6 +122,8 @@ def place(problems: list[Problem], file: str, text: str) -> list[Problem]:
     """Each problem of ``file`` with the line and column of its key or value."""
     if all(p.line is not None or p.file != file for p in problems):
         return problems
+    from .positions import Positions  # tree-sitter: loaded only when there is a problem to place
+
     positions = Positions(text)
     out = []
     for p in problems:

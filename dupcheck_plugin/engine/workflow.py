@@ -14,7 +14,7 @@ from ..adaptor.model import Adaptor
 from ..config.adaptors import compile_adaptor
 from ..config.kinds import file_kind
 from ..config.problems import ConfigError, Problem
-from ..config.schemas import schema_problems, validator_for, validator_for_schema
+from ..config.schemas import schema_problems, shipped_schema_problems, validator_for_schema
 from ..config.suggest import did_you_mean
 from ..config.toml import load_toml
 from ..plugins import Registry, default_registry
@@ -92,7 +92,7 @@ class AdaptorResolver:
 
 def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry: Registry,
                    resolver: AdaptorResolver | None = None) -> tuple[WorkflowSpec | None, list[Problem]]:
-    problems = schema_problems(validator_for("workflow.schema.json"), doc, source)
+    problems = shipped_schema_problems("workflow.schema.json", doc, source)
     if problems:
         return None, problems
     resolver = resolver or AdaptorResolver(base_dir, registry.filters)
