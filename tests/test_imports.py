@@ -5,11 +5,13 @@ the HTTP clients or the connection code."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import unlimited_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +30,9 @@ _NOT_FOR_CHECK = ("httpx", "aiohttp", "httpx_aiohttp", "starlette", "uvicorn", "
                   "dupcheck_plugin.engine.runner", "dupcheck_plugin.store.sqlite")
 
 
-def _modules_after(*argv: str) -> tuple[int, list[str], str]:
-    proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+def _modules_after(*argv: str, env: dict[str, str] | None = None) -> tuple[int, list[str], str]:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=env)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return out["rc"], out["modules"], proc.stdout + proc.stderr
 
@@ -82,3 +85,25 @@ def test_help_still_lists_every_command():
     assert proc.returncode == 0
     for command in ("demo", "run", "explain", "check", "render", "crm-sim", "serve", "plugins"):
         assert f"    {command} " in proc.stdout or f"    {command}\n" in proc.stdout, command
+
+
+# a run of a bearer-token workflow without vendor limits on North American numbers: no
+# command's module but its own, no schema library to report problems it does not have, no
+# OAuth stack, no rate-limit library, no phone metadata, no progress bar
+_NOT_FOR_THIS_RUN = ("dupcheck_plugin.server", "dupcheck_plugin.sim", "starlette", "uvicorn", "dupcheck_plugin.cli.check",
+                     "dupcheck_plugin.cli.serve", "dupcheck_plugin.cli.explain", "dupcheck_plugin.config.checker",
+                     "jsonschema", "referencing", "tree_sitter", "authlib", "joserfc", "cryptography",
+                     "dupcheck_plugin.connection.oauth", "limits", "phonenumbers", "tqdm", "temporalio")
+
+
+def test_run_imports_only_what_this_run_uses(tmp_path, crm_stub):
+    workflow = unlimited_copy(ROOT / "workflows" / "hubspot_dupcheck.toml", tmp_path)
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone_number,first_name\n(555) 010-8301,A\n")
+    rc, modules, out = _modules_after("run", str(workflow), "--leads", str(leads), "--db", str(tmp_path / "r.db"),
+                                      "--out", str(tmp_path / "out.jsonl"), "--no-progress", "--crm-url", crm_stub.url,
+                                      env={**os.environ, "HUBSPOT_TOKEN": "t"})
+    assert rc == 0, out
+    assert len(crm_stub.requests) == 1  # it did ask the CRM
+    assert json.loads((tmp_path / "out.jsonl").read_text())["action"] == "created"
+    assert _loaded(modules, _NOT_FOR_THIS_RUN) == []

@@ -5,14 +5,16 @@ environment or ``NAME_FILE`` files and are read again when a file changes."""
 from __future__ import annotations
 
 import base64
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import httpx
 
 from ..adaptor.render import MASK
 from ..config.problems import ConfigError, Problem
-from .oauth import OAuth2Auth, OAuthSettings, TokenKeeper
 from .secrets import SecretMissing, Secrets
+
+if TYPE_CHECKING:
+    from .oauth import TokenKeeper
 
 
 def _missing(node_id: str, key: str, name: str) -> Problem:
@@ -37,6 +39,9 @@ class ConnectionAuth:
         self.api_origin: str | None = None
         self._static: tuple[str, dict] | None = None  # (secret value, what it built)
         if self.kind == "oauth2":
+            # imported for OAuth only: Authlib, joserfc and cryptography are ~60 ms of a run's start-up
+            from .oauth import OAuth2Auth, OAuthSettings, TokenKeeper
+
             settings = OAuthSettings.from_config(node_id, self.config, None, secrets.environ)
             self._oauth_names = settings.secret_names()
             problems = [_missing(node_id, key, name) for key, name in settings.secret_names()

@@ -27,15 +27,14 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
-from typing import Any, AsyncIterator, Mapping
-
-from limits import RateLimitItem
-from limits.limits import Granularity
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
 from ..http.call import Interpreted, Refused
 from .quota import read_quota
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +44,30 @@ WINDOW_MARGIN = 0.05
 POLICIES = ("wait", "on_error")
 
 
-class PerMillisecond(RateLimitItem):
-    """``limits`` counts windows in whole seconds; time-scaled tests and the
-    benchmark need windows of a few milliseconds."""
+# ``limits`` (~20 ms to import) is loaded by the first connection that has limits, not by every run
+@lru_cache(maxsize=1)
+def _per_millisecond() -> type[RateLimitItem]:
+    from limits import RateLimitItem
+    from limits.limits import Granularity
 
-    GRANULARITY = Granularity(0.001, "millisecond")  # type: ignore[arg-type]
+    class PerMillisecond(RateLimitItem):
+        """``limits`` counts windows in whole seconds; time-scaled tests and the
+        benchmark need windows of a few milliseconds."""
+
+        GRANULARITY = Granularity(0.001, "millisecond")  # type: ignore[arg-type]
+
+    return PerMillisecond
 
 
 def window(amount: int, seconds: float) -> RateLimitItem:
-    return PerMillisecond(amount, max(1, round(seconds * 1000)))
+    return _per_millisecond()(amount, max(1, round(seconds * 1000)))
+
+
+def _moving_window():
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import MovingWindowRateLimiter
+
+    return MovingWindowRateLimiter(MemoryStorage())
 
 
 @dataclass(frozen=True)
@@ -86,9 +100,10 @@ class ConnectionLimiter:
         self.name = name
         self.limits = limits
         self.interactive = interactive
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._rate = window(limits.requests, limits.per_seconds * (1 + WINDOW_MARGIN)) if limits.requests else None
         self._budget = window(limits.budget, limits.budget_seconds) if limits.budget else None
+        # the moving window counts for those two only: a connection with neither never loads ``limits``
+        self._limiter = _moving_window() if self._rate is not None or self._budget is not None else None
         self._calls = asyncio.Semaphore(limits.concurrency) if limits.concurrency else None
         self._turn = asyncio.Lock()  # FIFO: leads take their slots in arrival order
         self.paused_until = 0.0  # the CRM's headers say its current window is spent

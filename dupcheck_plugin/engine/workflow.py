@@ -41,6 +41,8 @@ class WorkflowSpec:
     defaults: dict[str, Any]
     inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     alarm: dict[str, Any] = field(default_factory=dict)  # the duplicate alarm's settings (window, factor, jump)
+    # the adaptors compiled while checking, so that building the nodes does not compile them again
+    adaptors: AdaptorResolver | None = field(default=None, repr=False, compare=False)
 
     @property
     def sinks(self) -> list[str]:
@@ -136,7 +138,7 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
         return None, problems
     return WorkflowSpec(name=doc.get("name") or Path(source).stem, source=source, base_dir=base_dir,
                         nodes=nodes, defaults=dict(doc.get("defaults", {})), inputs=inputs,
-                        alarm=dict(doc.get("alarm", {}))), []
+                        alarm=dict(doc.get("alarm", {})), adaptors=resolver), []
 
 
 def _cycles(nodes: list[NodeSpec], inputs: Mapping[str, tuple[str, ...]], source: str) -> list[Problem]:
@@ -184,7 +186,9 @@ class _Build:
     """The BuildContext a node factory gets."""
 
     def __init__(self, spec: WorkflowSpec, registry: Registry, settings: Mapping[str, Any]):
-        self._resolver = AdaptorResolver(spec.base_dir, registry.filters)
+        checked = spec.adaptors
+        same = checked is not None and checked.base_dir == spec.base_dir and checked.filters is registry.filters
+        self._resolver = checked if same else AdaptorResolver(spec.base_dir, registry.filters)
         self._nodes: dict[str, Node] = {}
         self.settings = settings
 
