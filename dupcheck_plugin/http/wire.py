@@ -4,6 +4,8 @@ sending it and for showing it in a decision record."""
 from __future__ import annotations
 
 import json
+import string
+from functools import lru_cache
 from typing import Any, Iterable
 
 import httpx
@@ -16,10 +18,60 @@ MIN_SECRET_CHARS = 4  # shorter values would mask ordinary text ("1", "yes") rat
 
 
 def full_url(r: Rendered) -> str:
-    """The URL as sent: a query written in the URL merged with the query table."""
+    """The URL as sent: a query written in the URL merged with the query table,
+    exactly as ``str(httpx.URL(r.url).copy_merge_params(r.query))`` writes it.
+    httpx re-parses and re-quotes the whole URL character by character (a
+    batched SOQL query is 10,000 of them), so the part before the query is
+    parsed once per URL and the query string written directly."""
     if not r.query:
         return r.url
-    return str(httpx.URL(r.url).copy_merge_params(r.query))
+    base, written, fragment = _url_parts(r.url)
+    params = {**written, **{str(k): _param_values(v) for k, v in r.query.items()}}  # httpx's merge: ours win
+    return f"{base}?{'&'.join(f'{_quote(k)}={_quote(v)}' for k, values in params.items() for v in values)}{fragment}"
+
+
+@lru_cache(maxsize=1024)
+def _url_parts(url: str) -> tuple[str, dict[str, list[str]], str]:
+    """(scheme://host/path as httpx normalises it, the query written in it, "#fragment" or "")."""
+    parsed = httpx.URL(url)
+    written: dict[str, list[str]] = {}
+    for k, v in parsed.params.multi_items():
+        written.setdefault(k, []).append(v)
+    base = str(parsed.copy_with(query=None, fragment=None))
+    return base, written, str(parsed.copy_with(query=None))[len(base):]
+
+
+def _param_values(value: Any) -> list[str]:
+    """A query value as httpx's QueryParams holds it: a list of strings (JSON-style booleans, None empty)."""
+    return [_param_str(v) for v in value] if isinstance(value, (list, tuple)) else [_param_str(value)]
+
+
+def _param_str(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)
+
+
+class _QuotePlus(dict):
+    """A ``str.translate`` table writing text as ``urllib.parse.quote_plus`` does (httpx's
+    query encoding): unreserved ASCII as is, a space as ``+``, the rest as %XX of UTF-8."""
+
+    def __missing__(self, code: int) -> str:
+        # strict UTF-8: a lone surrogate raises UnicodeEncodeError, as quote_plus does
+        quoted = "".join(f"%{b:02X}" for b in chr(code).encode("utf-8"))
+        if code < 0x3000:  # keep the table small: other scripts are rare in a query, and cheap enough
+            self[code] = quoted
+        return quoted
+
+
+_QUOTE_TABLE = _QuotePlus({ord(c): c for c in string.ascii_letters + string.digits + "_.-~"})
+_QUOTE_TABLE[ord(" ")] = "+"
+
+
+def _quote(text: str) -> str:
+    return text.translate(_QUOTE_TABLE)
 
 
 def request_json(r: Rendered) -> dict[str, Any]:
