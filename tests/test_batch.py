@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import write_workflow
+from dupcheck_plugin.adaptor.batch import BatchError
 from dupcheck_plugin.config.adaptors import load_adaptor
 from dupcheck_plugin.engine.runner import Host, aiter_items
 from dupcheck_plugin.sim import SimulatorThread
@@ -159,3 +160,66 @@ def test_an_idle_connection_sends_a_lone_lead_as_its_own_single_request(tmp_path
                         connect={"batch": True})
     records = decide_all(wf, [{"phone_number": "5550100002"}], crm_sim, tmp_path / "d.db")
     assert records[0]["crm"]["batch_size"] == 1 and records[0]["request"]["body"]["limit"] == 10
+
+
+def test_each_lead_gets_its_records_in_the_answers_order_once_and_none_of_the_others():
+    spec = load_adaptor("salesforce_soql").batch
+    a = {"phone": "5550100002", "phone_code": "1", "email": ""}
+    twin = dict(a)  # the same phone twice in one batch: sent once, both get its records
+    b = {"phone": "5550100009", "phone_code": "1", "email": "x@example.com"}
+    alone = {"phone": "5550100077", "phone_code": "1", "email": ""}  # no record of its own
+    query, _ = spec.render([a, twin, b, alone])
+    assert query["q"].count("'+15550100002'") == 2  # once in Phone IN (...), once in MobilePhone IN (...)
+    rec = lambda id_, phone=None, mobile=None, email=None: {"Id": id_, "Phone": phone, "MobilePhone": mobile,  # noqa: E731
+                                                            "Email": email}
+    found = [rec("1", "(555) 010-0002"), rec("2", "5550100009", "+15550100002"),  # b's phone and a's mobile
+             rec("3", email="X@Example.com"), rec("4", "+15550100002", "5550100002"),  # a's, by both fields
+             rec("5", "+15559999999")]
+    parts = spec.split(200, {"totalSize": 5, "done": True, "records": found}, [a, twin, b, alone])
+    ids = [[r["Id"] for r in body["records"]] for _, body in parts]
+    assert ids == [["1", "2", "4"], ["1", "2", "4"], ["2", "3"], []]
+    assert [body["totalSize"] for _, body in parts] == [3, 3, 2, 0] and all(body["done"] for _, body in parts)
+    many = [rec(str(i), "5550100002") for i in range(12)]  # more than the single query's LIMIT 10
+    (_, body), = spec.split(200, {"totalSize": 12, "done": True, "records": many}, [a])
+    assert [r["Id"] for r in body["records"]] == [str(i) for i in range(10)] and body["totalSize"] == 10
+
+
+def test_a_phone_comparison_reads_a_records_number_with_the_leads_country_code():
+    spec = load_adaptor("hubspot_contacts_search").batch
+    us = {"phone": "2079460000", "phone_code": "1", "email": ""}
+    uk = {"phone": "2079460000", "phone_code": "44", "email": ""}
+    body = {"total": 2, "results": [{"id": "1", "properties": {"phone": "020 7946 0000"}},
+                                    {"id": "2", "properties": {"phone": "+1 207 946 0000"}}]}
+    (_, for_us), (_, for_uk) = spec.split(200, body, [us, uk])
+    assert [r["id"] for r in for_us["results"]] == ["2"] and [r["id"] for r in for_uk["results"]] == ["1"]
+
+
+def test_a_lead_that_cannot_be_rendered_into_a_batch_says_why_and_spoils_only_batches_it_is_in():
+    spec = load_adaptor("salesforce_soql").batch
+    good = spec.prepare({"phone": "5550100002", "phone_code": "1", "email": ""})
+    bad = spec.prepare({"phone": "not a phone", "phone_code": "1", "email": ""})
+    assert good.error is None and "not a phone" in bad.error
+    with pytest.raises(BatchError, match="not a phone"):
+        spec.render([good, bad])
+    query, _ = spec.render([good])
+    assert "'+15550100002'" in query["q"]
+
+
+def test_a_batch_over_the_url_limit_is_asked_in_smaller_ones_and_decides_as_single_calls(book_sim, tmp_path):
+    # long emails: each lead adds 216 or more characters to the batched SOQL's URL, so any batch of
+    # 73 leads or more is longer than Salesforce's URL limit (16,000 in the adaptor), 100 by far
+    batch = [dict(lead, email=f"{i}-{'x' * 190}@example.com") for i, lead in enumerate(leads(400))]
+    rows = ROWS["salesforce_soql"]
+    single_wf = write_workflow(tmp_path, rows, name="single", adaptor="salesforce_soql")
+    batched_wf = write_workflow(tmp_path, rows, name="batched", adaptor="salesforce_soql",
+                                connect={"batch": {"max_leads": 100}})
+    book_sim.reset()
+    single = decide_all(single_wf, batch, book_sim, tmp_path / "single.db")
+    book_sim.reset()
+    batched = decide_all(batched_wf, batch, book_sim, tmp_path / "batched.db")
+    assert {r["crm"]["error"] for r in batched} == {None}  # no 414: every request stayed under the limit
+    assert [{k: r[k] for k in DECISION} for r in batched] == [{k: r[k] for k in DECISION} for r in single]
+    assert [r["request"] for r in batched] == [r["request"] for r in single]  # each lead's own request, as sent alone
+    sizes = [r["crm"]["batch_size"] for r in batched]
+    assert 1 < max(sizes) < 73, sizes
+    assert requests_seen(book_sim) < len(batch) / 5

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
 from ..errors import DupcheckError
 from ..phone import PhoneError, to_e164
@@ -40,6 +40,7 @@ from ..rules.paths import MISSING, lookup, split_path
 EACH, WHEN, JOIN, CONCAT, PREFIX, SUFFIX, OMIT = "$each", "$when", "$join", "$concat", "$prefix", "$suffix", "$omit_if_empty"
 COMPARISONS = ("phone", "text")
 _DROP = object()
+_SKIP = object()  # a lead left out of a $each by its $when
 
 
 class BatchError(DupcheckError, ValueError):
@@ -51,6 +52,59 @@ class Match:
     record: tuple[tuple[str, ...], ...]  # paths into one returned record
     lead: tuple[Any, ...]  # compiled templates: the lead's values
     compare: str  # phone | text
+
+
+class _Leaf:
+    """One template leaf of the [batch] table: a block of the spec's combined template
+    (identical sources share one leaf: a lead renders it once)."""
+
+    __slots__ = ("source", "block")
+
+    def __init__(self, source: str):
+        self.source = source
+        self.block: Any = None  # bound once the combined template is compiled
+
+
+@dataclass(frozen=True)
+class _Each:
+    """A ``$each``: one rendering of ``template`` per lead (``$when`` non-empty); joined
+    into one string with a ``$join``, else the elements of the list it stands in."""
+
+    index: int  # its slot in a BatchLead's renderings
+    template: Any  # compiled: a leaf, or a list / table of them
+    when: Any  # compiled $when, or None
+    join: Any = None  # the separator; None: list elements
+    prefix: Any = ""
+    suffix: Any = ""
+
+
+class _Renderer:
+    """Leaves rendered with one context: one render budget, each leaf at most once."""
+
+    __slots__ = ("ctx", "done")
+
+    def __init__(self, combined: Any, variables: Mapping[str, Any]):
+        self.ctx = combined.new_context(dict(variables))
+        self.done: dict[_Leaf, str] = {}
+
+    def __call__(self, leaf: Any) -> str:
+        text = self.done.get(leaf)
+        if text is None:
+            text = self.done[leaf] = bounded_join(leaf.block(self.ctx), budget_of(self.ctx))
+        return text
+
+
+class BatchLead:
+    """One lead as the batch sees it, rendered once (however often it is asked again in smaller
+    batches): what each ``$each`` holds for it, and its match keys normalised like the CRM compares."""
+
+    __slots__ = ("code", "each", "keys", "error")
+
+    def __init__(self, code: str, each: list, keys: list[set[str]], error: str | None = None):
+        self.code = code
+        self.each = each
+        self.keys = keys
+        self.error = error  # why it cannot be rendered into a batch (then it is asked alone)
 
 
 @dataclass
@@ -66,14 +120,49 @@ class BatchSpec:
     query: dict[str, Any] | None  # compiled: the query keys it replaces
     body: Any  # compiled: the whole body (None: the single request's body)
     env: Any = field(repr=False, default=None)
+    eaches: tuple[_Each, ...] = ()  # every per-lead $each, by index
+    combined: Any = field(repr=False, default=None)  # every leaf, one block each
+
+    # -- one lead -----------------------------------------------------------------
+
+    def prepare(self, variables: Mapping[str, Any]) -> BatchLead:
+        """The lead's renderings for every ``$each`` and its match keys, in one pass; a
+        template that fails for it (a filter refusing a value, the render budget) is kept
+        as its ``error``."""
+        code = str(variables.get("phone_code") or "1")
+        try:
+            render = _Renderer(self.combined, variables)
+            each = [_per_lead(e.template, render) if e.when is None or render(e.when).strip() else _SKIP
+                    for e in self.eaches]
+            keys = []
+            for m in self.match:
+                values = set()
+                for leaf in m.lead:
+                    norm = _normalise(render(leaf), m.compare, code)
+                    if norm:
+                        values.add(norm)
+                keys.append(values)
+        except Exception as exc:  # noqa: BLE001 - this lead cannot join a batch: it is asked alone
+            return BatchLead(code, [], [], f"{type(exc).__name__}: {exc}")
+        return BatchLead(code, each, keys)
+
+    def _leads(self, leads: Sequence[Mapping[str, Any] | BatchLead]) -> list[BatchLead]:
+        out = [lead if isinstance(lead, BatchLead) else self.prepare(lead) for lead in leads]
+        for lead in out:
+            if lead.error is not None:
+                raise BatchError(lead.error)
+        return out
 
     # -- rendering --------------------------------------------------------------
 
-    def render(self, leads: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any] | None, Any]:
-        """(query keys, body) for these leads' template variables; raises BatchError."""
+    def render(self, leads: Sequence[Mapping[str, Any] | BatchLead]) -> tuple[dict[str, Any] | None, Any]:
+        """(query keys, body) for these leads (template variables, or prepared); raises BatchError."""
+        prepared = self._leads(leads)
         try:
-            query = {k: _expand(v, leads) for k, v in self.query.items()} if self.query is not None else None
-            body = _expand(self.body, leads) if self.body is not None else None
+            static = _Renderer(self.combined, {})
+            query = ({k: _expand(v, prepared, static) for k, v in self.query.items()}
+                     if self.query is not None else None)
+            body = _expand(self.body, prepared, static) if self.body is not None else None
         except Exception as exc:  # noqa: BLE001 - a filter refusing a value, the render budget: ask alone
             raise BatchError(f"{type(exc).__name__}: {exc}") from None
         return query, (None if body is _DROP else body)
@@ -82,18 +171,10 @@ class BatchSpec:
 
     def lead_keys(self, variables: Mapping[str, Any]) -> list[set[str]]:
         """Per match: the lead's values, normalised like the CRM compares them."""
-        code = str(variables.get("phone_code") or "1")
-        out = []
-        for m in self.match:
-            values = set()
-            for tpl in m.lead:
-                norm = _normalise(tpl.render(variables), m.compare, code)
-                if norm:
-                    values.add(norm)
-            out.append(values)
-        return out
+        return self._leads([variables])[0].keys
 
-    def split(self, status: int, body: Any, leads: Sequence[Mapping[str, Any]]) -> list[tuple[int, Any]] | None:
+    def split(self, status: int, body: Any,
+              leads: Sequence[Mapping[str, Any] | BatchLead]) -> list[tuple[int, Any]] | None:
         """Each lead's (status, body), as its single call would have answered; None when
         the answer may have been cut short (ask again in smaller batches)."""
         if not 200 <= status < 300:
@@ -105,24 +186,8 @@ class BatchSpec:
             return [(status, body)] * len(leads)  # not an answer of the declared shape: rules will see it as is
         if self.max_records and len(found) >= self.max_records:
             return None
-        out = []
-        for variables in leads:
-            keys = self.lead_keys(variables)
-            code = str(variables.get("phone_code") or "1")
-            mine = [r for r in found if self._belongs(r, keys, code)]
-            out.append(self._answer(status, body, mine))
-        return out
-
-    def _belongs(self, record: Any, keys: list[set[str]], code: str) -> bool:
-        for m, wanted in zip(self.match, keys):
-            if not wanted:
-                continue
-            for path in m.record:
-                value = lookup(record, path)
-                for v in value if isinstance(value, list) else [value]:
-                    if v is not MISSING and v is not None and _normalise(str(v), m.compare, code) in wanted:
-                        return True
-        return False
+        index = _Index(self.match, found)
+        return [self._answer(status, body, index.records_of(lead)) for lead in self._leads(leads)]
 
     def _answer(self, status: int, body: Any, mine: list) -> tuple[int, Any]:
         if not mine and self.empty_status is not None:
@@ -135,6 +200,42 @@ class BatchSpec:
         return status, out
 
 
+class _Index:
+    """An answer's records by their normalised match values, built once per answer (and
+    per lead phone code, which a ``phone`` comparison reads the records' numbers with)."""
+
+    def __init__(self, match: Sequence[Match], found: list):
+        self.match = match
+        self.found = found
+        self._by_code: dict[str, list[dict[str, list[int]]]] = {}
+
+    def _for(self, code: str) -> list[dict[str, list[int]]]:
+        tables = self._by_code.get(code)
+        if tables is None:
+            tables = self._by_code[code] = []
+            for m in self.match:
+                table: dict[str, list[int]] = {}
+                for i, record in enumerate(self.found):
+                    for path in m.record:
+                        value = lookup(record, path)
+                        for v in value if isinstance(value, list) else [value]:
+                            if v is not MISSING and v is not None:
+                                table.setdefault(_normalise(str(v), m.compare, code), []).append(i)
+                tables.append(table)
+        return tables
+
+    def records_of(self, lead: BatchLead) -> list:
+        """The records one of whose fields equals one of the lead's values, in the answer's order."""
+        hits: set[int] = set()
+        tables = None
+        for n, wanted in enumerate(lead.keys):
+            if wanted:
+                tables = tables or self._for(lead.code)
+                for value in wanted:
+                    hits.update(tables[n].get(value, ()))
+        return [self.found[i] for i in sorted(hits)]
+
+
 def _with(data: dict, path: tuple[str, ...], value: Any) -> dict:
     """A copy of ``data`` with ``path`` set (dicts on the way copied, never mutated)."""
     out = dict(data)
@@ -144,17 +245,6 @@ def _with(data: dict, path: tuple[str, ...], value: Any) -> dict:
         inner = out.get(path[0])
         out[path[0]] = _with(inner if isinstance(inner, dict) else {}, path[1:], value)
     return out
-
-
-class _Leaf:
-    """One template leaf, rendered within the sandbox's render budget."""
-
-    def __init__(self, env: Any, source: str):
-        self.template = env.from_string(instrument(env.parse(source)))
-
-    def render(self, variables: Mapping[str, Any]) -> str:
-        ctx = self.template.new_context(dict(variables))
-        return bounded_join(self.template.root_render_func(ctx), budget_of(ctx))
 
 
 def _normalise(value: str, compare: str, code: str) -> str:
@@ -171,39 +261,33 @@ def _normalise(value: str, compare: str, code: str) -> str:
 
 # -- expansion ----------------------------------------------------------------------
 
-def _per_lead(tpl: Any, variables: Mapping[str, Any]) -> Any:
+def _per_lead(tpl: Any, render: _Renderer) -> Any:
     if isinstance(tpl, dict):
-        return {k: _per_lead(v, variables) for k, v in tpl.items()}
+        return {k: _per_lead(v, render) for k, v in tpl.items()}
     if isinstance(tpl, list):
-        return [_per_lead(v, variables) for v in tpl]
-    if hasattr(tpl, "render"):
-        return tpl.render(variables)
+        return [_per_lead(v, render) for v in tpl]
+    if isinstance(tpl, _Leaf):
+        return render(tpl)
     return tpl
 
 
-def _wanted(node: dict, variables: Mapping[str, Any]) -> bool:
-    return WHEN not in node or bool(node[WHEN].render(variables).strip())
-
-
-def _expand(node: Any, leads: Sequence[Mapping[str, Any]], empties: list | None = None) -> Any:
+def _expand(node: Any, leads: Sequence[BatchLead], static: _Renderer, empties: list | None = None) -> Any:
+    if isinstance(node, _Each):  # a $join (a $each without one stands in a list: below)
+        pieces = {lead.each[node.index]: None for lead in leads}  # in order, each once
+        pieces.pop(_SKIP, None)
+        pieces.pop("", None)
+        if not pieces:
+            return ""
+        return node.prefix + node.join.join(pieces) + node.suffix
     if isinstance(node, dict):
-        if JOIN in node:
-            pieces: list[str] = []
-            for variables in leads:
-                piece = node[EACH].render(variables) if _wanted(node, variables) else ""
-                if piece and piece not in pieces:
-                    pieces.append(piece)
-            if not pieces:
-                return ""
-            return node.get(PREFIX, "") + node[JOIN].join(pieces) + node.get(SUFFIX, "")
         if CONCAT in node:
-            return "".join(str(_expand(part, leads, empties)) for part in node[CONCAT])
+            return "".join(str(_expand(part, leads, static, empties)) for part in node[CONCAT])
         mine = [] if node.get(OMIT) else empties
         out = {}
         for k, v in node.items():
             if k == OMIT:
                 continue
-            value = _expand(v, leads, mine)
+            value = _expand(v, leads, static, mine)
             if value is not _DROP:
                 out[k] = value
         if node.get(OMIT) and mine:
@@ -212,25 +296,29 @@ def _expand(node: Any, leads: Sequence[Mapping[str, Any]], empties: list | None 
     if isinstance(node, list):
         items: list[Any] = []
         for element in node:
-            if isinstance(element, dict) and EACH in element and JOIN not in element:
-                produced = []
-                for variables in leads:
-                    if not _wanted(element, variables):
+            if isinstance(element, _Each) and element.join is None:
+                produced: list[Any] = []
+                seen: set[str] = set()  # repeated values are sent once
+                for lead in leads:
+                    value = lead.each[element.index]
+                    if value is _SKIP:
                         continue
-                    value = _per_lead(element[EACH], variables)
-                    for v in value if isinstance(element[EACH], list) else [value]:
-                        if not (isinstance(v, str) and v in produced):
-                            produced.append(v)
+                    for v in value if isinstance(element.template, list) else [value]:
+                        if isinstance(v, str):
+                            if v in seen:
+                                continue
+                            seen.add(v)
+                        produced.append(v)
                 if not produced and empties is not None:
                     empties.append(1)
                 items += produced
             else:
-                value = _expand(element, leads, empties)
+                value = _expand(element, leads, static, empties)
                 if value is not _DROP:
                     items.append(value)
         return items
-    if hasattr(node, "render"):
-        return node.render({})
+    if isinstance(node, _Leaf):
+        return static(node)
     return node
 
 
@@ -240,6 +328,8 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
                   lead_query_keys: set[str]) -> tuple[BatchSpec | None, list[tuple[tuple, str, str]]]:
     """The ``[batch]`` table compiled; problems as (path, message, code)."""
     problems: list[tuple[tuple, str, str]] = []
+    leaves: dict[str, tuple[_Leaf, tuple]] = {}  # by source: the leaf and where it first stands
+    eaches: list[_Each] = []
 
     def template(source: str, path: tuple, per_lead: bool) -> Any:
         try:
@@ -247,27 +337,40 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
         except TemplateSyntaxError as exc:
             problems.append((path, f"Jinja syntax error at line {exc.lineno}: {exc.message}", "jinja_syntax"))
             return None
-        used = meta.find_undeclared_variables(ast)
+        try:
+            used = meta.find_undeclared_variables(ast)
+        except TemplateError as exc:  # an unknown filter or test
+            problems.append((path, f"Jinja error: {exc}", "jinja_compile"))
+            return None
         if not per_lead and used:
             problems.append((path, f"uses {', '.join(sorted(used))} outside a $each: one request serves many leads "
                                    "(put lead values under $each or $join)", "batch_lead_value"))
         for var in sorted(used - allowed_vars - {"fields"}) if per_lead else ():
             problems.append((path, f"template variable {var!r} is not provided: map a lead field to it in [fields]",
                              "undeclared_variable"))
-        return _Leaf(env, source)
+        if any(True for _ in ast.find_all((nodes.Block, nodes.Extends))):
+            problems.append((path, "block and extends tags are not allowed in batch templates", "jinja_tag"))
+        if source not in leaves:
+            leaves[source] = (_Leaf(source), path)
+        return leaves[source][0]
 
     def walk(node: Any, path: tuple, per_lead: bool) -> Any:
         if isinstance(node, str):
             return template(node, path, per_lead)
         if isinstance(node, dict):
-            if not per_lead and (EACH in node):
-                if JOIN in node and not isinstance(node[EACH], str):
+            if not per_lead and (EACH in node or JOIN in node):
+                if EACH not in node:
+                    problems.append((path, "a $join needs a $each: one string template per lead", "batch_shape"))
+                elif JOIN in node and not isinstance(node[EACH], str):
                     problems.append((path + (EACH,), "a $join's $each is one string template per lead", "batch_shape"))
                 out = {k: (v if k in (JOIN, PREFIX, SUFFIX) else walk(v, path + (k,), True)) for k, v in node.items()}
                 if JOIN not in node and path and not isinstance(path[-1], int):
                     problems.append((path, "$each stands in a list (one element per lead); use $join for a string",
                                      "batch_shape"))
-                return out
+                each = _Each(len(eaches), out.get(EACH), out.get(WHEN), node.get(JOIN),
+                             node.get(PREFIX, ""), node.get(SUFFIX, ""))
+                eaches.append(each)
+                return each
             return {k: (v if k == OMIT else walk(v, path + (k,), per_lead)) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v, path + (i,), per_lead) for i, v in enumerate(node)]
@@ -287,6 +390,7 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
         match.append(Match(tuple(split_path(r) for r in records),
                            tuple(template(s, ("batch", "match", i, "lead"), True) for s in leads),
                            m.get("compare", "text")))
+    combined = None if problems else _combine(env, leaves, problems)
     if problems:
         return None, problems
     return BatchSpec(
@@ -301,4 +405,28 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
         query=query,
         body=body,
         env=env,
+        eaches=tuple(eaches),
+        combined=combined,
     ), []
+
+
+def _combine(env: Any, leaves: Mapping[str, tuple[_Leaf, tuple]], problems: list) -> Any:
+    """Every leaf as a block of one template: a lead's renderings then share one context (one
+    render budget) instead of making a context per leaf, which costs more than most leaves."""
+    names = {source: f"leaf{i}" for i, source in enumerate(leaves)}
+    try:
+        # every loop and ``~`` goes through the render budget (see sandbox.py)
+        combined = env.from_string(instrument(env.parse(
+            "".join(f"{{% block {names[source]} %}}{source}{{% endblock %}}" for source in leaves))))
+    except TemplateError as exc:
+        for source, (_, path) in leaves.items():  # which leaf: each compiled alone
+            try:
+                env.compile(env.parse(source))
+            except TemplateError as leaf_exc:
+                problems.append((path, f"Jinja error: {leaf_exc}", "jinja_compile"))
+                return None
+        problems.append((("batch",), f"Jinja error: {exc}", "jinja_compile"))
+        return None
+    for source, (leaf, _) in leaves.items():
+        leaf.block = combined.blocks[names[source]]
+    return combined

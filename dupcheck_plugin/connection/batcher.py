@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Callable, Mapping
 
-from ..adaptor.batch import BatchError, BatchSpec
+from ..adaptor.batch import BatchError, BatchLead, BatchSpec
 from ..adaptor.render import Rendered
 from ..http.call import Exchange, Interpreted, Refused, finish_answer
 from ..http.wire import full_url, request_json
@@ -36,6 +36,7 @@ class Pending:
     masked: Rendered
     future: asyncio.Future
     cap: int  # the largest batch this lead may join (halved when a batch must be asked again)
+    lead: BatchLead | None = None  # its batch renderings and match keys, made when it first joins a batch
 
 
 class _HeldFirst:
@@ -163,7 +164,7 @@ class Batcher:
                 for p in batch:
                     self._resolve(p, self._finish(x, p, x.status, None, len(batch)))
                 return
-            parts = self.spec.split(x.status, x.it.body, [p.variables for p in batch])
+            parts = self.spec.split(x.status, x.it.body, [p.lead for p in batch])
             if parts is None or not 200 <= x.status < 300:
                 self._again(batch)
                 return
@@ -176,8 +177,11 @@ class Batcher:
             raise
 
     def _request(self, batch: list[Pending]) -> Rendered | None:
+        for p in batch:
+            if p.lead is None:  # once per lead, however often it is asked again in smaller batches
+                p.lead = self.spec.prepare(p.variables)
         try:
-            query, body = self.spec.render([p.variables for p in batch])
+            query, body = self.spec.render([p.lead for p in batch])
         except BatchError:
             return None
         first = batch[0].real
