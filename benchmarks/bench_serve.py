@@ -1,17 +1,25 @@
 """``dupcheck serve`` under load, and the latency it adds over the CRM itself.
 
-A load tool (``wrk``, Debian's package) holds 200 connections open against
-``dupcheck serve`` inserting leads with distinct phones; the serve process
-calls the minimal stub CRM (50 ms). The baseline is the same ``wrk`` against
-the stub directly with the same 200 connections. Alternated A B A B, three
-times; p50/p99 from wrk's latency distribution.
+A load tool (``wrk``, Debian's package) holds :data:`CLIENTS` (200)
+connections open against ``dupcheck serve`` inserting leads with distinct
+phones; the serve process calls the minimal stub CRM (50 ms). The baseline is
+the same ``wrk`` against the stub directly with the same 200 connections.
+Alternated stub / serve, three times; p50/p99 from wrk's latency distribution.
+Two figures, each labelled:
 
-200 closed-loop clients ask more than ``serve`` can do on a small machine: it
-is saturated, and its p99 is mostly the queue in front of it. So the same is
-measured with :data:`LIGHT_CLIENTS` clients too, an offered rate well below
-its capacity (each client waits for its answer, 50 ms at least): there the
-added latency is what one request costs, not the queue. Both are printed,
-each labelled.
+* **saturated**: 200 closed-loop clients, each sending its next request as
+  soon as it has its answer. That asks more than ``serve`` can do on a small
+  machine: the figure is its capacity (inserts/s) and its CPU per insert;
+  its latency is mostly the queue in front of it.
+* **paced**: the same 200 connections open, but together they send a fixed
+  :data:`PACED_RATE` requests/s (wrk's ``delay()`` hands each request the
+  next slot of an even schedule), the same rate to the stub and to serve,
+  well below serve's capacity. Latency is timed from the request's first
+  byte, so the "added" p50/p99 is what one request costs in serve, not the
+  queue.
+
+Serve's CPU per insert is its process's user + system time (``/proc``)
+over the saturated run, divided by the requests wrk completed.
 """
 
 from __future__ import annotations
@@ -22,7 +30,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -32,18 +39,19 @@ from pathlib import Path
 from .stubbed import DUPCHECK, ENV, stub, write_workflow
 
 CLIENTS = 200
-LIGHT_CLIENTS = 8  # at 50 ms per answer at most 160 requests/s: below serve's capacity
+PACED_RATE = 100  # requests/s from all 200 clients together: each sends one every 2 s
 SECONDS = 8
 STUB_LATENCY_MS = 50
+WRK_THREADS = 2
 
-# one distinct phone per request (wrk threads get disjoint ranges)
+# distinct phones: each wrk thread of each run its own range of a million (%(first)d: the run's first);
+# base is a global: setup's thread:set writes the thread's globals (a local here would shadow it)
 INSERT_LUA = """
--- base is a global: setup's thread:set writes the thread's globals (a local here would shadow it)
 local counter = 0
 base = 0
 local threads = 0
 function setup(thread)
-  thread:set("base", 2000000 + threads * 3000000)
+  thread:set("base", %(first)d + threads * 1000000)
   threads = threads + 1
 end
 function request()
@@ -59,6 +67,29 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"limit":10,"filterGroups":[{"filters":[{"propertyName":"phone","operator":"EQ","value":"+15552000001"}]}]}'
 """
 
+# An even schedule per wrk thread: each request takes the thread's next slot (interval_ms apart) and
+# waits for it; a slot already past is sent at once. wrk's Lua is LuaJIT: its ffi reads the clock.
+PACING_LUA = """
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } pacing_timespec;
+           int clock_gettime(int clock_id, pacing_timespec *tp); ]]
+local ts = ffi.new("pacing_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local interval_ms = %(interval_ms)f
+local next_slot = nil
+function delay()
+  local now = now_ms()
+  if next_slot == nil then next_slot = now end
+  local slot = next_slot
+  next_slot = next_slot + interval_ms
+  if slot < now then return 0 end
+  return math.floor(slot - now)
+end
+"""
+
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -67,17 +98,35 @@ def _ms(text: str) -> float:
     return float(value) * _UNIT_MS[unit]
 
 
-def wrk(url: str, script: Path, clients: int = CLIENTS) -> dict[str, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+def paced(script: str, rate: float) -> str:
+    """``script`` with a ``delay()`` that holds all connections together to ``rate`` requests/s."""
+    return script + PACING_LUA % {"interval_ms": 1000.0 * WRK_THREADS / rate}
+
+
+def _cpu_s(pid: int | None) -> float:
+    """A process's user + system CPU so far (Linux ``/proc``)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, pid: int | None = None) -> dict[str, float]:
+    """One wrk run; with ``pid``, that process's CPU per completed request too."""
+    cpu = _cpu_s(pid)
+    out = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, check=True).stdout
+    cpu = _cpu_s(pid) - cpu
     pct = dict(re.findall(r"^\s*(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.M))
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if failed or rate is None or set(pct) != {"50", "99"}:
+    if failed or rate is None or done is None or set(pct) != {"50", "99"}:
         raise RuntimeError(f"wrk run failed or could not be read:\n{out}")
     # wrk counts requests still waiting when the run ends as timeouts: say so rather than hide them
     timeouts = re.search(r"timeout (\d+)", out)
     return {"p50": _ms(pct["50"]), "p99": _ms(pct["99"]), "rate": float(rate.group(1)),
+            "cpu_us": cpu / max(1, int(done.group(1))) * 1e6,
             "timeouts": int(timeouts.group(1)) if timeouts else 0, "load": os.getloadavg()[0]}
 
 
@@ -98,11 +147,12 @@ def _warm_up(url: str, n: int = 8) -> None:
 
 
 @contextmanager
-def serve(workflow: Path, crm_url: str, db: Path):
+def serve(workflow: Path, crm_url: str, db: Path, env: dict[str, str] | None = None):
+    """A ``dupcheck serve`` process; yields (its URL, its pid)."""
     port = _free_port()
     proc = subprocess.Popen(DUPCHECK + ["serve", str(workflow), "--port", str(port), "--db", str(db),
                                         "--crm-url", crm_url, "--log-level", "error"],
-                            env={**ENV, "DUPCHECK_API_TOKENS": "bench"},
+                            env={**(env or ENV), "DUPCHECK_API_TOKENS": "bench"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -115,30 +165,36 @@ def serve(workflow: Path, crm_url: str, db: Path):
                     raise RuntimeError("dupcheck serve did not start") from None
                 time.sleep(0.1)
         _warm_up(url)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
 
 
-def main() -> None:
-    if shutil.which("wrk") is None:
-        print("bench_serve: skipped, wrk is not installed (make bench installs it)")
-        return
-    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+def measure(reps: int = 3, env: dict[str, str] | None = None) -> dict[tuple[str, str], list[dict[str, float]]]:
+    """{(stub|serve, saturated|paced): one wrk figure per repetition}; ``env``: serve's environment."""
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as d, stub(STUB_LATENCY_MS) as crm:
         tmp = Path(d)
-        insert, search = tmp / "insert.lua", tmp / "search.lua"
-        insert.write_text(INSERT_LUA)
-        search.write_text(SEARCH_LUA)
+        scripts = {}
+        for mode, first, pace in (("saturated", 2_000_000, lambda text: text),
+                                  ("paced", 5_000_000, lambda text: paced(text, PACED_RATE))):
+            for name, text in (("insert", INSERT_LUA % {"first": first}), ("search", SEARCH_LUA)):
+                scripts[name, mode] = tmp / f"{name}-{mode}.lua"
+                scripts[name, mode].write_text(pace(text))
         workflow = write_workflow(tmp)
-        for rep in range(3):
-            for clients in (CLIENTS, LIGHT_CLIENTS):
-                runs.setdefault(("direct", clients), []).append(
-                    wrk(crm + "/crm/v3/objects/contacts/search", search, clients))
-                with serve(workflow, crm, tmp / f"serve{rep}-{clients}.db") as url:
-                    runs.setdefault(("serve", clients), []).append(wrk(url, insert, clients))
+        search_url = crm + "/crm/v3/objects/contacts/search"
+        for rep in range(reps):
+            for mode in ("saturated", "paced"):
+                runs.setdefault(("stub", mode), []).append(wrk(search_url, scripts["search", mode]))
+            with serve(workflow, crm, tmp / f"serve{rep}.db", env) as (url, pid):
+                for mode in ("saturated", "paced"):
+                    runs.setdefault(("serve", mode), []).append(wrk(url, scripts["insert", mode], pid))
+                    time.sleep(1)  # the saturated run's last answers drain before the paced run
+    return runs
 
+
+def report(runs: dict[tuple[str, str], list[dict[str, float]]]) -> None:
     def med(rows, key):
         return statistics.median(r[key] for r in rows)
 
@@ -146,20 +202,34 @@ def main() -> None:
         values = [r[key] for r in rows]
         return f"{statistics.median(values):,.1f} [{min(values):,.1f}-{max(values):,.1f}]"
 
-    print(f"dupcheck serve, stub CRM at {STUB_LATENCY_MS} ms, wrk {SECONDS} s per run, closed loop, "
-          f"A/B alternated x3 (median [min-max]):")
-    for clients, label in ((CLIENTS, "saturated: serve is CPU-bound, its p99 is mostly queueing"),
-                           (LIGHT_CLIENTS, "unsaturated: below serve's capacity, the per-request overhead")):
-        direct, served = runs[("direct", clients)], runs[("serve", clients)]
-        print(f" {clients} connections ({label}):")
+    n = len(runs[("serve", "saturated")])
+    print(f"dupcheck serve, stub CRM at {STUB_LATENCY_MS} ms, wrk {CLIENTS} connections, {SECONDS} s per run, "
+          f"stub / serve alternated x{n} (median [min-max]):")
+    for mode, label in (("saturated", "saturated, closed loop: serve's capacity; its p99 is mostly queueing"),
+                        ("paced", f"paced at {PACED_RATE} req/s in all, below capacity: what one request costs")):
+        direct, served = runs[("stub", mode)], runs[("serve", mode)]
+        print(f" {label}:")
         print(f"  stub directly:  {fmt(direct, 'rate'):>26} req/s      p50 {fmt(direct, 'p50'):>22} ms  "
               f"p99 {fmt(direct, 'p99'):>22} ms  (load {med(direct, 'load'):.1f})")
         print(f"  dupcheck serve: {fmt(served, 'rate'):>26} inserts/s  p50 {fmt(served, 'p50'):>22} ms  "
               f"p99 {fmt(served, 'p99'):>22} ms  (load {med(served, 'load'):.1f})")
+        extra = ""
+        if mode == "saturated":
+            extra = (f"; {med(served, 'rate') / med(direct, 'rate'):.2f}x the stub's request rate; "
+                     f"serve CPU {fmt(served, 'cpu_us')} us per insert")
+        elif med(served, "rate") < 0.95 * PACED_RATE:
+            extra = f"; serve did not keep up with {PACED_RATE} req/s: the latency includes a queue"
+        timeouts = sum(r["timeouts"] for r in served)
         print(f"  added by serve: p50 +{med(served, 'p50') - med(direct, 'p50'):,.1f} ms, "
-              f"p99 +{med(served, 'p99') - med(direct, 'p99'):,.1f} ms; "
-              f"{med(served, 'rate') / med(direct, 'rate'):.2f}x the stub's request rate"
-              + (f"; wrk timeouts: {sum(r['timeouts'] for r in served)}" if any(r["timeouts"] for r in served) else ""))
+              f"p99 +{med(served, 'p99') - med(direct, 'p99'):,.1f} ms" + extra
+              + (f"; wrk timeouts: {timeouts}" if timeouts else ""))
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        print("bench_serve: skipped, wrk is not installed (make bench installs it)")
+        return
+    report(measure())
 
 
 if __name__ == "__main__":
