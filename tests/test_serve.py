@@ -30,7 +30,7 @@ import uvicorn
 
 from dupcheck_plugin.http.client import make_client
 from dupcheck_plugin.server import ServeSettings, create_app
-from dupcheck_plugin.server.app import H11_MAX_EVENT_BYTES
+from dupcheck_plugin.server.http import MAX_HEAD_BYTES, uvicorn_options
 from dupcheck_plugin.server import convoso as cv
 from dupcheck_plugin.server.auth import TokenError, Tokens, load_tokens
 from dupcheck_plugin import codes
@@ -66,8 +66,7 @@ class ServerThread:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, backlog=2048,
-                                h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES)  # as `dupcheck serve`
+        config = uvicorn.Config(app, backlog=2048, **uvicorn_options())  # as `dupcheck serve`
         logging.getLogger("uvicorn.access").disabled = True  # as `dupcheck serve` does (setup_logging)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
@@ -395,19 +394,40 @@ def test_unreadable_bodies_are_4xx_convoso_json(client, kwargs, status):
     assert r.json()["success"] is False and isinstance(r.json()["code"], int) and r.json()["text"]
 
 
-def test_query_string_over_the_limit_is_414_json(srv):
-    """httpx will not send a URL this long: a raw socket does. uvicorn's own
-    header limit sits above ours, so the app answers, in JSON."""
-    host, port = srv.url.removeprefix("http://").split(":")
+def raw_exchange(url: str, request: bytes) -> bytes:
+    """Send ``request`` on a new connection, return all the server answered until it closed."""
+    host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"GET /v1/leads/insert?a=" + b"x" * (cv.MAX_BODY_BYTES + 10) + b" HTTP/1.1\r\nHost: t\r\n"
-                     b"Connection: close\r\n\r\n")
+        sock.sendall(request)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+    return answer
+
+
+def test_query_string_over_the_limit_is_414_json(srv):
+    """httpx will not send a URL this long: a raw socket does. serve's limit on
+    the request line and headers sits above ours, so the app answers, in JSON."""
+    answer = raw_exchange(srv.url, b"GET /v1/leads/insert?a=" + b"x" * (cv.MAX_BODY_BYTES + 10) +
+                          b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 414") and json.loads(body)["success"] is False
 
+
+def test_a_lead_in_a_query_string_over_64_kib_reaches_the_app(srv):
+    """httptools parses URLs up to 64 KiB; a longer query is still the app's to read (and refuse)."""
+    query = f"auth_token={TOKEN}&list_id=1&phone_number={fresh_phone()}&notes=" + "x" * 70_000
+    answer = raw_exchange(srv.url, f"GET /v1/leads/insert?{query} HTTP/1.1\r\nHost: t\r\n"
+                                   "Connection: close\r\n\r\n".encode())
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert json.loads(body)["code"] == 6023 and "longer than 65536" in json.loads(body)["detail"]
+
+
+def test_request_line_and_headers_over_the_limit_are_400_and_closed(srv):
+    """llhttp keeps no limit of its own: headers that never end cannot grow the server's memory."""
+    answer = raw_exchange(srv.url, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * MAX_HEAD_BYTES)  # no end
+    assert answer.startswith(b"HTTP/1.1 400")
 
 # -- auth ----------------------------------------------------------------------------
 

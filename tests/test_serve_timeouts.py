@@ -13,8 +13,7 @@ import pytest
 import uvicorn
 
 from dupcheck_plugin.server import ServeSettings, create_app
-from dupcheck_plugin.server.app import H11_MAX_EVENT_BYTES
-from dupcheck_plugin.server.http import header_timeout_protocol
+from dupcheck_plugin.server.http import uvicorn_options
 from dupcheck_plugin.sim import SimulatorThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,9 +30,7 @@ def server(tmp_path_factory):
         app = create_app(settings)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None,
-                                h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES,
-                                http=header_timeout_protocol(TIMEOUT_S))  # as `dupcheck serve`, shorter
+        config = uvicorn.Config(app, **uvicorn_options(TIMEOUT_S))  # as `dupcheck serve`, a shorter timeout
         srv = uvicorn.Server(config)
         thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

@@ -39,9 +39,6 @@ from .reload import Reloader
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 255
-# uvicorn answers requests whose line + headers exceed this with its own text/plain 400;
-# set above the query-string limit so a long (Convoso-style, lead-in-the-URL) query reaches us
-H11_MAX_EVENT_BYTES = cv.MAX_BODY_BYTES + 64 * 1024
 BOTH = ["GET", "POST"]  # Convoso clients use either (walmat/convoso-sdk GETs, convoso-js and go-convoso POST)
 
 
