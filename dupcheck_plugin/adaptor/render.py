@@ -6,11 +6,15 @@ as ``Robert", "x": "y`` or ``{{ 7*7 }}`` is only ever a value, never template
 source and never JSON syntax. Values stay strings (``"0042"`` stays
 ``"0042"``); non-string leaves (numbers, booleans) pass through untouched.
 
-Speed: a sandboxed ``Template.render`` costs ~20 us of set-up per call, so
-all of an adaptor's dynamic leaves are compiled into *one* template, one
-``{% block %}`` per leaf, and rendered with one context per lead. Leaves that
-use no lead variable (an ``Authorization`` header made of a secret) are
-rendered once, when the secrets are bound.
+Speed: leaves that use no lead variable (an ``Authorization`` header made of
+a secret) are rendered once, when the secrets are bound. The rest of the
+request is compiled, at bind time, into one straight-line function per
+request (:func:`_compile_plan`) that builds the real and the masked request
+in one pass. A leaf whose output is plain (text, variables, secrets,
+dupcheck's own filters) is a Python expression there, with exactly Jinja's
+output; any other leaf is rendered by Jinja in the sandbox: all of them are
+compiled into *one* template, one ``{% block %}`` per leaf, rendered with
+one context per lead (a sandboxed ``Template.render`` costs ~20 us of set-up).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from ..config.suggest import did_you_mean
 from ..errors import DupcheckError
+from . import sandbox as _sandbox
+from .filters import PURE_FILTERS
 from .sandbox import BudgetedEnvironment, TemplateCostError, bounded_join, budget_of, instrument
 
 MASK = "****"
@@ -302,6 +308,11 @@ class BoundRequest:
     same request with every secret shown as ``****`` (for logs, previews and
     decision records). A leaf's context holds only the secrets that leaf
     names (``secrets.NAME``): no other leaf can read them.
+
+    Per lead, one call of a plan compiled here (see :func:`_compile_plan`)
+    builds both requests; :meth:`render_reference` is the plain walk it must
+    equal, and what renders a lead the plan is not sure of (a missing
+    variable, a value over the size limit, a leaf that fails: the walk names it).
     """
 
     def __init__(self, template: RequestTemplate, secrets: dict[str, str]):
@@ -321,17 +332,7 @@ class BoundRequest:
                 self._static[path] = (real, masked)
             else:
                 self._dynamic.append((path, block, (real_secrets, masked_secrets) if leaf.secrets else None))
-        # each section compiled once into straight-line code (see _compile_section): per lead
-        # it only slots the dynamic leaves' renderings in; the masked builders differ only
-        # where a secret is
-        slots = {path: i for i, (path, _, _) in enumerate(self._dynamic)}
-        dynamic_paths = {path[:i] for path in slots for i in range(1, len(path) + 1)}
-        real_static = {path: r for path, (r, _) in self._static.items()}
-        masked_static = {path: m for path, (_, m) in self._static.items()}
-        self._build_real = {name: _compile_section(template.spec[name], (name,), slots, dynamic_paths, real_static)
-                            for name in SECTIONS}
-        self._build_masked = {name: (_compile_section(template.spec[name], (name,), slots, dynamic_paths, masked_static)
-                                     if name in self._secret_sections else None) for name in SECTIONS}
+        self._plan, self._jinja = _compile_plan(self)
 
     def _render_block(self, path: Path, block, variables: Mapping[str, Any], ctx=None) -> str:
         """One leaf, within the render budget; any failure is a RenderError naming the leaf."""
@@ -352,29 +353,54 @@ class BoundRequest:
         except Exception as exc:  # noqa: BLE001 - 1//0, a filter's ValueError...: this lead's error, not a crash
             raise RenderError(f"{type(exc).__name__}: {exc}", path) from None
 
-    def render(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
-        real: list[str] = []
-        masked: list[str] = real  # a list of its own only when a dynamic leaf names a secret
+    def _render_leaves(self, variables: Mapping[str, Any],
+                       leaves: list[tuple[Path, Any, tuple[dict, dict] | None]]) -> list[str]:
+        """These leaves by Jinja, in order: one text each, two (real, masked) for a leaf naming a secret."""
+        out: list[str] = []
         shared = None  # one context (and one budget) for the leaves that use no secret
-        for path, block, own_secrets in self._dynamic:
+        for path, block, own_secrets in leaves:
             if own_secrets is None:
                 if shared is None:
                     shared = self.t._combined.new_context(dict(variables))
-                text = self._render_block(path, block, variables, shared)
-                real.append(text)
-                if masked is not real:
-                    masked.append(text)
+                out.append(self._render_block(path, block, variables, shared))
             else:
-                if masked is real:
-                    masked = list(real)
-                real.append(self._render_block(path, block, {**variables, "secrets": own_secrets[0]}))
-                masked.append(self._render_block(path, block, {**variables, "secrets": own_secrets[1]}))
-        sections = {name: build(real) for name, build in self._build_real.items()}
+                out.append(self._render_block(path, block, {**variables, "secrets": own_secrets[0]}))
+                out.append(self._render_block(path, block, {**variables, "secrets": own_secrets[1]}))
+        return out
+
+    def render(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
+        if self._plan is not None:
+            try:
+                return self.render_compiled(variables)
+            except Exception:  # noqa: BLE001 - not sure of this lead: the walk renders it, or says which leaf fails
+                pass
+        return self.render_reference(variables)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether leads are rendered by a compiled plan (else by the walk)."""
+        return self._plan is not None
+
+    def render_compiled(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
+        """The plan's rendering; raises for a lead it cannot vouch for (``render`` then walks)."""
+        if self._plan is None:
+            raise _Unsure("this request is rendered by the walk")
+        return self._plan(variables, self._render_leaves(variables, self._jinja) if self._jinja else ())
+
+    def render_reference(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
+        """The reference rendering: every dynamic leaf by Jinja, then a walk over the request."""
+        real = {path: r for path, (r, _) in self._static.items()}
+        masked = {path: m for path, (_, m) in self._static.items()}
+        texts = iter(self._render_leaves(variables, self._dynamic))
+        for path, _, own_secrets in self._dynamic:
+            real[path] = next(texts)
+            masked[path] = next(texts) if own_secrets is not None else real[path]
+        sections = {name: _fill(self.t.spec[name], (name,), real) for name in SECTIONS}
         real_req = self._assemble(sections)
         if not self._secret_sections:
             return real_req, real_req
-        # only the sections that hold a secret are built again, masked
-        masked_sections = {name: (self._build_masked[name](masked) if name in self._secret_sections
+        # only the sections that hold a secret are filled again, masked
+        masked_sections = {name: (_fill(self.t.spec[name], (name,), masked) if name in self._secret_sections
                                   else sections[name]) for name in SECTIONS}
         return real_req, self._assemble(masked_sections)
 
@@ -382,18 +408,26 @@ class BoundRequest:
         url = spec["url"]
         if self.t.origin and not _same_origin(url, self.t.origin):
             raise RenderError(f"rendered URL {cut(url, 120)!r} left its origin {self.t.origin}", ("url",))
-        body = spec["body"]
-        if self.t.body_format == "form" and isinstance(body, dict):
-            body = {k: _form_value(v) for k, v in body.items()}
         return Rendered(
             method=self.t.method,
             url=url,
-            headers={str(k): str(v) for k, v in spec["headers"].items()},
-            query={str(k): _form_value(v) for k, v in spec["query"].items()
-                   if not (k in self.t.omit_empty_query and v == "")},
+            headers=_headers(spec["headers"]),
+            query=_query(spec["query"], self.t.omit_empty_query),
             body_format=self.t.body_format,
-            body=body,
+            body=_form_body(spec["body"]) if self.t.body_format == "form" else spec["body"],
         )
+
+
+def _headers(section: Mapping[Any, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in section.items()}
+
+
+def _query(section: Mapping[Any, Any], omit: frozenset[str]) -> dict[str, Any]:
+    return {str(k): _form_value(v) for k, v in section.items() if not (k in omit and v == "")}
+
+
+def _form_body(body: Any) -> Any:
+    return {k: _form_value(v) for k, v in body.items()} if isinstance(body, dict) else body
 
 
 def _same_origin(url: str, origin: str) -> bool:
@@ -442,61 +476,253 @@ def _fill(value: Any, path: Path, rendered: Mapping[Path, str]) -> Any:
     return value
 
 
-def _compile_section(spec: Any, path: Path, slots: Mapping[Path, int], dynamic: set[Path],
-                     static: Mapping[Path, str]) -> Callable[[list[str]], Any]:
-    """One section of the request as straight-line code: ``build(r)`` returns the
-    section with the dynamic leaf at slot ``i`` taken from ``r[i]``. What holds no
-    dynamic leaf is filled now and shared (read, never mutated), so per lead no
-    walk over the request is left: no recursion, no per-leaf path look-ups."""
-    consts: list[Any] = []
+# -- the compiled plan -----------------------------------------------------------------
+#
+# At bind time each request becomes one generated function ``plan(v, q)``: straight-line
+# code that computes the dynamic leaves, builds every section and returns the real and
+# the masked request. What holds no lead value is computed once and shared (read, never
+# mutated). A leaf whose Jinja output can be told without Jinja (text, variables, secrets
+# and dupcheck's own pure filters, see :func:`_plain_leaf`) is a Python expression; any
+# other leaf is rendered by Jinja within the sandbox's budget and arrives in ``q``.
+# Every string a template or adaptor holds is a constant of the generated code's
+# namespace, never part of its source.
 
-    def const(value: Any) -> str:
-        consts.append(value)
-        return f"c{len(consts) - 1}"
 
-    def expr(value: Any, at: Path) -> tuple[str, bool]:
-        """(Python expression, whether it may evaluate to _DROP)."""
-        if isinstance(value, str):
-            return (f"r[{slots[at]}]", False) if at in slots else (const(static[at]), False)
-        if not isinstance(value, (dict, list)):
-            return const(value), False
-        if at not in dynamic:
-            filled = _fill(value, at, static)
-            return (None, True) if filled is _DROP else (const(filled), False)
-        if isinstance(value, dict):
-            parts, may_drop = [], False
-            for k, v in value.items():
-                if k == WHEN:
-                    continue
-                e, drops = expr(v, at + (k,))
-                if e is None:
-                    continue  # a static $when object that renders empty: never there
-                parts.append(f"{const(k)}: {e}")
-                may_drop = may_drop or drops
-            out = "{" + ", ".join(parts) + "}"
-            if may_drop:
-                out = f"_kept_items({out})"
-            if WHEN in value:
-                when, _ = expr(value[WHEN], at + (WHEN,))
-                return f"(DROP if not {when}.strip() else {out})", True
-            return out, False
-        items = [expr(v, at + (i,)) for i, v in enumerate(value)]
-        out = "[" + ", ".join(e for e, _ in items if e is not None) + "]"
-        if any(drops for e, drops in items if e is not None):
-            out = f"_kept({out})"
-        return out, False
+class _Unsure(Exception):
+    """The plan cannot vouch for this lead (a value over the size limit): the walk renders it."""
 
-    body, _ = expr(spec, path)
-    if body is None:  # a whole section that is a $when object rendering empty
-        body = const(_DROP)
-    namespace: dict[str, Any] = {f"c{i}": v for i, v in enumerate(consts)}
-    namespace.update(DROP=_DROP, _kept=_kept, _kept_items=_kept_items)
+
+def _sized(text: str) -> str:
+    if len(text) > _sandbox.MAX_TEXT:
+        raise _Unsure
+    return text
+
+
+class _Source:
+    """Generated code: its lines and the constants it names."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {}
+        self.lines: list[str] = []
+        self._locals: dict[str, str] = {}
+        self._consts: dict[Any, str] = {}
+
+    def const(self, value: Any) -> str:
+        key = (type(value), value) if isinstance(value, str) else id(value)
+        if key not in self._consts:
+            self._consts[key] = f"c{len(self.names)}"
+            self.names[self._consts[key]] = value
+        return self._consts[key]
+
+    def fresh(self, expression: str) -> str:
+        """A new local variable holding ``expression``."""
+        name = f"t{len(self.lines)}"
+        self.lines.append(f"{name} = {expression}")
+        return name
+
+    def local(self, expression: str) -> str:
+        """A local variable holding ``expression``, computed once however often it is used."""
+        if expression in self.names or expression in self._locals.values():
+            return expression
+        if expression not in self._locals:
+            self._locals[expression] = f"x{len(self._locals)}"
+            self.lines.append(f"{self._locals[expression]} = {expression}")
+        return self._locals[expression]
+
+
+def _plain_leaf(env: BudgetedEnvironment, source: str, secrets: Mapping[str, str], out: _Source) -> str | None:
+    """A Python expression of ``v`` (the lead's variables) that gives what Jinja renders from
+    ``source``, when its output can be told without Jinja: text, ``{{ name }}``,
+    ``secrets.NAME``, ``fields['name']`` and dupcheck's own pure filters over those. These run
+    no loop and call no user code, so the render budget has nothing to bound but the size,
+    checked after each filter. None: Jinja renders it."""
+    parts = []
+    for statement in env.parse(source).body:
+        if not isinstance(statement, nodes.Output):
+            return None
+        for node in statement.nodes:
+            if isinstance(node, nodes.TemplateData):
+                if node.data:
+                    parts.append(out.const(node.data))
+                continue
+            expression = _plain_expression(env, node, secrets, out)
+            if expression is None:
+                return None
+            parts.append(expression if isinstance(node, nodes.Filter) else f"str({expression})")
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else f"''.join(({', '.join(parts)},))"
+
+
+def _plain_expression(env: BudgetedEnvironment, node: nodes.Node, secrets: Mapping[str, str], out: _Source) -> str | None:
+    """Python for one Jinja expression, or None. A name the lead lacks raises KeyError (the walk
+    then renders the lead, StrictUndefined and all); ``x.name`` is Jinja's attribute first, so
+    a name a dict has as an attribute (``secrets.items``) is left to Jinja."""
+    if isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in ("secrets", "fields"):
+        return out.local(f"v[{out.const(node.name)}]")
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return out.const(node.value)
+    if isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name):
+        if isinstance(node, nodes.Getattr):
+            key = node.attr
+            if hasattr(dict, key):
+                return None
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            key = node.arg.value
+        else:
+            return None
+        if node.node.name == "secrets":
+            return out.const(secrets[key]) if key in secrets else None
+        if node.node.name == "fields":
+            return out.local(f"v[{out.const('fields')}][{out.const(key)}]")
+        return None
+    if (isinstance(node, nodes.Filter) and node.node is not None and not node.kwargs
+            and node.dyn_args is None and node.dyn_kwargs is None):
+        function = env.plain_filters.get(node.name)
+        if function not in PURE_FILTERS:
+            return None
+        arguments = [_plain_expression(env, a, secrets, out) for a in (node.node, *node.args)]
+        if None in arguments:
+            return None
+        return out.local(f"_sized({out.const(function)}({', '.join(arguments)}))")  # type: ignore[arg-type]
+    return None
+
+
+def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", "Rendered"]] | None, list]:
+    """(the plan, the leaves Jinja renders for it, in ``q``'s order); (None, []) when
+    the request cannot be compiled (nested past what Python's compiler takes)."""
+    t = bound.t
+    out = _Source()
+    real_slot: dict[Path, str] = {}
+    masked_slot: dict[Path, str] = {}
+    jinja: list[tuple[Path, Any, tuple[dict, dict] | None]] = []
+    sized: list[str] = []
+    for path, block, own_secrets in bound._dynamic:
+        source = t.leaves[path].source
+        real = _plain_leaf(t.env, source, own_secrets[0] if own_secrets else {}, out)
+        masked = _plain_leaf(t.env, source, own_secrets[1], out) if own_secrets and real else real
+        if real is not None and masked is not None:
+            real_slot[path] = out.local(real)
+            masked_slot[path] = out.local(masked)
+            sized += [s for s in {real_slot[path]: 1, masked_slot[path]: 1} if s not in sized]
+            continue
+        real_slot[path] = out.local(f"q[{sum(2 if s else 1 for _, _, s in jinja)}]")
+        masked_slot[path] = out.local(f"q[{sum(2 if s else 1 for _, _, s in jinja) + 1}]") if own_secrets else real_slot[path]
+        jinja.append((path, block, own_secrets))
+    if sized:  # each leaf within the output limit (the sum: the walk judges a lead over it)
+        out.lines.append(f"if {' + '.join(f'len({s})' for s in sized)} > _sandbox.MAX_TEXT: raise _Unsure")
+    dynamic = {path[:i] for path in real_slot for i in range(1, len(path) + 1)}
+    real_static = {path: r for path, (r, _) in bound._static.items()}
+    masked_static = {path: m for path, (_, m) in bound._static.items()}
+
+    def section(name: str, masked: bool) -> str:
+        """A local holding the section; a masked section without a secret is the real one."""
+        slots, static = (masked_slot, masked_static) if masked else (real_slot, real_static)
+        if (name, masked) not in sections:
+            expression, _ = _section_expression(t.spec[name], (name,), slots, dynamic, static, out)
+            sections[name, masked] = out.local(out.const(_DROP) if expression is None else expression)
+        return sections[name, masked]
+
+    sections: dict[tuple[str, bool], str] = {}
+
+    requests = []
+    for masked in (False, True):
+        if masked and not bound._secret_sections:
+            break
+        own = (lambda name: masked and name in bound._secret_sections)
+        url = section("url", own("url"))
+        if t.origin:
+            if ("url",) in dynamic:
+                out.lines.append(f"if not _same_origin({url}, {out.const(t.origin)}): raise _Unsure")
+            elif not _same_origin(_fill(t.spec["url"], ("url",), masked_static if own("url") else real_static),
+                                  t.origin):
+                return None, []  # the walk says why, for every lead
+        slots, static = (masked_slot, masked_static) if own("headers") else (real_slot, real_static)
+        headers = _plain_table(t.spec["headers"], ("headers",), slots, static, out, str) \
+            or f"_headers({section('headers', own('headers'))})"
+        slots, static = (masked_slot, masked_static) if own("query") else (real_slot, real_static)
+        query = _plain_table(t.spec["query"], ("query",), slots, static, out, _form_value, t.omit_empty_query) \
+            or f"_query({section('query', own('query'))}, {out.const(t.omit_empty_query)})"
+        body = section("body", own("body"))
+        if t.body_format == "form":
+            body = f"_form_body({body})"
+        requests.append(f"R({out.const(t.method)}, {url}, {headers}, {query}, {out.const(t.body_format)}, {body})")
+    real_request = out.local(requests[0])
+    masked_request = out.local(requests[1]) if len(requests) > 1 else real_request
+    source = "def plan(v, q):\n" + "".join(f"    {line}\n" for line in out.lines)
+    source += f"    return {real_request}, {masked_request}\n"
+    namespace = dict(out.names, R=Rendered, DROP=_DROP, _kept=_kept, _kept_items=_kept_items, _Unsure=_Unsure,
+                     _sized=_sized, _sandbox=_sandbox, _same_origin=_same_origin, _headers=_headers, _query=_query,
+                     _form_body=_form_body)
     try:
-        code = compile(f"def build(r):\n    return {body}\n", f"<request {_dotted(path)}>", "exec")
+        code = compile(source, f"<request plan {t.origin or ''}>", "exec")
     except (SyntaxError, RecursionError, MemoryError):  # nested past what the compiler takes: walk it per lead
-        return lambda r: _fill(spec, path, {**static, **{p: r[i] for p, i in slots.items()}})
+        return None, []
     exec(code, namespace)  # noqa: S102 - our own generated code: slots and constants, no template text
-    return namespace["build"]
+    return namespace["plan"], jinja
+
+
+def _plain_table(spec: Any, path: Path, slots: Mapping[Path, str], static: Mapping[Path, str], out: _Source,
+                 convert: Callable[[Any], Any], omit: frozenset[str] = frozenset()) -> str | None:
+    """A header or query table whose values are all single values, built as what
+    _headers / _query make of it: constant values converted once, a rendered leaf
+    as it is (a string), an empty one left out when ``omit`` names it. None for any
+    other shape (it goes through _headers / _query per lead)."""
+    if not isinstance(spec, dict) or WHEN in spec or any(isinstance(v, (dict, list)) for v in spec.values()):
+        return None
+    entries: list[tuple[str, str, bool]] = []  # (key, value, left out when empty)
+    for key, value in spec.items():
+        at = path + (key,)
+        if at in slots:
+            entries.append((out.const(str(key)), slots[at], key in omit))
+            continue
+        fixed = static[at] if isinstance(value, str) else value
+        if not (key in omit and fixed == ""):
+            entries.append((out.const(str(key)), out.const(convert(fixed)), False))
+    first = next((i for i, (_, _, optional) in enumerate(entries) if optional), len(entries))
+    table = "{" + ", ".join(f"{k}: {e}" for k, e, _ in entries[:first]) + "}"
+    if first == len(entries):
+        return table
+    name = out.fresh(table)
+    for key, value, optional in entries[first:]:  # in order: the dict keeps the table's order
+        out.lines.append(f"if {value} != '': {name}[{key}] = {value}" if optional else f"{name}[{key}] = {value}")
+    return name
+
+
+def _section_expression(spec: Any, at: Path, slots: Mapping[Path, str], dynamic: set[Path],
+                        static: Mapping[Path, str], out: _Source) -> tuple[str | None, bool]:
+    """(Python expression of one part of the request, whether it may be DROP); None: a
+    ``$when`` object with no lead value that renders empty (never there). A dynamic leaf is
+    its slot's expression; what holds no dynamic leaf is filled now and shared."""
+    if isinstance(spec, str):
+        return (slots[at], False) if at in slots else (out.const(static[at]), False)
+    if not isinstance(spec, (dict, list)):
+        return out.const(spec), False
+    if at not in dynamic:
+        filled = _fill(spec, at, static)
+        return (None, True) if filled is _DROP else (out.const(filled), False)
+    if isinstance(spec, dict):
+        parts, may_drop = [], False
+        for k, v in spec.items():
+            if k == WHEN:
+                continue
+            e, drops = _section_expression(v, at + (k,), slots, dynamic, static, out)
+            if e is None:
+                continue
+            parts.append(f"{out.const(k)}: {e}")
+            may_drop = may_drop or drops
+        made = "{" + ", ".join(parts) + "}"
+        if may_drop:
+            made = f"_kept_items({made})"
+        if WHEN in spec:
+            when, _ = _section_expression(spec[WHEN], at + (WHEN,), slots, dynamic, static, out)
+            return f"(DROP if not {when}.strip() else {made})", True
+        return made, False
+    items = [_section_expression(v, at + (i,), slots, dynamic, static, out) for i, v in enumerate(spec)]
+    made = "[" + ", ".join(e for e, _ in items if e is not None) + "]"
+    if any(drops for e, drops in items if e is not None):
+        made = f"_kept({made})"
+    return made, False
 
 
 def _kept(values: list[Any]) -> list[Any]:
