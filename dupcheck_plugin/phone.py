@@ -72,24 +72,26 @@ def nanp_fast_e164(number: str, phone_code: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)
-def to_e164(number: str, phone_code: str = "1") -> str:
-    fast = nanp_fast_e164(str(number), phone_code)
-    if fast is not None:
-        return fast
-    import phonenumbers
-
-    return phonenumbers.format_number(parse_phone(number, phone_code), phonenumbers.PhoneNumberFormat.E164)
-
-
-@lru_cache(maxsize=4096)
-def national_digits(number: str, phone_code: str = "1") -> str:
+@lru_cache(maxsize=8192)
+def _normalised(number: str, phone_code: str) -> tuple[str, str]:
+    """(E.164, national significant digits): one parse serves intake and both filters of a
+    lead. A number that is refused raises each time (lru_cache keeps no exceptions)."""
     fast = nanp_fast_e164(str(number), phone_code)
     if fast is not None:  # "+1" and the ten national digits
-        return fast[2:]
+        return fast, fast[2:]
     import phonenumbers
 
-    return phonenumbers.national_significant_number(parse_phone(number, phone_code))
+    parsed = parse_phone(number, phone_code)
+    return (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+            phonenumbers.national_significant_number(parsed))
+
+
+def to_e164(number: str, phone_code: str = "1") -> str:
+    return _normalised(number, phone_code)[0]
+
+
+def national_digits(number: str, phone_code: str = "1") -> str:
+    return _normalised(number, phone_code)[1]
 
 
 def mask_phone(phone: str | None) -> str | None:

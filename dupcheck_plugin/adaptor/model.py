@@ -68,11 +68,17 @@ class BoundAdaptor:
 
     def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
         """(request to send, same request with secrets masked); raises RenderError."""
+        real, masked, _ = self.render_with_variables(lead)
+        return real, masked
+
+    def render_with_variables(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered, dict[str, Any]]:
+        """(request to send, masked request, the lead's template variables: what batching renders)."""
         try:
             variables = self.adaptor.fields.template_vars(lead)
         except FieldError as exc:
             raise RenderError(str(exc)) from None
-        return self._request.render(variables)
+        real, masked = self._request.render(variables)
+        return real, masked, variables
 
 
 def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:

@@ -20,6 +20,7 @@ one context per lead (a sandboxed ``Template.render`` costs ~20 us of set-up).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
@@ -488,7 +489,7 @@ def _fill(value: Any, path: Path, rendered: Mapping[Path, str]) -> Any:
 # namespace, never part of its source.
 
 
-class _Unsure(Exception):
+class _Unsure(DupcheckError):
     """The plan cannot vouch for this lead (a value over the size limit): the walk renders it."""
 
 
@@ -748,8 +749,18 @@ class Rendered:
         """The same request sent to another scheme://host:port (``--crm-url``)."""
         if not new_origin:
             return self
-        new = urlsplit(new_origin)
-        old = urlsplit(self.url)
-        tail = self.url[len(f"{old.scheme}://{old.netloc}"):]
-        return replace(self, url=f"{new.scheme}://{new.netloc}{tail}")
+        return replace(self, url=retarget(self.url, new_origin))
+
+
+def retarget(url: str, new_origin: str | None) -> str:
+    """``url`` with its scheme://host:port replaced by ``new_origin``'s (none: as it is)."""
+    if not new_origin:
+        return url
+    return _origin_of(new_origin) + url[len(_origin_of(url)):]
+
+
+@lru_cache(maxsize=256)
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 

@@ -77,17 +77,18 @@ def row_problem(lead: Mapping[str, str]) -> str | None:
     """Why this lead (all values strings) cannot be decided, or None."""
     total = 0
     for key, value in lead.items():
-        name = printable(key, 40)
         if len(value) > MAX_FIELD_CHARS:
-            return f"field {name!r} is longer than {MAX_FIELD_CHARS} characters ({len(value)})"
+            return f"field {printable(key, 40)!r} is longer than {MAX_FIELD_CHARS} characters ({len(value)})"
         total += len(key) + len(value)
         for text in (key, value):
             if "\x00" in text:
-                return f"field {name!r} holds a NUL character"
+                return f"field {printable(key, 40)!r} holds a NUL character"
+            if text.isascii():  # ASCII always encodes (the test is O(1) in CPython)
+                continue
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                return f"field {name!r} is not valid Unicode (invalid UTF-8 or a lone surrogate)"
+                return f"field {printable(key, 40)!r} is not valid Unicode (invalid UTF-8 or a lone surrogate)"
     if total > MAX_ROW_CHARS:
         return f"the lead is larger than {MAX_ROW_CHARS} characters ({total})"
     return None
@@ -112,8 +113,15 @@ def _e164(phone: str, phone_code: str) -> tuple[str | None, str | None]:
 
 def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
     """Normalise one lead: every value a string, defaults applied, phone in E.164."""
-    nested = sorted(str(k) for k, v in raw.items() if isinstance(v, (dict, list)))
-    lead = {str(k): _flat(v) for k, v in raw.items()}
+    lead: dict[str, str] = {}
+    nested: list[str] = []
+    for k, v in raw.items():  # one pass; a value that is already text is kept as it is
+        if type(v) is not str:
+            if isinstance(v, (dict, list)):
+                nested.append(str(k))
+            v = _flat(v)
+        lead[k if type(k) is str else str(k)] = v
+    nested.sort()
     problem = row_problem(lead)
     if problem:
         return Intake(printable_lead(lead), None,

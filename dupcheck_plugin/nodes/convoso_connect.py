@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import httpx
 
-from ..adaptor.render import Rendered, RenderError
+from ..adaptor.render import Rendered, RenderError, retarget
 from ..connection.auth import ConnectionAuth
 from ..connection.breaker import CircuitBreaker
 from ..connection.secrets import SecretMissing, Secrets
@@ -69,19 +69,23 @@ class ConvosoConnect(CrmNode):
             self.bound = self.adaptor.bind(current, preview=self.offline)
 
     def _finish(self, r: Rendered, auth: Mapping[str, Any]) -> Rendered:
-        headers = {**r.headers, **self.extra_headers, **auth.get("headers", {})}
-        query = {**r.query, **auth.get("query", {})} if auth.get("query") else r.query
-        r = replace(r, headers=headers, query=query,
-                    method=self.method or r.method, body_format=self.body_format or r.body_format)
-        return r.with_origin(self.origin)
+        """The adaptor's request as this connection sends it: its headers, auth, method and origin."""
+        query = {**r.query, **auth["query"]} if auth.get("query") else r.query
+        return Rendered(method=self.method or r.method, url=retarget(r.url, self.origin),
+                        headers={**r.headers, **self.extra_headers, **auth.get("headers", {})}, query=query,
+                        body_format=self.body_format or r.body_format, body=r.body)
 
     def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
         """(request to send, masked request) for one lead; raises RenderError,
         or SecretMissing when a secret file went away."""
+        real, masked, _ = self._render(lead)
+        return real, masked
+
+    def _render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered, dict[str, Any]]:
         if self._file_secrets:
             self._rebind_if_changed()
-        real, masked = self.bound.render(lead)
-        return self._finish(real, self.auth.real()), self._finish(masked, self.auth.masked)
+        real, masked, variables = self.bound.render_with_variables(lead)
+        return self._finish(real, self.auth.real()), self._finish(masked, self.auth.masked), variables
 
     @property
     def lead_capacity(self) -> int:
@@ -102,15 +106,14 @@ class ConvosoConnect(CrmNode):
 
     async def run(self, lead: LeadContext) -> CrmAnswer:
         try:
-            real, masked = self.render(lead.lead)
+            real, masked, variables = self._render(lead.lead)
         except RenderError as exc:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0,
                              error="render", error_detail=str(exc))
         except SecretMissing as exc:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, attempts=0,
                              error="auth", error_detail=str(exc))
-        variables = self.adaptor.fields.template_vars(lead.lead) if self.runtime.max_leads > 1 else None
-        answer = await self.runtime.call(self.client, real, masked, variables)
+        answer = await self.runtime.call(self.client, real, masked, variables if self.runtime.max_leads > 1 else None)
         return replace(answer, response=response_json(answer.body, self.secret_values()))
 
     def secret_values(self) -> list[str]:
