@@ -9,7 +9,7 @@ from typing import Any
 from . import hookimpl
 from .adaptor.filters import BUILTIN_FILTERS
 from .config.schemas import shipped_schemas
-from .nodes import api_duplicate_check, connect_check
+from .nodes import connect_check
 from .types import NodeType
 
 
@@ -18,6 +18,26 @@ def _convoso_connect(*args, **kwargs):
     from .nodes.convoso_connect import ConvosoConnect
 
     return ConvosoConnect(*args, **kwargs)
+
+
+# the rules table's node, imported by the first workflow that has one (its rules
+# bring RE2): checking an adaptor, or registering the plugin, does not need it
+def _api_duplicate_check(*args, **kwargs):
+    from .nodes.api_duplicate_check import ApiDuplicateCheck
+
+    return ApiDuplicateCheck(*args, **kwargs)
+
+
+def _check_inputs(config):
+    from .nodes.api_duplicate_check import inputs
+
+    return inputs(config)
+
+
+def _check_check(config, view):
+    from .nodes.api_duplicate_check import check
+
+    return check(config, view)
 
 
 @hookimpl
@@ -34,10 +54,10 @@ def dupcheck_register_node_types(register) -> None:
     register(NodeType(
         name="api_duplicate_check",
         config_schema=schemas["api_duplicate_check.schema.json"],
-        factory=api_duplicate_check.ApiDuplicateCheck,
-        inputs=api_duplicate_check.inputs,
+        factory=_api_duplicate_check,
+        inputs=_check_inputs,
         description="Apply the rules table to the CRM's answer: create, skip as duplicate, DNC, answer.",
-        check=api_duplicate_check.check,
+        check=_check_check,
         output="check_outcome",
     ))
 

@@ -49,6 +49,8 @@ def _loaded(modules: list[str], roots: tuple[str, ...]) -> list[str]:
 # a clean check needs none of these either: jsonschema only explains a file the fast
 # schema check refused, tree-sitter only places a problem, phonenumbers parses no lead
 _NOT_FOR_A_CLEAN_CHECK = ("jsonschema", "referencing", "tree_sitter", "tree_sitter_toml", "phonenumbers", "orjson")
+# and an adaptor alone has no rules table to check
+_NOT_FOR_AN_ADAPTOR = ("dupcheck_plugin.nodes.api_duplicate_check", "dupcheck_plugin.rules.decide", "re2")
 
 
 def test_check_imports_neither_server_nor_simulator_nor_http_client():
@@ -56,6 +58,13 @@ def test_check_imports_neither_server_nor_simulator_nor_http_client():
     assert rc == 0, out
     assert "dupcheck_plugin.config.checker" in modules  # it did check
     assert _loaded(modules, _NOT_FOR_CHECK + _NOT_FOR_A_CLEAN_CHECK) == []
+
+
+def test_checking_an_adaptor_leaves_the_rules_out():
+    rc, modules, out = _modules_after("check", "adaptors/hubspot_contacts_search.toml")
+    assert rc == 0, out
+    assert "dupcheck_plugin.adaptor.render" in modules  # its templates were checked
+    assert _loaded(modules, _NOT_FOR_CHECK + _NOT_FOR_A_CLEAN_CHECK + _NOT_FOR_AN_ADAPTOR) == []
 
 
 def test_a_schema_mistake_brings_jsonschema_in_to_explain_it(tmp_path):
