@@ -47,8 +47,10 @@ def _loaded(modules: list[str], roots: tuple[str, ...]) -> list[str]:
 
 
 # a clean check needs none of these either: jsonschema only explains a file the fast
-# schema check refused, tree-sitter only places a problem, phonenumbers parses no lead
-_NOT_FOR_A_CLEAN_CHECK = ("jsonschema", "referencing", "tree_sitter", "tree_sitter_toml", "phonenumbers", "orjson")
+# schema check refused, tree-sitter only places a problem, phonenumbers parses no lead,
+# importlib.metadata loads plugins and no installed distribution declares one here
+_NOT_FOR_A_CLEAN_CHECK = ("jsonschema", "referencing", "tree_sitter", "tree_sitter_toml", "phonenumbers", "orjson",
+                          "importlib.metadata")
 # and an adaptor alone has no rules table to check
 _NOT_FOR_AN_ADAPTOR = ("dupcheck_plugin.nodes.api_duplicate_check", "dupcheck_plugin.rules.decide", "re2")
 
