@@ -31,7 +31,7 @@ from .admin.auth import Admin, AdminTokens, session_secret
 from .auth import Tokens, token_scope
 from .http import (BODY_TIMEOUT_S, Guard, api_error_handler, http_error_handler, json_response, log_fields,
                    refusal_handler)
-from .logs import masked_phone
+from .logs import access_logged, masked_phone
 from .metrics import Metrics
 from .openapi import openapi_spec
 from .reload import Reloader
@@ -172,7 +172,9 @@ class Api:
         if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()):
             raise cv.ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
         fields = log_fields(request)
-        fields["phone"] = masked_phone(params.get("phone_number"))  # until the lead's E.164 is known
+        logged = access_logged()
+        if logged:
+            fields["phone"] = masked_phone(params.get("phone_number"))  # until the lead's E.164 is known
         self.metrics.in_flight.inc()
         self.in_flight += 1
         try:
@@ -185,8 +187,9 @@ class Api:
         finally:
             self.metrics.in_flight.dec()
             self.in_flight -= 1
-        fields.update(phone=masked_phone(record.get("phone_e164") or params.get("phone_number")),
-                      action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
+        if logged:
+            fields.update(phone=masked_phone(record.get("phone_e164") or params.get("phone_number")),
+                          action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
         return json_response(200, cv.insert_answer(record))
 
     async def _decide_once(self, params: dict[str, str], key: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .. import codes
 from . import convoso as cv
-from .logs import log_access, mask_query
+from .logs import access_logged, log_access, mask_query
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ class Guard:
             path = scope.get("path", "")
             route = path if path in self.routes else "other"
             self.metrics.requests.labels(route, str(status)).inc()
-            query = scope.get("query_string", b"").decode("latin-1")
-            log_access(method=scope.get("method"), path=path[:200], status=status,
-                       ms=round((time.perf_counter() - started) * 1000, 2),
-                       query=mask_query(parse_qsl(query, keep_blank_values=True)), **fields)
+            if access_logged():  # the query is parsed and masked for the log only
+                query = scope.get("query_string", b"").decode("latin-1")
+                log_access(method=scope.get("method"), path=path[:200], status=status,
+                           ms=round((time.perf_counter() - started) * 1000, 2),
+                           query=mask_query(parse_qsl(query, keep_blank_values=True)), **fields)

@@ -100,6 +100,11 @@ def mask_query(items: Iterable[tuple[str, str]]) -> str:
     return "&".join(parts)
 
 
+def access_logged() -> bool:
+    """Whether requests are logged: what only the log needs (masked phones, the query) is built only then."""
+    return ACCESS.isEnabledFor(logging.INFO)
+
+
 def log_access(**fields: Any) -> None:
-    if ACCESS.isEnabledFor(logging.INFO):
+    if access_logged():
         ACCESS.info("request", extra={"fields": fields})

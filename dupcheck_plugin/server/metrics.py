@@ -64,7 +64,10 @@ class Metrics:
         self.leads.labels(record.get("action") or "unknown").inc()
         crm = record.get("crm") or {}
         if crm.get("called") and connection is not None:
-            self.connections.setdefault(connection, ConnectionTally()).add(crm)
+            tally = self.connections.get(connection)
+            if tally is None:
+                tally = self.connections[connection] = ConnectionTally()
+            tally.add(crm)
         if crm.get("called") and crm.get("latency_ms") is not None:
             self.crm_latency.observe(crm["latency_ms"] / 1000)
         if crm.get("error"):
