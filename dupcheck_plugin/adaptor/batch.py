@@ -34,6 +34,7 @@ from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
 from ..errors import DupcheckError
 from ..phone import PhoneError, to_e164
+from .render import plain_function
 from .sandbox import budget_of, bounded_join, instrument
 from ..rules.paths import MISSING, lookup, split_path
 
@@ -58,11 +59,12 @@ class _Leaf:
     """One template leaf of the [batch] table: a block of the spec's combined template
     (identical sources share one leaf: a lead renders it once)."""
 
-    __slots__ = ("source", "block")
+    __slots__ = ("source", "block", "plain")
 
     def __init__(self, source: str):
         self.source = source
         self.block: Any = None  # bound once the combined template is compiled
+        self.plain: Any = None  # Jinja's output without Jinja, for the plain shapes (render.plain_function)
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,27 @@ class _Each:
 class _Renderer:
     """Leaves rendered with one context: one render budget, each leaf at most once."""
 
-    __slots__ = ("ctx", "done")
+    __slots__ = ("combined", "variables", "ctx", "done")
 
     def __init__(self, combined: Any, variables: Mapping[str, Any]):
-        self.ctx = combined.new_context(dict(variables))
+        self.combined = combined
+        self.variables = variables
+        self.ctx: Any = None  # made for the first leaf Jinja renders
         self.done: dict[_Leaf, str] = {}
 
     def __call__(self, leaf: Any) -> str:
         text = self.done.get(leaf)
         if text is None:
-            text = self.done[leaf] = bounded_join(leaf.block(self.ctx), budget_of(self.ctx))
+            if leaf.plain is not None:
+                try:
+                    text = leaf.plain(self.variables)
+                except Exception:  # noqa: BLE001 - not sure of this lead: Jinja renders it and says why
+                    text = None
+            if text is None:
+                if self.ctx is None:
+                    self.ctx = self.combined.new_context(dict(self.variables))
+                text = bounded_join(leaf.block(self.ctx), budget_of(self.ctx))
+            self.done[leaf] = text
         return text
 
 
@@ -429,4 +442,5 @@ def _combine(env: Any, leaves: Mapping[str, tuple[_Leaf, tuple]], problems: list
         return None
     for source, (leaf, _) in leaves.items():
         leaf.block = combined.blocks[names[source]]
+        leaf.plain = plain_function(env, source)
     return combined

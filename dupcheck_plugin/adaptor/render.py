@@ -483,7 +483,7 @@ def _fill(value: Any, path: Path, rendered: Mapping[Path, str]) -> Any:
 # code that computes the dynamic leaves, builds every section and returns the real and
 # the masked request. What holds no lead value is computed once and shared (read, never
 # mutated). A leaf whose Jinja output can be told without Jinja (text, variables, secrets
-# and dupcheck's own pure filters, see :func:`_plain_leaf`) is a Python expression; any
+# and dupcheck's own pure filters, see :class:`_PlainLeaf`) is Python code; any
 # other leaf is rendered by Jinja within the sandbox's budget and arrives in ``q``.
 # Every string a template or adaptor holds is a constant of the generated code's
 # namespace, never part of its source.
@@ -499,14 +499,20 @@ def _sized(text: str) -> str:
     return text
 
 
+class _NotPlain(DupcheckError):
+    """A leaf Jinja renders: its template uses more than the plain shapes."""
+
+
 class _Source:
     """Generated code: its lines and the constants it names."""
 
     def __init__(self) -> None:
         self.names: dict[str, Any] = {}
         self.lines: list[str] = []
+        self.depth = 0  # inside an if: nothing new is cached (it would not run on the other branch)
         self._locals: dict[str, str] = {}
         self._consts: dict[Any, str] = {}
+        self._fresh = 0
 
     def const(self, value: Any) -> str:
         key = (type(value), value) if isinstance(value, str) else id(value)
@@ -515,78 +521,207 @@ class _Source:
             self.names[self._consts[key]] = value
         return self._consts[key]
 
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
     def fresh(self, expression: str) -> str:
         """A new local variable holding ``expression``."""
-        name = f"t{len(self.lines)}"
-        self.lines.append(f"{name} = {expression}")
-        return name
+        self._fresh += 1
+        self.line(f"t{self._fresh} = {expression}")
+        return f"t{self._fresh}"
 
     def local(self, expression: str) -> str:
         """A local variable holding ``expression``, computed once however often it is used."""
         if expression in self.names or expression in self._locals.values():
             return expression
         if expression not in self._locals:
+            if self.depth:
+                return f"({expression})"
             self._locals[expression] = f"x{len(self._locals)}"
-            self.lines.append(f"{self._locals[expression]} = {expression}")
+            self.line(f"{self._locals[expression]} = {expression}")
         return self._locals[expression]
 
+    def mark(self) -> tuple[int, dict[str, str]]:
+        return len(self.lines), dict(self._locals)
 
-def _plain_leaf(env: BudgetedEnvironment, source: str, secrets: Mapping[str, str], out: _Source) -> str | None:
-    """A Python expression of ``v`` (the lead's variables) that gives what Jinja renders from
-    ``source``, when its output can be told without Jinja: text, ``{{ name }}``,
-    ``secrets.NAME``, ``fields['name']`` and dupcheck's own pure filters over those. These run
-    no loop and call no user code, so the render budget has nothing to bound but the size,
-    checked after each filter. None: Jinja renders it."""
-    parts = []
-    for statement in env.parse(source).body:
-        if not isinstance(statement, nodes.Output):
+    def rollback(self, mark: tuple[int, dict[str, str]]) -> None:
+        del self.lines[mark[0]:]
+        self._locals = mark[1]
+
+
+_COMPARISONS = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in", "notin": "not in"}
+_STR_METHODS = frozenset({"startswith", "endswith"})
+
+
+class _PlainLeaf:
+    """One leaf as Python with exactly Jinja's output, when its template holds only plain
+    shapes: text, ``{{ expression }}``, ``{% set %}`` (at the top),
+    ``{% if %}``; expressions of lead variables, ``secrets.NAME``, ``fields['name']``, string
+    and integer constants, dupcheck's own pure filters and ``length``, ``~``, slices,
+    comparisons, ``and``/``or``/``not`` and ``startswith``/``endswith`` on text. These run no
+    loop and call no user code, so the render budget has nothing to bound but the size,
+    checked after each filter and ``~`` as the sandbox checks it. Anything else: Jinja
+    renders the leaf. A name the lead lacks raises KeyError at render time (the walk then
+    renders the lead, StrictUndefined and all)."""
+
+    def __init__(self, env: BudgetedEnvironment, secrets: Mapping[str, str], out: _Source):
+        self.env, self.secrets, self.out = env, secrets, out
+        self.scope: dict[str, str] = {}  # {% set %} names -> their Python locals
+        self.assigned: set[str] = set()
+
+    def compile(self, source: str) -> str | None:
+        """The expression holding the leaf's output, or None (nothing emitted)."""
+        mark = self.out.mark()
+        try:
+            return self._template(self.env.parse(source))
+        except _NotPlain:
+            self.out.rollback(mark)
+            self.out.depth = 0
             return None
-        for node in statement.nodes:
-            if isinstance(node, nodes.TemplateData):
-                if node.data:
-                    parts.append(out.const(node.data))
-                continue
-            expression = _plain_expression(env, node, secrets, out)
-            if expression is None:
-                return None
-            parts.append(expression if isinstance(node, nodes.Filter) else f"str({expression})")
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else f"''.join(({', '.join(parts)},))"
 
+    def _template(self, ast: nodes.Template) -> str:
+        if all(isinstance(s, nodes.Output) for s in ast.body):
+            parts = [p for s in ast.body for p in self._output(s)]
+            if not parts:
+                raise _NotPlain
+            return parts[0] if len(parts) == 1 else f"''.join(({', '.join(parts)},))"
+        targets = [n.target for n in ast.find_all((nodes.Assign, nodes.AssignBlock))]
+        if not all(isinstance(t, nodes.Name) for t in targets) or len({t.name for t in targets}) < len(targets):
+            raise _NotPlain
+        self.assigned = {t.name for t in targets}
+        parts = self.out.fresh("[]")
+        self._statements(ast.body, parts)
+        return self.out.fresh(f"''.join({parts})")
 
-def _plain_expression(env: BudgetedEnvironment, node: nodes.Node, secrets: Mapping[str, str], out: _Source) -> str | None:
-    """Python for one Jinja expression, or None. A name the lead lacks raises KeyError (the walk
-    then renders the lead, StrictUndefined and all); ``x.name`` is Jinja's attribute first, so
-    a name a dict has as an attribute (``secrets.items``) is left to Jinja."""
-    if isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in ("secrets", "fields"):
-        return out.local(f"v[{out.const(node.name)}]")
-    if isinstance(node, nodes.Const) and isinstance(node.value, str):
-        return out.const(node.value)
-    if isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name):
-        if isinstance(node, nodes.Getattr):
-            key = node.attr
-            if hasattr(dict, key):
-                return None
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            key = node.arg.value
-        else:
-            return None
-        if node.node.name == "secrets":
-            return out.const(secrets[key]) if key in secrets else None
-        if node.node.name == "fields":
+    def _statements(self, body: list[nodes.Node], parts: str) -> None:
+        if not body:
+            self.out.line("pass")
+        for node in body:
+            if isinstance(node, nodes.Output):
+                for part in self._output(node):
+                    self.out.line(f"{parts}.append({part})")
+            elif isinstance(node, nodes.Assign) and not self.out.depth:
+                self.scope[node.target.name] = self.out.fresh(self._expression(node.node))
+            elif isinstance(node, nodes.AssignBlock) and not self.out.depth and node.filter is None:
+                captured = self.out.fresh("[]")  # {% set name %}...{% endset %}: the text in between
+                self._statements(node.body, captured)
+                self.scope[node.target.name] = self.out.fresh(f"''.join({captured})")
+            elif isinstance(node, nodes.If):
+                self.out.line(f"if {self._expression(node.test)}:")
+                self._branch(node.body, parts)
+                for other in node.elif_:
+                    self.out.depth += 1  # an elif's test runs only when the ones before fail
+                    test = self._expression(other.test)
+                    self.out.depth -= 1
+                    self.out.line(f"elif {test}:")
+                    self._branch(other.body, parts)
+                if node.else_:
+                    self.out.line("else:")
+                    self._branch(node.else_, parts)
+            else:
+                raise _NotPlain
+
+    def _branch(self, body: list[nodes.Node], parts: str) -> None:
+        self.out.depth += 1
+        self._statements(body, parts)
+        self.out.depth -= 1
+
+    def _output(self, node: nodes.Output) -> list[str]:
+        parts = []
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                if child.data:
+                    parts.append(self.out.const(child.data))
+            else:
+                parts.append(f"str({self._expression(child)})")
+        return parts
+
+    def _expression(self, node: nodes.Node) -> str:
+        out = self.out
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            if node.name in self.scope:
+                return self.scope[node.name]
+            if node.name in self.assigned or node.name in ("secrets", "fields"):
+                raise _NotPlain  # read before its {% set %}: Jinja's scoping decides
+            return out.local(f"v[{out.const(node.name)}]")
+        if isinstance(node, nodes.Const) and type(node.value) in (str, int):
+            return out.const(node.value)
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice):
+            # Jinja slices with Python's own subscript, not the sandbox's getitem
+            bounds = [self._expression(b) if b is not None else "" for b in (node.arg.start, node.arg.stop, node.arg.step)]
+            return out.local(f"{self._expression(node.node)}[{':'.join(bounds)}]")
+        if isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name) \
+                and node.node.name in ("secrets", "fields"):
+            if isinstance(node, nodes.Getattr):
+                key = node.attr
+                if hasattr(dict, key):  # Jinja's attribute first: secrets.items is the method
+                    raise _NotPlain
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                key = node.arg.value
+            else:
+                raise _NotPlain
+            if node.node.name == "secrets":
+                if key not in self.secrets:
+                    raise _NotPlain
+                return out.const(self.secrets[key])
             return out.local(f"v[{out.const('fields')}][{out.const(key)}]")
+        if isinstance(node, nodes.Filter) and node.node is not None and not node.kwargs \
+                and node.dyn_args is None and node.dyn_kwargs is None:
+            function = self.env.plain_filters.get(node.name)
+            arguments = ", ".join(self._expression(a) for a in (node.node, *node.args))
+            if function is len and not node.args:
+                return out.local(f"len({arguments})")
+            if function in PURE_FILTERS:
+                return out.local(f"_sized({out.const(function)}({arguments}))")
+            raise _NotPlain
+        if isinstance(node, nodes.Concat):  # Jinja's str_join; the sandbox bounds its size
+            return out.local(f"_sized(''.join(({', '.join(f'str({self._expression(n)})' for n in node.nodes)},)))")
+        if isinstance(node, nodes.Compare) and all(op.op in _COMPARISONS for op in node.ops):
+            chain = " ".join(f"{_COMPARISONS[op.op]} {self._expression(op.expr)}" for op in node.ops)
+            return f"({self._expression(node.expr)} {chain})"
+        if isinstance(node, (nodes.And, nodes.Or)):
+            return f"({self._expression(node.left)} {'and' if isinstance(node, nodes.And) else 'or'} {self._expression(node.right)})"
+        if isinstance(node, nodes.Not):
+            return f"(not {self._expression(node.node)})"
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr in _STR_METHODS \
+                and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None:
+            arguments = "".join(f", {self._expression(a)}" for a in node.args)
+            return f"_str_method({self._expression(node.node.node)}, {out.const(node.node.attr)}{arguments})"
+        raise _NotPlain
+
+
+def _str_method(text: Any, name: str, *args: Any) -> Any:
+    """``text.name(*args)`` as the sandbox calls it, for text only (else the walk renders the lead)."""
+    if type(text) is not str:
+        raise _Unsure
+    return getattr(text, name)(*args)
+
+
+def plain_function(env: BudgetedEnvironment, source: str) -> Callable[[Mapping[str, Any]], str] | None:
+    """One template as a Python function of a lead's variables with exactly Jinja's output
+    (the shapes of :class:`_PlainLeaf`, no secrets); None when Jinja must render it. The
+    function raises for a lead it cannot vouch for (a missing variable, a value over the
+    size limit, a filter refusing it): render that lead by Jinja, which says why."""
+    out = _Source()
+    expression = _PlainLeaf(env, {}, out).compile(source)
+    if expression is None:
         return None
-    if (isinstance(node, nodes.Filter) and node.node is not None and not node.kwargs
-            and node.dyn_args is None and node.dyn_kwargs is None):
-        function = env.plain_filters.get(node.name)
-        if function not in PURE_FILTERS:
-            return None
-        arguments = [_plain_expression(env, a, secrets, out) for a in (node.node, *node.args)]
-        if None in arguments:
-            return None
-        return out.local(f"_sized({out.const(function)}({', '.join(arguments)}))")  # type: ignore[arg-type]
-    return None
+    return _function(out, f"_sized({expression})", "v", "<template>")
+
+
+def _function(out: _Source, result: str, parameters: str, name: str) -> Callable[..., Any] | None:
+    """The generated function returning ``result``; None when Python's compiler refuses it (nesting)."""
+    source = f"def generated({parameters}):\n" + "".join(f"    {line}\n" for line in out.lines)
+    source += f"    return {result}\n"
+    namespace = dict(out.names, R=Rendered, DROP=_DROP, _kept=_kept, _kept_items=_kept_items, _Unsure=_Unsure,
+                     _sized=_sized, _str_method=_str_method, _sandbox=_sandbox, _same_origin=_same_origin,
+                     _headers=_headers, _query=_query, _form_body=_form_body)
+    try:
+        code = compile(source, name, "exec")
+    except (SyntaxError, RecursionError, MemoryError):
+        return None
+    exec(code, namespace)  # noqa: S102 - our own generated code: slots and constants, no template text
+    return namespace["generated"]
 
 
 def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", "Rendered"]] | None, list]:
@@ -600,8 +735,8 @@ def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", 
     sized: list[str] = []
     for path, block, own_secrets in bound._dynamic:
         source = t.leaves[path].source
-        real = _plain_leaf(t.env, source, own_secrets[0] if own_secrets else {}, out)
-        masked = _plain_leaf(t.env, source, own_secrets[1], out) if own_secrets and real else real
+        real = _PlainLeaf(t.env, own_secrets[0] if own_secrets else {}, out).compile(source)
+        masked = _PlainLeaf(t.env, own_secrets[1], out).compile(source) if own_secrets and real else real
         if real is not None and masked is not None:
             real_slot[path] = out.local(real)
             masked_slot[path] = out.local(masked)
@@ -649,18 +784,9 @@ def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", 
             body = f"_form_body({body})"
         requests.append(f"R({out.const(t.method)}, {url}, {headers}, {query}, {out.const(t.body_format)}, {body})")
     real_request = out.local(requests[0])
-    masked_request = out.local(requests[1]) if len(requests) > 1 else real_request
-    source = "def plan(v, q):\n" + "".join(f"    {line}\n" for line in out.lines)
-    source += f"    return {real_request}, {masked_request}\n"
-    namespace = dict(out.names, R=Rendered, DROP=_DROP, _kept=_kept, _kept_items=_kept_items, _Unsure=_Unsure,
-                     _sized=_sized, _sandbox=_sandbox, _same_origin=_same_origin, _headers=_headers, _query=_query,
-                     _form_body=_form_body)
-    try:
-        code = compile(source, f"<request plan {t.origin or ''}>", "exec")
-    except (SyntaxError, RecursionError, MemoryError):  # nested past what the compiler takes: walk it per lead
-        return None, []
-    exec(code, namespace)  # noqa: S102 - our own generated code: slots and constants, no template text
-    return namespace["plan"], jinja
+    masked_request = out.fresh(requests[1]) if len(requests) > 1 else real_request  # its own, as the walk's
+    plan = _function(out, f"{real_request}, {masked_request}", "v, q", f"<request plan {t.origin or ''}>")
+    return (plan, jinja) if plan is not None else (None, [])
 
 
 def _plain_table(spec: Any, path: Path, slots: Mapping[Path, str], static: Mapping[Path, str], out: _Source,

@@ -255,10 +255,10 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         self.filters[SIZE_FILTER] = _size_filter
 
     def add_filters(self, filters: Mapping[str, Callable[..., Any]]) -> None:
-        self.plain_filters.update(filters)  # the functions themselves, before the budget wraps them
         self.filters.update(filters)
         for name, func in list(self.filters.items()):
             if name not in (LOOP_FILTER, SIZE_FILTER):
+                self.plain_filters[name] = func  # the function itself, before the budget wraps it
                 self.filters[name] = _budgeted_filter(name, func)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
