@@ -18,8 +18,9 @@ import pytest
 
 from conftest import write_workflow
 from dupcheck_plugin.adaptor.batch import BatchError
-from dupcheck_plugin.config.adaptors import load_adaptor
+from dupcheck_plugin.config.adaptors import compile_adaptor, load_adaptor
 from dupcheck_plugin.engine.runner import Host, aiter_items
+from dupcheck_plugin.plugins import default_registry
 from dupcheck_plugin.sim import SimulatorThread
 
 ENV = {"HUBSPOT_TOKEN": "hs", "SALESFORCE_TOKEN": "sf", "ZOHO_TOKEN": "zo"}
@@ -223,3 +224,20 @@ def test_a_batch_over_the_url_limit_is_asked_in_smaller_ones_and_decides_as_sing
     sizes = [r["crm"]["batch_size"] for r in batched]
     assert 1 < max(sizes) < 73, sizes
     assert requests_seen(book_sim) < len(batch) / 5
+
+
+@pytest.mark.parametrize("leaf,code", [
+    ("{{ self.leaf0() }}{{ phone }}", "jinja_tag"),  # the batch leaves are blocks of one template
+    ("{% block b %}{% endblock %}{{ phone }}", "jinja_tag"),
+    ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}{{ phone }}", "jinja_tag"),
+    ("{{ phone | no_such_filter }}", "jinja_compile"),
+])
+def test_a_batch_template_is_held_to_the_request_templates_rules(leaf, code):
+    doc = {"name": "t", "fields": {"phone_number": {"mapped_to": "phone", "required": True}},
+           "request": {"method": "POST", "url": "https://crm.example.com/x", "body": {"phone": "{{ phone }}"}},
+           "batch": {"records": "results", "match": [{"record": "phone", "lead": "{{ phone }}"}],
+                     "body": {"phones": [{"$each": leaf}]}}}
+    _, problems = compile_adaptor(doc, "t.toml", default_registry().filters)
+    assert [(p.path, p.code) for p in problems] == [(("batch", "body", "phones", 0, "$each"), code)]
+    doc["batch"]["body"]["phones"] = [{"$each": "{{ phone }}"}]
+    assert compile_adaptor(doc, "t.toml", default_registry().filters)[1] == []

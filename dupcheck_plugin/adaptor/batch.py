@@ -361,8 +361,9 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
         for var in sorted(used - allowed_vars - {"fields"}) if per_lead else ():
             problems.append((path, f"template variable {var!r} is not provided: map a lead field to it in [fields]",
                              "undeclared_variable"))
-        if any(True for _ in ast.find_all((nodes.Block, nodes.Extends))):
-            problems.append((path, "block and extends tags are not allowed in batch templates", "jinja_tag"))
+        refused = _sandbox_problem(ast)
+        if refused:
+            problems.append((path, refused, "jinja_tag"))
         if source not in leaves:
             leaves[source] = (_Leaf(source), path)
         return leaves[source][0]
@@ -421,6 +422,24 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
         eaches=tuple(eaches),
         combined=combined,
     ), []
+
+
+# as in request templates (render.py): the leaves are blocks of one template, and none may
+# reach another (``self.leaf1()``) or recurse
+_FORBIDDEN_TAGS = (nodes.Block, nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport,
+                   nodes.Macro, nodes.CallBlock)
+_FORBIDDEN_NAMES = frozenset({"self", "super", "caller", "varargs", "kwargs"})
+
+
+def _sandbox_problem(ast: nodes.Template) -> str | None:
+    if any(True for _ in ast.find_all(_FORBIDDEN_TAGS)):
+        return "block, extends, include, import, macro and call tags are not allowed in batch templates"
+    if any(loop.recursive for loop in ast.find_all(nodes.For)):
+        return "recursive loops are not allowed in batch templates"
+    names = sorted({n.name for n in ast.find_all(nodes.Name) if n.name in _FORBIDDEN_NAMES})
+    if names:
+        return f"{', '.join(names)} cannot be used in a batch template: a leaf sees only the lead"
+    return None
 
 
 def _combine(env: Any, leaves: Mapping[str, tuple[_Leaf, tuple]], problems: list) -> Any:
