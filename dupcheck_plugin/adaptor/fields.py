@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Mapping
 from ..errors import DupcheckError
@@ -108,6 +109,12 @@ class FieldMapping:
             value = rule.value_for(lead)
             for name in rule.names:
                 fields[name] = value
-        out: dict[str, Any] = {k: v for k, v in fields.items() if IDENTIFIER.match(k)}
+        identifiers = self._identifiers
+        out: dict[str, Any] = {k: v for k, v in fields.items() if k in identifiers}
         out["fields"] = fields
         return out
+
+    @cached_property
+    def _identifiers(self) -> frozenset[str]:
+        """The mapped names a template can use bare (the rest only as ``fields['name']``)."""
+        return frozenset(n for n in self.names if IDENTIFIER.match(n))
