@@ -210,11 +210,11 @@ class Host:
         lock releases it only once the lead is stored."""
         if self._writer is None:
             self._writer = StoreWriter(self.store)
-        task = asyncio.ensure_future(self._writer.store_record(plan_commit(record)))
+        written = self._writer.enqueue(plan_commit(record))  # a future: no task per commit
         try:
-            stored = await asyncio.shield(task)
+            stored = await asyncio.shield(written)
         except asyncio.CancelledError:
-            await asyncio.wait([task])
+            await asyncio.wait([written])
             raise
         except StoreError:
             raise

@@ -1,9 +1,12 @@
 """One writer thread, batched: many leads in flight, one transaction per batch.
 
 A commit per row costs far more than ~7 us per row batched, so callers
-submit commits and await a future; the writer drains whatever is queued into
-one ``store.apply`` (group commit). A batch that fails is retried row by row
-so one bad record cannot take its neighbours down with it.
+hand commits over and await a future; the writer drains whatever is queued
+into one ``store.apply`` (group commit). The hand-over is batched too: the
+commits of one event-loop iteration go to the thread as one list, and the
+thread answers each loop once per batch (one wake-up of the loop, not one
+per row). A batch that fails is retried row by row so one bad record cannot
+take its neighbours down with it.
 """
 
 from __future__ import annotations
@@ -29,24 +32,43 @@ class StoreWriter:
     def __init__(self, store: Store, max_batch: int = 512):
         self.store = store
         self.max_batch = max_batch
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()  # lists of (commit, future, loop), or _STOP
+        self._pending: list[tuple[Commit, asyncio.Future, asyncio.AbstractEventLoop]] = []  # this loop iteration's
+        self._pending_lock = threading.Lock()  # a writer may be shared by event loops of several threads
         self._thread = threading.Thread(target=self._loop, name="dupcheck-store-writer", daemon=True)
         self._thread.start()
         self._closed = False
 
     async def submit(self, commit: Commit) -> str | None:
         """Store one commit; returns its new lead id (or None) once committed."""
-        return (await self.store_record(commit))["lead_id"]
+        return (await self.enqueue(commit))["lead_id"]
 
     async def store_record(self, commit: Commit) -> DecisionRecord:
         """Store one commit; returns the record as stored: ``lead_id`` set, and
         ``dnc_added`` false when the phone was on the DNC list already."""
+        return await self.enqueue(commit)
+
+    def enqueue(self, commit: Commit) -> asyncio.Future:
+        """Hand one commit over (no task, no thread wake-up of its own); the
+        future gets the record as stored (see :meth:`store_record`). Call from
+        a running event loop; the commits of one loop iteration reach the
+        writer thread together."""
         if self._closed:
             raise RuntimeError("store writer is closed")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._q.put((commit, fut, loop))
-        return await fut
+        with self._pending_lock:
+            first = not self._pending
+            self._pending.append((commit, fut, loop))
+        if first:
+            loop.call_soon(self._hand_over)
+        return fut
+
+    def _hand_over(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._q.put(batch)
 
     def _dnc_once(self, commits: list[Commit]) -> list[Commit]:
         """A DNC entry is added once per phone and campaign: a commit whose entry
@@ -68,7 +90,7 @@ class StoreWriter:
             item = self._q.get()
             if item is _STOP:
                 return
-            batch = [item]
+            batch = item  # the thread's own list now: drained lists join it
             stop = False
             while len(batch) < self.max_batch:
                 try:
@@ -78,8 +100,9 @@ class StoreWriter:
                 if nxt is _STOP:
                     stop = True
                     break
-                batch.append(nxt)
-            self._write(batch)
+                batch.extend(nxt)
+            for start in range(0, len(batch), self.max_batch):
+                self._write(batch[start:start + self.max_batch])
             if stop:
                 return
 
@@ -88,8 +111,7 @@ class StoreWriter:
             commits = self._dnc_once([commit for commit, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - the store cannot be read: nothing is written
             log.error("store read failed: %s", exc)
-            for _, fut, loop in batch:
-                loop.call_soon_threadsafe(_resolve, fut, None, exc)
+            _answer([(fut, loop, None, exc) for _, fut, loop in batch])
             return
         try:
             ids = self.store.apply(commits)
@@ -104,21 +126,35 @@ class StoreWriter:
                 except Exception as exc:  # noqa: BLE001 - reported to the awaiting caller
                     log.error("store write failed: %s", exc)
                     outcomes.append((fut, loop, None, exc))
-        for fut, loop, stored, exc in outcomes:
-            loop.call_soon_threadsafe(_resolve, fut, stored, exc)
+        _answer(outcomes)
 
     def close(self) -> None:
-        """Finish every queued write, then stop the thread."""
+        """Finish every queued write (also commits handed over in a loop
+        iteration that never ended), then stop the thread."""
         if not self._closed:
             self._closed = True
+            self._hand_over()
             self._q.put(_STOP)
             self._thread.join()
 
 
-def _resolve(fut: asyncio.Future, stored: dict[str, Any] | None, exc: BaseException | None) -> None:
-    if fut.cancelled():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(stored)
+def _answer(outcomes: list) -> None:
+    """Wake each event loop once for its share of a batch."""
+    by_loop: dict[Any, list] = {}
+    for fut, loop, stored, exc in outcomes:
+        by_loop.setdefault(loop, []).append((fut, stored, exc))
+    for loop, results in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, results)
+        except RuntimeError:  # the loop is closed: no one is waiting any more; the rows are stored
+            pass
+
+
+def _resolve(results: list[tuple[asyncio.Future, dict[str, Any] | None, BaseException | None]]) -> None:
+    for fut, stored, exc in results:
+        if fut.cancelled():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(stored)
