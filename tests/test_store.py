@@ -439,3 +439,53 @@ def test_the_crm_answer_body_is_kept_as_recorded(any_store):
     total, page = any_store.search_decisions()
     assert total == 2 and [r["response"] for r in page[::-1]] == [c.record["response"] for c in commits]
     assert any_store.decision_by_id(page[0]["id"])["response"]["truncated"] is True
+
+
+class CountingStore:
+    """Records each transaction's size."""
+
+    def __init__(self):
+        self.batches = []
+
+    def apply(self, commits):
+        self.batches.append(len(commits))
+        return [None] * len(commits)
+
+    def close(self):
+        pass
+
+
+def test_the_commits_of_one_loop_iteration_reach_the_store_in_one_transaction():
+    import asyncio
+
+    from dupcheck_plugin.store.writer import StoreWriter
+
+    store = CountingStore()
+    writer = StoreWriter(store)
+
+    async def go():
+        # gather starts every coroutine in the same loop iteration
+        return await asyncio.gather(*(writer.store_record(record("rejected", None)) for _ in range(100)))
+
+    assert len(asyncio.run(go())) == 100
+    writer.close()
+    assert store.batches == [100]
+
+
+def test_closing_the_writer_stores_what_a_loop_iteration_handed_over():
+    import asyncio
+
+    from dupcheck_plugin.store.writer import StoreWriter
+
+    store = CountingStore()
+    writer = StoreWriter(store)
+
+    async def go():
+        written = writer.enqueue(record("rejected", None))
+        writer.close()  # before the loop passed the commit on: close passes it on, then stops
+        return await written
+
+    assert asyncio.run(go())["lead_id"] is None
+    assert store.batches == [1]
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(go())
