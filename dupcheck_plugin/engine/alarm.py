@@ -79,11 +79,13 @@ class DuplicateAlarm:
         row = record.get("rules_row")
         duplicate = record.get("action") == "duplicate"
         entry = (row, duplicate, duplicate or bool(record.get("dnc_added")))
-        self._window.append(entry)
+        window = self._window
+        window.append(entry)
         self._add(entry, 1)
-        if len(self._window) > self.s.window:
-            self._leave(self._window.popleft())
-        if len(self._window) == self.s.window:
+        size = self.s.window
+        if len(window) > size:
+            self._leave(window.popleft())
+        if len(window) == size:
             self._check()
 
     def _add(self, entry: tuple[int | None, bool, bool], n: int) -> None:
@@ -101,10 +103,13 @@ class DuplicateAlarm:
         row, duplicate, _ = entry
         # the mean of every lead that left, until there are memory windows of them; then a moving average
         alpha = max(1.0 / self._left, 1.0 / (self.s.window * self.s.memory))
-        for key in set(self._usual) | {DUPLICATES} | ({row} if row is not None else set()):
+        levels = self._usual
+        levels.setdefault(DUPLICATES, 0.0)
+        if row is not None:
+            levels.setdefault(row, 0.0)
+        for key, usual in levels.items():  # every level moves, each towards 1 or 0 (values only: no key added)
             x = 1.0 if (duplicate if key == DUPLICATES else key == row) else 0.0
-            usual = self._usual.get(key, 0.0)
-            self._usual[key] = usual + alpha * (x - usual)
+            levels[key] = usual + alpha * (x - usual)
 
     def share(self, key: Any) -> float:
         return self._counts.get(key, 0) / max(1, len(self._window))
@@ -115,13 +120,23 @@ class DuplicateAlarm:
         row = self._window[0][0]
         if row is not None and self._counts[row] == n and self._skipping == n:
             return f"row {row} matched every one of the last {n} CRM answers"
-        if self._left >= self.s.window:  # a usual level to compare with
+        if self._left >= self.s.window and self._jumped(n):  # a usual level to compare with
             for key in [DUPLICATES] + sorted(k for k in self._counts if k != DUPLICATES):
                 now, usual = self.share(key), self._usual.get(key, 0.0)
                 if now >= usual + self.s.jump and now >= usual * self.s.factor:
                     what = "duplicates" if key == DUPLICATES else f"leads matched by row {key}"
                     return f"{what}: {now:.0%} of the last {n} CRM answers, usually {usual:.0%}"
         return None
+
+    def _jumped(self, n: int) -> bool:
+        """Whether any share is up from its usual level (the same test as
+        :meth:`_finding`'s, without ordering the keys: the usual case is no)."""
+        jump, factor, levels = self.s.jump, self.s.factor, self._usual
+        for key, count in self._counts.items():  # a key not counted has share 0: never up by jump > 0
+            now, usual = count / n, levels.get(key, 0.0)
+            if now >= usual + jump and now >= usual * factor:
+                return True
+        return False
 
     def _check(self) -> None:
         finding = self._finding()
