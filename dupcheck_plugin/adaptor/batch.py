@@ -30,11 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2 import TemplateError, TemplateSyntaxError, meta
 
 from ..errors import DupcheckError
 from ..phone import PhoneError, to_e164
-from .render import plain_function
+from .render import _sandbox_problem, plain_function  # the request templates' rules hold for batch leaves too
 from .sandbox import budget_of, bounded_join, instrument
 from ..rules.paths import MISSING, lookup, split_path
 
@@ -422,24 +422,6 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
         eaches=tuple(eaches),
         combined=combined,
     ), []
-
-
-# as in request templates (render.py): the leaves are blocks of one template, and none may
-# reach another (``self.leaf1()``) or recurse
-_FORBIDDEN_TAGS = (nodes.Block, nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport,
-                   nodes.Macro, nodes.CallBlock)
-_FORBIDDEN_NAMES = frozenset({"self", "super", "caller", "varargs", "kwargs"})
-
-
-def _sandbox_problem(ast: nodes.Template) -> str | None:
-    if any(True for _ in ast.find_all(_FORBIDDEN_TAGS)):
-        return "block, extends, include, import, macro and call tags are not allowed in batch templates"
-    if any(loop.recursive for loop in ast.find_all(nodes.For)):
-        return "recursive loops are not allowed in batch templates"
-    names = sorted({n.name for n in ast.find_all(nodes.Name) if n.name in _FORBIDDEN_NAMES})
-    if names:
-        return f"{', '.join(names)} cannot be used in a batch template: a leaf sees only the lead"
-    return None
 
 
 def _combine(env: Any, leaves: Mapping[str, tuple[_Leaf, tuple]], problems: list) -> Any:
