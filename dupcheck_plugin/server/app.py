@@ -172,11 +172,9 @@ class Api:
         if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()):
             raise cv.ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
         fields = log_fields(request)
-        logged = access_logged()
-        if logged:
-            fields["phone"] = masked_phone(params.get("phone_number"))  # until the lead's E.164 is known
         self.metrics.in_flight.inc()
         self.in_flight += 1
+        record: dict[str, Any] = {}
         try:
             if key is None:
                 record = await self._decide(params, None, None)
@@ -187,9 +185,10 @@ class Api:
         finally:
             self.metrics.in_flight.dec()
             self.in_flight -= 1
-        if logged:
-            fields.update(phone=masked_phone(record.get("phone_e164") or params.get("phone_number")),
-                          action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
+            if access_logged():  # the lead's E.164 once decided, else the phone as sent
+                fields["phone"] = masked_phone(record.get("phone_e164") or params.get("phone_number"))
+        if access_logged():
+            fields.update(action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
         return json_response(200, cv.insert_answer(record))
 
     async def _decide_once(self, params: dict[str, str], key: str, fields: dict[str, Any]) -> dict[str, Any]:
