@@ -24,6 +24,7 @@ over the saturated run, divided by the requests wrk completed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -146,6 +147,15 @@ def _warm_up(url: str, n: int = 8) -> None:
         urllib.request.urlopen(req, timeout=30).read()
 
 
+def _idle(url: str, timeout_s: float = 60.0) -> None:
+    """Wait until serve has no insert in flight."""
+    deadline = time.monotonic() + timeout_s
+    while json.loads(urllib.request.urlopen(url + "/healthz", timeout=30).read())["inserts_in_flight"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dupcheck serve still busy {timeout_s:g} s after wrk stopped")
+        time.sleep(0.1)
+
+
 @contextmanager
 def serve(workflow: Path, crm_url: str, db: Path, env: dict[str, str] | None = None):
     """A ``dupcheck serve`` process; yields (its URL, its pid)."""
@@ -190,7 +200,7 @@ def measure(reps: int = 3, env: dict[str, str] | None = None) -> dict[tuple[str,
             with serve(workflow, crm, tmp / f"serve{rep}.db", env) as (url, pid):
                 for mode in ("saturated", "paced"):
                     runs.setdefault(("serve", mode), []).append(wrk(url, scripts["insert", mode], pid))
-                    time.sleep(1)  # the saturated run's last answers drain before the paced run
+                    _idle(url)  # the saturated run's queue (its callers gone) drains before the paced run
     return runs
 
 
