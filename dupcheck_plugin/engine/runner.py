@@ -135,19 +135,28 @@ class Host:
     async def lease(self) -> AsyncIterator[Workflow]:
         """The current workflow, held for one lead (or one test of a lead):
         a replaced workflow stays open while anyone holds it."""
-        workflow = self.workflow
-        self._leases[workflow] += 1
+        workflow = self._hold()
         try:
             yield workflow
         finally:
-            self._leases[workflow] -= 1
-            if not self._leases[workflow]:
-                del self._leases[workflow]
-                if workflow in self._retired:
-                    self._retired.discard(workflow)
-                    task = asyncio.ensure_future(workflow.aclose())  # the lead's answer does not wait for it
-                    self._closing.add(task)
-                    task.add_done_callback(self._closing.discard)
+            self._release(workflow)
+
+    # lease() in two halves: decide() uses them with a plain try/finally, one
+    # context manager object fewer per lead
+    def _hold(self) -> Workflow:
+        workflow = self.workflow
+        self._leases[workflow] += 1
+        return workflow
+
+    def _release(self, workflow: Workflow) -> None:
+        self._leases[workflow] -= 1
+        if not self._leases[workflow]:
+            del self._leases[workflow]
+            if workflow in self._retired:
+                self._retired.discard(workflow)
+                task = asyncio.ensure_future(workflow.aclose())  # the lead's answer does not wait for it
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     # --- one lead -------------------------------------------------------
 
@@ -166,9 +175,12 @@ class Host:
         the CRM call and the create of one phone hold that phone's lock: two
         leads with one phone cannot both pass. ``api``: serve's account of the
         request, kept in the record (the local check that refused is added)."""
-        async with self.lease() as workflow:  # this lead's snapshot: a swap() does not change it halfway
+        workflow = self._hold()  # this lead's snapshot (a lease): a swap() does not change it halfway
+        try:
             return await self._decide(workflow, lead, source_row=source_row, source=source, check_dup=check_dup,
                                       check_dnc=check_dnc, api=api, idempotency_key=idempotency_key)
+        finally:
+            self._release(workflow)
 
     async def _decide(self, workflow: Workflow, lead: Mapping[str, Any] | Intake, *, source_row: int | None,
                       source: str | None, check_dup: int, check_dnc: bool, api: Mapping[str, Any] | None,
