@@ -489,3 +489,30 @@ def test_closing_the_writer_stores_what_a_loop_iteration_handed_over():
     assert store.batches == [1]
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(go())
+
+
+def test_one_writer_answers_the_event_loops_of_two_threads():
+    import asyncio
+
+    from dupcheck_plugin.store.writer import StoreWriter
+
+    store = CountingStore()
+    writer = StoreWriter(store)
+    results: dict[str, list] = {}
+
+    def lane(name: str) -> None:
+        async def go():
+            commits = [record("rejected", None, first_name=f"{name}{i}") for i in range(50)]
+            return await asyncio.gather(*(writer.store_record(c) for c in commits))
+
+        results[name] = asyncio.run(go())
+
+    threads = [threading.Thread(target=lane, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    for name in ("a", "b"):  # each loop got its own records back, in order
+        assert [r["lead"]["first_name"] for r in results[name]] == [f"{name}{i}" for i in range(50)]
+    assert sum(store.batches) == 100

@@ -33,8 +33,9 @@ class StoreWriter:
         self.store = store
         self.max_batch = max_batch
         self._q: queue.SimpleQueue = queue.SimpleQueue()  # lists of (commit, future, loop), or _STOP
-        self._pending: list[tuple[Commit, asyncio.Future, asyncio.AbstractEventLoop]] = []  # this loop iteration's
-        self._pending_lock = threading.Lock()  # a writer may be shared by event loops of several threads
+        # per event loop, the commits of its current iteration (a writer may serve loops of several threads)
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Commit, asyncio.Future, Any]]] = {}
+        self._pending_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="dupcheck-store-writer", daemon=True)
         self._thread.start()
         self._closed = False
@@ -58,15 +59,16 @@ class StoreWriter:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._pending_lock:
-            first = not self._pending
-            self._pending.append((commit, fut, loop))
-        if first:
-            loop.call_soon(self._hand_over)
+            pending = self._pending.get(loop)
+            if pending is None:
+                pending = self._pending[loop] = []
+                loop.call_soon(self._hand_over, loop)
+            pending.append((commit, fut, loop))
         return fut
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._pending_lock:
-            batch, self._pending = self._pending, []
+            batch = self._pending.pop(loop, None)
         if batch:
             self._q.put(batch)
 
@@ -133,7 +135,10 @@ class StoreWriter:
         iteration that never ended), then stop the thread."""
         if not self._closed:
             self._closed = True
-            self._hand_over()
+            with self._pending_lock:
+                left, self._pending = list(self._pending.values()), {}
+            for batch in left:
+                self._q.put(batch)
             self._q.put(_STOP)
             self._thread.join()
 
