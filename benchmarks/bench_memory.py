@@ -3,7 +3,9 @@
 A small file (baseline) against one ten times larger, same workflow, same
 minimal stub CRM answering at once, same run. Flat memory means a ratio near
 1: every row goes through intake, render, the CRM call, the rules, the store
-and the JSON Lines output.
+and the JSON Lines output. ``DUPCHECK_BENCH_ROWS`` sets the larger count
+(default 100,000; ``DUPCHECK_BENCH_ROWS=1000000 make bench`` for the
+million-lead figure, most of an hour on a shared 2-core machine).
 """
 
 from __future__ import annotations
