@@ -151,7 +151,7 @@ def _answer(outcomes: list) -> None:
     for loop, results in by_loop.items():
         try:
             loop.call_soon_threadsafe(_resolve, results)
-        except RuntimeError:  # the loop is closed: no one is waiting any more; the rows are stored
+        except RuntimeError:  # the loop is closed: no one awaits these outcomes any more
             pass
 
 
