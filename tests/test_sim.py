@@ -293,7 +293,7 @@ def test_knobs_validate():
 
 
 def test_run_simulator_async_with_aiohttp_transport():
-    from httpx_aiohttp import AiohttpTransport
+    from dupcheck_plugin.http.transport import AiohttpTransport
 
     async def main():
         async with run_simulator(CSV, knobs=Knobs(latency_ms=1)) as sim:
@@ -400,7 +400,7 @@ def test_cli_bad_contacts_file_exits_1(tmp_path):
 def test_a_crm_sim_process_answers_2000_concurrent_searches(capsys):
     """2,000 HubSpot searches, 32 in flight, httpx + aiohttp transport, against a `crm-sim` process:
     every one answered 200 with the contact, every one counted."""
-    from httpx_aiohttp import AiohttpTransport
+    from dupcheck_plugin.http.transport import AiohttpTransport
 
     proc = subprocess.Popen(_cli("--port", "0", "--limits", "off"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -410,8 +410,7 @@ def test_a_crm_sim_process_answers_2000_concurrent_searches(capsys):
                        properties=["firstname", "lastname", "phone", "mobilephone", "email", "lifecyclestage"])
 
         async def main() -> float:
-            limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-            async with httpx.AsyncClient(transport=AiohttpTransport(limits=limits), base_url=url) as client:
+            async with httpx.AsyncClient(transport=AiohttpTransport(max_connections=32), base_url=url) as client:
                 await client.post(SEARCH, json=body)
                 sem = asyncio.Semaphore(32)
 

@@ -10,6 +10,7 @@ read as "not a duplicate".
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from contextlib import nullcontext
 from typing import Any, AsyncContextManager, Protocol, Sequence
+from urllib.parse import urlencode
 
 import httpx
 
@@ -26,6 +28,7 @@ from ..errors import DupcheckError
 from ..rules.match import equal
 from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
+from .client import CrmClient
 from .response import UnparsableBody, parse_body
 from .wire import full_url, request_json
 
@@ -77,17 +80,6 @@ def retry_after_seconds(headers: httpx.Headers, name: str | None) -> float | Non
         return None
 
 
-def _refused(exc: BaseException) -> bool:
-    """httpx-aiohttp 0.2 maps every aiohttp connection error (a refused
-    connection too) to httpx.ConnectTimeout; the cause tells them apart."""
-    try:
-        import aiohttp
-    except ImportError:
-        return False
-    cause = exc.__cause__
-    return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError)
-
-
 @lru_cache(maxsize=1024)
 def _parsed_url(url: str) -> httpx.URL:
     """httpx parses a URL string on every request; most adaptors send the same
@@ -95,12 +87,36 @@ def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def _body_for_request(req: Rendered) -> dict[str, Any]:
+def _form_value(value: Any) -> str:
+    return "true" if value is True else "false" if value is False else "" if value is None else str(value)
+
+
+def encode_body(req: Rendered) -> tuple[bytes | None, str | None]:
+    """(body bytes, their Content-Type) as httpx's ``json=``/``data=`` would
+    encode them; encoded once per lead, whatever the attempts."""
     if req.body is None or req.body_format == "none":
-        return {}
+        return None, None
     if req.body_format == "form":
-        return {"data": req.body}
-    return {"json": req.body}
+        pairs = [(k, _form_value(item)) for k, v in req.body.items()
+                 for item in (v if isinstance(v, (list, tuple)) else (v,))]
+        return urlencode(pairs, doseq=True).encode(), "application/x-www-form-urlencoded"
+    text = json.dumps(req.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode(), "application/json"
+
+
+async def _call(client: httpx.AsyncClient, method: str, url: httpx.URL, headers: Any, content: bytes | None,
+                content_type: str | None, auth: httpx.Auth | None) -> httpx.Response:
+    """One HTTP exchange, the answer read: a connection's CrmClient sends it
+    lean; any other ``httpx.AsyncClient`` (a host's, a test's) its own way."""
+    if isinstance(client, CrmClient):
+        return await client.send_lean(client.build(method, url, headers, content, content_type), auth)
+    headers = httpx.Headers(headers)
+    if content_type is not None and "Content-Type" not in headers:
+        headers["Content-Type"] = content_type
+    resp = await client.request(method, url, headers=headers, content=content,
+                                auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth)
+    await resp.aread()
+    return resp
 
 
 @dataclass(frozen=True)
@@ -200,9 +216,7 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
     before every attempt and told its outcome; ``auth`` adds the OAuth token
     to the request (and refreshes it on a 401)."""
     started = time.perf_counter()
-    kwargs = _body_for_request(req)
-    if auth is not None:
-        kwargs["auth"] = auth
+    content, content_type = encode_body(req)
     url = _parsed_url(full_url(req))  # httpx's params= would replace a query written in the URL
     attempt = 0
     give_up = False
@@ -223,10 +237,9 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
         try:
             async with (gate.slot() if gate is not None else _NO_GATE):
                 async with asyncio.timeout(timeout):
-                    resp = await client.request(req.method, url, headers=req.headers, **kwargs)
-                    content = await resp.aread()
+                    resp = await _call(client, req.method, url, req.headers, content, content_type, auth)
                 status, headers = resp.status_code, resp.headers
-                it = interpret(status, headers, content, response_format, rate_limits)
+                it = interpret(status, headers, resp.content, response_format, rate_limits)
                 if gate is not None:
                     gate.observe(status, headers, it)
             error, detail = it.error, it.detail
@@ -241,11 +254,8 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
         except Refused as exc:
             error, detail, held_back = exc.error, exc.detail, True
             attempt -= 1  # this attempt never reached the CRM
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            if _refused(exc):
-                error, detail = "connection", f"{type(exc.__cause__).__name__}: {exc}"
-            else:
-                error, detail = "timeout", f"no answer within {timeout:g}s"
+        except (TimeoutError, httpx.TimeoutException):
+            error, detail = "timeout", f"no answer within {timeout:g}s"
         except httpx.TransportError as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except CallRefused as exc:  # the call could not be made (no OAuth token): not retried

@@ -1,18 +1,32 @@
 """One ``httpx.AsyncClient`` per connection, reused for every lead.
 
-The transport is swappable: ``aiohttp`` (httpx-aiohttp) did 5-7x the request
-rate of httpx's own transport on loopback on these machines (see
-``benchmarks/``); ``httpx`` is there for when aiohttp misbehaves.
+The transport is swappable: ``aiohttp`` (our lean transport over aiohttp,
+:mod:`.transport`) did 5-7x the request rate of httpx's own transport on
+loopback on these machines (see ``benchmarks/``); ``httpx`` is there for
+when aiohttp misbehaves.
 
 CRM APIs are stateless (a token in a header, no session), so the client
 keeps no cookies: a ``Set-Cookie`` (a load balancer's, say) is neither
 parsed nor sent back with the next lead's call. Both layers' cookie jars cost
 CPU on every answer for nothing.
+
+Each lead's call goes through :meth:`CrmClient.send_lean` rather than
+``AsyncClient.send``: httpx's request and response objects and its
+transports as they are, without the machinery a CRM call does not use
+(redirects, event hooks, cookies, header merging and re-encoding per
+request, a log line per request). What is the same for every lead (the
+client's default headers merged with the adaptor's, ``Host``,
+``Content-Type``) is built once per distinct set of headers.
 """
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import httpx
+
+_HEADS_KEPT = 256  # distinct header sets kept per client (an adaptor usually sends one)
+_BODY_METHODS = ("POST", "PUT", "PATCH")  # httpx sends Content-Length: 0 without a body
 
 
 class _NoCookies(httpx.Cookies):
@@ -26,7 +40,75 @@ _NO_COOKIES = _NoCookies()
 
 
 class CrmClient(httpx.AsyncClient):
-    """``httpx.AsyncClient`` without cookie handling (see the module's docstring)."""
+    """``httpx.AsyncClient`` without cookie handling, with a lean send (see
+    the module's docstring)."""
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout):
+        super().__init__(transport=transport, timeout=timeout, trust_env=False)
+        self.crm_transport = transport
+        self._extensions = {"timeout": timeout.as_dict()}
+        self._heads: dict[tuple, httpx.Headers] = {}
+
+    def _head(self, method: str, url: httpx.URL, headers: Mapping[str, str], content_type: str | None) -> httpx.Headers:
+        """The client's default headers updated with ``headers``, then
+        ``Content-Type`` and ``Host`` as httpx would add them: built once per
+        distinct set."""
+        key = (method, url.netloc, tuple(headers.items()), content_type)
+        head = self._heads.get(key)
+        if head is None:
+            merged = httpx.Headers(self.headers)
+            merged.update(headers)
+            if content_type is not None and "Content-Type" not in merged:
+                merged["Content-Type"] = content_type
+            raw = merged.raw if "Host" in merged else [(b"Host", url.netloc), *merged.raw]
+            head = httpx.Headers(raw)
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
+            self._heads[key] = head
+        return head
+
+    def build(self, method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None = None,
+              content_type: str | None = None) -> httpx.Request:
+        """The ``httpx.Request`` ``AsyncClient.build_request`` would make for
+        a body already encoded (``content_type``: the type its encoding says,
+        unless ``headers`` name one)."""
+        method = method.upper()
+        head = self._head(method, url, headers, content_type)
+        request = httpx.Request(method, url, headers=head, stream=httpx.ByteStream(content or b""),
+                                extensions=self._extensions)
+        request.read()
+        if (content is not None or method in _BODY_METHODS) and "Content-Length" not in head \
+                and "Transfer-Encoding" not in head:
+            request.headers["Content-Length"] = str(len(content or b""))
+        return request
+
+    async def send_lean(self, request: httpx.Request, auth: httpx.Auth | None = None) -> httpx.Response:
+        """Send ``request`` through the transport and read the whole answer;
+        ``auth`` (an ``httpx.Auth``: the OAuth token) is driven as
+        ``AsyncClient.send`` drives it: it may send the request again."""
+        if auth is None:
+            return await self._send_read(request)
+        flow = auth.async_auth_flow(request)
+        try:
+            request = await flow.__anext__()
+            while True:
+                response = await self._send_read(request)
+                try:
+                    request = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+        finally:
+            await flow.aclose()
+
+    async def _send_read(self, request: httpx.Request) -> httpx.Response:
+        response = await self.crm_transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -37,27 +119,18 @@ class CrmClient(httpx.AsyncClient):
         raise TypeError("a CRM client keeps no cookies")
 
 
-def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
-
-    def session() -> aiohttp.ClientSession:  # made on first use, inside the running loop
-        connector = aiohttp.TCPConnector(keepalive_timeout=limits.keepalive_expiry, ssl=transport.ssl_context,
-                                         limit=limits.max_connections)
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-    transport = AiohttpTransport(limits=limits, client=session)
-    return transport
-
-
 def make_client(*, transport: str | httpx.AsyncBaseTransport = "aiohttp", max_connections: int = 64,
-                timeout: float = 10.0, connect_timeout: float = 5.0) -> httpx.AsyncClient:
+                timeout: float = 10.0, connect_timeout: float = 5.0) -> CrmClient:
     """``transport``: ``"aiohttp"``, ``"httpx"``, or a transport object a host
     hands in (``httpx.MockTransport`` in a test, a proxying one)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     timeouts = httpx.Timeout(timeout, connect=connect_timeout)
     if isinstance(transport, httpx.AsyncBaseTransport):
-        return CrmClient(transport=transport, timeout=timeouts, trust_env=False)
+        return CrmClient(transport=transport, timeout=timeouts)
     if transport == "aiohttp":
-        return CrmClient(transport=_aiohttp_transport(limits), timeout=timeouts, trust_env=False)
-    return CrmClient(limits=limits, timeout=timeouts, trust_env=False)
+        from .transport import AiohttpTransport
+
+        return CrmClient(transport=AiohttpTransport(max_connections=max_connections,
+                                                    keepalive_expiry=limits.keepalive_expiry), timeout=timeouts)
+    # what AsyncClient(limits=...) would make for itself
+    return CrmClient(transport=httpx.AsyncHTTPTransport(limits=limits, trust_env=False), timeout=timeouts)

@@ -1,0 +1,134 @@
+"""An ``httpx`` transport over aiohttp, lean.
+
+httpx-aiohttp's transport cost as much CPU per request as aiohttp itself
+(header objects rebuilt both ways, a URL re-parsed, a streamed body read
+back in chunks through two layers). CRM answers are small JSON documents
+read whole, so this one hands aiohttp the raw header pairs and a parsed URL
+kept per ``httpx.URL``, reads the body in one go and builds the
+``httpx.Response`` from aiohttp's raw headers and bytes (httpx still decodes
+a ``Content-Encoding`` it announced it accepts).
+
+aiohttp's errors become httpx's, so the caller tells them apart as it would
+with httpx's own transport: a refused or unresolvable host is
+``httpx.ConnectError``, a connect timeout ``httpx.ConnectTimeout``, no
+answer in time ``httpx.ReadTimeout``, a connection dropped mid-answer
+``httpx.RemoteProtocolError`` or ``httpx.ReadError``.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import httpx
+import yarl
+
+# aiohttp error -> httpx error; the first that matches wins (timeouts are
+# OSErrors and ClientConnectionErrors too, so they come first)
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # not HTTP, or a malformed answer
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ClientError, httpx.NetworkError),
+)
+_URLS_KEPT = 1024  # parsed URLs kept (most adaptors send one URL for every lead)
+
+
+class WholeResponse(httpx.Response):
+    """An answer read whole that carries no content coding: its bytes are its
+    content as they are (``httpx.Response(content=...)`` would copy them
+    through its decoder and chunker chain, a third of this transport's CPU
+    on a small answer)."""
+
+    def __init__(self, status: int, headers, body: bytes, request: httpx.Request):
+        super().__init__(status, headers=headers, stream=httpx.ByteStream(body), request=request,
+                         extensions={"http_version": b"HTTP/1.1"})
+        self.body = body
+
+    @property
+    def content(self) -> bytes:
+        return self.body
+
+    def read(self) -> bytes:
+        return self.body
+
+    async def aread(self) -> bytes:
+        return self.body
+
+
+def _httpx_error(exc: aiohttp.ClientError) -> httpx.TransportError:
+    for theirs, ours in _ERRORS:
+        if isinstance(exc, theirs):
+            return ours(str(exc) or type(exc).__name__)
+    return httpx.NetworkError(str(exc))
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """One aiohttp session (made on first use, inside the running loop): no
+    cookies, no redirects, no decompression (httpx decodes), ``max_connections``
+    connections at most."""
+
+    def __init__(self, *, max_connections: int = 64, keepalive_expiry: float | None = 5.0):
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        # certifi's CA bundle, as httpx verifies (aiohttp alone would take the system's)
+        self.ssl_context = httpx.create_ssl_context()
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[int, tuple[httpx.URL, yarl.URL]] = {}
+        self._timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=self.keepalive_expiry,
+                                         ssl=self.ssl_context)
+        self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                              auto_decompress=False)
+        return self._session
+
+    def _url(self, url: httpx.URL) -> yarl.URL:
+        """aiohttp's URL for ``url``, parsed once per ``httpx.URL`` object
+        (callers keep one per adaptor URL; the entry holds the object, so
+        its id is not reused while kept)."""
+        kept = self._urls.get(id(url))
+        if kept is not None and kept[0] is url:
+            return kept[1]
+        parsed = yarl.URL(str(url), encoded=True)  # httpx has already percent-encoded it
+        if len(self._urls) >= _URLS_KEPT:
+            self._urls.clear()
+        self._urls[id(url)] = (url, parsed)
+        return parsed
+
+    def _timeout(self, t: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (t.get("connect"), t.get("read"), t.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            # httpx's connect -> the socket connect, read -> each socket read, pool -> waiting for a connection
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session or self._open()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        try:
+            data = request.content or None
+        except httpx.RequestNotRead:
+            data = await request.aread() or None
+        try:
+            async with session.request(request.method, self._url(request.url), headers=headers, data=data,
+                                       allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout", {}))
+                                       ) as resp:
+                content = await resp.read()
+                status, raw, coding = resp.status, resp.raw_headers, resp.headers.get("Content-Encoding")
+        except aiohttp.ClientError as exc:
+            raise _httpx_error(exc) from exc
+        if coding is None or coding.strip().lower() == "identity":
+            return WholeResponse(status, raw, content, request)
+        return httpx.Response(status, headers=raw, content=content, request=request,  # httpx decodes it
+                              extensions={"http_version": b"HTTP/1.1"})
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
