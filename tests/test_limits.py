@@ -133,6 +133,22 @@ def test_quota_headers_of_each_vendor_are_read():
     assert read_quota(httpx.Headers({"Sforce-Limit-Info": "garbage"})) == read_quota({})
 
 
+@pytest.mark.parametrize("limits,errors", [
+    ({"when_spent": "on_error"}, [None, "budget_spent"]),  # the first answer says the day is spent
+    (False, [None, None]),  # limits = false: the limiter is off, quota headers are not read
+])
+def test_quota_headers_stop_a_connection_unless_its_limits_are_off(tmp_path, limits, errors):
+    spent = {"X-HubSpot-RateLimit-Daily": "10", "X-HubSpot-RateLimit-Daily-Remaining": "0"}
+    wf = write_workflow(tmp_path, [ROW], connect={"limits": limits}, on_error=ON_ERROR)
+
+    async def go():
+        crm = httpx.MockTransport(lambda request: httpx.Response(200, json={"total": 0, "results": []}, headers=spent))
+        async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ENV, http_transport=crm) as engine:
+            return await _run(engine, leads(2), concurrency=1)
+
+    assert [r["crm"]["error"] for r in asyncio.run(go())] == errors
+
+
 @pytest.mark.e2e
 def test_at_the_declared_limits_the_simulator_refuses_nothing(tmp_path):
     """HubSpot's 4 searches per second, in real time (the limiter's 5% window margin is 50 ms of

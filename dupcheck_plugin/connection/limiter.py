@@ -96,10 +96,11 @@ class Limits:
 class ConnectionLimiter:
     """The gate of one connection (see the module docstring)."""
 
-    def __init__(self, name: str, limits: Limits, *, interactive: bool = False):
+    def __init__(self, name: str, limits: Limits, *, interactive: bool = False, quota_headers: bool = True):
         self.name = name
         self.limits = limits
         self.interactive = interactive
+        self.quota_headers = quota_headers  # False: the connection's limits are off (limits = false)
         self._rate = window(limits.requests, limits.per_seconds * (1 + WINDOW_MARGIN)) if limits.requests else None
         self._budget = window(limits.budget, limits.budget_seconds) if limits.budget else None
         # the moving window counts for those two only: a connection with neither never loads ``limits``
@@ -207,6 +208,8 @@ class ConnectionLimiter:
             self.over_limit += 1
             if it.stops:
                 self._stop(now, f"the CRM answered HTTP {status}, over a limit that does not clear in seconds")
+        if not self.quota_headers:
+            return
         quota = read_quota(headers)
         if quota.window_remaining is not None and quota.window_remaining <= 0 and quota.window_resets_in:
             self.paused_until = max(self.paused_until, now + quota.window_resets_in)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _SFORCE = re.compile(r"api-usage=(\d+)/(\d+)")
+# every header read_quota looks at starts with one of these (lower case)
+_PREFIXES = ("x-hubspot-ratelimit", "x-ratelimit", "sforce-limit-info")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Quota:
 
 
 def _int(value: Any) -> int | None:
+    if value is None:
+        return None
     try:
         return int(float(str(value).strip()))
     except (TypeError, ValueError):
@@ -33,17 +37,25 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
+    if value is None:
+        return None
     try:
         return float(str(value).strip())
     except (TypeError, ValueError):
         return None
 
 
+_NO_QUOTA = Quota()
+
+
 def read_quota(headers: Any) -> Quota:
     """What the answer's headers say about the quota (a header-name-insensitive mapping)."""
     get = getattr(headers, "get", None)
     if get is None:
-        return Quota()
+        return _NO_QUOTA
+    keys = getattr(headers, "keys", None)
+    if keys is not None and not any(name.lower().startswith(_PREFIXES) for name in keys()):
+        return _NO_QUOTA  # most answers say nothing about the quota: one pass over the names, no lookups
     remaining, resets, used, limit = None, None, None, None
     for prefix in ("X-HubSpot-RateLimit", "X-RateLimit"):
         r = _int(get(f"{prefix}-Remaining"))

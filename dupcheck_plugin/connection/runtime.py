@@ -28,6 +28,7 @@ class ConnectionRuntime:
         self.adaptor = adaptor
         override = config.get("limits")
         self.limits = Limits() if override is False else Limits.merged(adaptor.limits, override)
+        self.limits_off = override is False  # nor are the CRM's quota headers read
         self.key = credentials_key(*credentials)
         self.response_format = response_format
         self.retry = retry
@@ -55,7 +56,8 @@ class ConnectionRuntime:
     @property
     def limiter(self) -> ConnectionLimiter:
         """The connection's limiter, shared by every user of the same credentials in this loop."""
-        return shared("limiter", self.key, lambda: ConnectionLimiter(self.name, self.limits, interactive=self.interactive))
+        return shared("limiter", self.key, lambda: ConnectionLimiter(self.name, self.limits, interactive=self.interactive,
+                                                                     quota_headers=not self.limits_off))
 
     def _batcher(self) -> Batcher:
         return shared("batcher", f"{self.key}:{id(self)}", lambda: Batcher(
