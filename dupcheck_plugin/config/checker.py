@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..adaptor.targets import local_target
-from ..engine.workflow import AdaptorResolver, check_workflow
 from ..errors import DupcheckError
 from ..nodes.connect_check import auth_findings
 from ..plugins import Registry
@@ -22,6 +21,9 @@ from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
 from .problems import ConfigError, Problem
 from .toml import MAX_CONFIG_BYTES, parse_toml, read_config_text, too_large
+
+if TYPE_CHECKING:
+    from ..engine.workflow import AdaptorResolver
 
 
 class PathError(DupcheckError, ValueError):
@@ -163,6 +165,9 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
     elif result.kind == "adaptor":
         _check_adaptor(doc, registry, result)
     else:
+        # loaded for a workflow only: checking an adaptor is a cold start too
+        from ..engine.workflow import AdaptorResolver, check_workflow
+
         base = path.resolve().parent
         resolver = resolvers.setdefault(base, AdaptorResolver(base, registry.filters))
         problems = check_workflow(doc, name, base, registry, resolver)[1]
