@@ -81,10 +81,13 @@ class BoundAdaptor:
         return real, masked, variables
 
 
-def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:
+def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any],
+                  check: bool = False) -> tuple[Adaptor | None, list[Problem]]:
     """Compile an adaptor document already valid against ``adaptor.schema.json``
     (:func:`dupcheck_plugin.config.adaptors.compile_adaptor` checks it first):
-    the field mapping, the request templates, what a schema cannot see."""
+    the field mapping, the request templates, what a schema cannot see.
+    ``check``: for ``dupcheck check`` only, which never sends a request: a request
+    whose sample render is proven without Jinja is not compiled by Jinja until bound."""
     problems: list[Problem] = []
     fields = FieldMapping.from_config(doc.get("fields", {}))
     owner: dict[str, str] = {}
@@ -97,12 +100,18 @@ def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any
             owner[name] = rule.lead_field
     request = dict(doc["request"])
     request.setdefault("body_format", doc.get("body_format", "json" if request.get("body") is not None else "none"))
-    tpl, tproblems = RequestTemplate.compile(make_environment(filters), request, fields.names)
+    sample = None
+    if check:
+        try:
+            sample = fields.template_vars(sample_lead(fields))
+        except FieldError:  # as trial_render: the template itself is not at fault
+            pass
+    tpl, tproblems = RequestTemplate.compile(make_environment(filters), request, fields.names, sample)
     # a Jinja line number counts inside the template string: it stays in the message, not in Problem.line
     problems += [Problem(source, p.path, p.message, p.code, token=p.token, suggestion=p.suggestion) for p in tproblems]
     if problems:
         return None, problems
-    problems = trial_render(tpl, fields, source)
+    problems = [] if tpl.sample_rendered else trial_render(tpl, fields, source)
     batch = None
     if problems:
         return None, problems

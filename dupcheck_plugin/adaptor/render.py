@@ -207,12 +207,15 @@ class RequestTemplate:
     env: BudgetedEnvironment
     origin: str | None  # scheme://host[:port] when the URL's origin is static
     omit_empty_query: frozenset[str] = frozenset()
+    sample_rendered: bool = False  # proven by a check's plain render of the sample lead; Jinja compiles it at bind
     _combined: Any = None
     _block_names: dict[Path, str] = field(default_factory=dict)
 
     @classmethod
-    def compile(cls, env: BudgetedEnvironment, request: Mapping[str, Any],
-                allowed_vars: set[str]) -> tuple["RequestTemplate | None", list[TemplateProblem]]:
+    def compile(cls, env: BudgetedEnvironment, request: Mapping[str, Any], allowed_vars: set[str],
+                sample: Mapping[str, Any] | None = None) -> tuple["RequestTemplate | None", list[TemplateProblem]]:
+        """``sample``: a check's sample lead (its template variables); when every leaf renders
+        it as plain Python (see :meth:`_plain_trial`), the Jinja compile waits for a bind."""
         spec = {
             "url": request.get("url", ""),
             "headers": dict(request.get("headers", {})),
@@ -221,6 +224,7 @@ class RequestTemplate:
         }
         problems: list[TemplateProblem] = []
         leaves: dict[Path, Leaf] = {}
+        asts: dict[Path, nodes.Template] = {}
         count = sum(1 for _ in _walk(spec, ()))
         if count > MAX_LEAVES:
             return None, [TemplateProblem(("request",), f"{count} template leaves; a request may have at most "
@@ -243,7 +247,11 @@ class RequestTemplate:
             if unsupported:
                 problems += unsupported
                 continue
-            variables = meta.find_undeclared_variables(ast)
+            try:
+                variables = meta.find_undeclared_variables(ast)  # Jinja's compiler, run for its symbols
+            except TemplateError as exc:  # what it refuses ({% for loop in x %}): a problem, not a crash
+                problems.append(TemplateProblem(("request",) + path, f"Jinja error: {exc}", "jinja_compile"))
+                continue
             secrets, whole = _secret_refs(ast)
             for name in sorted(_field_refs(ast) - allowed_vars):
                 suggestion = did_you_mean(name, allowed_vars)
@@ -262,6 +270,7 @@ class RequestTemplate:
                     ("request",) + path, f"template variable {var!r} is not provided{advice}",
                     "undeclared_variable", token=var, suggestion=suggestion))
             leaves[path] = Leaf(path, source, frozenset(variables - {"secrets"}), frozenset(secrets))
+            asts[path] = ast
         problems += [TemplateProblem(("request",) + path, f"{WHEN!r} must be a template string (the object is "
                                      "dropped when it renders empty)", "when_not_text")
                      for path in _bad_whens(spec, ())]
@@ -279,6 +288,9 @@ class RequestTemplate:
         tpl = cls(method=str(request.get("method", "GET")).upper(), spec=spec,
                   body_format=request.get("body_format", "json" if spec["body"] is not None else "none"),
                   leaves=leaves, env=env, origin=origin, omit_empty_query=frozenset(omit))
+        if sample is not None and tpl._plain_trial(asts, sample):
+            tpl.sample_rendered = True
+            return tpl, []
         try:
             tpl._compile_combined()
         except TemplateError as exc:
@@ -294,12 +306,56 @@ class RequestTemplate:
         # every loop and ``~`` goes through the render budget (see sandbox.py)
         self._combined = self.env.from_string(instrument(self.env.parse("".join(parts))))
 
+    # a leaf is plain Python only while its expressions nest less than this: Jinja's code nests
+    # them deeper (a filter chain is calls in calls), and Python refuses ~200 nested parentheses
+    _PLAIN_TRIAL_DEPTH = 32
+
+    def _plain_trial(self, asts: Mapping[Path, nodes.Template], sample: Mapping[str, Any]) -> bool:
+        """Whether ``check`` may leave out compiling the templates (Jinja's code generation
+        and Python's compile: most of what a check spends on them). True when Jinja would
+        compile the request and render ``sample`` with the secrets masked without an error,
+        which is proven by rendering every leaf as :class:`_PlainLeaf` code (exactly Jinja's
+        output; plain shapes compile whenever they parse). False for anything else: Jinja
+        then compiles and renders it and says what is wrong, as without the trial."""
+        if any(leaf.source.endswith("{") for leaf in self.leaves.values()):
+            return False  # in the combined template a final "{" and "{% endblock %}" open a "{{"
+        if any(_deeper_than(ast, self._PLAIN_TRIAL_DEPTH) for ast in asts.values()):
+            return False
+        out = _Source()
+        texts = []
+        try:
+            for path, ast in asts.items():
+                masked = {name: MASK for name in self.leaves[path].secrets}
+                texts.append(f"_sized({_PlainLeaf(self.env, masked, out)._template(ast)})")
+        except _NotPlain:
+            return False
+        leaves = _function(out, "(" + "".join(f"{text}, " for text in texts) + ")", "v", "<check>")
+        if leaves is None:
+            return False
+        try:  # what the render after the leaves does: fill the request, keep it at its origin
+            rendered = dict(zip(asts, leaves(sample)))
+            spec = {name: _fill(self.spec[name], (name,), rendered) for name in SECTIONS}
+            _headers(spec["headers"])
+            _query(spec["query"], self.omit_empty_query)
+            _form_body(spec["body"])
+        except Exception:  # noqa: BLE001 - not proven: Jinja renders it and names the leaf
+            return False
+        return not self.origin or _same_origin(spec["url"], self.origin)
+
     @property
     def secret_names(self) -> set[str]:
         return {s for leaf in self.leaves.values() for s in leaf.secrets}
 
     def bind(self, secrets: Mapping[str, str]) -> "BoundRequest":
+        if self._combined is None:  # a checked request (sample_rendered) used after all
+            self._compile_combined()
         return BoundRequest(self, dict(secrets))
+
+
+def _deeper_than(node: nodes.Node, limit: int) -> bool:
+    if limit < 0:
+        return True
+    return any(_deeper_than(child, limit - 1) for child in node.iter_child_nodes())
 
 
 class BoundRequest:

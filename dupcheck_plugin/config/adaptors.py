@@ -15,12 +15,14 @@ from .schemas import shipped_schema_problems
 from .toml import load_toml
 
 
-def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any]) -> tuple[Adaptor | None, list[Problem]]:
-    """The adaptor of a parsed document, or None and every problem found."""
+def compile_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any],
+                    check: bool = False) -> tuple[Adaptor | None, list[Problem]]:
+    """The adaptor of a parsed document, or None and every problem found
+    (``check``: for ``dupcheck check``, see :func:`build_adaptor`)."""
     problems = shipped_schema_problems("adaptor.schema.json", doc, source)
     if problems:
         return None, problems
-    return build_adaptor(doc, source, filters)
+    return build_adaptor(doc, source, filters, check)
 
 
 def load_adaptor(name_or_path: str, filters: Mapping[str, Any] | None = None) -> Adaptor:

@@ -190,7 +190,7 @@ def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
 
 
 def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:
-    adaptor, problems = compile_adaptor(doc, result.file, registry.filters)
+    adaptor, problems = compile_adaptor(doc, result.file, registry.filters, check=True)
     result.problems += problems
     local = local_target(str((doc.get("request") or {}).get("url", "")))
     if local and not doc.get("allow_local_network"):
