@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import aio
 from ..config.problems import ConfigError
 from ..host import DEFAULT_CONCURRENCY, Host, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
@@ -180,4 +181,6 @@ def main(args) -> int:
         return fail("--concurrency must be at least 1", EXIT_USAGE)
     if problem := temporal_usage_error(args):
         return fail(problem, EXIT_USAGE)
-    return asyncio.run(run_file(args))
+    if problem := aio.loop_problem():
+        return fail(problem, EXIT_USAGE)
+    return aio.run(run_file(args), allow_uvloop=args.engine != "temporal")  # Temporal's SDK: asyncio's loop

@@ -1,0 +1,39 @@
+"""The event loop `dupcheck run` and `serve` run on: uvloop unless DUPCHECK_LOOP says asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dupcheck_plugin import aio
+
+
+async def _loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+@pytest.mark.parametrize("environ,loop", [
+    ({}, "uvloop"),
+    ({"DUPCHECK_LOOP": "auto"}, "uvloop"),
+    ({"DUPCHECK_LOOP": "uvloop"}, "uvloop"),
+    ({"DUPCHECK_LOOP": "asyncio"}, "asyncio"),
+])
+def test_uvloop_unless_asyncio_is_asked_for(environ, loop):
+    assert aio.loop_problem(environ) is None
+    assert aio.run(_loop_module(), environ=environ).split(".")[0] == loop
+
+
+def test_the_temporal_engine_keeps_asyncios_loop():
+    assert aio.run(_loop_module(), allow_uvloop=False, environ={}).split(".")[0] == "asyncio"
+
+
+def test_a_bad_setting_is_a_usage_error_not_a_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", "workflows/x.toml",
+                           "--leads", str(tmp_path / "none.csv")], capture_output=True, text=True,
+                          env={**os.environ, "DUPCHECK_LOOP": "fast"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "DUPCHECK_LOOP must be one of auto, asyncio, uvloop, not 'fast'" in done.stderr
