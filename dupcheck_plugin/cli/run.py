@@ -96,6 +96,7 @@ async def run_file(args) -> int:
     args.concurrency = requested or max(DEFAULT_CONCURRENCY, host.lead_capacity())
     caps = connection_caps(host)
     warn_caps(caps, requested or DEFAULT_CONCURRENCY)  # batched leads share connections: count what was asked
+    aio.tune_gc()  # the workflow, its store and the modules are loaded: what lasts is frozen
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)
     done: set[int] = set()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 
+from .. import aio
 from ..config.problems import ConfigError
 from .common import EXIT_OK, EXIT_USAGE, fail, origin_url, report_config_error
 from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
@@ -83,25 +83,13 @@ def main(args) -> int:
                             timeout_graceful_shutdown=max(1, round(args.graceful_timeout)))
     logging.getLogger("uvicorn.access").disabled = True  # it would print the raw query: the token
     server = uvicorn.Server(config)
-    _tune_gc()
+    aio.tune_gc()
     try:
         server.run()  # SIGTERM/SIGINT: stop accepting, finish in-flight requests, run the lifespan shutdown
     finally:
         _drain(app.state.api)
         listener.stop()  # flush the log queue
     return EXIT_OK if server.started else 1
-
-
-def _tune_gc() -> None:
-    """Everything loaded so far (modules, the workflow, the store) lives as long as the
-    process: frozen, the cyclic collector no longer walks it. And a first generation of
-    7,000 rather than 700 objects: 200 requests in flight keep thousands of young objects
-    (coroutines, frames, dicts) alive across a collection, and with the default each was
-    walked and promoted again and again. Measured at 200 connections: the collector's
-    CPU per insert 235 -> ~100 µs, its longest pause ~60 -> ~20 ms (a shared 2-core machine)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(7000, 10, 10)
 
 
 def _drain(api) -> None:
