@@ -3,8 +3,8 @@
 httpx-aiohttp's transport cost as much CPU per request as aiohttp itself
 (header objects rebuilt both ways, a URL re-parsed, a streamed body read
 back in chunks through two layers). CRM answers are small JSON documents
-read whole, so this one hands aiohttp the raw header pairs and a parsed URL
-kept per ``httpx.URL``, reads the body in one go and builds the
+read whole, so this one hands aiohttp the header pairs as they are and the
+URL as already encoded, reads the body in one go and builds the
 ``httpx.Response`` from aiohttp's raw headers and bytes (httpx still decodes
 a ``Content-Encoding`` it announced it accepts).
 
@@ -34,7 +34,6 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
     (aiohttp.ClientError, httpx.NetworkError),
 )
-_URLS_KEPT = 1024  # parsed URLs kept (most adaptors send one URL for every lead)
 
 
 class WholeResponse(httpx.Response):
@@ -77,7 +76,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # certifi's CA bundle, as httpx verifies (aiohttp alone would take the system's)
         self.ssl_context = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[int, tuple[httpx.URL, yarl.URL]] = {}
         self._timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
@@ -86,19 +84,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                               auto_decompress=False)
         return self._session
-
-    def _url(self, url: httpx.URL) -> yarl.URL:
-        """aiohttp's URL for ``url``, parsed once per ``httpx.URL`` object
-        (callers keep one per adaptor URL; the entry holds the object, so
-        its id is not reused while kept)."""
-        kept = self._urls.get(id(url))
-        if kept is not None and kept[0] is url:
-            return kept[1]
-        parsed = yarl.URL(str(url), encoded=True)  # httpx has already percent-encoded it
-        if len(self._urls) >= _URLS_KEPT:
-            self._urls.clear()
-        self._urls[id(url)] = (url, parsed)
-        return parsed
 
     def _timeout(self, t: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (t.get("connect"), t.get("read"), t.get("pool"))
@@ -116,7 +101,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             data = await request.aread() or None
         try:
-            async with session.request(request.method, self._url(request.url), headers=headers, data=data,
+            # httpx has already percent-encoded the URL (and yarl keeps what it parsed: no cache of ours)
+            url = yarl.URL(str(request.url), encoded=True)
+            async with session.request(request.method, url, headers=headers, data=data,
                                        allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout", {}))
                                        ) as resp:
                 content = await resp.read()
