@@ -37,3 +37,20 @@ def test_a_bad_setting_is_a_usage_error_not_a_traceback(tmp_path):
                           env={**os.environ, "DUPCHECK_LOOP": "fast"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "DUPCHECK_LOOP must be one of auto, asyncio, uvloop, not 'fast'" in done.stderr
+
+
+def test_serve_refuses_a_bad_setting_too(tmp_path):
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("a-token-of-enough-length-0123456789\n")
+    done = subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "serve", "workflows/x.toml",
+                           "--tokens-file", str(tokens)], capture_output=True, text=True,
+                          env={**os.environ, "DUPCHECK_LOOP": "fast"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "DUPCHECK_LOOP must be one of auto, asyncio, uvloop, not 'fast'" in done.stderr
+
+
+def test_serves_uvicorn_loop_is_asyncios_for_the_temporal_engine():
+    from dupcheck_plugin.server.http import uvicorn_options
+
+    assert uvicorn_options()["loop"] == "auto"  # uvicorn takes uvloop when it is installed
+    assert uvicorn_options(uvloop=False)["loop"] == "asyncio"

@@ -48,7 +48,7 @@ def main(args) -> int:
         return fail(str(exc), EXIT_USAGE)
     if not 0 <= args.port <= 65535:
         return fail("--port must be between 0 and 65535", EXIT_USAGE)
-    if problem := temporal_usage_error(args):
+    if problem := temporal_usage_error(args) or aio.loop_problem():
         return fail(problem, EXIT_USAGE)
     if args.engine == "temporal" and (problem := asyncio.run(temporal_problem(args))):
         return fail(problem)
@@ -79,7 +79,7 @@ def main(args) -> int:
     except TokenError as exc:  # an admin token that is also an insert token
         return fail(str(exc), EXIT_USAGE)
     listener = setup_logging(args.log_level)
-    config = uvicorn.Config(app, host=args.host, port=args.port, **uvicorn_options(),
+    config = uvicorn.Config(app, host=args.host, port=args.port, **uvicorn_options(uvloop=args.engine != "temporal" and aio.loop_name() == "uvloop"),
                             timeout_graceful_shutdown=max(1, round(args.graceful_timeout)))
     logging.getLogger("uvicorn.access").disabled = True  # it would print the raw query: the token
     server = uvicorn.Server(config)

@@ -80,10 +80,21 @@ def retry_after_seconds(headers: httpx.Headers, name: str | None) -> float | Non
         return None
 
 
-@lru_cache(maxsize=1024)
+CACHED_URL_CHARS = 2048  # longer: a batch's query (~11,000 characters), sent once, never again
+
+
 def _parsed_url(url: str) -> httpx.URL:
     """httpx parses a URL string on every request; most adaptors send the same
-    URL for every lead, and an httpx.URL is immutable, so parse it once."""
+    URL for every lead, and an httpx.URL is immutable, so parse it once. A
+    batched request's URL is new every time: kept, 1,024 of them would hold
+    tens of MB for nothing."""
+    if len(url) > CACHED_URL_CHARS:
+        return httpx.URL(url)
+    return _parsed_short_url(url)
+
+
+@lru_cache(maxsize=1024)
+def _parsed_short_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 

@@ -101,12 +101,15 @@ def header_timeout_protocol(seconds: float = HEADER_TIMEOUT_S, max_head_bytes: i
     return HeaderTimeoutProtocol
 
 
-def uvicorn_options(header_timeout_s: float = HEADER_TIMEOUT_S) -> dict[str, Any]:
+def uvicorn_options(header_timeout_s: float = HEADER_TIMEOUT_S, *, uvloop: bool = True) -> dict[str, Any]:
     """uvicorn's settings for ``dupcheck serve`` (tests start theirs with them too): the
-    guarded httptools protocol, uvloop when it is installed (asyncio otherwise; about 12%
-    less CPU per insert at 200 connections), no uvicorn access log (it would print the raw
-    query, the token with it: :class:`Guard` writes ours), no Server header."""
-    return {"http": header_timeout_protocol(header_timeout_s), "loop": "auto", "lifespan": "on", "access_log": False,
+    guarded httptools protocol, uvloop when it is installed and ``uvloop`` (asyncio
+    otherwise; about 12% less CPU per insert at 200 connections; the Temporal engine keeps
+    asyncio's loop, as ``run`` does: its SDK is tested there), no uvicorn access log (it
+    would print the raw query, the token with it: :class:`Guard` writes ours), no Server
+    header."""
+    return {"http": header_timeout_protocol(header_timeout_s), "loop": "auto" if uvloop else "asyncio",
+            "lifespan": "on", "access_log": False,
             "log_config": None, "server_header": False, "proxy_headers": False}
 
 
