@@ -30,7 +30,7 @@ from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
 from .client import CrmClient
 from .response import UnparsableBody, parse_body
-from .wire import full_url, request_json
+from .wire import full_url, param_str, request_json
 
 
 class CallRefused(DupcheckError):
@@ -98,17 +98,13 @@ def _parsed_short_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def _form_value(value: Any) -> str:
-    return "true" if value is True else "false" if value is False else "" if value is None else str(value)
-
-
 def encode_body(req: Rendered) -> tuple[bytes | None, str | None]:
     """(body bytes, their Content-Type) as httpx's ``json=``/``data=`` would
     encode them; encoded once per lead, whatever the attempts."""
     if req.body is None or req.body_format == "none":
         return None, None
     if req.body_format == "form":
-        pairs = [(k, _form_value(item)) for k, v in req.body.items()
+        pairs = [(k, param_str(item)) for k, v in req.body.items()
                  for item in (v if isinstance(v, (list, tuple)) else (v,))]
         return urlencode(pairs, doseq=True).encode(), "application/x-www-form-urlencoded"
     text = json.dumps(req.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -43,10 +43,11 @@ def _url_parts(url: str) -> tuple[str, dict[str, list[str]], str]:
 
 def _param_values(value: Any) -> list[str]:
     """A query value as httpx's QueryParams holds it: a list of strings (JSON-style booleans, None empty)."""
-    return [_param_str(v) for v in value] if isinstance(value, (list, tuple)) else [_param_str(value)]
+    return [param_str(v) for v in value] if isinstance(value, (list, tuple)) else [param_str(value)]
 
 
-def _param_str(value: Any) -> str:
+def param_str(value: Any) -> str:
+    """One query or form value as httpx writes it (JSON-style booleans, None empty)."""
     if value is True:
         return "true"
     if value is False:
