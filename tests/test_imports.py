@@ -24,7 +24,7 @@ rc = main(sys.argv[1:])
 print(json.dumps({"rc": rc, "modules": sorted(sys.modules)}))
 """
 
-_NOT_FOR_CHECK = ("httpx", "aiohttp", "httpx_aiohttp", "starlette", "uvicorn", "authlib",
+_NOT_FOR_CHECK = ("httpx", "aiohttp", "starlette", "uvicorn", "authlib",
                   "dupcheck_plugin.server", "dupcheck_plugin.sim", "dupcheck_plugin.http",
                   "dupcheck_plugin.connection", "dupcheck_plugin.nodes.convoso_connect",
                   "dupcheck_plugin.engine.runner", "dupcheck_plugin.store.sqlite")
