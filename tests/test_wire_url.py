@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from dupcheck_plugin.adaptor.render import Rendered
-from dupcheck_plugin.http.wire import full_url
+from dupcheck_plugin.http.wire import MAX_URL_CHARS, full_url, sent_url
 
 URLS = ["https://Host.COM", "https://host.com:443/a b/c?x=1&x=2&y=%7e+z&x=3", "http://h/p?", "http://h/p?a",
         "http://h/p#f", "http://h/p?a=1#x%20y", "http://h:80/p/%41/ü", "http://127.0.0.1:8080/x?q=%20&r=+",
@@ -26,13 +26,35 @@ def test_the_url_is_exactly_what_httpx_writes_for_odd_values(url, query):
     assert full_url(r) == str(httpx.URL(url).copy_merge_params(query))
 
 
+@pytest.mark.parametrize("url,query", list(itertools.product(URLS, QUERIES)))
+def test_the_url_sent_is_the_one_httpx_parses_from_that_text(url, query):
+    r = Rendered("GET", url, {}, query, "none", None)
+    theirs = httpx.URL(full_url(r))
+    ours = httpx.Request("GET", sent_url(r)).url
+    assert ours == theirs
+    for part in ("scheme", "host", "port", "netloc", "raw_path", "query", "fragment", "params"):
+        assert getattr(ours, part) == getattr(theirs, part), part
+
+
+def test_a_url_too_long_for_httpx_is_refused_as_httpx_refuses_it():
+    r = Rendered("GET", "https://h/p", {}, {"q": "x" * MAX_URL_CHARS}, "none", None)
+    with pytest.raises(httpx.InvalidURL):
+        httpx.URL(full_url(r))
+    with pytest.raises(httpx.InvalidURL):
+        sent_url(r)
+
+
 def test_a_query_that_cannot_be_utf8_fails_as_httpx_does():
     r = Rendered("GET", "https://h/p", {}, {"q": "x\ud800"}, "none", None)
     with pytest.raises(UnicodeEncodeError):
         httpx.URL(r.url).copy_merge_params(r.query)
     with pytest.raises(UnicodeEncodeError):
         full_url(r)
+    with pytest.raises(UnicodeEncodeError):
+        sent_url(r)
 
 
 def test_no_query_table_leaves_the_url_as_written():
-    assert full_url(Rendered("GET", "https://H/p?a=%7e", {}, {}, "none", None)) == "https://H/p?a=%7e"
+    r = Rendered("GET", "https://H/p?a=%7e", {}, {}, "none", None)
+    assert full_url(r) == "https://H/p?a=%7e"
+    assert sent_url(r) == httpx.URL("https://H/p?a=%7e")

@@ -19,10 +19,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Callable, Mapping
 
+import httpx
+
 from ..adaptor.batch import BatchError, BatchLead, BatchSpec
 from ..adaptor.render import Rendered
 from ..http.call import Exchange, Interpreted, Refused, finish_answer
-from ..http.wire import full_url, request_json
+from ..http.wire import request_json, sent_url
 from ..types import CrmAnswer
 from .limiter import ConnectionLimiter
 
@@ -74,7 +76,7 @@ class Batcher:
         self.limiter = limiter
         self.max_leads = max_leads
         self.max_dispatchers = dispatchers
-        self._send = send  # send(request, gate) -> Exchange
+        self._send = send  # send(request, its sent_url or None, gate) -> Exchange
         self._finish = finish  # finish(exchange, pending, status, body) -> CrmAnswer
         self.queue: deque[Pending] = deque()
         self.running = 0
@@ -150,14 +152,14 @@ class Batcher:
         try:
             if len(batch) == 1:
                 p = batch[0]
-                x = await self._send(p.real, gate)
+                x = await self._send(p.real, None, gate)
                 self._resolve(p, self._finish(x, p, x.status, x.it.body if x.it else None, 1))
                 return
-            request = self._request(batch)
-            if request is None:  # too long a URL, or a lead the batch cannot render: smaller batches
+            made = self._request(batch)
+            if made is None:  # too long a URL, or a lead the batch cannot render: smaller batches
                 self._again(batch)
                 return
-            x: Exchange = await self._send(request, gate)
+            x: Exchange = await self._send(*made, gate)
             self.requests += 1
             self.leads += len(batch)
             if x.error is not None:
@@ -176,7 +178,8 @@ class Batcher:
                     p.future.set_exception(exc)
             raise
 
-    def _request(self, batch: list[Pending]) -> Rendered | None:
+    def _request(self, batch: list[Pending]) -> tuple[Rendered, httpx.URL] | None:
+        """The batch's request and the URL it is sent to (written once: it is checked here)."""
         for p in batch:
             if p.lead is None:  # once per lead, however often it is asked again in smaller batches
                 p.lead = self.spec.prepare(p.variables)
@@ -187,9 +190,10 @@ class Batcher:
         first = batch[0].real
         req = replace(first, query={**first.query, **query} if query is not None else first.query,
                       body=body if body is not None else first.body)
-        if self.spec.max_url_length and len(full_url(req)) > self.spec.max_url_length:
+        url = sent_url(req)
+        if self.spec.max_url_length and len(str(url)) > self.spec.max_url_length:
             return None
-        return req
+        return req, url
 
     @staticmethod
     def _resolve(p: Pending, answer: CrmAnswer) -> None:

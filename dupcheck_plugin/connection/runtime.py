@@ -70,10 +70,10 @@ class ConnectionRuntime:
         return shared("cache", f"{self.key}:{self.adaptor.source}:{self.response_key}",
                       lambda: AnswerCache(self.cache_config["ttl"], self.cache_config.get("max_entries", 100_000)))
 
-    async def _exchange(self, request: Rendered, gate: Any):
+    async def _exchange(self, request: Rendered, url: Any, gate: Any):
         return await exchange(self._client, request, response_format=self.response_format,
                               rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout, gate=gate,
-                              breaker=self.breaker, auth=self.auth)
+                              breaker=self.breaker, auth=self.auth, url=url)
 
     async def call(self, client: Any, real: Rendered, masked: Rendered,
                    variables: Mapping[str, Any] | None = None) -> CrmAnswer:

@@ -15,7 +15,6 @@ import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from contextlib import nullcontext
 from typing import Any, AsyncContextManager, Protocol, Sequence
 from urllib.parse import urlencode
@@ -30,7 +29,7 @@ from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
 from .client import CrmClient
 from .response import UnparsableBody, parse_body
-from .wire import full_url, param_str, request_json
+from .wire import param_str, request_json, sent_url
 
 
 class CallRefused(DupcheckError):
@@ -78,24 +77,6 @@ def retry_after_seconds(headers: httpx.Headers, name: str | None) -> float | Non
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-CACHED_URL_CHARS = 2048  # longer: a batch's query (~11,000 characters), sent once, never again
-
-
-def _parsed_url(url: str) -> httpx.URL:
-    """httpx parses a URL string on every request; most adaptors send the same
-    URL for every lead, and an httpx.URL is immutable, so parse it once. A
-    batched request's URL is new every time: kept, 1,024 of them would hold
-    tens of MB for nothing."""
-    if len(url) > CACHED_URL_CHARS:
-        return httpx.URL(url)
-    return _parsed_short_url(url)
-
-
-@lru_cache(maxsize=1024)
-def _parsed_short_url(url: str) -> httpx.URL:
-    return httpx.URL(url)
 
 
 def encode_body(req: Rendered) -> tuple[bytes | None, str | None]:
@@ -216,15 +197,17 @@ class Exchange:
 async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format: str,
                    rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
                    timeout: float = 10.0, gate: Gate | None = None, breaker: Any = None,
-                   auth: httpx.Auth | None = None) -> Exchange:
+                   auth: httpx.Auth | None = None, url: httpx.URL | None = None) -> Exchange:
     """Send ``req``, retrying what is transient. Each attempt takes a slot of
     ``gate`` (the connection's limiter); ``breaker`` (a
     :class:`~dupcheck_plugin.connection.breaker.CircuitBreaker`) is asked
     before every attempt and told its outcome; ``auth`` adds the OAuth token
-    to the request (and refreshes it on a 401)."""
+    to the request (and refreshes it on a 401); ``url``: ``sent_url(req)`` when the caller
+    has it already (a batch, whose URL length it checked)."""
     started = time.perf_counter()
     content, content_type = encode_body(req)
-    url = _parsed_url(full_url(req))  # httpx's params= would replace a query written in the URL
+    if url is None:
+        url = sent_url(req)  # httpx's params= would replace a query written in the URL
     attempt = 0
     give_up = False
     status, headers, it, error, detail = None, {}, None, None, None
