@@ -206,14 +206,15 @@ class Batcher:
                          error_detail=exc.detail, request=request_json(p.masked), attempts=0)
 
 
-def finish_for(response_key: str | None, record_id_key: Any) -> Callable[..., CrmAnswer]:
+def finish_for(response_key: str | None, record_id_key: Any,
+               response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> Callable[..., CrmAnswer]:
     """How a batcher turns (exchange, lead, its status, its body) into the lead's answer."""
 
     def finish(x: Exchange, p: Pending, status: int | None, body: Any, batch_size: int) -> CrmAnswer:
         it = x.it if x.error is not None else Interpreted(body, None, None)
-        answer = finish_answer(status=status, headers=x.headers, it=it, error=x.error, detail=x.detail,
-                               latency_ms=x.latency_ms, request=request_json(p.masked), attempts=x.attempts,
-                               response_key=response_key, record_id_key=record_id_key)
-        return replace(answer, batch_size=batch_size) if batch_size > 1 else answer
+        return finish_answer(status=status, headers=x.headers, it=it, error=x.error, detail=x.detail,
+                             latency_ms=x.latency_ms, request=request_json(p.masked), attempts=x.attempts,
+                             response_key=response_key, record_id_key=record_id_key, batch_size=batch_size,
+                             response_of=response_of)
 
     return finish

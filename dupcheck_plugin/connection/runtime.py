@@ -8,7 +8,7 @@ the connection's shared limiter (one per credentials, see :mod:`.registry`).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..adaptor.render import Rendered
 from ..http.call import RetryPolicy, exchange, send
@@ -23,7 +23,8 @@ from .registry import credentials_key, shared
 class ConnectionRuntime:
     def __init__(self, *, name: str, adaptor: Any, config: Mapping[str, Any], credentials: tuple,
                  response_format: str, retry: RetryPolicy, timeout: float, interactive: bool = False,
-                 breaker: Any = None, auth: Any = None):
+                 breaker: Any = None, auth: Any = None,
+                 response_of: Callable[[Any], Mapping[str, Any] | None] | None = None):
         self.name = name
         self.adaptor = adaptor
         override = config.get("limits")
@@ -37,6 +38,7 @@ class ConnectionRuntime:
         self.interactive = interactive
         self.breaker = breaker
         self.auth = auth  # an httpx.Auth that adds (and refreshes) the OAuth token, or None
+        self.response_of = response_of  # an answer's body -> the record's ``response`` (secrets masked)
         batch = config.get("batch", True)
         self.batch_spec = adaptor.batch if batch is not False else None
         self.max_leads = 1
@@ -62,7 +64,7 @@ class ConnectionRuntime:
     def _batcher(self) -> Batcher:
         return shared("batcher", f"{self.key}:{id(self)}", lambda: Batcher(
             self.batch_spec, self.limiter, max_leads=self.max_leads, dispatchers=self.dispatchers,
-            send=self._exchange, finish=finish_for(self.response_key, self.adaptor.record_id)))
+            send=self._exchange, finish=finish_for(self.response_key, self.adaptor.record_id, self.response_of)))
 
     def _cache(self) -> AnswerCache | None:
         if not self.cache_config:
@@ -82,7 +84,8 @@ class ConnectionRuntime:
         if cache is not None:
             hit = cache.get(real)
             if hit is not None:
-                return replace(hit, cached=True, attempts=0, latency_ms=0.0, request=request_json(masked), batch_size=1)
+                return replace(hit, cached=True, attempts=0, latency_ms=0.0, request=request_json(masked), batch_size=1,
+                               response=self.response_of(hit.body) if self.response_of and hit.body is not None else None)
         self._client = client
         if self.max_leads > 1 and variables is not None:
             answer = await self._batcher().ask(variables, real, masked)
@@ -90,7 +93,7 @@ class ConnectionRuntime:
             answer = await send(client, real, masked, response_format=self.response_format,
                                 rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout,
                                 response_key=self.response_key, record_id_key=self.adaptor.record_id, gate=self.limiter,
-                                breaker=self.breaker, auth=self.auth)
+                                breaker=self.breaker, auth=self.auth, response_of=self.response_of)
         if cache is not None:
             cache.put(real, answer)
         return answer

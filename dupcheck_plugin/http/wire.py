@@ -117,6 +117,12 @@ def request_json(r: Rendered) -> dict[str, Any]:
     return {"method": r.method, "url": full_url(r), "headers": r.headers, "body": r.body}
 
 
+@lru_cache(maxsize=64)
+def _escaped(secret: str) -> str:
+    """A secret as it reads inside a JSON string (a connection has a few: written once each)."""
+    return json.dumps(secret, ensure_ascii=False)[1:-1]
+
+
 def response_json(body: Any, secrets: Iterable[str] = (), limit: int = RESPONSE_BODY_BYTES) -> dict[str, Any] | None:
     """The record's ``response``: the answer's body as the rules read it, as
     JSON text (a body that is text as it is), every secret value masked, cut
@@ -128,7 +134,7 @@ def response_json(body: Any, secrets: Iterable[str] = (), limit: int = RESPONSE_
     for value in secrets:  # masked before the cut: half a secret must not survive at the end
         if len(value) >= MIN_SECRET_CHARS:
             text = text.replace(value, MASK)
-            escaped = json.dumps(value, ensure_ascii=False)[1:-1]  # as it reads inside a JSON string
+            escaped = _escaped(value)
             if escaped != value:
                 text = text.replace(escaped, MASK)
     data = text.encode("utf-8", "backslashreplace")  # a lone surrogate cannot be stored as UTF-8

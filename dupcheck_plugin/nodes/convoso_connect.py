@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any, Mapping
 
 import httpx
@@ -57,7 +56,7 @@ class ConvosoConnect(CrmNode):
         self.runtime = ConnectionRuntime(
             name=node_id, adaptor=self.adaptor, config=config, response_format=self.response_format,
             retry=self.retry, timeout=self.timeout, interactive=bool(settings.get("interactive")), breaker=self.breaker,
-            auth=self.auth.httpx_auth,
+            auth=self.auth.httpx_auth, response_of=self._response,
             # one limiter per CRM account: the same origin and the same credentials (values or files)
             credentials=(self.origin or self.adaptor.request.origin, config.get("auth"),
                          sorted((n, environ.get(n) or environ.get(f"{n}_FILE")) for n in self.secret_names)))
@@ -113,8 +112,11 @@ class ConvosoConnect(CrmNode):
         except SecretMissing as exc:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, attempts=0,
                              error="auth", error_detail=str(exc))
-        answer = await self.runtime.call(self.client, real, masked, variables if self.runtime.max_leads > 1 else None)
-        return replace(answer, response=response_json(answer.body, self.secret_values()))
+        return await self.runtime.call(self.client, real, masked, variables if self.runtime.max_leads > 1 else None)
+
+    def _response(self, body: Any) -> Mapping[str, Any] | None:
+        """The record's ``response`` for an answer's body: every secret this connection sends masked."""
+        return response_json(body, self.secret_values())
 
     def secret_values(self) -> list[str]:
         """The current values of the secrets this connection sends (adaptor and auth),
