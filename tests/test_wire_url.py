@@ -6,6 +6,8 @@ import itertools
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dupcheck_plugin.adaptor.render import Rendered
 from dupcheck_plugin.http.wire import MAX_URL_CHARS, full_url, sent_url
@@ -58,3 +60,17 @@ def test_no_query_table_leaves_the_url_as_written():
     r = Rendered("GET", "https://H/p?a=%7e", {}, {}, "none", None)
     assert full_url(r) == "https://H/p?a=%7e"
     assert sent_url(r) == httpx.URL("https://H/p?a=%7e")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), st.text(max_size=40), min_size=1, max_size=3))
+def test_any_text_is_quoted_as_httpx_quotes_it(query):
+    r = Rendered("GET", "https://h/p?a=1", {}, query, "none", None)
+    try:
+        expected = str(httpx.URL(r.url).copy_merge_params(query))
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            full_url(r)
+        return
+    assert full_url(r) == expected
+    assert str(sent_url(r)) == expected

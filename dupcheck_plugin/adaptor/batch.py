@@ -34,7 +34,7 @@ from jinja2 import TemplateError, TemplateSyntaxError, meta
 
 from ..errors import DupcheckError
 from ..phone import PhoneError, to_e164
-from .render import _sandbox_problem, plain_function  # the request templates' rules hold for batch leaves too
+from .render import _sandbox_problem, plain_function, plain_texts  # the request templates' rules hold for batch leaves too
 from .sandbox import budget_of, bounded_join, instrument
 from ..rules.paths import MISSING, lookup, split_path
 
@@ -135,6 +135,8 @@ class BatchSpec:
     env: Any = field(repr=False, default=None)
     eaches: tuple[_Each, ...] = ()  # every per-lead $each, by index
     combined: Any = field(repr=False, default=None)  # every leaf, one block each
+    plain: Any = field(repr=False, default=None)  # variables -> the texts of plain_leaves, in one call
+    plain_leaves: tuple[_Leaf, ...] = ()
 
     # -- one lead -----------------------------------------------------------------
 
@@ -145,6 +147,11 @@ class BatchSpec:
         code = str(variables.get("phone_code") or "1")
         try:
             render = _Renderer(self.combined, variables)
+            if self.plain is not None:
+                try:
+                    render.done = dict(zip(self.plain_leaves, self.plain(variables)))
+                except Exception:  # noqa: BLE001 - not sure of this lead: leaf by leaf, as below
+                    pass
             each = [_per_lead(e.template, render) if e.when is None or render(e.when).strip() else _SKIP
                     for e in self.eaches]
             keys = []
@@ -407,6 +414,8 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
     combined = None if problems else _combine(env, leaves, problems)
     if problems:
         return None, problems
+    sources = list(leaves)
+    plain, which = plain_texts(env, sources)
     return BatchSpec(
         max_leads=int(doc.get("max_leads", 10)),
         max_url_length=doc.get("max_url_length"),
@@ -421,6 +430,8 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
         env=env,
         eaches=tuple(eaches),
         combined=combined,
+        plain=plain,
+        plain_leaves=tuple(leaves[sources[i]][0] for i in which),
     ), []
 
 

@@ -100,16 +100,28 @@ def param_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-# quote_plus (httpx's query encoding), byte by byte: unreserved ASCII as is, a space as ``+``,
-# every other byte of the UTF-8 text as %XX. Mapping the encoded bytes through a 256-entry
-# table costs half of str.translate with a table that expands characters (a batch's SOQL is
-# 10,000 of them); strict UTF-8: a lone surrogate raises UnicodeEncodeError, as quote_plus does.
-_SAFE = frozenset((string.ascii_letters + string.digits + "_.-~").encode())
-_QUOTED_BYTE = tuple(chr(b) if b in _SAFE else "+" if b == 0x20 else f"%{b:02X}" for b in range(256))
+# quote_plus (httpx's query encoding): unreserved ASCII as is, a space as ``+``, any other
+# character as the %XX of its UTF-8 bytes. Written as one str.replace per distinct character
+# to quote (a SOQL query has about ten): C loops over the text, not a Python call per
+# character (a batch's SOQL is 10,000 of them: 1,100 -> 140 us). ``%`` first and ``+`` before
+# the space, as the replacements write both.
+_SAFE = frozenset(string.ascii_letters + string.digits + "_.-~")
+_QUOTED = {chr(c): "+" if c == 0x20 else f"%{c:02X}" for c in range(128) if chr(c) not in _SAFE}
 
 
 def _quote(text: str) -> str:
-    return "".join(map(_QUOTED_BYTE.__getitem__, text.encode("utf-8")))
+    unsafe = set(text)
+    unsafe -= _SAFE
+    if not unsafe:
+        return text
+    for first in ("%", "+"):
+        if first in unsafe:
+            text = text.replace(first, _QUOTED[first])
+            unsafe.discard(first)
+    for ch in unsafe:
+        # strict UTF-8: a lone surrogate raises UnicodeEncodeError, as quote_plus does
+        text = text.replace(ch, _QUOTED.get(ch) or "".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+    return text
 
 
 def request_json(r: Rendered) -> dict[str, Any]:

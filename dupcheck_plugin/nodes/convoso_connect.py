@@ -53,6 +53,7 @@ class ConvosoConnect(CrmNode):
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
         self.secret_names = frozenset(self.adaptor.secret_names | self.auth.secret_names)
         self._client: httpx.AsyncClient | None = None
+        self._urls: dict[str, str] = {}  # the adaptor's URL -> the one sent (``url``, ``--crm-url``)
         self.runtime = ConnectionRuntime(
             name=node_id, adaptor=self.adaptor, config=config, response_format=self.response_format,
             retry=self.retry, timeout=self.timeout, interactive=bool(settings.get("interactive")), breaker=self.breaker,
@@ -70,9 +71,18 @@ class ConvosoConnect(CrmNode):
     def _finish(self, r: Rendered, auth: Mapping[str, Any]) -> Rendered:
         """The adaptor's request as this connection sends it: its headers, auth, method and origin."""
         query = {**r.query, **auth["query"]} if auth.get("query") else r.query
-        return Rendered(method=self.method or r.method, url=retarget(r.url, self.origin),
-                        headers={**r.headers, **self.extra_headers, **auth.get("headers", {})}, query=query,
+        auth_headers = auth.get("headers") or {}
+        headers = {**r.headers, **self.extra_headers, **auth_headers} if self.extra_headers or auth_headers else r.headers
+        return Rendered(method=self.method or r.method, url=self._retarget(r.url), headers=headers, query=query,
                         body_format=self.body_format or r.body_format, body=r.body)
+
+    def _retarget(self, url: str) -> str:
+        sent = self._urls.get(url)
+        if sent is None:
+            if len(self._urls) >= 256:  # an adaptor has one URL, or a few
+                self._urls.clear()
+            sent = self._urls[url] = retarget(url, self.origin)
+        return sent
 
     def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
         """(request to send, masked request) for one lead; raises RenderError,
@@ -84,7 +94,11 @@ class ConvosoConnect(CrmNode):
         if self._file_secrets:
             self._rebind_if_changed()
         real, masked, variables = self.bound.render_with_variables(lead)
-        return self._finish(real, self.auth.real()), self._finish(masked, self.auth.masked), variables
+        auth = self.auth.real()
+        sent = self._finish(real, auth)
+        if masked is real and auth == self.auth.masked:  # no secret in the request, nor in its auth
+            return sent, sent, variables
+        return sent, self._finish(masked, self.auth.masked), variables
 
     @property
     def lead_capacity(self) -> int:
