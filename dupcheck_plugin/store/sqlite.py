@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import jsontext
+from .checkpoint import Checkpointer
 from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class SqliteStore(Store):
         self._lock = threading.Lock()
         self._conns: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._closed = False
+        self.checkpointer = Checkpointer(self._conn)
         self._create_schema(self._conn())
 
     # -- connections -----------------------------------------------------
@@ -151,6 +153,7 @@ class SqliteStore(Store):
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA journal_mode=WAL")  # first read of the file: fails here if not a database
                 conn.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint; fast commits
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # not in a commit: the Checkpointer's thread does it
             except BaseException:
                 conn.close()
                 raise
@@ -195,6 +198,7 @@ class SqliteStore(Store):
             raise
 
     def close(self) -> None:
+        self.checkpointer.close()  # before its connection goes; the last connection closed checkpoints the rest
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
@@ -234,6 +238,7 @@ class SqliteStore(Store):
                     record.get("source_row"), decided_at, _dumps({**record, "lead_id": lead_id})))
                 lead_ids.append(lead_id)
             conn.execute("COMMIT")
+            self.checkpointer.wrote()
         except BaseException as exc:
             try:
                 conn.execute("ROLLBACK")
@@ -265,6 +270,7 @@ class SqliteStore(Store):
                                    (entry.phone_e164, str(entry.campaign_id))).fetchone()
                 result = (row[0], False)
             conn.execute("COMMIT")
+            self.checkpointer.wrote()
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -408,6 +414,7 @@ class SqliteStore(Store):
                                (change["workflow"], change["who"], change["summary"], change["diff"],
                                 change["text"], change.get("applied_at") or _now()))
             conn.execute("COMMIT")
+            self.checkpointer.wrote()
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -1,0 +1,46 @@
+"""WAL checkpoints in their own thread (not in the writer's commit): what
+was committed reaches the database file itself, not only the WAL, without
+closing the store."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+from dupcheck_plugin.store.sqlite import SqliteStore
+from test_store import OTHER, PHONE, record
+
+
+def rows_in_file_alone(path, tmp_path) -> int:
+    """Decisions in the database file read without its WAL (a copy of the file only)."""
+    copy = tmp_path / "file-alone.db"
+    shutil.copyfile(path, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_commits_reach_the_database_file_while_the_store_is_open(tmp_path):
+    path = tmp_path / "d.db"
+    store = SqliteStore(path)
+    try:
+        store.apply([record("created"), record("duplicate", OTHER, rules_row=2)])
+        assert store.checkpointer.wait_checkpointed(timeout=60)
+        assert rows_in_file_alone(path, tmp_path) == 2
+        store.apply([record("created", PHONE, list_id="200")])
+        assert store.checkpointer.wait_checkpointed(timeout=60)
+        assert rows_in_file_alone(path, tmp_path) == 3
+    finally:
+        store.close()
+
+
+def test_close_stops_the_checkpoint_thread_and_keeps_everything(tmp_path):
+    path = tmp_path / "d.db"
+    store = SqliteStore(path)
+    store.apply([record("created")])
+    store.close()
+    assert store.checkpointer.wait_checkpointed(timeout=0)  # stopped: nothing left to wait for
+    with SqliteStore(path) as again:
+        assert again.counts()["decisions"] == 1
