@@ -35,7 +35,7 @@ class Workflow:
         self.nodes = dict(nodes)
         self.registry = registry
         outputs = {n.id: registry.node_types[n.type].output for n in spec.nodes}
-        sinks = spec.sinks
+        sinks = self.sinks = spec.sinks  # the nodes evaluate() runs, worked out once
         checks = [nid for nid in sinks if outputs.get(nid) == CHECK_OUTCOME]
         checks += [nid for nid, out in outputs.items() if out == CHECK_OUTCOME and nid not in checks]
         self.check_id = checks[0] if checks else None
@@ -138,7 +138,7 @@ class Workflow:
             return intake.refused, None
         ctx = LeadContext(intake.lead, intake.phone_e164, self.nodes)
         try:
-            for sink in self.spec.sinks:
+            for sink in self.sinks:
                 await ctx.output(sink)
         except Exception as exc:  # a node bug must still give this lead its one decision
             log.exception("a node of workflow %s failed", self.name)

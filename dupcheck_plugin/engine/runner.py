@@ -175,34 +175,39 @@ class Host:
         the CRM call and the create of one phone hold that phone's lock: two
         leads with one phone cannot both pass. ``api``: serve's account of the
         request, kept in the record (the local check that refused is added)."""
+        # one coroutine per lead, no context manager objects: this runs for every lead
         workflow = self._hold()  # this lead's snapshot (a lease): a swap() does not change it halfway
         try:
-            return await self._decide(workflow, lead, source_row=source_row, source=source, check_dup=check_dup,
-                                      check_dnc=check_dnc, api=api, idempotency_key=idempotency_key)
+            intake = lead if isinstance(lead, Intake) else workflow.admit(lead)
+            if intake.refused is not None:
+                return await self.commit(self._record(workflow, intake, intake.refused, None, None, source_row,
+                                                      source, api, idempotency_key))
+            phone, locks = intake.phone_e164, self.phone_locks
+            turn = locks.take(phone)
+            if turn is not None:  # another lead with this phone is being decided: wait for it
+                await locks.wait(phone, turn)
+            try:
+                hit = self.check_local(intake, check_dup, check_dnc) if check_dup or check_dnc else None
+                if hit is not None:
+                    decision, answer = hit.decision, None
+                else:
+                    decision, answer = await workflow.evaluate(intake)
+                return await self.commit(self._record(workflow, intake, decision, answer, hit, source_row, source,
+                                                      api, idempotency_key))
+            finally:
+                locks.release(phone)
         finally:
             self._release(workflow)
 
-    async def _decide(self, workflow: Workflow, lead: Mapping[str, Any] | Intake, *, source_row: int | None,
-                      source: str | None, check_dup: int, check_dnc: bool, api: Mapping[str, Any] | None,
-                      idempotency_key: str | None) -> DecisionRecord:
-        intake = lead if isinstance(lead, Intake) else workflow.admit(lead)
-
-        def record(decision, answer: CrmAnswer | None, hit: LocalHit | None = None) -> DecisionRecord:
-            extra = api
-            if api is not None:
-                extra = {**api, "local_check": hit.check if hit else None,
-                         "existing_lead_id": hit.existing_lead_id if hit else None}
-            return workflow.record(intake, decision, answer, source_row=source_row, source=source, api=extra,
-                                   idempotency_key=idempotency_key)
-
-        if intake.refused is not None:
-            return await self.commit(record(intake.refused, None))
-        async with self.phone_locks.hold(intake.phone_e164):
-            hit = self.check_local(intake, check_dup, check_dnc)
-            if hit is not None:
-                return await self.commit(record(hit.decision, None, hit))
-            decision, answer = await workflow.evaluate(intake)
-            return await self.commit(record(decision, answer))
+    @staticmethod
+    def _record(workflow: Workflow, intake: Intake, decision, answer: CrmAnswer | None, hit: LocalHit | None,
+                source_row: int | None, source: str | None, api: Mapping[str, Any] | None,
+                idempotency_key: str | None) -> DecisionRecord:
+        if api is not None:
+            api = {**api, "local_check": hit.check if hit else None,
+                   "existing_lead_id": hit.existing_lead_id if hit else None}
+        return workflow.record(intake, decision, answer, source_row=source_row, source=source, api=api,
+                               idempotency_key=idempotency_key)
 
     # the names code written before the host API uses: one path all the same
     async def process(self, raw: Mapping[str, Any], source_row: int | None = None, **options: Any) -> DecisionRecord:
@@ -222,11 +227,14 @@ class Host:
         lock releases it only once the lead is stored."""
         if self._writer is None:
             self._writer = StoreWriter(self.store)
-        written = self._writer.enqueue(plan_commit(record))  # a future: no task per commit
+        # a future that cannot be cancelled (no task per commit, no shield): a
+        # caller cancelled meanwhile wakes once the write is done, then raises
+        written = self._writer.enqueue(plan_commit(record))
         try:
-            stored = await asyncio.shield(written)
+            stored = await written
         except asyncio.CancelledError:
-            await asyncio.wait([written])
+            if not written.done():
+                await asyncio.wait([written])
             raise
         except StoreError:
             raise

@@ -6,6 +6,7 @@ The semantics are the README's "Rules table" section; keep them in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Mapping, get_args
 
 from .. import codes
@@ -110,6 +111,19 @@ class Settings:
             rules=tuple(RulesRow.from_config(i, r) for i, r in enumerate(cfg.get("rules", []))),
         )
 
+    # Decisions are frozen: the ones a rules table can give on an answer are made once, not per lead
+    @cached_property
+    def row_decisions(self) -> tuple["Decision", ...]:
+        """What each row of ``rules`` says, in order."""
+        duplicate = Code(self.duplicate_code, self.duplicate_text)
+        return tuple(Decision.from_row(row, default_status=self.default_status, duplicate=duplicate)
+                     for row in self.rules)
+
+    @cached_property
+    def default_decision(self) -> "Decision":
+        """A 2xx answer no row matched: created with ``default_status``."""
+        return Decision.created(self.default_status, by="default_status", checked=True)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Decision:
@@ -166,13 +180,6 @@ class Decision:
                    success=row.success, code=code.code, text=code.text, checked=True)
 
 
-def first_match(rows: tuple[RulesRow, ...], answer: CrmAnswer) -> RulesRow | None:
-    for row in rows:
-        if row.matches(answer):
-            return row
-    return None
-
-
 def decide(settings: Settings, answer: CrmAnswer | None) -> Decision:
     """``answer`` is None when the check is disabled (the CRM was not called)."""
     if not settings.enabled or answer is None:
@@ -180,12 +187,11 @@ def decide(settings: Settings, answer: CrmAnswer | None) -> Decision:
     if answer.error == "render":  # the lead lacks what the request needs
         return Decision.refused(codes.MISSING_FIELDS, f"Invalid lead: {answer.error_detail}", by="intake")
     if answer.error is None:
-        row = first_match(settings.rules, answer)
-        if row is not None:
-            return Decision.from_row(row, default_status=settings.default_status,
-                                     duplicate=Code(settings.duplicate_code, settings.duplicate_text))
+        for row, decision in zip(settings.rules, settings.row_decisions):
+            if row.matches(answer):
+                return decision
         if 200 <= (answer.status_code or 0) < 300:
-            return Decision.created(settings.default_status, by="default_status", checked=True)
+            return settings.default_decision
         error = f"CRM answered HTTP {answer.status_code} and no row names that status"
     else:
         error = f"CRM call failed ({answer.error}): {answer.error_detail or ''}".rstrip(": ")

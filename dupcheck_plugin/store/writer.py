@@ -28,6 +28,17 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
+class _Write(asyncio.Future):
+    """The future of one handed-over commit. It cannot be cancelled: the write
+    happens whatever its caller does, so a caller cancelled meanwhile is
+    woken once it is done (then raises CancelledError), never before: a
+    lead's phone lock is released only once the lead is stored. (What
+    ``asyncio.shield`` gave, without its second future and loop hop.)"""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
 class StoreWriter:
     def __init__(self, store: Store, max_batch: int = 512):
         self.store = store
@@ -57,7 +68,7 @@ class StoreWriter:
         if self._closed:
             raise RuntimeError("store writer is closed")
         loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut = _Write(loop=loop)
         with self._pending_lock:
             pending = self._pending.get(loop)
             if pending is None:
