@@ -73,8 +73,14 @@ def printable_lead(lead: Mapping[str, Any]) -> dict[str, str]:
     return {printable(str(k)): printable(_flat(v)) for k, v in lead.items()}
 
 
-def row_problem(lead: Mapping[str, str]) -> str | None:
-    """Why this lead (all values strings) cannot be decided, or None."""
+def row_problem(lead: Mapping[str, str], text: str | None = None) -> str | None:
+    """Why this lead (all values strings) cannot be decided, or None.
+    ``text``: its keys and values joined, when the caller has them."""
+    if text is None:
+        text = "".join(lead) + "".join(lead.values())
+    # the common row in one look at its whole text: short, ASCII (always encodes), no NUL
+    if len(text) <= MAX_FIELD_CHARS and text.isascii() and "\x00" not in text:
+        return None
     total = 0
     for key, value in lead.items():
         if len(value) > MAX_FIELD_CHARS:
@@ -113,16 +119,23 @@ def _e164(phone: str, phone_code: str) -> tuple[str | None, str | None]:
 
 def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
     """Normalise one lead: every value a string, defaults applied, phone in E.164."""
-    lead: dict[str, str] = {}
+    try:  # a row whose keys and values are all text already (a CSV row): taken as it is
+        text: str | None = "".join(raw) + "".join(raw.values())
+    except TypeError:
+        text = None
     nested: list[str] = []
-    for k, v in raw.items():  # one pass; a value that is already text is kept as it is
-        if type(v) is not str:
-            if isinstance(v, (dict, list)):
-                nested.append(str(k))
-            v = _flat(v)
-        lead[k if type(k) is str else str(k)] = v
-    nested.sort()
-    problem = row_problem(lead)
+    if text is not None:
+        lead = dict(raw)
+    else:
+        lead = {}
+        for k, v in raw.items():  # one pass; a value that is already text is kept as it is
+            if type(v) is not str:
+                if isinstance(v, (dict, list)):
+                    nested.append(str(k))
+                v = _flat(v)
+            lead[k if type(k) is str else str(k)] = v
+        nested.sort()
+    problem = row_problem(lead, text)
     if problem:
         return Intake(printable_lead(lead), None,
                       Decision.refused(codes.MISSING_FIELDS, f"Malformed row: {problem}", by="intake"))
