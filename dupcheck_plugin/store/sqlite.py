@@ -88,8 +88,8 @@ CREATE TABLE IF NOT EXISTS config_changes (
 );
 """
 
-_INSERT_LEAD = """INSERT INTO leads (phone_e164, phone_number, phone_code, list_id, status,
-    first_name, last_name, email, created_at, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_LEAD = """INSERT INTO leads (id, phone_e164, phone_number, phone_code, list_id, status,
+    first_name, last_name, email, created_at, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _INSERT_DNC = """INSERT OR IGNORE INTO dnc (phone_e164, phone_number, phone_code, campaign_id,
     reason, inserted_at) VALUES (?, ?, ?, ?, ?, ?)"""
 _INSERT_DECISION = """INSERT INTO decisions (phone_e164, lead_id, action, idempotency_key,
@@ -218,25 +218,38 @@ class SqliteStore(Store):
         conn = self._conn()
         now = _now()
         lead_ids: list[str | None] = []
+        leads: list[tuple] = []
+        dncs: list[tuple] = []
+        decisions: list[tuple] = []
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through the batch
         try:
+            # the write lock is held: the new leads' ids are the ones SQLite would give them
+            # (the largest id plus one, and on), so every row of the batch is known before any
+            # is inserted and each table takes its rows in one executemany
+            next_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM leads").fetchone()[0]
             for commit in commits:
                 record = commit.record
                 decided_at = record.get("decided_at") or now
                 lead_id: str | None = None
                 if commit.lead is not None:
                     lead = commit.lead
-                    cur = conn.execute(_INSERT_LEAD, (
-                        lead.phone_e164, lead.phone_number, lead.phone_code, lead.list_id, lead.status,
-                        lead.first_name, lead.last_name, lead.email, decided_at, _dumps(dict(lead.fields))))
-                    lead_id = str(cur.lastrowid)
+                    lead_id = str(next_id)
+                    leads.append((next_id, lead.phone_e164, lead.phone_number, lead.phone_code, lead.list_id,
+                                  lead.status, lead.first_name, lead.last_name, lead.email, decided_at,
+                                  _dumps(dict(lead.fields))))
+                    next_id += 1
                 if commit.dnc is not None:
-                    self._insert_dnc(conn, commit.dnc, decided_at)
-                conn.execute(_INSERT_DECISION, (
+                    dncs.append(self._dnc_row(commit.dnc, decided_at))
+                decisions.append((
                     record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
                     record.get("idempotency_key"), record.get("workflow"), record.get("source"),
                     record.get("source_row"), decided_at, _dumps({**record, "lead_id": lead_id})))
                 lead_ids.append(lead_id)
+            if leads:
+                conn.executemany(_INSERT_LEAD, leads)
+            if dncs:
+                conn.executemany(_INSERT_DNC, dncs)
+            conn.executemany(_INSERT_DECISION, decisions)
             conn.execute("COMMIT")
             self.checkpointer.wrote()
         except BaseException as exc:
@@ -254,9 +267,13 @@ class SqliteStore(Store):
         return lead_ids
 
     @staticmethod
-    def _insert_dnc(conn: sqlite3.Connection, entry: DncEntry, inserted_at: str) -> sqlite3.Cursor:
-        return conn.execute(_INSERT_DNC, (entry.phone_e164, entry.phone_number, entry.phone_code,
-                                          str(entry.campaign_id), entry.reason, inserted_at))
+    def _dnc_row(entry: DncEntry, inserted_at: str) -> tuple:
+        return (entry.phone_e164, entry.phone_number, entry.phone_code, str(entry.campaign_id), entry.reason,
+                inserted_at)
+
+    @classmethod
+    def _insert_dnc(cls, conn: sqlite3.Connection, entry: DncEntry, inserted_at: str) -> sqlite3.Cursor:
+        return conn.execute(_INSERT_DNC, cls._dnc_row(entry, inserted_at))
 
     def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:
         conn = self._conn()
