@@ -8,6 +8,7 @@ and reason -- is decided here, in :func:`plan_commit`, not by a store.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -18,8 +19,18 @@ from ..types import NOT_CALLED, CrmAnswer, CrmSummary, DecisionRecord  # the sha
 from .local import ACCOUNT_DNC
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, for every record within it
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    """UTC now as ``datetime.now(timezone.utc).isoformat(timespec="milliseconds")``
+    writes it (``2026-01-31T12:00:00.123+00:00``, milliseconds cut, not
+    rounded), with the date and time of day formatted once per second."""
+    global _second
+    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+    if seconds != _second[0]:
+        _second = (seconds, datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{ns // 1_000_000:03d}+00:00"
 
 
 def crm_summary(answer: CrmAnswer | None) -> CrmSummary:
