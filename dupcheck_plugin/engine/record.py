@@ -102,13 +102,13 @@ def plan_commit(record: DecisionRecord) -> Commit:
     phone = record.get("phone_e164")
     new_lead = None
     if record.get("action") == "created":
-        new_lead = NewLead(phone_e164=phone, phone_number=lead.get("phone_number"), phone_code=lead.get("phone_code"),
-                           list_id=lead.get("list_id"), status=record.get("status") or lead.get("status"),
-                           first_name=lead.get("first_name"), last_name=lead.get("last_name"),
-                           email=lead.get("email"), fields=dict(lead))
+        field = lead.get  # NewLead's fields in their order, positionally: this runs for every created lead
+        new_lead = NewLead(phone, field("phone_number"), field("phone_code"), field("list_id"),
+                           record.get("status") or field("status"), field("first_name"), field("last_name"),
+                           field("email"), dict(lead))
     dnc = None
     if record.get("dnc_added") and phone:
         number, code = split_e164(phone)
         dnc = DncEntry(phone_e164=phone, phone_number=number, phone_code=code, campaign_id=ACCOUNT_DNC,
                        reason=row_label(record) or "dupcheck")
-    return Commit(record=record, lead=new_lead, dnc=dnc)
+    return Commit(record, new_lead, dnc)
