@@ -44,11 +44,23 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def start_up(argv: list[str]) -> argparse.ArgumentParser:
+    """:func:`build_parser`, which imports the command's modules, with garbage collection
+    off: what imports make lives as long as the process, so collecting while it grows
+    only walks it again and again. It is then frozen out of later collections' way."""
+    gc.disable()
+    try:
+        return build_parser(argv)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def main(argv: list[str] | None = None) -> int:
     own_command_line = argv is None  # the console script, not a caller in this process
     if argv is None:
         argv = sys.argv[1:]
-    parser = build_parser(argv)
+    parser = start_up(argv) if own_command_line else build_parser(argv)
     args = parser.parse_args(argv)  # argparse exits 2 on usage errors
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
