@@ -6,15 +6,27 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NotRequired, Protocol, Sequence, TypedDict
 
-from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
-
 if TYPE_CHECKING:
     from .rules.decide import DecidedBy, Decision, Settings
+    from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
 
 __all__ = ["BuildContext", "CheckOutcome", "CheckNode", "Commit", "CrmAnswer", "CrmNode", "CrmSummary",
            "DecisionRecord", "DncEntry",
            "LeadContext", "NewLead", "Node", "NodeType", "Store", "StoreError", "WorkflowView",
            "CRM_ANSWER", "CHECK_OUTCOME", "CRM_ERRORS"]
+
+
+# the store's types, re-exported for plugins; imported when first asked for, not by
+# every command that needs only a node type (`dupcheck check`)
+_STORE_TYPES = frozenset({"Commit", "DncEntry", "NewLead", "Store", "StoreError"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _STORE_TYPES:
+        from .store import contract
+
+        return getattr(contract, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Node:
