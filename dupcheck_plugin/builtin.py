@@ -9,7 +9,6 @@ from typing import Any
 from . import hookimpl
 from .adaptor.filters import BUILTIN_FILTERS
 from .config.schemas import shipped_schemas
-from .nodes import connect_check
 from .types import NodeType
 
 
@@ -26,6 +25,12 @@ def _api_duplicate_check(*args, **kwargs):
     from .nodes.api_duplicate_check import ApiDuplicateCheck
 
     return ApiDuplicateCheck(*args, **kwargs)
+
+
+def _connect_check(config, view):
+    from .nodes.connect_check import check  # a workflow's check only: checking an adaptor does not need it
+
+    return check(config, view)
 
 
 def _check_inputs(config):
@@ -48,7 +53,7 @@ def dupcheck_register_node_types(register) -> None:
         config_schema=schemas["convoso_connect.schema.json"],
         factory=_convoso_connect,
         description="Render the adaptor's request for the lead and call the CRM.",
-        check=connect_check.check,
+        check=_connect_check,
         output="crm_answer",
     ))
     register(NodeType(

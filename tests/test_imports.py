@@ -51,9 +51,9 @@ def _loaded(modules: list[str], roots: tuple[str, ...]) -> list[str]:
 # importlib.metadata loads plugins and no installed distribution declares one here
 _NOT_FOR_A_CLEAN_CHECK = ("jsonschema", "referencing", "tree_sitter", "tree_sitter_toml", "phonenumbers", "orjson",
                           "importlib.metadata")
-# and an adaptor alone has no rules table and no workflow to check
+# and an adaptor alone has no rules table, no workflow and no connection to check, and stores nothing
 _NOT_FOR_AN_ADAPTOR = ("dupcheck_plugin.nodes.api_duplicate_check", "dupcheck_plugin.rules.decide", "re2",
-                       "dupcheck_plugin.engine.workflow")
+                       "dupcheck_plugin.engine.workflow", "dupcheck_plugin.nodes.connect_check", "dupcheck_plugin.store")
 
 
 def test_check_imports_neither_server_nor_simulator_nor_http_client():

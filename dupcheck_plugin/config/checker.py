@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..adaptor.targets import local_target
 from ..errors import DupcheckError
-from ..nodes.connect_check import auth_findings
 from ..plugins import Registry
 from ..resources import shipped_dir
 from .adaptors import compile_adaptor
@@ -179,6 +178,8 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
 def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
     """A connection's auth secret as this environment has it (a bare key for Basic
     auth would be a 401 at the CRM; a missing one fails run and serve)."""
+    from ..nodes.connect_check import auth_findings
+
     nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
     for i, node in enumerate(nodes):
         if not isinstance(node, Mapping) or node.get("type") != "convoso_connect" \
