@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dupcheck_plugin.phone import PhoneError, nanp_fast_e164, national_digits, parse_phone, to_e164
+from dupcheck_plugin.phone import PhoneError, nanp_fast_e164, national_digits, parse_phone, split_e164, to_e164
 
 
 def slow_e164(number: str, code: str) -> str | None:
@@ -59,3 +59,15 @@ def test_to_e164_still_refuses_what_is_not_a_phone():
     with pytest.raises(PhoneError):
         to_e164("12", "1")
     assert to_e164("+44 20 7946 0958", "1") == "+442079460958"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(st.sampled_from(list("0123456789")), min_size=10, max_size=10))
+def test_split_e164_of_north_american_numbers_agrees_with_phonenumbers(digits):
+    parsed = phonenumbers.parse("+1" + digits, None)
+    assert split_e164("+1" + digits) == (phonenumbers.national_significant_number(parsed), str(parsed.country_code))
+
+
+def test_split_e164_of_other_numbers_asks_phonenumbers():
+    assert split_e164("+442079460958") == ("2079460958", "44")
+    assert split_e164("+1555010010") == ("555010010", "1")  # nine digits: phonenumbers' reading
