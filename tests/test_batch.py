@@ -241,3 +241,17 @@ def test_a_batch_template_is_held_to_the_request_templates_rules(leaf, code):
     assert [(p.path, p.code) for p in problems] == [(("batch", "body", "phones", 0, "$each"), code)]
     doc["batch"]["body"]["phones"] = [{"$each": "{{ phone }}"}]
     assert compile_adaptor(doc, "t.toml", default_registry().filters)[1] == []
+
+
+@pytest.mark.parametrize("adaptor", ["salesforce_soql", "hubspot_contacts_search", "zoho_leads_criteria"])
+def test_a_lead_prepared_in_one_generated_call_is_the_lead_prepared_leaf_by_leaf(adaptor):
+    from dataclasses import replace
+
+    spec = load_adaptor(adaptor).batch
+    by_leaf = replace(spec, plain=None, plain_leaves=())  # every leaf alone, Jinja where it is not plain
+    odd = ["5550100002", "(555) 010-0002", "+44 20 7946 0000", "not a phone", "", "555'0100\\002", "5" * 400]
+    for i, phone in enumerate(odd + [_phone(n, n) for n in range(50)]):
+        for email in ("", "x'y@example.com", "Zoë@Example.COM"):
+            variables = {"phone": phone, "phone_code": "44" if i == 2 else "1", "email": email}
+            ours, theirs = spec.prepare(variables), by_leaf.prepare(variables)
+            assert (ours.code, ours.each, ours.keys, ours.error) == (theirs.code, theirs.each, theirs.keys, theirs.error)

@@ -350,6 +350,7 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
     problems: list[tuple[tuple, str, str]] = []
     leaves: dict[str, tuple[_Leaf, tuple]] = {}  # by source: the leaf and where it first stands
     eaches: list[_Each] = []
+    lead_sources: dict[str, None] = {}  # the leaves a lead renders (the others: once per batch)
 
     def template(source: str, path: tuple, per_lead: bool) -> Any:
         try:
@@ -373,6 +374,8 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
             problems.append((path, refused, "jinja_tag"))
         if source not in leaves:
             leaves[source] = (_Leaf(source), path)
+        if per_lead:
+            lead_sources.setdefault(source, None)
         return leaves[source][0]
 
     def walk(node: Any, path: tuple, per_lead: bool) -> Any:
@@ -414,7 +417,7 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
     combined = None if problems else _combine(env, leaves, problems)
     if problems:
         return None, problems
-    sources = list(leaves)
+    sources = list(lead_sources)
     plain, which = plain_texts(env, sources)
     return BatchSpec(
         max_leads=int(doc.get("max_leads", 10)),

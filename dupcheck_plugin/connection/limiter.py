@@ -106,6 +106,7 @@ class ConnectionLimiter:
         # the moving window counts for those two only: a connection with neither never loads ``limits``
         self._limiter = _moving_window() if self._rate is not None or self._budget is not None else None
         self._calls = asyncio.Semaphore(limits.concurrency) if limits.concurrency else None
+        self._unlimited = self._calls is None and self._limiter is None  # limits = false, or none declared
         self._turn = asyncio.Lock()  # FIFO: leads take their slots in arrival order
         self.paused_until = 0.0  # the CRM's headers say its current window is spent
         self.stopped_until = 0.0  # the budget is spent (the CRM said so, or its headers)
@@ -124,6 +125,10 @@ class ConnectionLimiter:
 
     async def acquire(self) -> None:
         """Wait for a slot (raises Refused); the caller calls :meth:`release` after its call."""
+        if self._unlimited and not self._turn.locked():
+            now = time.time()
+            if self.stopped_until <= now and self.paused_until <= now:
+                return  # no limit to count, none stopped or paused, nobody ahead: what _take would find
         deadline = time.monotonic() + self.limits.max_wait if self.interactive else None
         self.waiting += 1
         try:

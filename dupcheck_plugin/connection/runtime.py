@@ -7,6 +7,7 @@ the connection's shared limiter (one per credentials, see :mod:`.registry`).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
@@ -49,6 +50,7 @@ class ConnectionRuntime:
         self.dispatchers = min(self.limits.concurrency or 4, 4)
         self.cache_config = config.get("cache")
         self._client: Any = None  # the node's HTTP client, handed over on each call
+        self._limiter_of: tuple[Any, Any] = (None, None)  # (event loop, its shared limiter)
 
     @property
     def lead_capacity(self) -> int:
@@ -58,8 +60,11 @@ class ConnectionRuntime:
     @property
     def limiter(self) -> ConnectionLimiter:
         """The connection's limiter, shared by every user of the same credentials in this loop."""
-        return shared("limiter", self.key, lambda: ConnectionLimiter(self.name, self.limits, interactive=self.interactive,
-                                                                     quota_headers=not self.limits_off))
+        loop = asyncio.get_running_loop()
+        if self._limiter_of[0] is not loop:  # looked up once per loop, not per lead
+            self._limiter_of = (loop, shared("limiter", self.key, lambda: ConnectionLimiter(
+                self.name, self.limits, interactive=self.interactive, quota_headers=not self.limits_off)))
+        return self._limiter_of[1]
 
     def _batcher(self) -> Batcher:
         return shared("batcher", f"{self.key}:{id(self)}", lambda: Batcher(
