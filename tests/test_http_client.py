@@ -30,7 +30,7 @@ async def _serve_cookies() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}/x"
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
 def test_a_set_cookie_is_not_sent_back_with_the_next_call(transport):
     async def go() -> list:
         runner, url = await _serve_cookies()
@@ -96,7 +96,7 @@ async def _serve(handler) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/x"
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
 def test_a_gzipped_answer_is_decoded_and_headers_come_as_sent(transport):
     import gzip
 
@@ -116,7 +116,7 @@ def test_a_gzipped_answer_is_decoded_and_headers_come_as_sent(transport):
     assert asyncio.run(go()) == (200, {"total": 2}, "a", "gzip")
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
 def test_what_went_wrong_is_told_apart_as_httpx_tells_it(transport):
     """A refused connection is a ConnectError (not a timeout), no answer in
     time a ReadTimeout, a connection dropped before the answer a transport

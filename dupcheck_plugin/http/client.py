@@ -1,9 +1,10 @@
 """One ``httpx.AsyncClient`` per connection, reused for every lead.
 
-The transport is swappable: ``aiohttp`` (our lean transport over aiohttp,
-:mod:`.transport`) did 5-7x the request rate of httpx's own transport on
-loopback on these machines (see ``benchmarks/``); ``httpx`` is there for
-when aiohttp misbehaves.
+The transport is swappable: ``h1`` (:mod:`.h1`, HTTP/1.1 spoken by us on
+asyncio protocols with llhttp's parser) costs the least CPU per call;
+``aiohttp`` (our lean transport over aiohttp, :mod:`.transport`) did 5-7x the
+request rate of httpx's own transport on loopback on these machines (see
+``benchmarks/``); ``httpx`` is httpx's own.
 
 CRM APIs are stateless (a token in a header, no session), so the client
 keeps no cookies: a ``Set-Cookie`` (a load balancer's, say) is neither
@@ -121,12 +122,17 @@ class CrmClient(httpx.AsyncClient):
 
 def make_client(*, transport: str | httpx.AsyncBaseTransport = "aiohttp", max_connections: int = 64,
                 timeout: float = 10.0, connect_timeout: float = 5.0) -> CrmClient:
-    """``transport``: ``"aiohttp"``, ``"httpx"``, or a transport object a host
-    hands in (``httpx.MockTransport`` in a test, a proxying one)."""
+    """``transport``: ``"h1"``, ``"aiohttp"``, ``"httpx"``, or a transport
+    object a host hands in (``httpx.MockTransport`` in a test, a proxying one)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     timeouts = httpx.Timeout(timeout, connect=connect_timeout)
     if isinstance(transport, httpx.AsyncBaseTransport):
         return CrmClient(transport=transport, timeout=timeouts)
+    if transport == "h1":
+        from .h1 import H1Transport
+
+        return CrmClient(transport=H1Transport(max_connections=max_connections,
+                                               keepalive_expiry=limits.keepalive_expiry), timeout=timeouts)
     if transport == "aiohttp":
         from .transport import AiohttpTransport
 

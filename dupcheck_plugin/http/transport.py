@@ -8,11 +8,7 @@ URL as already encoded, reads the body in one go and builds the
 ``httpx.Response`` from aiohttp's raw headers and bytes (httpx still decodes
 a ``Content-Encoding`` it announced it accepts).
 
-aiohttp's errors become httpx's, so the caller tells them apart as it would
-with httpx's own transport: a refused or unresolvable host is
-``httpx.ConnectError``, a connect timeout ``httpx.ConnectTimeout``, no
-answer in time ``httpx.ReadTimeout``, a connection dropped mid-answer
-``httpx.RemoteProtocolError`` or ``httpx.ReadError``.
+aiohttp's errors become httpx's as :mod:`.whole_response` lists them.
 """
 
 from __future__ import annotations
@@ -20,6 +16,8 @@ from __future__ import annotations
 import aiohttp
 import httpx
 import yarl
+
+from .whole_response import whole_response
 
 # aiohttp error -> httpx error; the first that matches wins (timeouts are
 # OSErrors and ClientConnectionErrors too, so they come first)
@@ -34,28 +32,6 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
     (aiohttp.ClientError, httpx.NetworkError),
 )
-
-
-class WholeResponse(httpx.Response):
-    """An answer read whole that carries no content coding: its bytes are its
-    content as they are (``httpx.Response(content=...)`` would copy them
-    through its decoder and chunker chain, a third of this transport's CPU
-    on a small answer)."""
-
-    def __init__(self, status: int, headers, body: bytes, request: httpx.Request):
-        super().__init__(status, headers=headers, stream=httpx.ByteStream(body), request=request,
-                         extensions={"http_version": b"HTTP/1.1"})
-        self.body = body
-
-    @property
-    def content(self) -> bytes:
-        return self.body
-
-    def read(self) -> bytes:
-        return self.body
-
-    async def aread(self) -> bytes:
-        return self.body
 
 
 def _httpx_error(exc: aiohttp.ClientError) -> httpx.TransportError:
@@ -110,10 +86,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 status, raw, coding = resp.status, resp.raw_headers, resp.headers.get("Content-Encoding")
         except aiohttp.ClientError as exc:
             raise _httpx_error(exc) from exc
-        if coding is None or coding.strip().lower() == "identity":
-            return WholeResponse(status, raw, content, request)
-        return httpx.Response(status, headers=raw, content=content, request=request,  # httpx decodes it
-                              extensions={"http_version": b"HTTP/1.1"})
+        return whole_response(status, raw, content, request, coding)
 
     async def aclose(self) -> None:
         if self._session is not None:

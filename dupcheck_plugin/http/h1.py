@@ -1,0 +1,380 @@
+"""An ``httpx`` transport that speaks HTTP/1.1 itself, on asyncio protocols.
+
+Under httpx, aiohttp's own request path (session, request and response
+objects, connector, header multidicts, timers) was the largest block of
+``dupcheck run``'s CPU per lead. A CRM call needs much less: one request
+written in one go, one small answer read whole, a keep-alive pool. This
+module does that much with llhttp's parser (``httptools``, as ``serve``
+uses) and works on uvloop and on asyncio's own loop.
+
+- one pool per transport: at most ``max_connections`` open connections in
+  all; idle ones kept per (scheme, host, port), closed once idle longer than
+  ``keepalive_expiry``, never handed out once their peer closed them;
+- httpx's timeouts: ``pool`` to wait for a free connection, ``connect`` to
+  connect (TLS handshake included), ``read`` for each silence of the peer;
+- a kept-alive connection the server closed before answering (the
+  keep-alive race) is retried once on a new connection for an idempotent
+  method only, as aiohttp does: a POST (a search, a create) is never sent
+  twice behind the caller's back (its retry policy decides);
+- a request cancelled or failed mid-exchange closes its connection: no
+  half-read answer goes back to the pool.
+
+Errors are httpx's, as :mod:`.whole_response` lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from typing import Any
+
+import httptools
+import httpx
+
+from ..errors import DupcheckError
+from .whole_response import whole_response
+
+# methods that may be sent again after a keep-alive race (RFC 9110 9.2.2)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# lengths of the header names the exchange looks at (a cheap test before lower())
+_NOTED_LENGTHS = frozenset({len(b"content-length"), len(b"content-encoding"), len(b"transfer-encoding")})
+
+
+class _StaleConnection(DupcheckError):
+    """A kept-alive connection closed by its peer before any byte of the answer."""
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: one exchange at a time, its answer parsed
+    by llhttp as it arrives (a new parser per exchange: a HEAD answer's
+    announced body never confuses the next one)."""
+
+    def __init__(self, pool: H1Transport, key: tuple):
+        self.pool = pool
+        self.key = key
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.exchanges = 0  # answers completed on this connection
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future | None = None
+        self._keep = False
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self.close()  # bytes nobody asked for: the connection's state is unknown
+            return
+        self._last_read = self.loop.time()
+        self._got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if not self._waiter.done():
+                self._fail(httpx.RemoteProtocolError(f"malformed answer: {exc!r}"))
+            self.close()  # garbage after a complete answer too: not reused
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            self.pool._lost(self)  # idle: frees its place in the pool
+            return
+        if self._headers_done and not self._framed and exc is None:
+            self._complete(keep=False)  # an answer delimited by the end of the connection
+        elif not self._got_bytes and self.exchanges:
+            self._fail(_StaleConnection())
+        elif exc is not None:
+            self._fail(httpx.ReadError(str(exc) or type(exc).__name__))
+        elif not self._got_bytes:
+            self._fail(httpx.RemoteProtocolError("Server disconnected without sending a response."))
+        else:
+            self._fail(httpx.RemoteProtocolError("peer closed connection without sending complete message body"))
+
+    # -- httptools callbacks --------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._waiter.done():
+            self._keep = False  # a second answer to one request: not reused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        if len(name) in _NOTED_LENGTHS:
+            name = name.lower()
+            if name == b"content-encoding":
+                self._coding = value
+            elif name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value.lower()):
+                self._framed = True
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        if self._head_only:  # a HEAD answer announces a body it does not send
+            self._complete(keep=self._parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._waiter.done():
+            return
+        status = self._parser.get_status_code()
+        if status < 200:  # an interim answer (100 Continue): the real one follows
+            self._headers, self._body, self._headers_done, self._framed, self._coding = [], [], False, False, None
+            return
+        self._complete(keep=self._parser.should_keep_alive())
+
+    # -- the exchange ---------------------------------------------------------------------------------------
+    def _complete(self, keep: bool) -> None:
+        self._keep = keep
+        self._waiter.set_result((self._parser.get_status_code(), self._headers, b"".join(self._body), self._coding))
+
+    def _fail(self, exc: BaseException) -> None:
+        self._keep = False
+        if not self._waiter.done():
+            self._waiter.set_exception(exc)
+
+    def _check_silence(self) -> None:
+        """The read timeout: the peer silent for ``read`` seconds (not the whole answer's time)."""
+        if self._waiter is None or self._waiter.done():
+            return
+        silent = self.loop.time() - self._last_read
+        if silent >= self._read_timeout:
+            self._fail(httpx.ReadTimeout("no answer in time"))
+        else:
+            self._timer = self.loop.call_later(self._read_timeout - silent, self._check_silence)
+
+    async def exchange(self, data: bytes, head_only: bool, read_timeout: float | None):
+        """Write ``data`` (a whole request), read the whole answer:
+        ``(status, header pairs, body, Content-Encoding or None)``."""
+        if self.closed or self.transport.is_closing():  # closed by its peer before this request
+            raise _StaleConnection() if self.exchanges else httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.")
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._headers_done = self._framed = self._got_bytes = self._keep = False
+        self._coding = None
+        self._head_only = head_only
+        waiter = self._waiter = self.loop.create_future()
+        self.transport.write(data)
+        if read_timeout is not None:
+            self._read_timeout, self._last_read = read_timeout, self.loop.time()
+            self._timer = self.loop.call_later(read_timeout, self._check_silence)
+        try:
+            answer = await waiter
+        finally:
+            if read_timeout is not None:
+                self._timer.cancel()  # the last one armed
+        self.exchanges += 1
+        return answer
+
+    @property
+    def reusable(self) -> bool:
+        return self._keep and not self.closed
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class H1Transport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over a keep-alive pool of at most ``max_connections``
+    connections (see the module's docstring)."""
+
+    def __init__(self, *, max_connections: int = 64, keepalive_expiry: float | None = 5.0,
+                 ssl_context: ssl.SSLContext | None = None):
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self._ssl_context = ssl_context
+        self._idle: dict[tuple, collections.deque[_Connection]] = {}
+        self._open = 0  # connections open or being opened
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        self._all: set[_Connection] = set()
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:  # certifi's CA bundle, as httpx verifies; made on first https use
+            self._ssl_context = httpx.create_ssl_context()
+        return self._ssl_context
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://': {url}")
+        key = (scheme, url.raw_host, url.port or _DEFAULT_PORTS[scheme])
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        try:
+            body = request.content
+        except httpx.RequestNotRead:  # a streamed body: sent whole all the same
+            body = await request.aread()
+        data = _request_bytes(request, body)
+        method = request.method
+        conn = await self._acquire(key, timeouts)
+        try:
+            try:
+                status, headers, body, coding = await conn.exchange(data, method == "HEAD", timeouts.get("read"))
+            except _StaleConnection:
+                if method not in _IDEMPOTENT:
+                    raise httpx.RemoteProtocolError(
+                        "the server closed a kept-alive connection before answering; "
+                        f"a {method} is not sent again (it may have been received)") from None
+                self._discard(conn, keep_slot=True)  # its place goes to the new connection
+                conn = await self._connect(key, timeouts.get("connect"))
+                status, headers, body, coding = await conn.exchange(data, method == "HEAD", timeouts.get("read"))
+        except BaseException:
+            self._discard(conn)  # mid-exchange (a failure, a cancel): never back to the pool
+            raise
+        self._release(conn)
+        return whole_response(status, headers, body, request, coding)
+
+    # -- the pool -------------------------------------------------------------------------------------------
+    async def _acquire(self, key: tuple, timeouts: dict[str, Any]) -> _Connection:
+        idle = self._idle.get(key)
+        if idle:
+            conn = self._take_idle(idle)
+            if conn is not None:
+                return conn
+        if self._open >= self.max_connections and not self._close_idle_elsewhere():
+            slot = await self._wait_for_slot(timeouts.get("pool"))
+            if slot is not None:
+                if slot.key == key and not slot.closed:
+                    return slot  # a connection handed over as it came back
+                self._discard(slot, keep_slot=True)  # another host's: its place is ours
+        else:
+            self._open += 1
+        return await self._connect(key, timeouts.get("connect"))
+
+    def _take_idle(self, idle: collections.deque[_Connection]) -> _Connection | None:
+        expiry = self.keepalive_expiry
+        if expiry is not None:
+            too_old = asyncio.get_running_loop().time() - expiry
+            while idle and idle[0].idle_since <= too_old:  # the oldest are on the left
+                self._discard(idle.popleft())
+        while idle:
+            conn = idle.pop()  # the most recently used: the least likely to be closed by now
+            if not conn.closed:
+                return conn
+            self._discard(conn)
+        return None
+
+    def _close_idle_elsewhere(self) -> bool:
+        """At the cap: close another host's idle connection, its place taken (True)."""
+        for idle in self._idle.values():
+            if idle:
+                self._discard(idle.popleft(), keep_slot=True)
+                return True
+        return False
+
+    async def _wait_for_slot(self, timeout: float | None) -> _Connection | None:
+        """Wait for a place in the pool: a connection handed over, or None
+        (a place freed, ours to connect)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():  # handed a place just as we gave up: pass it on
+                got = waiter.result()
+                if got is None:
+                    self._free_slot()
+                else:
+                    self._release(got)
+            else:
+                waiter.cancel()
+            if isinstance(exc, TimeoutError):
+                raise httpx.PoolTimeout("no free connection in time") from None
+            raise
+
+    def _next_waiter(self) -> asyncio.Future | None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                return waiter
+        return None
+
+    def _free_slot(self) -> None:
+        """A place in the pool freed: to the first waiter, or counted free."""
+        waiter = self._next_waiter()
+        if waiter is not None:
+            waiter.set_result(None)
+        else:
+            self._open -= 1
+
+    async def _connect(self, key: tuple, timeout: float | None) -> _Connection:
+        """A new connection in a place already counted (given back on failure)."""
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        tls = self.ssl_context if scheme == "https" else None
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self, key), host.decode("ascii"), port,
+                    ssl=tls, server_hostname=host.decode("ascii") if tls else None)
+        except BaseException as exc:
+            self._free_slot()
+            if isinstance(exc, TimeoutError):
+                raise httpx.ConnectTimeout(f"no connection to {host.decode()}:{port} in {timeout} s") from None
+            if isinstance(exc, OSError):  # refused, unresolvable, unreachable, TLS refused
+                raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+            raise
+        self._all.add(conn)
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        """Back to the pool after a whole answer: to a waiter for its host, idle, or closed."""
+        if not conn.reusable:
+            self._discard(conn)
+            return
+        waiter = self._next_waiter()
+        if waiter is not None:
+            waiter.set_result(conn)  # the waiter reuses it, or closes it and takes its place
+            return
+        conn.idle_since = asyncio.get_running_loop().time()
+        self._idle.setdefault(conn.key, collections.deque()).append(conn)
+
+    def _discard(self, conn: _Connection, keep_slot: bool = False) -> None:
+        """Close ``conn`` and free its place (``keep_slot``: the caller takes it)."""
+        if conn not in self._all:
+            return  # already discarded
+        self._all.discard(conn)
+        conn.close()
+        if not keep_slot:
+            self._free_slot()
+
+    def _lost(self, conn: _Connection) -> None:
+        """An idle connection closed by its peer: out of the pool now."""
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+            self._discard(conn)
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections kept alive, waiting for a request."""
+        return sum(len(idle) for idle in self._idle.values())
+
+    async def aclose(self) -> None:
+        for conn in list(self._all):
+            self._discard(conn)
+        self._idle.clear()
+
+
+def _request_bytes(request: httpx.Request, body: bytes) -> bytes:
+    """The whole request, to be written at once: request line, the headers
+    as httpx encoded them (``Host`` and ``Content-Length`` included), body."""
+    raw = request.headers.raw
+    lines = b"\r\n".join([name + b": " + value for name, value in raw])
+    # a line break in a header would start a header (or a request) of its own
+    if lines.count(b"\n") >= len(raw) or lines.count(b"\r") >= len(raw):
+        raise httpx.LocalProtocolError("a header name or value holds a line break")
+    if b"chunked" in lines and "chunked" in request.headers.get("Transfer-Encoding", ""):
+        # a streamed body, read whole: sent as one chunk
+        body = (b"%x\r\n%b\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+    return b"%b %b HTTP/1.1\r\n%b\r\n\r\n%b" % (request.method.encode("ascii"), request.url.raw_path, lines, body)
