@@ -26,6 +26,7 @@ from typing import Mapping
 
 import httpx
 
+DEFAULT_TRANSPORT = "h1"  # the least CPU per call (the schemas' default says the same)
 _HEADS_KEPT = 256  # distinct header sets kept per client (an adaptor usually sends one)
 _BODY_METHODS = ("POST", "PUT", "PATCH")  # httpx sends Content-Length: 0 without a body
 
@@ -120,7 +121,7 @@ class CrmClient(httpx.AsyncClient):
         raise TypeError("a CRM client keeps no cookies")
 
 
-def make_client(*, transport: str | httpx.AsyncBaseTransport = "aiohttp", max_connections: int = 64,
+def make_client(*, transport: str | httpx.AsyncBaseTransport = DEFAULT_TRANSPORT, max_connections: int = 64,
                 timeout: float = 10.0, connect_timeout: float = 5.0) -> CrmClient:
     """``transport``: ``"h1"``, ``"aiohttp"``, ``"httpx"``, or a transport
     object a host hands in (``httpx.MockTransport`` in a test, a proxying one)."""

@@ -13,7 +13,7 @@ from ..connection.breaker import CircuitBreaker
 from ..connection.secrets import SecretMissing, Secrets
 from ..connection.runtime import ConnectionRuntime
 from ..http.call import RetryPolicy, finish_answer, interpret, send
-from ..http.client import make_client
+from ..http.client import DEFAULT_TRANSPORT, make_client
 from ..http.wire import request_json, response_json
 from ..types import BuildContext, CrmAnswer, CrmNode, LeadContext
 
@@ -43,7 +43,7 @@ class ConvosoConnect(CrmNode):
         self.connect_timeout = float(config.get("connect_timeout", 5))
         self.max_connections = int(config.get("max_connections", settings.get("max_connections", 64)))
         # a host's transport object (tests, proxies) wins over the configured kind
-        self.transport = settings.get("http_transport") or config.get("transport", "aiohttp")
+        self.transport = settings.get("http_transport") or config.get("transport", DEFAULT_TRANSPORT)
         r = config.get("retry", {})
         # single_attempt: the host retries (Temporal's retry policy, built from this same table)
         attempts = 1 if settings.get("single_attempt") else r.get("attempts", 3)
