@@ -61,6 +61,8 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._waiter: asyncio.Future | None = None
         self._keep = False
+        self._timer: asyncio.TimerHandle | None = None  # the read timeout's watch
+        self._timer_at = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -80,7 +82,7 @@ class _Connection(asyncio.Protocol):
             self.close()  # garbage after a complete answer too: not reused
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self._closed()
         waiter = self._waiter
         if waiter is None or waiter.done():
             self.pool._lost(self)  # idle: frees its place in the pool
@@ -137,15 +139,22 @@ class _Connection(asyncio.Protocol):
         if not self._waiter.done():
             self._waiter.set_exception(exc)
 
+    def _watch(self, at: float) -> None:
+        self._timer, self._timer_at = self.loop.call_at(at, self._check_silence), at
+
     def _check_silence(self) -> None:
-        """The read timeout: the peer silent for ``read`` seconds (not the whole answer's time)."""
-        if self._waiter is None or self._waiter.done():
+        """The read timeout: the peer silent for ``read`` seconds (not the
+        whole answer's time). The watch outlives the exchange that armed it
+        (arming one per exchange cost more than the rest of the pool's work):
+        it fires at the latest when the current exchange's silence could have
+        run out, and arms itself again only while an exchange is in flight."""
+        self._timer = None
+        if self._waiter is None or self._waiter.done() or self.closed or self._read_timeout is None:
             return
-        silent = self.loop.time() - self._last_read
-        if silent >= self._read_timeout:
+        if self.loop.time() >= self._last_read + self._read_timeout:
             self._fail(httpx.ReadTimeout("no answer in time"))
         else:
-            self._timer = self.loop.call_later(self._read_timeout - silent, self._check_silence)
+            self._watch(self._last_read + self._read_timeout)
 
     async def exchange(self, data: bytes, head_only: bool, read_timeout: float | None):
         """Write ``data`` (a whole request), read the whole answer:
@@ -161,23 +170,30 @@ class _Connection(asyncio.Protocol):
         self._head_only = head_only
         waiter = self._waiter = self.loop.create_future()
         self.transport.write(data)
+        self._read_timeout = read_timeout
         if read_timeout is not None:
-            self._read_timeout, self._last_read = read_timeout, self.loop.time()
-            self._timer = self.loop.call_later(read_timeout, self._check_silence)
-        try:
-            answer = await waiter
-        finally:
-            if read_timeout is not None:
-                self._timer.cancel()  # the last one armed
+            self._last_read = self.loop.time()
+            deadline = self._last_read + read_timeout
+            if self._timer is None or self._timer_at > deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._watch(deadline)
+        answer = await waiter
         self.exchanges += 1
         return answer
+
+    def _closed(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     @property
     def reusable(self) -> bool:
         return self._keep and not self.closed
 
     def close(self) -> None:
-        self.closed = True
+        self._closed()
         if self.transport is not None:
             self.transport.close()
 
@@ -253,7 +269,7 @@ class H1Transport(httpx.AsyncBaseTransport):
     def _take_idle(self, idle: collections.deque[_Connection]) -> _Connection | None:
         expiry = self.keepalive_expiry
         if expiry is not None:
-            too_old = asyncio.get_running_loop().time() - expiry
+            too_old = idle[0].loop.time() - expiry
             while idle and idle[0].idle_since <= too_old:  # the oldest are on the left
                 self._discard(idle.popleft())
         while idle:
@@ -336,7 +352,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         if waiter is not None:
             waiter.set_result(conn)  # the waiter reuses it, or closes it and takes its place
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        conn.idle_since = conn.loop.time()
         self._idle.setdefault(conn.key, collections.deque()).append(conn)
 
     def _discard(self, conn: _Connection, keep_slot: bool = False) -> None:
