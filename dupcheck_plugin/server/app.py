@@ -151,7 +151,8 @@ class Api:
         if len(request.scope.get("query_string", b"")) > self.settings.max_body_bytes:
             raise cv.ApiError(414, f"Query string longer than {self.settings.max_body_bytes} bytes")
         body = await self._body(request)
-        params = cv.merge(request.query_params.multi_items(), await self._body_params(request, body))
+        query = request.query_params.multi_items() if request.scope.get("query_string") else ()  # POSTs have none
+        params = cv.merge(query, await self._body_params(request, body))
         token = params.get("auth_token")
         if token is None:
             header = request.headers.get("authorization", "")

