@@ -120,6 +120,24 @@ def test_sequential_requests_share_one_connection_and_go_out_as_httpx_built_them
     assert (headers[b"authorization"], headers[b"content-length"], body) == (b"Bearer t", b"8", b'{"n": 2}')
 
 
+def test_a_streamed_body_goes_out_whole_in_chunked_framing(run):
+    async def go():
+        async def read_chunked(reader, writer, server):
+            head = await reader.readuntil(b"\r\n\r\n")
+            framed = await reader.readuntil(b"0\r\n\r\n")
+            writer.write(answer(head.split(b"\r\n")[0] + b" | " + framed))
+            await reader.read()
+
+        async def parts():
+            yield b'{"a": '
+            yield b'1}'
+
+        async with Server(read_chunked) as server, client(H1Transport()) as c:
+            return (await c.post(f"{server.url}/s", content=parts())).content
+
+    assert run(go()) == b'POST /s HTTP/1.1 | 8\r\n{"a": 1}\r\n0\r\n\r\n'
+
+
 def test_no_more_connections_than_max_connections_however_many_requests(run):
     async def go():
         all_open = asyncio.Event()
