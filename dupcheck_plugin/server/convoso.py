@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
+from urllib.parse import parse_qsl
 from .. import codes
 from ..codes import Code
 from ..errors import DupcheckError
@@ -89,15 +90,13 @@ def json_params(body: bytes) -> list[tuple[str, str]]:
 
 
 def form_params(body: bytes) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "the form body is not valid UTF-8") from None
     if "%" not in text and "+" not in text:
         # nothing escaped, the common lead: parse_qsl's unquoting would change nothing, so split as
-        # it splits (blank values kept, empty pairs dropped) in a tenth of its ~20 us
+        # it splits (blank values kept, empty pairs dropped): ~2.5 us, parse_qsl ~10 us
         return [(name, value) for name, _, value in (pair.partition("=") for pair in text.split("&") if pair)]
     try:
         return parse_qsl(text, keep_blank_values=True, errors="strict")
