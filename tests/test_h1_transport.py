@@ -174,6 +174,29 @@ def test_waiting_for_a_free_connection_obeys_the_pool_timeout(run):
     assert run(go()).accepted == 1
 
 
+def test_a_place_taken_from_another_hosts_idle_connection_is_counted_once(run):
+    """At the cap, a request for host B closes host A's idle connection and
+    connects in its place: the pool still counts one connection, so once B's
+    is gone too, a request for A connects at once (it would wait for a place
+    nobody holds, then time out, were the place counted twice)."""
+    async def go():
+        async def answer_and_close(reader, writer, server):
+            await server.request(reader)
+            writer.write(answer(b"b", "200 OK", "Connection: close"))
+            await reader.read()
+
+        async with Server(keep_answering) as a, Server(answer_and_close) as b, \
+                client(H1Transport(max_connections=1), pool=5) as c:
+            first = await c.get(f"{a.url}/1")  # A's connection, idle afterwards
+            other = await c.get(f"{b.url}/x")  # closes A's idle connection; B's is closed after its answer
+            again = await c.get(f"{a.url}/2")
+            return a, b, [first.content, other.content, again.content]
+
+    a, b, got = run(go())
+    assert got == [b"/1", b"b", b"/2"]
+    assert (a.accepted, b.accepted) == (2, 1)
+
+
 def test_a_cancelled_request_closes_its_connection_and_frees_its_place(run):
     async def go():
         async def hold_the_first(reader, writer, server):

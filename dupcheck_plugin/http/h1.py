@@ -256,14 +256,14 @@ class H1Transport(httpx.AsyncBaseTransport):
             conn = self._take_idle(idle)
             if conn is not None:
                 return conn
-        if self._open >= self.max_connections and not self._close_idle_elsewhere():
+        if self._open < self.max_connections:
+            self._open += 1  # a free place
+        elif not self._close_idle_elsewhere():  # (which, when it can, hands us that connection's place)
             slot = await self._wait_for_slot(timeouts.get("pool"))
             if slot is not None:
                 if slot.key == key and not slot.closed:
                     return slot  # a connection handed over as it came back
                 self._discard(slot, keep_slot=True)  # another host's: its place is ours
-        else:
-            self._open += 1
         return await self._connect(key, timeouts.get("connect"))
 
     def _take_idle(self, idle: collections.deque[_Connection]) -> _Connection | None:
