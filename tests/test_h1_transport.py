@@ -323,8 +323,11 @@ def test_an_idle_connection_the_server_closed_is_never_handed_out(run):
         transport = H1Transport()
         async with Server(answer_then_close) as server, client(transport) as c:
             await c.post(server.url, content=b"1")
-            while transport.idle_connections:  # the client saw the close
-                await asyncio.sleep(0.01)
+            async def seen_closed():
+                while transport.idle_connections:
+                    await asyncio.sleep(0.01)
+            # the client saw the close (the bound only stops a failing test hanging)
+            await asyncio.wait_for(seen_closed(), 60)
             second = await c.post(server.url, content=b"2")  # a POST: not retried, so it must not meet the dead one
             return server, second.status_code
 
