@@ -188,3 +188,30 @@ def test_an_auth_flow_is_driven_as_async_client_drives_it():
 
     assert asyncio.run(go()) == (200, {"ok": True})
     assert seen == ["Bearer stale", "Bearer fresh"]
+
+
+@pytest.mark.parametrize("masked_query", [{"q": "SELECT 'x' FROM Lead", "n": 1}, {"q": "SELECT 'x' FROM Lead", "key": "****"}])
+def test_the_recorded_url_is_the_masked_one_whether_or_not_it_is_the_one_sent(masked_query):
+    from dupcheck_plugin.adaptor.render import Rendered
+    from dupcheck_plugin.http.call import send
+    from dupcheck_plugin.http.wire import full_url
+
+    async def echo_url(request: web.Request) -> web.Response:
+        return _answer(body=str(request.url).encode())
+
+    async def go():
+        runner, url = await _serve(echo_url)
+        real_query = {**masked_query, "key": "s3cr3t"} if "key" in masked_query else dict(masked_query)
+        real = Rendered("GET", url + "?a=1", {}, real_query, "none", None)
+        masked = Rendered("GET", url + "?a=1", {}, masked_query, "none", None)
+        client = make_client()
+        try:
+            return real, masked, await send(client, real, masked, response_format="text")
+        finally:
+            await client.aclose()
+            await runner.cleanup()
+
+    real, masked, answer = asyncio.run(go())
+    assert answer.body == full_url(real)  # what the server saw
+    assert answer.request["url"] == full_url(masked)
+    assert ("s3cr3t" in answer.request["url"]) is False

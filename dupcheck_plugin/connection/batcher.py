@@ -212,8 +212,11 @@ def finish_for(response_key: str | None, record_id_key: Any,
 
     def finish(x: Exchange, p: Pending, status: int | None, body: Any, batch_size: int) -> CrmAnswer:
         it = x.it if x.error is not None else Interpreted(body, None, None)
+        # a lead sent alone: its masked URL is the one sent when no secret is in it
+        same = batch_size == 1 and p.real.query and p.masked.query == p.real.query and p.masked.url == p.real.url
         return finish_answer(status=status, headers=x.headers, it=it, error=x.error, detail=x.detail,
-                             latency_ms=x.latency_ms, request=request_json(p.masked), attempts=x.attempts,
+                             latency_ms=x.latency_ms, request=request_json(p.masked, str(x.url) if same and x.url else None),
+                             attempts=x.attempts,
                              response_key=response_key, record_id_key=record_id_key, batch_size=batch_size,
                              response_of=response_of)
 

@@ -218,6 +218,7 @@ class Exchange:
     detail: str | None
     attempts: int
     latency_ms: float
+    url: httpx.URL | None = None  # where it was sent
 
 
 async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format: str,
@@ -286,7 +287,7 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
             break
         if wait > 0:
             await asyncio.sleep(min(wait, retry.max_wait))
-    return Exchange(status, headers, it, error, detail, attempt, (time.perf_counter() - started) * 1000.0)
+    return Exchange(status, headers, it, error, detail, attempt, (time.perf_counter() - started) * 1000.0, url)
 
 
 async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
@@ -297,6 +298,9 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> CrmAnswer:
     x = await exchange(client, req, response_format=response_format, rate_limits=rate_limits, retry=retry,
                        timeout=timeout, gate=gate, breaker=breaker, auth=auth)
+    # the masked URL is the one sent when no secret is in it: its query is not written twice
+    same = req.query and masked.query == req.query and masked.url == req.url
     return finish_answer(status=x.status, headers=x.headers, it=x.it, error=x.error, detail=x.detail,
-                         latency_ms=x.latency_ms, request=request_json(masked), attempts=x.attempts,
+                         latency_ms=x.latency_ms, request=request_json(masked, str(x.url) if same else None),
+                         attempts=x.attempts,
                          response_key=response_key, record_id_key=record_id_key, response_of=response_of)

@@ -124,9 +124,10 @@ def _quote(text: str) -> str:
     return text
 
 
-def request_json(r: Rendered) -> dict[str, Any]:
-    """method, url (with its query), headers, body: the record's ``request``."""
-    return {"method": r.method, "url": full_url(r), "headers": r.headers, "body": r.body}
+def request_json(r: Rendered, url: str | None = None) -> dict[str, Any]:
+    """method, url (with its query), headers, body: the record's ``request``; ``url``:
+    ``full_url(r)`` when the caller has it already."""
+    return {"method": r.method, "url": full_url(r) if url is None else url, "headers": r.headers, "body": r.body}
 
 
 @lru_cache(maxsize=64)
