@@ -124,6 +124,12 @@ def test_an_open_quote_swallows_no_valid_row():
         (4, None, False), (5, {"phone_number": "5550100104", "first_name": "Di"}, True)]
 
 
+def test_blank_csv_rows_are_skipped_and_rows_keep_their_line_numbers():
+    got = items("csv", b'\n  ,\t\nphone_number,first_name\n5550100101,A\n\n , \n,\n5550100102, \n')
+    assert got == [(4, {"phone_number": "5550100101", "first_name": "A"}, None),
+                   (8, {"phone_number": "5550100102", "first_name": " "}, None)]
+
+
 def test_a_quoted_field_may_still_span_lines():
     got = items("csv", b'phone_number,address\n5550100101,"1 Main St\nSpringfield"\n5550100102,x\n')
     assert got == [(3, {"phone_number": "5550100101", "address": "1 Main St\nSpringfield"}, None),

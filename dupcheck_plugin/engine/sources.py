@@ -90,7 +90,7 @@ class BoundedLines:
     @property
     def overlong(self) -> bool:
         """Was a line handed out since :meth:`mark` cut short?"""
-        return any(n in self._overlong for n, _ in self.taken)
+        return bool(self._overlong) and any(n in self._overlong for n, _ in self.taken)
 
     def mark(self) -> None:
         self.taken = []
@@ -127,7 +127,7 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
         if error:
             yield row, None, f"line {row}: {error}"
             continue
-        if not fields or all(not f.strip() for f in fields):
+        if not "".join(fields).strip():  # no fields, or blanks only: a blank line
             continue
         if header is None:
             header = [h.strip() for h in fields]
