@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from .rules.decide import DecidedBy, Decision, Settings
     from .store.contract import Commit, DncEntry, NewLead, Store, StoreError
 
+from .frozen import one_step_init
+
 __all__ = ["BuildContext", "CheckOutcome", "CheckNode", "Commit", "CrmAnswer", "CrmNode", "CrmSummary",
            "DecisionRecord", "DncEntry",
            "LeadContext", "NewLead", "Node", "NodeType", "Store", "StoreError", "WorkflowView",
@@ -153,6 +155,7 @@ CRM_ERRORS = ("timeout", "connection", "http_status", "unparsable", "rate_limite
 NOT_CALLED = ("render", "circuit_open", "auth", "budget_spent", "throttled")
 
 
+@one_step_init
 @dataclass(frozen=True)
 class CrmAnswer:
     """What the ``convoso_connect`` node hands downstream.
@@ -277,6 +280,7 @@ class CrmNode(Node):
         return None
 
 
+@one_step_init
 @dataclass(frozen=True)
 class CheckOutcome:
     """What a :data:`CHECK_OUTCOME` node returns: the decision and the answer

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .. import codes
+from ..frozen import one_step_init
 from ..phone import PhoneError, to_e164
 from ..rules.decide import Decision
 
@@ -32,6 +33,7 @@ SHOWN_CHARS = 200  # of a refused value, in its decision record
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
+@one_step_init
 @dataclass(frozen=True)
 class Intake:
     """An admitted lead: every value a string, defaults applied, the phone in

@@ -11,6 +11,7 @@ from typing import Any, Literal, Mapping, get_args
 
 from .. import codes
 from ..codes import Code
+from ..frozen import one_step_init
 from ..types import CrmAnswer
 from .match import matches
 from .paths import lookup, split_path
@@ -125,6 +126,7 @@ class Settings:
         return Decision.created(self.default_status, by="default_status", checked=True)
 
 
+@one_step_init
 @dataclass(frozen=True, kw_only=True)
 class Decision:
     """What to do with one lead, before anything is stored. Build one with

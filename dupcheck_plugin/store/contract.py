@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..codes import INTERNAL
 from ..errors import DupcheckError
+from ..frozen import one_step_init
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord  # types imports this module
@@ -68,6 +69,7 @@ def upgrade_record(record: Mapping[str, Any]) -> DecisionRecord:
     return out  # type: ignore[return-value]
 
 
+@one_step_init
 @dataclass(frozen=True)
 class NewLead:
     """A lead to create. ``fields`` are all of the lead's fields as strings."""
@@ -83,6 +85,7 @@ class NewLead:
     fields: Mapping[str, str]
 
 
+@one_step_init
 @dataclass(frozen=True)
 class DncEntry:
     """An entry of the account's do-not-call list; one per (phone, campaign).
@@ -95,6 +98,7 @@ class DncEntry:
     reason: str
 
 
+@one_step_init
 @dataclass(frozen=True)
 class Commit:
     """Everything one decision stores, together or not at all.
