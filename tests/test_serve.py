@@ -894,3 +894,53 @@ async def _until(condition, timeout: float = 10.0) -> None:
     while not await asyncio.to_thread(condition):
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+class _Wire:
+    """A transport that records what is written, as one send() each."""
+
+    def __init__(self):
+        self.sends: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.sends.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_response_head_goes_out_with_its_body_in_one_send():
+    from dupcheck_plugin.server.http import CONTINUE, HeadWithBody
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        wire = _Wire()
+        t = HeadWithBody(wire, loop)
+        t.write(CONTINUE)  # an interim answer is not held: the client waits for it to send its body
+        assert wire.sends == [CONTINUE]
+        t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        t.write(b"{}")
+        assert wire.sends[1:] == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+        await asyncio.sleep(0)  # the flush scheduled for the head finds nothing left
+        assert len(wire.sends) == 2
+
+        late = _Wire()  # a body that is not written in the same step: the head goes alone at the next turn
+        t = HeadWithBody(late, loop)
+        t.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        assert late.sends == []
+        await asyncio.sleep(0)
+        assert late.sends == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
+        t.write(b"2\r\n{}\r\n")
+        assert late.sends[1:] == [b"2\r\n{}\r\n"]
+
+        failed = _Wire()  # closed after the head (the app failed): the head still goes first
+        t = HeadWithBody(failed, loop)
+        t.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
+        t.close()
+        assert failed.sends == [b"HTTP/1.1 500 Internal Server Error\r\n\r\n"] and failed.closed
+
+    asyncio.run(main())

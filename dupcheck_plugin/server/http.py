@@ -80,15 +80,18 @@ def header_timeout_protocol(seconds: float = HEADER_TIMEOUT_S, max_head_bytes: i
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            cycle = self.cycle
             path, mark, query = self.url.partition(b"?")
             if len(self.url) <= URL_PARSE_MAX or len(path) > URL_PARSE_MAX:
                 super().on_headers_complete()
-                return
-            # httptools.parse_url takes 64 KiB at most: a longer (lead-in-the-URL) query is put back
-            # after it, so the app sees it and answers it (its own limit: 414) rather than a bare 400
-            self.url = path + mark
-            super().on_headers_complete()
-            self.scope["query_string"] = query  # the request's task has not run yet
+            else:
+                # httptools.parse_url takes 64 KiB at most: a longer (lead-in-the-URL) query is put back
+                # after it, so the app sees it and answers it (its own limit: 414) rather than a bare 400
+                self.url = path + mark
+                super().on_headers_complete()
+                self.scope["query_string"] = query  # the request's task has not run yet
+            if self.cycle is not cycle and self.scope["method"] != "HEAD":  # a new request (its task not run yet)
+                self.cycle.transport = HeadWithBody(self.transport, self.loop)
 
         def on_message_complete(self) -> None:
             self._in_head = True  # the next bytes are the next request's
@@ -99,6 +102,46 @@ def header_timeout_protocol(seconds: float = HEADER_TIMEOUT_S, max_head_bytes: i
             super().connection_lost(exc)
 
     return HeaderTimeoutProtocol
+
+
+class HeadWithBody:
+    """The transport as one request's response cycle sees it: the status line
+    and headers uvicorn writes on ``http.response.start`` are held and go out
+    with the body's first write, in one send() instead of two (at saturation
+    uvicorn's send was ~11% of serve's event loop, mostly those syscalls). A
+    head whose body is not written in the same step (a streamed body, a
+    response that fails) goes alone at the loop's next turn; a HEAD request's
+    transport is not wrapped at all."""
+
+    __slots__ = ("_transport", "_loop", "_head")
+
+    def __init__(self, transport, loop):
+        self._transport, self._loop, self._head = transport, loop, None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data.startswith(b"HTTP/") and data != CONTINUE:  # the response's head: wait for its body
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # uvicorn's interim answer to Expect: 100-continue
 
 
 def uvicorn_options(header_timeout_s: float = HEADER_TIMEOUT_S, *, uvloop: bool = True) -> dict[str, Any]:
