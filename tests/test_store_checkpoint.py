@@ -44,3 +44,27 @@ def test_close_stops_the_checkpoint_thread_and_keeps_everything(tmp_path):
     assert store.checkpointer.wait_checkpointed(timeout=0)  # stopped: nothing left to wait for
     with SqliteStore(path) as again:
         assert again.counts()["decisions"] == 1
+
+
+def test_a_wal_past_its_bound_is_emptied(tmp_path):
+    """Commits beside a running checkpoint can keep the WAL from starting over;
+    past the bound the checkpoint truncates it (here a bound of one byte)."""
+    from dupcheck_plugin.store.checkpoint import Checkpointer
+
+    path = tmp_path / "d.db"
+    store = SqliteStore(path)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # used in the thread
+    try:
+        store.apply([record("created"), record("created", OTHER)])
+        wal = tmp_path / "d.db-wal"
+        assert wal.stat().st_size > 0
+        assert store.checkpointer.wait_checkpointed(timeout=60)  # one checkpointer at a time: the other gets busy
+        bounded = Checkpointer(lambda: conn, wal, pause_s=0, wal_bound_bytes=1)
+        bounded.wrote()
+        assert bounded.wait_checkpointed(timeout=60)
+        bounded.close()
+        assert wal.stat().st_size == 0
+        assert rows_in_file_alone(path, tmp_path) == 2
+    finally:
+        conn.close()
+        store.close()

@@ -9,6 +9,15 @@ largest part of the p99 serve adds. Here the store's connections do not
 checkpoint (``wal_autocheckpoint=0``); this thread does, shortly after
 commits, as a PASSIVE checkpoint: it never blocks a writer or a reader.
 
+A PASSIVE checkpoint running beside the writer's commits seldom leaves the
+WAL fully copied at a moment no commit follows, and only then does the next
+commit start the WAL from its beginning again: under a steady stream of
+commits the file grows. When it passes :data:`WAL_BOUND_BYTES` the thread
+checkpoints in TRUNCATE mode instead, which waits for the writer's current
+transaction and holds the next one back while it copies (the stall the
+automatic checkpoint made at every 1,000 pages, now once per 64 MiB of WAL),
+then empties the file.
+
 Durability is what it was: a decision is answered once its transaction is
 committed to the WAL (``synchronous=NORMAL``), and it survives a power loss
 from the next checkpoint on, now within about :data:`PAUSE_S` of the commit
@@ -18,21 +27,26 @@ instead of at the 1,000th page.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from typing import Callable
 
 log = logging.getLogger(__name__)
 
+WAL_BOUND_BYTES = 64 << 20
 PAUSE_S = 1.0  # at most one checkpoint a second: each costs two fsyncs, and a commit meeting one may wait for it
 
 
 class Checkpointer:
     """Checkpoints the WAL after :meth:`wrote`; started on the first write."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], pause_s: float = PAUSE_S):
+    def __init__(self, connect: Callable[[], sqlite3.Connection], wal_path: str | os.PathLike,
+                 pause_s: float = PAUSE_S, wal_bound_bytes: int = WAL_BOUND_BYTES):
         self._connect = connect  # called in the checkpoint thread: the store's connection for that thread
+        self._wal_path = wal_path
         self._pause_s = pause_s
+        self._wal_bound_bytes = wal_bound_bytes
         # set by the first commit after a checkpoint began; the commits after it only read it (a
         # commit must not wake the thread: a notify per commit cost the writer ~50 us per batch)
         self._dirty = threading.Event()
@@ -71,6 +85,13 @@ class Checkpointer:
         with self._idle:
             self._idle.notify_all()
 
+    def _mode(self) -> str:
+        try:
+            big = os.path.getsize(self._wal_path) > self._wal_bound_bytes
+        except OSError:  # no WAL file (yet): nothing to bound
+            big = False
+        return "TRUNCATE" if big else "PASSIVE"
+
     def _run(self) -> None:
         conn = None
         while True:
@@ -82,7 +103,7 @@ class Checkpointer:
                 self._busy = True
             try:
                 conn = conn or self._connect()
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                conn.execute(f"PRAGMA wal_checkpoint({self._mode()})").fetchall()
             except Exception as exc:  # noqa: BLE001 - the next commit tries again; the commits are safe in the WAL
                 log.warning("WAL checkpoint failed: %s", exc)
             with self._idle:

@@ -129,7 +129,7 @@ class SqliteStore(Store):
         self._lock = threading.Lock()
         self._conns: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._closed = False
-        self.checkpointer = Checkpointer(self._conn)
+        self.checkpointer = Checkpointer(self._conn, f"{self.path}-wal")
         self._create_schema(self._conn())
 
     # -- connections -----------------------------------------------------
