@@ -25,29 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.stubbed import BENCH_WORKFLOW
+
 LEADS = 10_000
-WORKFLOW = """\
-name = "engine_cpu"
-[defaults]
-phone_code = "1"
-list_id = "1000"
-
-[[nodes]]
-id = "crm"
-type = "instant_crm"
-config = {}
-
-[[nodes]]
-id = "dupcheck"
-type = "api_duplicate_check"
-[nodes.config]
-connect = "crm"
-on_error = { action = "create", status = "NOTCHECKED" }
-rules = [
-  { name = "customer", key = "results.0.properties.lifecyclestage", value = "customer", create_lead = false, add_to_dnc = true, success = false },
-  { name = "known", key = "total", match = "gt", value = 0, create_lead = false, add_to_dnc = false, success = false },
-]
-"""
+# the client benchmarks' workflow (the same rules) with its CRM node answering at once, in process
+_CRM_NODE = BENCH_WORKFLOW.index('type = "convoso_connect"')
+WORKFLOW = (BENCH_WORKFLOW[:_CRM_NODE].replace('"bench_hubspot"', '"engine_cpu"')
+            + 'type = "instant_crm"\nconfig = {}'
+            + BENCH_WORKFLOW[BENCH_WORKFLOW.index("\n\n[[nodes]]", _CRM_NODE):])
 
 
 def _registry():
