@@ -23,7 +23,7 @@ import httpx
 
 from ..adaptor.batch import BatchError, BatchLead, BatchSpec
 from ..adaptor.render import Rendered
-from ..http.call import Exchange, Interpreted, Refused, finish_answer
+from ..http.call import Exchange, Interpreted, Refused, finish_answer, recorded_url
 from ..http.wire import request_json, sent_url
 from ..types import CrmAnswer
 from .limiter import ConnectionLimiter
@@ -212,10 +212,9 @@ def finish_for(response_key: str | None, record_id_key: Any,
 
     def finish(x: Exchange, p: Pending, status: int | None, body: Any, batch_size: int) -> CrmAnswer:
         it = x.it if x.error is not None else Interpreted(body, None, None)
-        # a lead sent alone: its masked URL is the one sent when no secret is in it
-        same = batch_size == 1 and p.real.query and p.masked.query == p.real.query and p.masked.url == p.real.url
+        url = recorded_url(p.real, p.masked, x) if batch_size == 1 else None  # a batch's URL is not this lead's
         return finish_answer(status=status, headers=x.headers, it=it, error=x.error, detail=x.detail,
-                             latency_ms=x.latency_ms, request=request_json(p.masked, str(x.url) if same and x.url else None),
+                             latency_ms=x.latency_ms, request=request_json(p.masked, url),
                              attempts=x.attempts,
                              response_key=response_key, record_id_key=record_id_key, batch_size=batch_size,
                              response_of=response_of)

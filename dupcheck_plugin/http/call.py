@@ -290,6 +290,14 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
     return Exchange(status, headers, it, error, detail, attempt, (time.perf_counter() - started) * 1000.0, url)
 
 
+def recorded_url(real: Rendered, masked: Rendered, x: Exchange) -> str | None:
+    """The URL ``x`` was sent to, for the record of ``masked``, when the two are the same (no
+    secret in the URL or its query): the query is then not written twice. None otherwise."""
+    if x.url is not None and real.query and masked.query == real.query and masked.url == real.url:
+        return str(x.url)
+    return None
+
+
 async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, response_format: str,
                rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
                timeout: float = 10.0, response_key: str | None = None,
@@ -298,9 +306,7 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> CrmAnswer:
     x = await exchange(client, req, response_format=response_format, rate_limits=rate_limits, retry=retry,
                        timeout=timeout, gate=gate, breaker=breaker, auth=auth)
-    # the masked URL is the one sent when no secret is in it: its query is not written twice
-    same = req.query and masked.query == req.query and masked.url == req.url
     return finish_answer(status=x.status, headers=x.headers, it=x.it, error=x.error, detail=x.detail,
-                         latency_ms=x.latency_ms, request=request_json(masked, str(x.url) if same else None),
+                         latency_ms=x.latency_ms, request=request_json(masked, recorded_url(req, masked, x)),
                          attempts=x.attempts,
                          response_key=response_key, record_id_key=record_id_key, response_of=response_of)
