@@ -284,6 +284,46 @@ def test_answers_without_a_body_end_at_their_headers(run, method, status):
     assert got == [(int(status[:3]), b"")] * 2 and server.accepted == 1
 
 
+def test_a_head_answers_announced_body_does_not_confuse_the_next_answer_on_its_connection(run):
+    async def go():
+        async def head_then_get(reader, writer, server):
+            await server.request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")  # a HEAD answer: no body follows
+            await server.request(reader)
+            writer.write(answer(b"hello"))
+            await reader.read()
+
+        async with Server(head_then_get) as server, client(H1Transport()) as c:
+            head, get = await c.head(server.url), await c.get(server.url)
+            return server, (head.status_code, head.content), (get.status_code, get.content)
+
+    server, head, get = run(go())
+    assert (head, get, server.accepted) == ((200, b""), (200, b"hello"), 1)
+
+
+def test_an_answers_headers_read_as_httpx_reads_them(run):
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-RateLimit-Remaining: 9\r\n"
+            b"Set-Cookie: a=1\r\nset-cookie: b=2\r\nX-Note: caf\xe9\r\nContent-Length: 2\r\n\r\n{}")
+
+    async def go():
+        async def answer_with_headers(reader, writer, server):
+            while await server.request(reader) is not None:
+                writer.write(head)
+
+        async with Server(answer_with_headers) as server, client(H1Transport()) as c:
+            return [await c.get(server.url) for _ in range(2)]
+
+    expected = httpx.Headers([(b"Content-Type", b"application/json"), (b"X-RateLimit-Remaining", b"9"),
+                              (b"Set-Cookie", b"a=1"), (b"set-cookie", b"b=2"), (b"X-Note", b"caf\xe9"),
+                              (b"Content-Length", b"2")])
+    for r in run(go()):  # the second answer parsed on the connection's kept parser
+        assert r.headers == expected and r.headers.raw == expected.raw
+        assert r.headers.multi_items() == expected.multi_items() and dict(r.headers) == dict(expected)
+        assert (r.headers["x-ratelimit-remaining"], r.headers["SET-COOKIE"], r.headers.get("x-missing")) == (
+            "9", "a=1, b=2", None)
+        assert (r.headers.encoding, r.headers["x-note"], r.json()) == ("iso-8859-1", "caf\xe9", {})
+
+
 def test_an_interim_answer_is_skipped(run):
     async def go():
         async def continue_first(reader, writer, server):

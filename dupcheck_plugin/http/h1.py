@@ -33,7 +33,7 @@ import httptools
 import httpx
 
 from ..errors import DupcheckError
-from .whole_response import whole_response
+from .whole_response import ParsedHeaders, whole_response
 
 # methods that may be sent again after a keep-alive race (RFC 9110 9.2.2)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -48,8 +48,9 @@ class _StaleConnection(DupcheckError):
 
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one exchange at a time, its answer parsed
-    by llhttp as it arrives (a new parser per exchange: a HEAD answer's
-    announced body never confuses the next one)."""
+    by llhttp as it arrives. The parser is kept from one answer to the next
+    (llhttp starts afresh after a whole message) except after a HEAD answer,
+    whose announced body never comes: the next exchange gets a new one."""
 
     def __init__(self, pool: H1Transport, key: tuple):
         self.pool = pool
@@ -60,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self.exchanges = 0  # answers completed on this connection
         self.idle_since = 0.0
         self._waiter: asyncio.Future | None = None
+        self._parser: httptools.HttpResponseParser | None = None
         self._keep = False
         self._timer: asyncio.TimerHandle | None = None  # the read timeout's watch
         self._timer_at = 0.0
@@ -104,18 +106,19 @@ class _Connection(asyncio.Protocol):
             self._keep = False  # a second answer to one request: not reused
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        if len(name) in _NOTED_LENGTHS:
-            name = name.lower()
-            if name == b"content-encoding":
+        lower = name.lower()
+        self._headers.append((name, lower, value))  # as httpx.Headers keeps them (ParsedHeaders)
+        if len(lower) in _NOTED_LENGTHS:
+            if lower == b"content-encoding":
                 self._coding = value
-            elif name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value.lower()):
+            elif lower == b"content-length" or (lower == b"transfer-encoding" and b"chunked" in value.lower()):
                 self._framed = True
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
         if self._head_only:  # a HEAD answer announces a body it does not send
             self._complete(keep=self._parser.should_keep_alive())
+            self._parser = None  # which this parser still waits for
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -123,11 +126,11 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._waiter.done():
             return
-        status = self._parser.get_status_code()
-        if status < 200:  # an interim answer (100 Continue): the real one follows
+        parser = self._parser
+        if parser.get_status_code() < 200:  # an interim answer (100 Continue): the real one follows
             self._headers, self._body, self._headers_done, self._framed, self._coding = [], [], False, False, None
             return
-        self._complete(keep=self._parser.should_keep_alive())
+        self._complete(keep=parser.should_keep_alive())
 
     # -- the exchange ---------------------------------------------------------------------------------------
     def _complete(self, keep: bool) -> None:
@@ -162,8 +165,9 @@ class _Connection(asyncio.Protocol):
         if self.closed or self.transport.is_closing():  # closed by its peer before this request
             raise _StaleConnection() if self.exchanges else httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.")
-        self._parser = httptools.HttpResponseParser(self)
-        self._headers: list[tuple[bytes, bytes]] = []
+        if self._parser is None:
+            self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes, bytes]] = []
         self._body: list[bytes] = []
         self._headers_done = self._framed = self._got_bytes = self._keep = False
         self._coding = None
@@ -247,7 +251,7 @@ class H1Transport(httpx.AsyncBaseTransport):
             self._discard(conn)  # mid-exchange (a failure, a cancel): never back to the pool
             raise
         self._release(conn)
-        return whole_response(status, headers, body, request, coding)
+        return whole_response(status, ParsedHeaders(headers), body, request, coding)
 
     # -- the pool -------------------------------------------------------------------------------------------
     async def _acquire(self, key: tuple, timeouts: dict[str, Any]) -> _Connection:
