@@ -120,6 +120,19 @@ def test_sequential_requests_share_one_connection_and_go_out_as_httpx_built_them
     assert (headers[b"authorization"], headers[b"content-length"], body) == (b"Bearer t", b"8", b'{"n": 2}')
 
 
+def test_each_request_goes_out_with_its_own_headers_when_they_change_between_requests(run):
+    sent = [("t1", b"{}"), ("t2", b"{}"), ("t1", b'{"n": 10}'), ("t2", b"{}")]  # a token refreshed, a longer body
+
+    async def go():
+        async with Server(keep_answering) as server, client(H1Transport()) as c:
+            for token, body in sent:
+                await c.post(f"{server.url}/s", content=body, headers={"Authorization": f"Bearer {token}"})
+            return server
+
+    got = [(h[b"authorization"], h[b"content-length"], body) for _, h, body in run(go()).requests]
+    assert got == [(f"Bearer {t}".encode(), str(len(b)).encode(), b) for t, b in sent]
+
+
 def test_a_streamed_body_goes_out_whole_in_chunked_framing(run):
     async def go():
         async def read_chunked(reader, writer, server):

@@ -40,6 +40,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # lengths of the header names the exchange looks at (a cheap test before lower())
 _NOTED_LENGTHS = frozenset({len(b"content-length"), len(b"content-encoding"), len(b"transfer-encoding")})
+_BLOCKS_KEPT = 256  # header blocks kept per transport (one per body length a client's POSTs have, say)
 
 
 class _StaleConnection(DupcheckError):
@@ -215,6 +216,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._open = 0  # connections open or being opened
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._all: set[_Connection] = set()
+        self._blocks: dict[tuple, tuple[bytes, bool]] = {}  # see _request_bytes
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -233,7 +235,7 @@ class H1Transport(httpx.AsyncBaseTransport):
             body = request.content
         except httpx.RequestNotRead:  # a streamed body: sent whole all the same
             body = await request.aread()
-        data = _request_bytes(request, body)
+        data = _request_bytes(request, body, self._blocks)
         method = request.method
         conn = await self._acquire(key, timeouts)
         try:
@@ -386,15 +388,34 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._idle.clear()
 
 
-def _request_bytes(request: httpx.Request, body: bytes) -> bytes:
-    """The whole request, to be written at once: request line, the headers
-    as httpx encoded them (``Host`` and ``Content-Length`` included), body."""
-    raw = request.headers.raw
-    lines = b"\r\n".join([name + b": " + value for name, value in raw])
+_header_line = b": ".join  # (name, value) -> b"name: value", in C
+
+
+def _header_block(request: httpx.Request, raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+    """(the header lines as httpx encoded them, ``Host`` and ``Content-Length``
+    included; whether the body goes chunked)."""
+    lines = b"\r\n".join(map(_header_line, raw))
     # a line break in a header would start a header (or a request) of its own
     if lines.count(b"\n") >= len(raw) or lines.count(b"\r") >= len(raw):
         raise httpx.LocalProtocolError("a header name or value holds a line break")
-    if b"chunked" in lines and "chunked" in request.headers.get("Transfer-Encoding", ""):
-        # a streamed body, read whole: sent as one chunk
+    return lines, b"chunked" in lines and "chunked" in request.headers.get("Transfer-Encoding", "")
+
+
+def _request_bytes(request: httpx.Request, body: bytes, blocks: dict[tuple, tuple[bytes, bool]]) -> bytes:
+    """The whole request, to be written at once: request line, headers, body.
+    ``blocks``: header blocks already built, by their header pairs (a client
+    sends the same headers every time, but for a POST's ``Content-Length``):
+    a look-up costs half of building and checking one."""
+    raw = request.headers.raw
+    key = tuple(raw)
+    block = blocks.get(key)
+    if block is None:
+        block = _header_block(request, raw)
+        if len(blocks) >= _BLOCKS_KEPT:
+            blocks.clear()
+        blocks[key] = block
+    lines, chunked = block
+    if chunked:  # a streamed body, read whole: sent as one chunk
         body = (b"%x\r\n%b\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
-    return b"%b %b HTTP/1.1\r\n%b\r\n\r\n%b" % (request.method.encode("ascii"), request.url.raw_path, lines, body)
+    return b"".join((request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n",
+                     lines, b"\r\n\r\n", body))
