@@ -18,6 +18,7 @@ from .. import codes
 from ..plugins import Registry, default_registry
 from ..rules.decide import Decision, decide
 from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node
+from ..nodes.api_duplicate_check import ApiDuplicateCheck
 from .intake import Intake, admit, malformed
 from .record import DecisionRecord, build_record
 from .workflow import NODE_BASES, WorkflowSpec, build_nodes, load_workflow
@@ -43,6 +44,10 @@ class Workflow:
         self.crm: CrmNode | None = None
         if self.check is not None and outputs.get(self.check.settings.connect) == CRM_ANSWER:
             self.crm = self.nodes[self.check.settings.connect]  # type: ignore[assignment]
+        # the usual graph, a CRM node read by the shipped duplicate check and nothing else:
+        # evaluate() runs the check's two steps itself, two coroutines and an outcome fewer per lead
+        self._direct = (self.crm is not None and sinks == [self.check_id]
+                        and type(self.check) is ApiDuplicateCheck)
 
     @classmethod
     def load(cls, workflow: str | WorkflowSpec, *, registry: Registry | None = None, crm_url: str | None = None,
@@ -138,6 +143,10 @@ class Workflow:
             return intake.refused, None
         ctx = LeadContext(intake.lead, intake.phone_e164, self.nodes)
         try:
+            if self._direct:  # what ApiDuplicateCheck.run does, without its coroutine
+                settings = self.check.settings  # type: ignore[union-attr]
+                answer = await self.crm.run(ctx) if settings.enabled else None  # type: ignore[union-attr]
+                return decide(settings, answer), answer
             for sink in self.sinks:
                 await ctx.output(sink)
         except Exception as exc:  # a node bug must still give this lead its one decision

@@ -49,6 +49,10 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
     """The record of one decision, complete: the store's copy adds only ``lead_id``.
     ``decided_at``: now unless given (a Temporal workflow gives its own
     deterministic clock's time); ``temporal``: the workflow run that decided."""
+    if answer is None:
+        crm, record_id, request, response = crm_summary(None), None, None, None
+    else:
+        crm, record_id, request, response = crm_summary(answer), answer.record_id, answer.request, answer.response
     record: DecisionRecord = {
         "workflow": workflow,
         "source": source,
@@ -68,10 +72,10 @@ def build_record(*, workflow: str, lead: Mapping[str, str], phone_e164: str | No
         "detail": decision.detail,
         "checked": decision.checked,
         "retryable": decision.retryable,
-        "crm": crm_summary(answer),
-        "crm_record_id": answer.record_id if answer else None,
-        "request": dict(answer.request) if answer and answer.request else None,
-        "response": dict(answer.response) if answer and answer.response else None,
+        "crm": crm,
+        "crm_record_id": record_id,
+        "request": dict(request) if request else None,
+        "response": dict(response) if response else None,
         "lead_id": None,
     }
     if api is not None:  # serve: how the API call asked (check_dup, check_dnc, ...)
