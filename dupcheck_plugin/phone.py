@@ -60,6 +60,8 @@ def nanp_fast_e164(number: str, phone_code: str) -> str | None:
     which is all this checks; ``tests/test_phone.py`` holds the two equal."""
     if phone_code != "1" and _digits(str(phone_code or "1")) != "1":
         return None
+    if len(number) == 10 and number.isascii() and number.isdigit():  # the commonest shape, as typed
+        return "+1" + number
     s = number.strip().translate(_SEPARATORS)
     if s[:2] == "+1":
         s = s[2:]

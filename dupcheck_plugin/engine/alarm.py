@@ -78,14 +78,23 @@ class DuplicateAlarm:
             return
         row = record.get("rules_row")
         duplicate = record.get("action") == "duplicate"
-        entry = (row, duplicate, duplicate or bool(record.get("dnc_added")))
+        skips = duplicate or bool(record.get("dnc_added"))
         window = self._window
-        window.append(entry)
-        self._add(entry, 1)
+        window.append((row, duplicate, skips))
+        # _add(entry, 1), inline: this runs for every lead the CRM answered
+        if skips:
+            self._skipping += 1
+        counts = self._counts
+        if duplicate:
+            counts[DUPLICATES] += 1
+        if row is not None:
+            counts[row] += 1
         size = self.s.window
-        if len(window) > size:
+        n = len(window)
+        if n > size:
             self._leave(window.popleft())
-        if len(window) == size:
+            n -= 1
+        if n == size:
             self._check()
 
     def _add(self, entry: tuple[int | None, bool, bool], n: int) -> None:
@@ -104,9 +113,10 @@ class DuplicateAlarm:
         # the mean of every lead that left, until there are memory windows of them; then a moving average
         alpha = max(1.0 / self._left, 1.0 / (self.s.window * self.s.memory))
         levels = self._usual
-        levels.setdefault(DUPLICATES, 0.0)
-        if row is not None:
-            levels.setdefault(row, 0.0)
+        if DUPLICATES not in levels:
+            levels[DUPLICATES] = 0.0
+        if row is not None and row not in levels:
+            levels[row] = 0.0
         for key, usual in levels.items():  # every level moves, each towards 1 or 0 (values only: no key added)
             x = 1.0 if (duplicate if key == DUPLICATES else key == row) else 0.0
             levels[key] = usual + alpha * (x - usual)

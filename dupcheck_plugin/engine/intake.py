@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from .. import codes
 from ..frozen import one_step_init
-from ..phone import PhoneError, to_e164
+from ..phone import PhoneError, nanp_fast_e164, to_e164
 from ..rules.decide import Decision
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,22 @@ def _e164(phone: str, phone_code: str) -> tuple[str | None, str | None]:
         return None, f"{type(exc).__name__}"
 
 
-def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
+class IntakeDefaults:
+    """A workflow's ``[defaults]`` as intake applies them, worked out once per
+    workflow rather than per lead: the phone code as text, the list id as text
+    and normalised (None when there is none)."""
+
+    __slots__ = ("phone_code", "list_id")
+
+    def __init__(self, defaults: Mapping[str, Any]):
+        self.phone_code = str(defaults.get("phone_code", "1"))
+        self.list_id = normal_list_id(str(defaults["list_id"])) if defaults.get("list_id") else None
+
+
+def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any] | IntakeDefaults) -> Intake:
     """Normalise one lead: every value a string, defaults applied, phone in E.164."""
+    if type(defaults) is not IntakeDefaults:
+        defaults = IntakeDefaults(defaults)
     try:  # a row whose keys and values are all text already (a CSV row): taken as it is
         text: str | None = "".join(raw) + "".join(raw.values())
     except TypeError:
@@ -144,19 +158,24 @@ def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Intake:
     if nested:
         return Intake(lead, None, Decision.refused(codes.MISSING_FIELDS, by="intake",
                                                    detail=f"nested values are not allowed: {', '.join(nested)}"))
-    if not lead.get("phone_code"):
-        lead["phone_code"] = str(defaults.get("phone_code", "1"))
-    if not lead.get("list_id") and defaults.get("list_id"):
-        lead["list_id"] = str(defaults["list_id"])
-    if lead.get("list_id"):
-        lead["list_id"] = normal_list_id(lead["list_id"])
-    phone = lead.get("phone_number", "").strip()
+    field = lead.get
+    phone_code = field("phone_code")
+    if not phone_code:
+        phone_code = lead["phone_code"] = defaults.phone_code
+    list_id = field("list_id")
+    if list_id:
+        lead["list_id"] = normal_list_id(list_id)
+    elif defaults.list_id:
+        lead["list_id"] = defaults.list_id
+    phone = field("phone_number", "").strip()
     if not phone:
         return Intake(lead, None, Decision.refused(codes.NEED_PHONE_AND_LIST, "no phone_number", by="intake"))
-    e164, why = _e164(phone, lead["phone_code"])
+    e164 = nanp_fast_e164(phone, phone_code)  # the common North American shapes, without the parser's cache
     if e164 is None:
-        return Intake(lead, None, Decision.refused(codes.BAD_PHONE, why, by="intake"))
-    email = lead.get("email", "").strip()
+        e164, why = _e164(phone, phone_code)
+        if e164 is None:
+            return Intake(lead, None, Decision.refused(codes.BAD_PHONE, why, by="intake"))
+    email = field("email", "").strip()
     if email and not _EMAIL.match(email):
         return Intake(lead, e164, Decision.refused(codes.BAD_EMAIL, by="intake"))
     return Intake(lead, e164)

@@ -19,7 +19,7 @@ from ..plugins import Registry, default_registry
 from ..rules.decide import Decision, decide
 from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node
 from ..nodes.api_duplicate_check import ApiDuplicateCheck
-from .intake import Intake, admit, malformed
+from .intake import Intake, IntakeDefaults, admit, malformed
 from .record import DecisionRecord, build_record
 from .workflow import NODE_BASES, WorkflowSpec, build_nodes, load_workflow
 
@@ -35,6 +35,7 @@ class Workflow:
         self.spec = spec
         self.nodes = dict(nodes)
         self.registry = registry
+        self._defaults = IntakeDefaults(spec.defaults)  # applied to every lead: worked out once
         outputs = {n.id: registry.node_types[n.type].output for n in spec.nodes}
         sinks = self.sinks = spec.sinks  # the nodes evaluate() runs, worked out once
         checks = [nid for nid in sinks if outputs.get(nid) == CHECK_OUTCOME]
@@ -111,7 +112,7 @@ class Workflow:
 
     def admit(self, raw: Mapping[str, Any]) -> Intake:
         """Flatten, default (the workflow's ``[defaults]``) and validate a lead; pure."""
-        return admit(raw, self.spec.defaults)
+        return admit(raw, self._defaults)
 
     def malformed(self, raw: Mapping[str, Any] | None, reason: str) -> Intake:
         """The intake of an input row that is not a lead at all."""
