@@ -192,6 +192,14 @@ def test_create_lead_yes_without_a_status_uses_the_default_status():
     assert (d.action, d.status) == ("created", "NEW")
 
 
+def test_lookup_out_of_range_indexes_are_missing():
+    body = {"results": [{"id": "a"}, {"id": "b"}]}
+    for path, want in [("results.1.id", "b"), ("results.-2.id", "a"), ("results.2.id", MISSING),
+                       ("results.-3.id", MISSING), ("results.x", MISSING), ("results. 1.id", "b")]:
+        assert lookup(body, split_path(path)) is want, path  # the same str object, or MISSING
+    assert lookup({"results": []}, split_path("results.0.properties.lifecyclestage")) is MISSING
+
+
 def test_the_schema_offers_exactly_the_operators_the_code_implements():
     from dupcheck_plugin.config.schemas import shipped_schemas
     from dupcheck_plugin.rules.match import OPERATORS

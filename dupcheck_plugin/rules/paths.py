@@ -23,9 +23,12 @@ def lookup(data: Any, parts: tuple[str, ...]) -> Any:
             return MISSING
         if isinstance(cur, list):
             try:
-                cur = cur[int(part)]
-                continue
-            except (ValueError, IndexError):
+                index = int(part)
+            except ValueError:
                 return MISSING
+            # tested, not caught: "results.0" on an empty list is the usual answer (no record found)
+            if -len(cur) <= index < len(cur):
+                cur = cur[index]
+                continue
         return MISSING
     return cur
