@@ -254,3 +254,51 @@ def test_hook_dupcheck_register_template_filters(tmp_path):
 
     record = asyncio.run(go())
     assert [r.url.params["q"] for r in sent] == ["5550100101"] and record["action"] == "duplicate"
+
+
+def test_run_reads_a_bounded_way_ahead_and_decides_every_row_once(tmp_path, hubspot_env):
+    """run()'s feed buffers at most twice its concurrency: a million-row file never sits
+    in memory, and every row is decided once, whichever worker takes it."""
+
+    class SlowCrm(CrmNode):  # some answers wait several loop turns, so the buffer fills and drains
+        def __init__(self, node_id, config, build):
+            pass
+
+        async def run(self, lead):
+            for _ in range(int(lead.lead["phone_number"][-1]) % 3):
+                await asyncio.sleep(0)
+            return CrmAnswer(status_code=200, headers={}, body={"total": 0}, latency_ms=0.0)
+
+    class NodePlugin:
+        @hookimpl
+        def dupcheck_register_node_types(self, register):
+            register(NodeType(name="slow_crm", config_schema={"type": "object"}, factory=SlowCrm,
+                              output="crm_answer"))
+
+    wf = custom_node_workflow(tmp_path, "slow_crm", "{}")
+    engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=registry_with(NodePlugin()))
+    concurrency, n = 4, 600
+    counts = {"read": 0, "decided": 0, "ahead": 0}
+
+    async def items():
+        for i in range(1, n + 1):
+            counts["read"] += 1
+            counts["ahead"] = max(counts["ahead"], counts["read"] - counts["decided"])
+            yield i, {"phone_number": f"555{4_000_000 + i:07d}"}, None
+
+    def decided(record):
+        counts["decided"] += 1
+
+    async def go():
+        async with engine:
+            return await engine.run(items(), concurrency=concurrency, on_record=decided, source="ahead.csv")
+
+    summary = asyncio.run(go())
+    assert summary.total == counts["decided"] == n
+    # buffered (2 x concurrency) + being decided (concurrency) + the one being handed over
+    assert concurrency < counts["ahead"] <= 3 * concurrency + 1
+    store = SqliteStore(str(tmp_path / "d.db"))
+    try:
+        assert store.decided_rows(engine.workflow.name, "ahead.csv") == set(range(1, n + 1))
+    finally:
+        store.close()
