@@ -187,6 +187,36 @@ def test_waiting_for_a_free_connection_obeys_the_pool_timeout(run):
     assert run(go()).accepted == 1
 
 
+def test_each_waiter_has_its_own_pool_timeout_and_one_served_in_time_is_not_failed(run):
+    """Two requests wait for the one connection: the one that came second
+    with the shorter pool timeout times out (PoolTimeout), the first, with
+    a long one, gets the connection once it is free, its answer whole."""
+    async def go():
+        release = asyncio.Event()
+
+        async def hold_then_answer(reader, writer, server):
+            await server.request(reader)
+            await release.wait()
+            writer.write(answer(b"/a"))
+            await keep_answering(reader, writer, server)
+
+        async with Server(hold_then_answer) as server, client(H1Transport(max_connections=1), pool=10) as c:
+            held = asyncio.create_task(c.get(f"{server.url}/a"))
+            await server.requested.wait()  # the only connection is taken
+            # tasks start in the order they are made: the patient one waits first (pool timeout 10 s),
+            # the hasty one's earlier deadline comes after it
+            patient = asyncio.create_task(c.get(f"{server.url}/patient"))
+            hasty = asyncio.create_task(c.get(f"{server.url}/hasty", timeout=httpx.Timeout(10, pool=0.05)))
+            with pytest.raises(httpx.PoolTimeout):
+                await hasty
+            release.set()
+            return server, (await held).content, (await patient).content
+
+    server, held, patient = run(go())
+    assert (held, patient, server.accepted) == (b"/a", b"/patient", 1)
+    assert [line for line, _, _ in server.requests] == [b"GET /a HTTP/1.1", b"GET /patient HTTP/1.1"]
+
+
 def test_a_place_taken_from_another_hosts_idle_connection_is_counted_once(run):
     """At the cap, a request for host B closes host A's idle connection and
     connects in its place: the pool still counts one connection, so once B's

@@ -214,7 +214,10 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._ssl_context = ssl_context
         self._idle: dict[tuple, collections.deque[_Connection]] = {}
         self._open = 0  # connections open or being opened
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        # requests waiting for a place: (deadline or None, future), first come first served
+        self._waiters: collections.deque[tuple[float | None, asyncio.Future]] = collections.deque()
+        self._sweep: asyncio.TimerHandle | None = None  # the pool timeouts' one timer (see _sweep_waiters)
+        self._sweep_at = 0.0
         self._all: set[_Connection] = set()
         self._blocks: dict[tuple, tuple[bytes, bool]] = {}  # see _request_bytes
 
@@ -295,28 +298,53 @@ class H1Transport(httpx.AsyncBaseTransport):
 
     async def _wait_for_slot(self, timeout: float | None) -> _Connection | None:
         """Wait for a place in the pool: a connection handed over, or None
-        (a place freed, ours to connect)."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        (a place freed, ours to connect); httpx.PoolTimeout after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._waiters.append((deadline, waiter))
+        if deadline is not None and (self._sweep is None or self._sweep_at > deadline):
+            self._arm_sweep(loop, deadline)
         try:
-            async with asyncio.timeout(timeout):
-                return await waiter
-        except BaseException as exc:
-            if waiter.done() and not waiter.cancelled():  # handed a place just as we gave up: pass it on
-                got = waiter.result()
+            return await waiter
+        except BaseException:  # cancelled, or failed by the sweep (PoolTimeout)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                got = waiter.result()  # handed a place just as we were cancelled: pass it on
                 if got is None:
                     self._free_slot()
                 else:
                     self._release(got)
             else:
                 waiter.cancel()
-            if isinstance(exc, TimeoutError):
-                raise httpx.PoolTimeout("no free connection in time") from None
             raise
+
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep, self._sweep_at = loop.call_at(at, self._sweep_waiters, loop), at
+
+    def _sweep_waiters(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The pool timeout of every waiter, from one timer (a timer per
+        waiting request cost more than the rest of its wait): fail the
+        waiters whose deadline has come, then sleep until the next one's.
+        The timer is set for the earliest deadline when a waiter comes (not
+        moved as waiters are served), so it fires at most once per waiter."""
+        self._sweep = None
+        now, next_at = loop.time(), None
+        for deadline, waiter in self._waiters:
+            if deadline is None or waiter.done():
+                continue
+            if deadline <= now:
+                waiter.set_exception(httpx.PoolTimeout("no free connection in time"))
+            elif next_at is None or deadline < next_at:
+                next_at = deadline
+        self._waiters = collections.deque(w for w in self._waiters if not w[1].done())
+        if next_at is not None:
+            self._arm_sweep(loop, next_at)
 
     def _next_waiter(self) -> asyncio.Future | None:
         while self._waiters:
-            waiter = self._waiters.popleft()
+            _, waiter = self._waiters.popleft()
             if not waiter.done():
                 return waiter
         return None
@@ -383,6 +411,9 @@ class H1Transport(httpx.AsyncBaseTransport):
         return sum(len(idle) for idle in self._idle.values())
 
     async def aclose(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in list(self._all):
             self._discard(conn)
         self._idle.clear()
