@@ -51,6 +51,11 @@ class CircuitBreaker:
         self._probing = False
         self._verdict: asyncio.Event | None = None  # set when the probe out ends
 
+    def admitted(self) -> str | None:
+        """CALL when the breaker is closed (what :meth:`admit` would say at once, without a
+        coroutine); None: ask :meth:`admit`."""
+        return CALL if self.state == CLOSED else None
+
     async def admit(self) -> str | None:
         """May a call go out now? None: refused. Else a pass (CALL or PROBE)
         that the caller hands back to exactly one of :meth:`record` or

@@ -25,10 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..http.call import Interpreted, Refused
 from .quota import read_quota
@@ -93,6 +92,23 @@ class Limits:
         return cls(**values)
 
 
+class _Slot:
+    """What ``async with limiter.slot()`` enters: a class, not an ``asynccontextmanager``
+    (its generator and wrapper cost more per call than the call through an unlimited gate)."""
+
+    __slots__ = ("limiter",)
+
+    def __init__(self, limiter: "ConnectionLimiter"):
+        self.limiter = limiter
+
+    async def __aenter__(self) -> None:
+        if not self.limiter.free_now():
+            await self.limiter.acquire()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.limiter.release()
+
+
 class ConnectionLimiter:
     """The gate of one connection (see the module docstring)."""
 
@@ -120,15 +136,14 @@ class ConnectionLimiter:
         self.waiting = 0  # leads waiting for a slot now
         self.waiting_for = ""  # why, for progress bars
         self.warned = False
+        self._slot = _Slot(self)  # holds no state of its own: one for every caller
 
     # -- the gate ---------------------------------------------------------
 
     async def acquire(self) -> None:
         """Wait for a slot (raises Refused); the caller calls :meth:`release` after its call."""
-        if self._unlimited and not self._turn.locked():
-            now = time.time()
-            if self.stopped_until <= now and self.paused_until <= now:
-                return  # no limit to count, none stopped or paused, nobody ahead: what _take would find
+        if self.free_now():
+            return  # what _take would find
         deadline = time.monotonic() + self.limits.max_wait if self.interactive else None
         self.waiting += 1
         try:
@@ -152,13 +167,18 @@ class ConnectionLimiter:
         if self._calls is not None:
             self._calls.release()
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
+    def slot(self) -> "_Slot":
+        """``async with limiter.slot():`` holds one slot (acquire, then release however it ends)."""
+        return self._slot
+
+    def free_now(self) -> bool:
+        """Whether :meth:`acquire` would return at once without counting anything: no limit
+        to count, none stopped or paused, nobody ahead (the common unlimited case, checked
+        without a coroutine)."""
+        if self._unlimited and not self._turn.locked():
+            now = time.time()
+            return self.stopped_until <= now and self.paused_until <= now
+        return False
 
     async def _within(self, deadline: float | None, aw: Any, error: str, what: str) -> Any:
         if deadline is None:

@@ -26,8 +26,11 @@ from typing import Mapping
 
 import httpx
 
+from .whole_response import WholeResponse
+
 DEFAULT_TRANSPORT = "h1"  # the least CPU per call (the schemas' default says the same)
 _HEADS_KEPT = 256  # distinct header sets kept per client (an adaptor usually sends one)
+_LENGTHS_KEPT = 64  # distinct body lengths kept per header set (a phone search has a few)
 _BODY_METHODS = ("POST", "PUT", "PATCH")  # httpx sends Content-Length: 0 without a body
 
 
@@ -41,6 +44,28 @@ class _NoCookies(httpx.Cookies):
 _NO_COOKIES = _NoCookies()
 
 
+class _Head:
+    """One distinct set of request headers, as sent: with the ``Content-Length`` of each body
+    length seen (a request copies them; ``Headers.__setitem__`` per request cost more)."""
+
+    def __init__(self, headers: httpx.Headers, method: str):
+        self.headers = headers
+        # httpx writes a Content-Length for a body, and 0 for a POST, PUT or PATCH without one
+        self.sized = "Content-Length" not in headers and "Transfer-Encoding" not in headers
+        self.sized_empty = self.sized and method in _BODY_METHODS
+        self._by_length: dict[int, httpx.Headers] = {}
+
+    def for_body(self, has_body: bool, length: int) -> httpx.Headers:
+        if not (self.sized_empty or (has_body and self.sized)):
+            return self.headers
+        headers = self._by_length.get(length)
+        if headers is None:
+            if len(self._by_length) >= _LENGTHS_KEPT:
+                self._by_length.clear()
+            headers = self._by_length[length] = httpx.Headers([*self.headers.raw, (b"Content-Length", b"%d" % length)])
+        return headers
+
+
 class CrmClient(httpx.AsyncClient):
     """``httpx.AsyncClient`` without cookie handling, with a lean send (see
     the module's docstring)."""
@@ -49,21 +74,25 @@ class CrmClient(httpx.AsyncClient):
         super().__init__(transport=transport, timeout=timeout, trust_env=False)
         self.crm_transport = transport
         self._extensions = {"timeout": timeout.as_dict()}
-        self._heads: dict[tuple, httpx.Headers] = {}
+        self._heads: dict[tuple, _Head] = {}
+        self._last_url: httpx.URL | None = None
+        self._last_netloc = b""
 
-    def _head(self, method: str, url: httpx.URL, headers: Mapping[str, str], content_type: str | None) -> httpx.Headers:
+    def _head(self, method: str, url: httpx.URL, headers: Mapping[str, str], content_type: str | None) -> "_Head":
         """The client's default headers updated with ``headers``, then
         ``Content-Type`` and ``Host`` as httpx would add them: built once per
         distinct set."""
-        key = (method, url.netloc, tuple(headers.items()), content_type)
+        if url is not self._last_url:  # a URL without a query is the same object for every lead
+            self._last_url, self._last_netloc = url, url.netloc
+        key = (method, self._last_netloc, tuple(headers.items()), content_type)
         head = self._heads.get(key)
         if head is None:
             merged = httpx.Headers(self.headers)
             merged.update(headers)
             if content_type is not None and "Content-Type" not in merged:
                 merged["Content-Type"] = content_type
-            raw = merged.raw if "Host" in merged else [(b"Host", url.netloc), *merged.raw]
-            head = httpx.Headers(raw)
+            raw = merged.raw if "Host" in merged else [(b"Host", self._last_netloc), *merged.raw]
+            head = _Head(httpx.Headers(raw), method)
             if len(self._heads) >= _HEADS_KEPT:
                 self._heads.clear()
             self._heads[key] = head
@@ -76,20 +105,27 @@ class CrmClient(httpx.AsyncClient):
         unless ``headers`` name one)."""
         method = method.upper()
         head = self._head(method, url, headers, content_type)
-        request = httpx.Request(method, url, headers=head, stream=httpx.ByteStream(content or b""),
-                                extensions=self._extensions)
+        body = content or b""
+        request = httpx.Request(method, url, headers=head.for_body(content is not None, len(body)),
+                                stream=httpx.ByteStream(body), extensions=self._extensions)
         request.read()
-        if (content is not None or method in _BODY_METHODS) and "Content-Length" not in head \
-                and "Transfer-Encoding" not in head:
-            request.headers["Content-Length"] = str(len(content or b""))
         return request
 
     async def send_lean(self, request: httpx.Request, auth: httpx.Auth | None = None) -> httpx.Response:
         """Send ``request`` through the transport and read the whole answer;
         ``auth`` (an ``httpx.Auth``: the OAuth token) is driven as
         ``AsyncClient.send`` drives it: it may send the request again."""
-        if auth is None:
-            return await self._send_read(request)
+        if auth is None:  # the common case, without a coroutine of its own
+            response = await self.crm_transport.handle_async_request(request)
+            response.request = request
+            if isinstance(response, WholeResponse):  # read whole already: nothing to wait for
+                return response
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+            return response
         flow = auth.async_auth_flow(request)
         try:
             request = await flow.__anext__()
