@@ -105,14 +105,28 @@ class FieldMapping:
         """The template context for one lead: every mapped CRM name, plus
         ``fields`` holding them all (for names that are not identifiers)."""
         fields: dict[str, str] = {}
-        for rule in self.rules:
-            value = rule.value_for(lead)
-            for name in rule.names:
+        out: dict[str, Any] = {}
+        for rule, lead_field, names, identifiers in self._plan:
+            raw = lead.get(lead_field)
+            # text that does not start with a space, no date to format: as it is (what value_for
+            # returns for it, without its call: once per mapped field per lead)
+            if type(raw) is str and raw and not raw[0].isspace() and not rule.date_format:
+                value = raw
+            else:
+                value = rule.value_for(lead)
+            for name in names:
                 fields[name] = value
-        identifiers = self._identifiers
-        out: dict[str, Any] = {k: v for k, v in fields.items() if k in identifiers}
+            for name in identifiers:
+                out[name] = value
         out["fields"] = fields
         return out
+
+    @cached_property
+    def _plan(self) -> tuple[tuple[FieldRule, str, tuple[str, ...], tuple[str, ...]], ...]:
+        """(rule, its lead field, its names, those a template can use bare) per rule."""
+        identifiers = self._identifiers
+        return tuple((rule, rule.lead_field, rule.names, tuple(n for n in rule.names if n in identifiers))
+                     for rule in self.rules)
 
     @cached_property
     def _identifiers(self) -> frozenset[str]:

@@ -30,6 +30,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from ..config.suggest import did_you_mean
 from ..errors import DupcheckError
+from ..frozen import one_step_init
 from . import sandbox as _sandbox
 from .filters import PURE_FILTERS
 from .sandbox import BudgetedEnvironment, TemplateCostError, bounded_join, budget_of, instrument
@@ -428,7 +429,8 @@ class BoundRequest:
     def render(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
         if self._plan is not None:
             try:
-                return self.render_compiled(variables)
+                # render_compiled's call, without its frame when Jinja renders no leaf
+                return self._plan(variables, ()) if not self._jinja else self.render_compiled(variables)
             except Exception:  # noqa: BLE001 - not sure of this lead: the walk renders it, or says which leaf fails
                 pass
         return self.render_reference(variables)
@@ -936,6 +938,7 @@ def _kept_items(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if v is not _DROP}
 
 
+@one_step_init  # two to four are made per lead
 @dataclass(frozen=True)
 class Rendered:
     """One rendered request."""

@@ -49,6 +49,8 @@ class ConvosoConnect(CrmNode):
         attempts = 1 if settings.get("single_attempt") else r.get("attempts", 3)
         self.retry = RetryPolicy(attempts=attempts, backoff=r.get("backoff", 0.2), max_wait=r.get("max_wait", 30.0))
         self.extra_headers = dict(config.get("headers", {}))
+        # no headers, method or body format of the connection's own to put on each request
+        self._origin_only = not self.extra_headers and not self.method and not self.body_format
         b = config.get("breaker", {})
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
         self.secret_names = frozenset(self.adaptor.secret_names | self.auth.secret_names)
@@ -70,6 +72,10 @@ class ConvosoConnect(CrmNode):
 
     def _finish(self, r: Rendered, auth: Mapping[str, Any]) -> Rendered:
         """The adaptor's request as this connection sends it: its headers, auth, method and origin."""
+        if not auth and self._origin_only:  # the common case: at most the origin changes
+            if self.origin is None:
+                return r
+            return Rendered(r.method, self._retarget(r.url), r.headers, r.query, r.body_format, r.body)
         query = {**r.query, **auth["query"]} if auth.get("query") else r.query
         auth_headers = auth.get("headers") or {}
         headers = {**r.headers, **self.extra_headers, **auth_headers} if self.extra_headers or auth_headers else r.headers
