@@ -45,7 +45,7 @@ def xml_to_dict(elem) -> Any:
 
 # every byte to b" " but digits to b"0": a run of 19 digits in a body is a number orjson could read
 # otherwise than json (an integer past 64 bits becomes a float there, silently)
-_DIGITS = bytes(b"0"[0] if chr(i).isdigit() and i < 128 else b" "[0] for i in range(256))
+_DIGITS = bytes(ord("0") if chr(i) in "0123456789" else ord(" ") for i in range(256))
 _LONG_NUMBER = b"0" * 19
 
 
