@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from ..adaptor.render import Rendered
-from ..http.call import RetryPolicy, exchange, send
+from ..http.call import RetryPolicy, answer_of, exchange
 from ..http.wire import request_json
 from ..types import CrmAnswer
 from .batcher import Batcher, finish_for
@@ -95,10 +95,12 @@ class ConnectionRuntime:
         if self.max_leads > 1 and variables is not None:
             answer = await self._batcher().ask(variables, real, masked)
         else:
-            answer = await send(client, real, masked, response_format=self.response_format,
-                                rate_limits=self.adaptor.rate_limits, retry=self.retry, timeout=self.timeout,
-                                response_key=self.response_key, record_id_key=self.adaptor.record_id, gate=self.limiter,
-                                breaker=self.breaker, auth=self.auth, response_of=self.response_of)
+            # send()'s two steps, without its coroutine
+            x = await exchange(client, real, response_format=self.response_format, rate_limits=self.adaptor.rate_limits,
+                               retry=self.retry, timeout=self.timeout, gate=self.limiter, breaker=self.breaker,
+                               auth=self.auth)
+            answer = answer_of(x, real, masked, response_key=self.response_key, record_id_key=self.adaptor.record_id,
+                               response_of=self.response_of)
         if cache is not None:
             cache.put(real, answer)
         return answer

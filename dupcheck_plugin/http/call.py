@@ -25,10 +25,12 @@ import orjson
 from ..adaptor.model import RateLimitRule
 from ..adaptor.render import Rendered
 from ..errors import DupcheckError
+from ..frozen import one_step_init
 from ..rules.match import equal
 from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
 from .client import CrmClient
+from .deadlines import within
 from .response import UnparsableBody, parse_body
 from .wire import param_str, request_json, sent_url
 
@@ -129,6 +131,7 @@ async def _call(client: httpx.AsyncClient, method: str, url: httpx.URL, headers:
     return resp
 
 
+@one_step_init  # one per attempt
 @dataclass(frozen=True)
 class Interpreted:
     """What an HTTP answer means to the pipeline (pure; also used by ``explain``)."""
@@ -256,7 +259,7 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
         held_back = False  # the limiter refused: no call, nothing for the breaker to learn
         try:
             async with (gate.slot() if gate is not None else _NO_GATE):
-                async with asyncio.timeout(timeout):
+                async with within(timeout):  # asyncio.timeout's, one timer for many calls
                     if lean:  # one coroutine less per lead than through _call
                         resp = await client.send_lean(client.build(req.method, url, req.headers, content,
                                                                    content_type), auth)
@@ -313,6 +316,14 @@ async def send(client: httpx.AsyncClient, req: Rendered, masked: Rendered, *, re
                response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> CrmAnswer:
     x = await exchange(client, req, response_format=response_format, rate_limits=rate_limits, retry=retry,
                        timeout=timeout, gate=gate, breaker=breaker, auth=auth)
+    return answer_of(x, req, masked, response_key=response_key, record_id_key=record_id_key,
+                     response_of=response_of)
+
+
+def answer_of(x: Exchange, req: Rendered, masked: Rendered, *, response_key: str | None = None,
+              record_id_key: str | Sequence[str] | None = None,
+              response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> CrmAnswer:
+    """The lead's answer for the exchange of ``req`` (``masked``: as the record shows it)."""
     return finish_answer(status=x.status, headers=x.headers, it=x.it, error=x.error, detail=x.detail,
                          latency_ms=x.latency_ms, request=request_json(masked, recorded_url(req, masked, x)),
                          attempts=x.attempts,
