@@ -302,3 +302,50 @@ def test_run_reads_a_bounded_way_ahead_and_decides_every_row_once(tmp_path, hubs
         assert store.decided_rows(engine.workflow.name, "ahead.csv") == set(range(1, n + 1))
     finally:
         store.close()
+
+
+def test_a_node_that_fails_gives_its_lead_one_retryable_decision_on_either_path(tmp_path, hubspot_env):
+    """The usual graph (a CRM node read by api_duplicate_check) is run by evaluate()
+    itself; a plugin's check node goes through the node graph. A node that raises
+    gives its lead a 6500 on both, and the other leads are decided as usual."""
+    from dupcheck_plugin.types import CheckNode, CheckOutcome
+    from dupcheck_plugin.rules.decide import Decision, Settings
+
+    class FlakyCrm(CrmNode):
+        def __init__(self, node_id, config, build):
+            pass
+
+        async def run(self, lead):
+            if lead.lead["phone_number"].endswith("9"):
+                raise RuntimeError("the CRM node broke")
+            return CrmAnswer(status_code=200, headers={}, body={"total": 1}, latency_ms=0.0)
+
+    class EveryoneIsNew(CheckNode):  # a plugin's check: reads the CRM, creates every lead it answered for
+        def __init__(self, node_id, config, build):
+            self.settings = Settings.from_config({"connect": config["connect"]})
+
+        async def run(self, lead):
+            answer = await lead.output(self.settings.connect)
+            return CheckOutcome(Decision.created("PLUGIN", by="rules_row", checked=True), answer)
+
+    class NodePlugin:
+        @hookimpl
+        def dupcheck_register_node_types(self, register):
+            register(NodeType(name="flaky_crm", config_schema={"type": "object"}, factory=FlakyCrm,
+                              output="crm_answer"))
+            register(NodeType(name="everyone_is_new", config_schema={"type": "object"}, factory=EveryoneIsNew,
+                              inputs=lambda config: {"connect": config["connect"]}, output="check_outcome"))
+
+    registry = registry_with(NodePlugin())
+    shipped = custom_node_workflow(tmp_path, "flaky_crm", "{}")
+    plugin = tmp_path / "plugin_check.toml"
+    plugin.write_text('[[nodes]]\nid = "crm"\ntype = "flaky_crm"\nconfig = {}\n'
+                      '[[nodes]]\nid = "check"\ntype = "everyone_is_new"\nconfig = { connect = "crm" }\n')
+    leads = [{"phone_number": "5550100401"}, {"phone_number": "5550100409"}]
+    for wf, ok in ((shipped, ("duplicate", None)), (plugin, ("created", "PLUGIN"))):
+        records = sorted(run(Engine.open(str(wf), db=str(tmp_path / f"{wf.stem}.db"), registry=registry), leads),
+                         key=lambda r: r["source_row"])
+        assert [(r["action"], r["status"]) for r in records] == [ok, ("rejected", None)], wf.stem
+        failed = records[1]
+        assert (failed["code"], failed["decided_by"], failed["retryable"]) == (6500, "node_error", True)
+        assert failed["detail"] == "RuntimeError: the CRM node broke"
