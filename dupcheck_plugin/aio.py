@@ -50,7 +50,7 @@ def run(coro: Coroutine[Any, Any, T], *, allow_uvloop: bool = True, environ: Map
         return runner.run(coro)
 
 
-def tune_gc() -> None:
+def tune_gc(first_generation: int = 7000) -> None:
     """For a command that decides leads for a long time (``run``, ``serve``),
     called once everything lasting is loaded (modules, the workflow, the store).
     Frozen, the cyclic collector no longer walks what lives as long as the
@@ -59,7 +59,8 @@ def tune_gc() -> None:
     frames, dicts) are alive at every collection, and with the default each
     was walked and promoted again and again. Measured: serve's collector CPU
     per insert at 200 connections 235 -> ~100 us, its longest pause ~60 ->
-    ~20 ms; ``run`` 826 -> 748 us CPU per lead (both on a shared 2-core machine)."""
+    ~20 ms; ``run`` 826 -> 748 us CPU per lead (both on a shared 2-core machine).
+    ``first_generation``: ``run`` asks for more (see :data:`cli.run.RUN_GC_GEN0`)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(7000, 10, 10)
+    gc.set_threshold(first_generation, 10, 10)

@@ -15,6 +15,14 @@ from .outfile import repair
 from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
 
 
+# run's first GC generation: its leads leave little cyclic garbage, so a collection
+# every 50,000 net new objects rather than 7,000 (serve's) frees as much, walking the
+# young objects in flight about 5x less often. 20,000 leads, first-generation collector
+# time per lead: HubSpot bench workflow (64 in flight) 0.53-0.58 -> 0.16 us, batched
+# Salesforce (400 in flight) 0.8-1.5 -> 0.16-0.18 us; peak RSS the same (60, 63-64 MB).
+RUN_GC_GEN0 = 50_000
+
+
 def register(sub) -> None:
     p = sub.add_parser("run", help="decide every lead of a CSV / JSON Lines file; decisions as JSON Lines",
                        description="Stream leads (CSV with a header row, JSON Lines, or - for stdin) through a "
@@ -96,7 +104,7 @@ async def run_file(args) -> int:
     args.concurrency = requested or max(DEFAULT_CONCURRENCY, host.lead_capacity())
     caps = connection_caps(host)
     warn_caps(caps, requested or DEFAULT_CONCURRENCY)  # batched leads share connections: count what was asked
-    aio.tune_gc()  # the workflow, its store and the modules are loaded: what lasts is frozen
+    aio.tune_gc(RUN_GC_GEN0)  # the workflow, its store and the modules are loaded: what lasts is frozen
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)
     done: set[int] = set()
