@@ -220,6 +220,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._sweep_at = 0.0
         self._all: set[_Connection] = set()
         self._blocks: dict[tuple, tuple[bytes, bool]] = {}  # see _request_bytes
+        self._last_url: httpx.URL | None = None  # the last request's URL and its pool key
+        self._last_key: tuple = ()
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -229,10 +231,14 @@ class H1Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        scheme = url.scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://': {url}")
-        key = (scheme, url.raw_host, url.port or _DEFAULT_PORTS[scheme])
+        if url is self._last_url:  # a client's URL object is the same for every request without a query
+            key = self._last_key
+        else:
+            scheme = url.scheme
+            if scheme not in _DEFAULT_PORTS:
+                raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://': {url}")
+            key = (scheme, url.raw_host, url.port or _DEFAULT_PORTS[scheme])
+            self._last_url, self._last_key = url, key
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         try:
             body = request.content
