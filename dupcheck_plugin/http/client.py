@@ -115,17 +115,10 @@ class CrmClient(httpx.AsyncClient):
         """Send ``request`` through the transport and read the whole answer;
         ``auth`` (an ``httpx.Auth``: the OAuth token) is driven as
         ``AsyncClient.send`` drives it: it may send the request again."""
-        if auth is None:  # the common case, without a coroutine of its own
+        if auth is None:  # the common case: _send_read's steps, without its coroutine
             response = await self.crm_transport.handle_async_request(request)
             response.request = request
-            if isinstance(response, WholeResponse):  # read whole already: nothing to wait for
-                return response
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
-            return response
+            return response if isinstance(response, WholeResponse) else await _read_whole(response)
         flow = auth.async_auth_flow(request)
         try:
             request = await flow.__anext__()
@@ -141,12 +134,7 @@ class CrmClient(httpx.AsyncClient):
     async def _send_read(self, request: httpx.Request) -> httpx.Response:
         response = await self.crm_transport.handle_async_request(request)
         response.request = request
-        try:
-            await response.aread()
-        except BaseException:
-            await response.aclose()
-            raise
-        return response
+        return response if isinstance(response, WholeResponse) else await _read_whole(response)
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -155,6 +143,17 @@ class CrmClient(httpx.AsyncClient):
     @cookies.setter
     def cookies(self, value) -> None:
         raise TypeError("a CRM client keeps no cookies")
+
+
+async def _read_whole(response: httpx.Response) -> httpx.Response:
+    """``response`` read whole (a WholeResponse is already: our transports read it so); closed
+    when reading fails."""
+    try:
+        await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+    return response
 
 
 def make_client(*, transport: str | httpx.AsyncBaseTransport = DEFAULT_TRANSPORT, max_connections: int = 64,
