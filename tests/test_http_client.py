@@ -215,3 +215,18 @@ def test_the_recorded_url_is_the_masked_one_whether_or_not_it_is_the_one_sent(ma
     assert answer.body == full_url(real)  # what the server saw
     assert answer.request["url"] == full_url(masked)
     assert ("s3cr3t" in answer.request["url"]) is False
+
+
+def test_requests_of_one_header_set_each_carry_their_own_length_and_headers():
+    """The headers a client keeps per header set and body length are copied into each
+    request: a request changed on its way out (an OAuth token added) changes no other."""
+    client = make_client()
+    url = httpx.URL("http://crm.test/v3/search")
+    first = client.build("POST", url, {"Accept": "application/json"}, b"abc", "application/json")
+    first.headers["Authorization"] = "Bearer added-on-the-way"
+    longer = client.build("POST", url, {"Accept": "application/json"}, b"abcde", "application/json")
+    again = client.build("POST", url, {"Accept": "application/json"}, b"xyz", "application/json")
+    empty = client.build("POST", url, {"Accept": "application/json"})
+    assert [r.headers["Content-Length"] for r in (first, longer, again, empty)] == ["3", "5", "3", "0"]
+    assert "Authorization" not in again.headers and "Authorization" not in longer.headers
+    assert again.headers.get_list("Content-Length") == ["3"] and again.content == b"xyz"
