@@ -287,6 +287,64 @@ def test_schema_from_the_future(tmp_path):
         SqliteStore(path)
 
 
+# leads and decisions as schema 2 kept them: each table with an index on its phone
+_SCHEMA_2 = """
+CREATE TABLE leads (id INTEGER PRIMARY KEY, phone_e164 TEXT, phone_number TEXT, phone_code TEXT, list_id TEXT,
+    status TEXT, first_name TEXT, last_name TEXT, email TEXT, created_at TEXT NOT NULL, fields TEXT NOT NULL);
+CREATE INDEX leads_phone ON leads(phone_e164);
+CREATE TABLE decisions (id INTEGER PRIMARY KEY, phone_e164 TEXT, lead_id INTEGER, action TEXT NOT NULL,
+    idempotency_key TEXT, workflow TEXT, source TEXT, row INTEGER, decided_at TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX decisions_phone ON decisions(phone_e164);
+INSERT INTO leads VALUES (7, '+15551230001', '5551230001', '1', '100', 'NEW', 'Ada', 'L', 'a@x.com',
+    '2025-01-02T03:04:05.000+00:00', '{"list_id": "100"}');
+INSERT INTO leads VALUES (8, '+15551230002', '5551230002', '1', '200', 'NEW', 'Bo', 'M', 'b@x.com',
+    '2025-01-02T03:04:06.000+00:00', '{"list_id": "200"}');
+INSERT INTO decisions VALUES (3, '+15551230001', 7, 'created', NULL, 'default', '/old.csv', 2,
+    '2025-01-02T03:04:05.000+00:00', '{"phone_e164": "+15551230001", "action": "created", "lead_id": "7"}');
+INSERT INTO decisions VALUES (4, '+15551230001', NULL, 'duplicate', NULL, 'default', '/old.csv', 3,
+    '2025-01-02T03:04:06.000+00:00', '{"phone_e164": "+15551230001", "action": "duplicate", "lead_id": null}');
+INSERT INTO decisions VALUES (5, NULL, NULL, 'rejected', NULL, 'default', '/old.csv', 4,
+    '2025-01-02T03:04:07.000+00:00', '{"phone_e164": null, "action": "rejected", "lead_id": null}');
+PRAGMA user_version=2;
+"""
+
+
+def test_a_schema_2_file_is_found_by_phone_after_the_upgrade(tmp_path):
+    """Schema 3 looks leads and decisions up by phone through one table for
+    both (``by_phone``); a file of schema 2 gets its rows into it on open."""
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA_2)
+    conn.close()
+    with SqliteStore(path) as store:
+        assert [lead["id"] for lead in store.find_leads(PHONE)] == ["7"]
+        assert store.find_leads(PHONE, list_id="200") == []
+        assert store.search_leads(phone_e164=OTHER)[1][0]["first_name"] == "Bo"
+        assert [r["action"] for r in store.decisions(PHONE)] == ["created", "duplicate"]
+        assert store.search_decisions(phone_e164=PHONE)[0] == 2
+        [new_id] = store.apply([record("created")])  # and what is stored from now on
+        assert [lead["id"] for lead in store.find_leads(PHONE)] == [new_id, "7"]
+        assert len(store.decisions(PHONE)) == 3 and store.decisions(OTHER) == []
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    conn.close()
+    with SqliteStore(path) as again:  # opened again: nothing moved twice
+        assert len(again.decisions(PHONE)) == 3 and again.search_leads(phone_e164=PHONE)[0] == 2
+
+
+def test_rows_written_by_sql_are_found_by_phone(tmp_path):
+    """The phone lookup follows whoever writes the tables (here plain SQL:
+    an insert, a phone changed, a row deleted), not only ``apply``."""
+    with SqliteStore(tmp_path / "d.db") as store:
+        store.apply([record("created"), record("created", OTHER)])
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("UPDATE leads SET phone_e164 = ? WHERE phone_e164 = ?", ("+15551230009", OTHER))
+            conn.execute("DELETE FROM decisions WHERE phone_e164 = ?", (PHONE,))
+        conn.close()
+        assert store.find_leads(OTHER) == [] and len(store.find_leads("+15551230009")) == 1
+        assert store.decisions(PHONE) == [] and len(store.find_leads(PHONE)) == 1
+
+
 def test_decided_records_of_a_lead_file_by_row(store):
     store.apply([changed(record("created", f"+1555123{n:04d}"), source="/f.csv", source_row=n) for n in (5, 2, 9)]
                 + [changed(record("created", OTHER), source="/other.csv", source_row=1)])
