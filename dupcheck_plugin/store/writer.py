@@ -65,11 +65,13 @@ class StoreWriter:
         future gets the record as stored (see :meth:`store_record`). Call from
         a running event loop; the commits of one loop iteration reach the
         writer thread together."""
-        if self._closed:
-            raise RuntimeError("store writer is closed")
         loop = asyncio.get_running_loop()
         fut = _Write(loop=loop)
         with self._pending_lock:
+            # tested under the lock close() takes: a commit is either in close()'s last batch
+            # or refused here, never queued behind the writer's stop (and never answered)
+            if self._closed:
+                raise RuntimeError("store writer is closed")
             pending = self._pending.get(loop)
             if pending is None:
                 pending = self._pending[loop] = []
@@ -144,14 +146,15 @@ class StoreWriter:
     def close(self) -> None:
         """Finish every queued write (also commits handed over in a loop
         iteration that never ended), then stop the thread."""
-        if not self._closed:
+        with self._pending_lock:
+            if self._closed:
+                return
             self._closed = True
-            with self._pending_lock:
-                left, self._pending = list(self._pending.values()), {}
-            for batch in left:
-                self._q.put(batch)
-            self._q.put(_STOP)
-            self._thread.join()
+            left, self._pending = list(self._pending.values()), {}
+        for batch in left:
+            self._q.put(batch)
+        self._q.put(_STOP)
+        self._thread.join()
 
 
 def _answer(outcomes: list) -> None:
