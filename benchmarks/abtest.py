@@ -22,6 +22,10 @@ class Sample:
     wall_s: float
     cpu_s: float
     load: float
+    # the child's own peak RSS (VmHWM) when sampled (run_process(peak_rss=True)), else 0. Not
+    # wait4's ru_maxrss: Linux carries the parent's RSS at the spawn into it (a `python -c pass`
+    # spawned by a 200 MB parent reports 213 MB), so a benchmark harness that has grown (make
+    # bench's, after the serve runs) showed as the child's peak: the "95 MB at 100,000 rows"
     max_rss_kb: int = 0
 
 
@@ -55,12 +59,23 @@ def spread(values: Sequence[float]) -> str:
     return f"{statistics.median(values):,.0f} [{min(values):,.0f}-{max(values):,.0f}]"
 
 
-def run_process(cmd: Sequence[str], env: dict | None = None, check: Callable[[int, str], None] | None = None) -> Sample:
-    """Run one child to completion; its wall time and its own CPU time."""
+def run_process(cmd: Sequence[str], env: dict | None = None, check: Callable[[int, str], None] | None = None,
+                peak_rss: bool = False) -> Sample:
+    """Run one child to completion; its wall time and its own CPU time, and with
+    ``peak_rss`` its own peak RSS (see :class:`Sample`)."""
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    hwm_kb = 0
+    if peak_rss:  # VmHWM only rises: its last reading is the peak, but for the last 20 ms
+        while True:
+            hwm_kb = max(hwm_kb, _vm_hwm_kb(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.02)
+    else:
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     stderr = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
@@ -69,7 +84,18 @@ def run_process(cmd: Sequence[str], env: dict | None = None, check: Callable[[in
         raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}: {stderr[-2000:]}")
     if check is not None:
         check(proc.returncode, stderr)
-    return Sample(wall, usage.ru_utime + usage.ru_stime, load, usage.ru_maxrss)
+    return Sample(wall, usage.ru_utime + usage.ru_stime, load, hwm_kb)
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0  # exited (a zombie has no memory), or not Linux
 
 
 def alternate(a: tuple[Series, Callable[[], Sample]], b: tuple[Series, Callable[[], Sample]],

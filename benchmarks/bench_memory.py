@@ -31,7 +31,7 @@ def main(rows: int | None = None) -> None:
             leads = write_csv(tmp / f"leads{n}.csv", n)
             cmd = DUPCHECK + ["run", str(workflow), "--leads", str(leads), "--db", str(tmp / f"{n}.db"),
                               "--out", os.devnull, "--no-progress", "--crm-url", url, "--concurrency", "64"]
-            out.append((n, run_process(cmd, env=ENV)))
+            out.append((n, run_process(cmd, env=ENV, peak_rss=True)))
     print("dupcheck run, streaming memory, CRM check on (minimal stub CRM, 64 in flight):")
     for n, s in out:
         print(f"  {n:>9,} rows: peak RSS {s.max_rss_kb / 1024:6.1f} MB in {s.wall_s:6.1f} s "
