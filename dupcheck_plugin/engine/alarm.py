@@ -78,17 +78,10 @@ class DuplicateAlarm:
             return
         row = record.get("rules_row")
         duplicate = record.get("action") == "duplicate"
-        skips = duplicate or bool(record.get("dnc_added"))
+        entry = (row, duplicate, duplicate or bool(record.get("dnc_added")))
         window = self._window
-        window.append((row, duplicate, skips))
-        # _add(entry, 1), inline: this runs for every lead the CRM answered
-        if skips:
-            self._skipping += 1
-        counts = self._counts
-        if duplicate:
-            counts[DUPLICATES] += 1
-        if row is not None:
-            counts[row] += 1
+        window.append(entry)
+        self._add(entry, 1)
         size = self.s.window
         n = len(window)
         if n > size:

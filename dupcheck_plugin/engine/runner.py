@@ -24,7 +24,7 @@ from .intake import Intake
 from .loaded import Workflow
 from .local import LocalHit, local_check
 from .locks import KeyedLocks
-from .record import DecisionRecord, build_record, plan_commit, row_label
+from .record import DecisionRecord, plan_commit, row_label
 from .workflow import WorkflowSpec
 
 log = logging.getLogger(__name__)
@@ -206,10 +206,8 @@ class Host:
         if api is not None:
             api = {**api, "local_check": hit.check if hit else None,
                    "existing_lead_id": hit.existing_lead_id if hit else None}
-        # Workflow.record's call, one keyword hand-over fewer per lead
-        return build_record(workflow=workflow.spec.name, lead=intake.lead, phone_e164=intake.phone_e164,
-                            decision=decision, answer=answer, source_row=source_row, source=source, api=api,
-                            idempotency_key=idempotency_key)
+        return workflow.record(intake, decision, answer, source_row=source_row, source=source, api=api,
+                               idempotency_key=idempotency_key)
 
     # the names code written before the host API uses: one path all the same
     async def process(self, raw: Mapping[str, Any], source_row: int | None = None, **options: Any) -> DecisionRecord:
