@@ -530,6 +530,56 @@ def test_the_commits_of_one_loop_iteration_reach_the_store_in_one_transaction():
     assert store.batches == [100]
 
 
+def test_a_batch_job_gathers_the_commits_of_several_loop_iterations(monkeypatch):
+    import asyncio
+
+    from dupcheck_plugin.store import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "GATHER_WAIT_S", 60.0)  # no clock here: the batch is full at three
+    store = CountingStore()
+    writer = writer_module.StoreWriter(store)
+    assert writer.gather(3) == 0
+
+    async def go():
+        written = []
+        for _ in range(3):  # one commit per loop iteration: each is handed over on its own, and
+            written.append(writer.enqueue(record("rejected", None)))  # the writer has time to
+            await asyncio.sleep(0.02)  # take it (without gathering it would write [1, 1, 1])
+        return await asyncio.gather(*written)
+
+    assert len(asyncio.run(go())) == 3
+    writer.close()
+    assert store.batches == [3]
+
+
+def test_a_lone_commit_waits_for_company_only_while_a_job_gathers(monkeypatch):
+    import asyncio
+
+    from dupcheck_plugin.store import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "GATHER_WAIT_S", 60.0)
+    store = CountingStore()
+    writer = writer_module.StoreWriter(store)
+
+    async def one():
+        return await asyncio.wait_for(writer.store_record(record("rejected", None)), 30)
+
+    writer.gather(1)  # one lead at a time: no one to wait for
+    assert asyncio.run(one())["action"] == "rejected"
+    assert writer.gather(0) == 1  # off again (as serve has it)
+    assert asyncio.run(one())["action"] == "rejected"
+
+    async def closed_while_gathering():
+        writer.gather(8)
+        written = writer.enqueue(record("rejected", None))
+        await asyncio.sleep(0)  # handed over: the writer waits for more
+        await asyncio.wait_for(asyncio.to_thread(writer.close), 30)  # close does not wait out the 60 s
+        return await written
+
+    assert asyncio.run(closed_while_gathering())["action"] == "rejected"
+    assert store.batches == [1, 1, 1]
+
+
 def test_closing_the_writer_stores_what_a_loop_iteration_handed_over():
     import asyncio
 

@@ -225,11 +225,9 @@ class Host:
         tell observers; returns the stored record. A caller cancelled
         meanwhile still waits for the write, so whoever holds the phone's
         lock releases it only once the lead is stored."""
-        if self._writer is None:
-            self._writer = StoreWriter(self.store)
         # a future that cannot be cancelled (no task per commit, no shield): a
         # caller cancelled meanwhile wakes once the write is done, then raises
-        written = self._writer.enqueue(plan_commit(record))
+        written = self._store_writer().enqueue(plan_commit(record))
         try:
             stored = await written
         except asyncio.CancelledError:
@@ -243,6 +241,11 @@ class Host:
         self._notify(stored)
         self.alarm.observe(stored)
         return stored
+
+    def _store_writer(self) -> StoreWriter:
+        if self._writer is None:
+            self._writer = StoreWriter(self.store)
+        return self._writer
 
     def _notify(self, record: DecisionRecord) -> None:
         # each observer on its own: one that raises must neither undo the
@@ -297,6 +300,8 @@ class Host:
                     await room
 
         workers = max(1, concurrency)
+        # a batch job: a lead's commit may wait a moment for others (fewer, bigger transactions)
+        gathered = self._store_writer().gather(workers) if self.store is not None else None
         try:
             # a failing worker (the store refused a write) cancels the rest: the run stops loudly
             async with asyncio.TaskGroup() as tg:
@@ -305,6 +310,8 @@ class Host:
                 tg.create_task(feed())
         finally:
             summary.elapsed_s = loop.time() - started
+            if gathered is not None and self._writer is not None:
+                self._writer.gather(gathered)
         return summary
 
     async def aclose(self) -> None:
