@@ -104,3 +104,96 @@ def test_run_on_postgres_end_to_end(pg_url, crm_sim, tmp_path, hubspot_env):
         assert len(s.find_leads("+15550001111")) <= 1  # check_dup: the phone's second row is not a second lead
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "already decided" in again.stderr
+
+
+def mixed_batch(n: int, start: int = 0) -> list:
+    """n decisions like a run's: created leads, duplicates (no lead), DNC rows, a phone put on
+    the DNC list twice in the batch, a decision without a phone."""
+    batch = []
+    for i in range(start, start + n):
+        phone = f"+1555{3000000 + i:07d}"
+        kind = i % 5
+        if kind == 0:
+            batch.append(record("created", phone, key=f"key-{i}"))
+        elif kind == 1:
+            batch.append(record("created", phone, dnc=True, rules_row=1))
+        elif kind == 2:
+            batch.append(record("duplicate", phone, rules_row=2))
+        elif kind == 3:  # the previous commit's phone on the DNC list a second time, in the same batch
+            batch.append(record("duplicate", f"+1555{3000000 + i - 2:07d}", dnc=True, rules_row=3))
+        else:
+            batch.append(record("rejected", None))
+    return batch
+
+
+def test_a_large_mixed_batch_stores_every_row_with_its_lead_id(pg_url):
+    with PostgresStore(pg_url) as s:
+        assert s.apply([record("created", "+15559999999", dnc=True, rules_row=9)]) == ["1"]
+        batch = mixed_batch(200)
+        ids = s.apply(batch)
+
+        created = [i for i, c in enumerate(batch) if c.lead is not None]
+        assert [ids[i] for i in created] == [str(n) for n in range(2, 2 + len(created))]  # in commit order
+        assert all(ids[i] is None for i in range(len(batch)) if i not in created)
+        dnc_phones = {c.dnc.phone_e164 for c in batch if c.dnc is not None}
+        assert len(dnc_phones) == 40 and sum(c.dnc is not None for c in batch) == 80
+        assert s.counts() == {"leads": 1 + len(created), "dnc": 1 + len(dnc_phones), "decisions": 201}
+        for i, c in enumerate(batch):
+            phone = c.record["phone_e164"]
+            if c.lead is not None:
+                [lead] = s.find_leads(phone)
+                assert lead["id"] == ids[i] and lead["phone_number"] == phone[2:] and lead["status"] == "NEW"
+                assert lead["fields"]["email"] == "ada@example.com"
+            if phone is not None:
+                assert [(d["action"], d["lead_id"]) for d in s.decisions(phone)] == [
+                    (b.record["action"], ids[j]) for j, b in enumerate(batch) if b.record["phone_e164"] == phone]
+        assert s.decision_by_idempotency_key("key-5")["lead_id"] == ids[5]
+        # the first DNC row of a phone stays; the one skipped took no id (ids stay dense)
+        total, entries = s.dnc_search(None, None, 0, 100)
+        assert total == 41 and sorted(e["id"] for e in entries) == list(range(1, 42))
+        assert {e["reason"] for e in entries if e["phone_e164"] in dnc_phones} == {"row 1 (name-1)"}
+
+    # the identity sequence stays consistent: a lead inserted with the default id gets the next one
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        new_id = conn.execute("INSERT INTO leads (created_at, fields) VALUES ('now', '{}') RETURNING id").fetchone()[0]
+    assert new_id == 2 + len(created)
+
+
+def test_a_failed_large_batch_stores_nothing_and_its_commits_can_go_one_by_one(pg_url):
+    """The writer retries a failed batch commit by commit: the good ones land, the bad one is refused."""
+    with PostgresStore(pg_url) as s:
+        s.apply([record("created", key="key-5")])  # the key of a commit in the batch below
+        batch = mixed_batch(60)
+        with pytest.raises(StoreError, match="idempotency key is already stored; the batch was not stored"):
+            s.apply(batch)
+        assert s.counts() == {"leads": 1, "dnc": 0, "decisions": 1}
+        refused = []
+        for c in batch:
+            try:
+                s.apply([c])
+            except StoreError:
+                refused.append(c.record.get("idempotency_key"))
+        assert refused == ["key-5"]
+        assert s.counts() == {"leads": 1 + sum(c.lead is not None for c in batch) - 1, "dnc": 12, "decisions": 60}
+
+
+def test_round_trips_per_batch_do_not_grow_with_its_size(pg_cluster, pg_url):
+    """Counted by a proxy between the store and PostgreSQL (the client's waits for an answer)."""
+    from urllib.parse import urlsplit
+
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+
+    database = urlsplit(pg_url).path
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, PostgresStore(
+            f"postgresql://dupcheck@127.0.0.1:{proxy.port}{database}?sslmode=disable", pool_size=1) as s:
+        def round_trips(batch) -> int:
+            before = proxy.round_trips
+            s.apply(batch)
+            return proxy.round_trips - before
+
+        small = round_trips(mixed_batch(5))
+        large = round_trips(mixed_batch(200, start=5))
+        one_by_one = sum(round_trips([c]) for c in mixed_batch(5, start=205))
+        assert 1 <= large <= small + 2 <= 6  # 2 each: the lead ids, then the rest in one pipeline
+        assert one_by_one >= 5  # the proxy sees every batch's waits: 40 batches would be 40x
+        assert s.counts()["decisions"] == 210

@@ -1,0 +1,155 @@
+"""A loopback TCP proxy in front of a PostgreSQL server that counts the
+client's round trips and can add network latency: how the tests and
+``benchmarks/bench_pg_store.py`` see what a store costs one network hop away.
+
+A round trip is a piece of the client's stream holding a message after which
+the client waits for the server's answer: Sync (the end of an extended-protocol
+exchange or of a pipeline), Query (a simple-protocol statement) or Flush (a
+pipeline asking for the results so far). A pipeline's "Sync, Flush" sent
+together is one wait, so pieces are counted, not messages: the bytes the proxy
+reads at once, which hold what the client sent since it last waited (or less,
+never more). The proxy splits the client's stream of the PostgreSQL wire
+protocol into messages (no TLS: connect with ``sslmode=disable``).
+
+    with PgProxy("127.0.0.1", 5432, delay_s=0.001) as proxy:
+        url = f"postgresql://user@127.0.0.1:{proxy.port}/db?sslmode=disable"
+        before = proxy.round_trips
+        ...  # talk to the database through url
+        print(proxy.round_trips - before)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+import time
+
+_NEGOTIATIONS = {80877103, 80877104}  # SSLRequest, GSSENCRequest: answered by one byte, then the startup
+_WAITS = frozenset(b"SQH")  # Sync, Query, Flush
+
+
+class _ClientStream:
+    """Splits the client's bytes into messages and counts the waiting ones."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.started = False  # past the untyped startup message
+
+    def feed(self, data: bytes) -> int:
+        self.buffer += data
+        waits = 0
+        while True:
+            if not self.started:
+                if len(self.buffer) < 8:
+                    return waits
+                length, code = struct.unpack("!ii", self.buffer[:8])
+                if len(self.buffer) < length:
+                    return waits
+                del self.buffer[:length]
+                self.started = code not in _NEGOTIATIONS
+                continue
+            if len(self.buffer) < 5:
+                return waits
+            kind = self.buffer[0]
+            (length,) = struct.unpack("!i", self.buffer[1:5])
+            if len(self.buffer) < 1 + length:
+                return waits
+            del self.buffer[:1 + length]
+            waits += kind in _WAITS
+
+
+class PgProxy:
+    """Forwards 127.0.0.1:``port`` to ``host``:``upstream_port``, each direction
+    ``delay_s`` late; ``round_trips`` and ``client_writes`` count since start."""
+
+    def __init__(self, host: str, upstream_port: int, *, delay_s: float = 0.0) -> None:
+        self.host, self.upstream_port, self.delay_s = host, upstream_port, delay_s
+        self.port = 0
+        self.round_trips = 0
+        self.client_writes = 0
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pg-proxy", daemon=True)
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[asyncio.Task] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def start(self) -> "PgProxy":
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            for writer in self._writers:  # the pumps see their sockets end and finish
+                writer.close()
+            if self._connections:
+                await asyncio.wait(self._connections, timeout=5)
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> "PgProxy":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self._connections.add(asyncio.current_task())
+        self._writers.add(client_w)
+        try:
+            server_r, server_w = await asyncio.open_connection(self.host, self.upstream_port)
+        except OSError:
+            client_w.close()
+            return
+        self._writers.add(server_w)
+        stream = _ClientStream()
+
+        def count(data: bytes) -> None:
+            waits = stream.feed(data)
+            with self._lock:
+                self.client_writes += 1
+                self.round_trips += waits > 0
+
+        await asyncio.gather(self._pump(client_r, server_w, count), self._pump(server_r, client_w, None),
+                             return_exceptions=True)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count) -> None:
+        """Copies one direction; with a delay, each chunk leaves ``delay_s`` after it came (latency, not
+        a bandwidth cap: chunks in flight overlap)."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                pause = due - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.ensure_future(send())
+        try:
+            while data := await reader.read(1 << 16):
+                if count is not None:
+                    count(data)
+                queue.put_nowait((time.monotonic() + self.delay_s, data))
+        except (OSError, RuntimeError):  # a connection reset, or a transport closed by stop()
+            pass
+        finally:
+            queue.put_nowait((0.0, b""))
+            try:
+                await sender
+            except OSError:
+                pass
+            writer.close()
