@@ -96,3 +96,35 @@ def test_each_loop_and_each_timeout_has_its_own_timer():
         return True
 
     assert asyncio.run(main(0.01)) and asyncio.run(main(0.02))
+
+
+def test_calls_that_ended_behind_a_long_call_do_not_pile_up():
+    import tracemalloc
+
+    async def main():
+        never = asyncio.Event()
+
+        async def stuck_call() -> str:
+            try:
+                async with within(2):
+                    await never.wait()
+            except TimeoutError:
+                return "timeout"
+            return "answered"
+
+        stuck = asyncio.create_task(stuck_call())  # the head of the queue, running for 2 s
+        await asyncio.sleep(0)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(5000):  # calls that end behind it, each with the same timeout
+                async with within(2):
+                    await asyncio.sleep(0)
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        # kept one by one they were ~80 bytes each (400 KB); compacted, a few hundred at most
+        assert grown < 100_000, grown
+        assert await stuck == "timeout"  # the head still times out after the compactions
+
+    asyncio.run(main())

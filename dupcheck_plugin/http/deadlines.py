@@ -7,6 +7,10 @@ one queue of them and one timer, armed for the oldest deadline of a call still r
 serve them all. What a call sees is ``asyncio.timeout``'s: when its deadline passes, its
 task is cancelled, and the CancelledError leaving the block becomes TimeoutError unless
 the task was cancelled by someone else as well.
+
+A call that has left its block leaves the queue once every older call has: behind one long
+call, the queue would hold every call of the timeout's span (rate x timeout: 150,000 at
+5,000 calls/s and 30 s), so it is compacted once mostly made of calls that have left.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 # a timer may fire this early (the loop's clock resolution); a deadline within it is due
 _RESOLUTION = 0.001
+_COMPACT_FROM = 256  # a queue this long, and four times the calls still running, is compacted
 
 
 class _Call:
@@ -37,14 +42,18 @@ class _Deadlines:
         self.loop = loop
         self.seconds = seconds
         self.calls: collections.deque[_Call] = collections.deque()
+        self.running = 0  # calls that have not left their block
         self.timer: asyncio.TimerHandle | None = None
 
     def start(self, task: asyncio.Task) -> _Call:
         calls = self.calls
         while calls and calls[0].task is None:  # the oldest ones that have left: the queue stays short
             calls.popleft()
+        if len(calls) >= _COMPACT_FROM and len(calls) > 4 * self.running:  # a long call holds the head
+            calls = self.calls = collections.deque(c for c in calls if c.task is not None)
         call = _Call(self.loop.time() + self.seconds, task, task.cancelling())
         calls.append(call)
+        self.running += 1
         if self.timer is None:
             self.timer = self.loop.call_at(call.deadline, self._expire)
         return call
@@ -80,6 +89,7 @@ class _Within:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         call = self.call
         task, call.task = call.task, None  # left: the queue drops it
+        self.deadlines.running -= 1
         if call.expired and task.uncancel() <= call.cancelling and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc
 
