@@ -332,6 +332,37 @@ def test_a_schema_2_file_is_found_by_phone_after_the_upgrade(tmp_path):
         assert len(again.decisions(PHONE)) == 3 and again.search_leads(phone_e164=PHONE)[0] == 2
 
 
+def test_upgrading_a_large_file_says_so_before_and_after(tmp_path, caplog):
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA_2)
+    conn.execute("INSERT INTO decisions VALUES (250000, '+15551230002', NULL, 'duplicate', NULL, 'default', "
+                 "'/old.csv', 9, '2025-01-02T03:04:08.000+00:00', '{\"action\": \"duplicate\"}')")
+    conn.commit()
+    conn.close()
+    with caplog.at_level("WARNING", logger="dupcheck_plugin.store.sqlite"), SqliteStore(path) as store:
+        assert [r["action"] for r in store.decisions(OTHER)] == ["duplicate"]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "up to 250008 leads and decisions" in said[0] and "takes a while" in said[0]
+    assert said[1].startswith(f"database {path}: schema 3 in ")
+    caplog.clear()
+    with SqliteStore(path):  # upgraded: nothing to say
+        pass
+    assert caplog.records == []
+
+
+def test_a_small_file_is_upgraded_without_a_word(tmp_path, caplog):
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA_2)
+    conn.close()
+    with caplog.at_level("WARNING"), SqliteStore(path):
+        pass
+    with caplog.at_level("WARNING"), SqliteStore(tmp_path / "new.db"):
+        pass
+    assert caplog.records == []
+
+
 def test_rows_written_by_sql_are_found_by_phone(tmp_path):
     """The phone lookup follows whoever writes the tables (here plain SQL:
     an insert, a phone changed, a row deleted), not only ``apply``."""

@@ -10,8 +10,10 @@ being written.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from ..types import DecisionRecord
 
 __all__ = ["SqliteStore", "StoreError"]
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3  # 2: config_changes (the settings console's change log); 3: by_phone
 BUSY_TIMEOUT_MS = 5000
@@ -124,6 +128,8 @@ _MIGRATE_TO_3 = (
     "DROP INDEX IF EXISTS leads_phone",
     "DROP INDEX IF EXISTS decisions_phone",
 )
+# an older file with more rows than this is told that its first open moves them (and takes a while)
+_MIGRATION_NOTICE_ROWS = 100_000
 # a filter on a table's phone: through by_phone
 _LEADS_OF_PHONE = "id IN (SELECT id FROM by_phone WHERE phone_e164 = ? AND kind = 0)"
 _DECISIONS_OF_PHONE = "id IN (SELECT id FROM by_phone WHERE phone_e164 = ? AND kind = 1)"
@@ -215,6 +221,12 @@ class SqliteStore(Store):
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
+                rows = self._rows_to_move(conn) if version else 0
+                if rows > _MIGRATION_NOTICE_ROWS:
+                    log.warning("database %s: moving the phones of up to %d leads and decisions into one "
+                                "index (schema %d, once); on a file this size it takes a while", self.path,
+                                rows, SCHEMA_VERSION)
+                started = time.monotonic()
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -222,6 +234,9 @@ class SqliteStore(Store):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
+                if rows > _MIGRATION_NOTICE_ROWS:
+                    log.warning("database %s: schema %d in %.1f s", self.path, SCHEMA_VERSION,
+                                time.monotonic() - started)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -231,6 +246,18 @@ class SqliteStore(Store):
         except StoreError:
             self.close()
             raise
+
+    @staticmethod
+    def _rows_to_move(conn: sqlite3.Connection) -> int:
+        """About how many rows an older file's upgrade copies (the largest ids: no
+        table scan; 0 for a table it does not have)."""
+        total = 0
+        for table in ("leads", "decisions"):
+            try:
+                total += conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
+            except sqlite3.OperationalError:  # no such table
+                pass
+        return total
 
     def close(self) -> None:
         self.checkpointer.close()  # before its connection goes; the last connection closed checkpoints the rest
