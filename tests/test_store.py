@@ -376,6 +376,27 @@ def test_rows_written_by_sql_are_found_by_phone(tmp_path):
         assert store.decisions(PHONE) == [] and len(store.find_leads(PHONE)) == 1
 
 
+def test_a_phone_changed_by_sql_replace_is_not_found_under_its_old_phone(tmp_path):
+    """REPLACE deletes the row it replaces without its DELETE trigger (SQLite fires those
+    on REPLACE only with recursive_triggers, which an operator's sqlite3 shell has off):
+    by_phone keeps the old phone's entry. A lead moved to another phone by REPLACE was
+    still found under its old one (a new lead with that phone: a false duplicate), and a
+    decision under a phone it no longer has. Found by reviewing schema 3's triggers."""
+    with SqliteStore(tmp_path / "d.db") as store:
+        [lead_id, _] = store.apply([record("created"), record("created", OTHER)])
+        moved = "+15551230009"
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("REPLACE INTO leads SELECT id, ?, phone_number, phone_code, list_id, status, first_name, "
+                         "last_name, email, created_at, fields FROM leads WHERE id = ?", (moved, int(lead_id)))
+            conn.execute("REPLACE INTO decisions SELECT id, ?, lead_id, action, idempotency_key, workflow, source, "
+                         "row, decided_at, record FROM decisions WHERE phone_e164 = ?", (moved, PHONE))
+        conn.close()
+        assert store.find_leads(PHONE) == [] and store.search_leads(phone_e164=PHONE)[0] == 0
+        assert [lead["id"] for lead in store.find_leads(moved)] == [lead_id]
+        assert store.decisions(PHONE) == [] and store.search_decisions(phone_e164=PHONE)[0] == 0
+        assert len(store.decisions(moved)) == 1 and store.search_decisions(phone_e164=moved)[0] == 1
+
+
 def test_decided_records_of_a_lead_file_by_row(store):
     store.apply([changed(record("created", f"+1555123{n:04d}"), source="/f.csv", source_row=n) for n in (5, 2, 9)]
                 + [changed(record("created", OTHER), source="/other.csv", source_row=1)])

@@ -130,9 +130,12 @@ _MIGRATE_TO_3 = (
 )
 # an older file with more rows than this is told that its first open moves them (and takes a while)
 _MIGRATION_NOTICE_ROWS = 100_000
-# a filter on a table's phone: through by_phone
-_LEADS_OF_PHONE = "id IN (SELECT id FROM by_phone WHERE phone_e164 = ? AND kind = 0)"
-_DECISIONS_OF_PHONE = "id IN (SELECT id FROM by_phone WHERE phone_e164 = ? AND kind = 1)"
+# a filter on a table's phone: through by_phone, the row's own phone checked too (two
+# parameters, the phone twice): a REPLACE deletes the row it replaces without the DELETE
+# trigger (unless recursive_triggers is on, which another client's connection may not have),
+# so by_phone may keep an entry of a phone its row no longer has
+_LEADS_OF_PHONE = "id IN (SELECT id FROM by_phone WHERE phone_e164 = ? AND kind = 0) AND phone_e164 = ?"
+_DECISIONS_OF_PHONE = "id IN (SELECT id FROM by_phone WHERE phone_e164 = ? AND kind = 1) AND phone_e164 = ?"
 _LEAD_COLUMNS = ("id", "phone_e164", "phone_number", "phone_code", "list_id", "status",
                  "first_name", "last_name", "email", "created_at", "fields")
 _CHANGE_COLUMNS = ("id", "workflow", "who", "summary", "diff", "text", "applied_at")
@@ -359,7 +362,7 @@ class SqliteStore(Store):
 
     def find_leads(self, phone_e164: str, list_id: str | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads WHERE {_LEADS_OF_PHONE}"
-        args: list[Any] = [phone_e164]
+        args: list[Any] = [phone_e164, phone_e164]
         if list_id is not None:
             sql += " AND list_id = ?"
             args.append(str(list_id))
@@ -374,7 +377,7 @@ class SqliteStore(Store):
         for clause, value in (("id = ?", lead_id), (_LEADS_OF_PHONE, phone_e164), ("list_id = ?", list_id)):
             if value is not None:
                 where.append(clause)
-                args.append(str(value))
+                args += [str(value)] * clause.count("?")
         if email is not None:
             where.append("lower(email) = lower(?)")
             args.append(email)
@@ -426,7 +429,7 @@ class SqliteStore(Store):
 
     def decisions(self, phone_e164: str) -> list[DecisionRecord]:
         rows = self._conn().execute(f"SELECT record FROM decisions WHERE {_DECISIONS_OF_PHONE} ORDER BY id",
-                                    (phone_e164,)).fetchall()
+                                    (phone_e164, phone_e164)).fetchall()
         return [upgrade_record(json.loads(row[0])) for row in rows]
 
     def decision_by_idempotency_key(self, key: str) -> DecisionRecord | None:
@@ -459,7 +462,7 @@ class SqliteStore(Store):
                               ("json_extract(record, '$.lead.list_id') = ?", list_id)):
             if value is not None:
                 where.append(clause)
-                args.append(value)
+                args += [value] * clause.count("?")
         if rules_row is not None:
             # the keys of today's records and of older ones (see upgrade_record)
             where.append("(? IN (json_extract(record, '$.rules_row_name'), json_extract(record, '$.decided_by'), "
