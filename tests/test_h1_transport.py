@@ -381,6 +381,37 @@ def test_an_interim_answer_is_skipped(run):
     assert run(go()) == (200, b"final")
 
 
+@pytest.mark.parametrize("wire,headers,body", [
+    # bare LF line ends (an old server, a hand-written proxy)
+    (b"HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: 2\n\n{}",
+     [(b"Content-Type", b"application/json"), (b"Content-Length", b"2")], b"{}"),
+    # a header folded onto a second line (obs-fold)
+    (b"HTTP/1.1 200 OK\r\nX-Note: a\r\n b\r\nContent-Length: 2\r\n\r\n{}",
+     [(b"X-Note", b"a b"), (b"Content-Length", b"2")], b"{}"),
+    # a space after a chunk's size
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\n{}\r\n0\r\n\r\n",
+     [(b"Transfer-Encoding", b"chunked")], b"{}"),
+    # a control character in a header value
+    (b"HTTP/1.1 200 OK\r\nX-Note: a\x01b\r\nContent-Length: 2\r\n\r\n{}",
+     [(b"X-Note", b"a\x01b"), (b"Content-Length", b"2")], b"{}"),
+], ids=["bare-lf", "folded-header", "chunk-size-space", "control-char"])
+def test_a_loosely_framed_answer_httpx_and_aiohttp_read_is_read(run, wire, headers, body):
+    """Answers a strict parser refuses but httpx's own transport and aiohttp (the
+    default transport before h1) read, as they read them: llhttp's strict mode made
+    every lead of such a CRM a connection error (found comparing the three transports
+    on scripted answers)."""
+    async def go():
+        async def loose(reader, writer, server):
+            while await server.request(reader) is not None:
+                writer.write(wire)
+
+        async with Server(loose) as server, client(H1Transport()) as c:
+            return [await c.get(server.url) for _ in range(2)]  # the second on the kept parser
+
+    for r in run(go()):
+        assert (r.status_code, r.headers.raw, r.content) == (200, headers, body)
+
+
 def test_a_gzipped_answer_is_decoded(run):
     async def go():
         async def gzipped(reader, writer, server):

@@ -169,7 +169,7 @@ class _Connection(asyncio.Protocol):
             raise _StaleConnection() if self.exchanges else httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.")
         if self._parser is None:
-            self._parser = httptools.HttpResponseParser(self)
+            self._parser = _new_parser(self)
         self._headers: list[tuple[bytes, bytes, bytes]] = []
         self._body: list[bytes] = []
         self._headers_done = self._framed = self._got_bytes = self._keep = False
@@ -425,6 +425,16 @@ class H1Transport(httpx.AsyncBaseTransport):
         for conn in list(self._all):
             self._discard(conn)
         self._idle.clear()
+
+
+def _new_parser(conn: _Connection) -> httptools.HttpResponseParser:
+    """llhttp's response parser, as lenient as aiohttp's (and h11, under httpx's own transport):
+    bare LF line ends, folded headers, control characters in a header value and a space after a
+    chunk's size are read, not refused (strict, a CRM answering so failed every call)."""
+    parser = httptools.HttpResponseParser(conn)
+    parser.set_dangerous_leniencies(lenient_headers=True, lenient_optional_cr_before_lf=True,
+                                    lenient_spaces_after_chunk_size=True)
+    return parser
 
 
 _header_line = b": ".join  # (name, value) -> b"name: value", in C
