@@ -19,7 +19,8 @@ import re
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
-from .sqlite import _dumps, _now
+from .rows import batch_rows
+from .sqlite import _now
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord
@@ -206,9 +207,7 @@ class PostgresStore(Store):
         statement, so every row is known before any is inserted; then each table takes its
         rows in one pipelined executemany and the COMMIT rides the same pipeline. Two round
         trips with new leads, one without."""
-        now = _now()
         new_leads = sum(commit.lead is not None for commit in commits)
-        lead_ids: list[str | None] = []
         with self._connection() as conn:
             try:
                 # BEGIN and COMMIT by hand: psycopg's transaction() waits for the server at its start
@@ -219,34 +218,13 @@ class PostgresStore(Store):
                     if new_leads:
                         cur.execute(_RESERVE_LEAD_IDS, (new_leads,))
                         ids = (row[0] for row in cur.fetchall())
-                    leads: list[tuple] = []
-                    dncs: list[dict[str, Any]] = []
-                    decisions: list[tuple] = []
-                    for commit in commits:
-                        record = commit.record
-                        decided_at = record.get("decided_at") or now
-                        lead_id: str | None = None
-                        if commit.lead is not None:
-                            lead = commit.lead
-                            new_id = next(ids)
-                            lead_id = str(new_id)
-                            leads.append((new_id, lead.phone_e164, lead.phone_number, lead.phone_code,
-                                          lead.list_id, lead.status, lead.first_name, lead.last_name, lead.email,
-                                          decided_at, _dumps(dict(lead.fields))))
-                        if commit.dnc is not None:
-                            dncs.append(_dnc_params(commit.dnc, decided_at))
-                        decisions.append((
-                            record.get("phone_e164"), int(lead_id) if lead_id else None,
-                            record.get("action") or "", record.get("idempotency_key"), record.get("workflow"),
-                            record.get("source"), record.get("source_row"), decided_at,
-                            _dumps({**record, "lead_id": lead_id})))
-                        lead_ids.append(lead_id)
-                    if leads:
-                        cur.executemany(_INSERT_LEAD, leads)
-                    if dncs:  # one statement a row, in order: a phone twice in a batch is one DNC row
-                        cur.executemany(_INSERT_DNC, dncs)
-                    if decisions:
-                        cur.executemany(_INSERT_DECISION, decisions)
+                    rows = batch_rows(commits, ids, _now())
+                    if rows.leads:
+                        cur.executemany(_INSERT_LEAD, rows.leads)
+                    if rows.dncs:  # one statement a row, in order: a phone twice in a batch is one DNC row
+                        cur.executemany(_INSERT_DNC, [_dnc_params(entry, at) for entry, at in rows.dncs])
+                    if rows.decisions:
+                        cur.executemany(_INSERT_DECISION, rows.decisions)
                     cur.execute("COMMIT")
             except BaseException as exc:
                 try:  # a failed statement skips the rest of the pipeline, COMMIT too: the transaction is open
@@ -262,7 +240,7 @@ class PostgresStore(Store):
                         raise StoreError("this row of this lead file is already decided by this workflow; "
                                          "the batch was not stored") from exc
                 raise
-        return lead_ids
+        return rows.lead_ids
 
     def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:
         with self._connection() as conn, conn.transaction():

@@ -9,6 +9,7 @@ being written.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sqlite3
@@ -19,9 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from .. import jsontext
 from .checkpoint import Checkpointer
 from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
+from .rows import batch_rows
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord
@@ -140,10 +141,6 @@ _LEAD_COLUMNS = ("id", "phone_e164", "phone_number", "phone_code", "list_id", "s
                  "first_name", "last_name", "email", "created_at", "fields")
 _CHANGE_COLUMNS = ("id", "workflow", "who", "summary", "diff", "text", "applied_at")
 _DNC_COLUMNS = ("id", "phone_number", "phone_code", "phone_e164", "campaign_id", "reason", "inserted_at")
-
-
-def _dumps(value: Any) -> str:
-    return jsontext.dumps(value)
 
 
 def _now() -> str:
@@ -281,40 +278,18 @@ class SqliteStore(Store):
     def apply(self, commits: Sequence[Commit]) -> list[str | None]:
         """Store a batch of commits in one transaction (see :class:`Store`)."""
         conn = self._conn()
-        now = _now()
-        lead_ids: list[str | None] = []
-        leads: list[tuple] = []
-        dncs: list[tuple] = []
-        decisions: list[tuple] = []
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through the batch
         try:
             # the write lock is held: the new leads' ids are the ones SQLite would give them
             # (the largest id plus one, and on), so every row of the batch is known before any
             # is inserted and each table takes its rows in one executemany
             next_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM leads").fetchone()[0]
-            for commit in commits:
-                record = commit.record
-                decided_at = record.get("decided_at") or now
-                lead_id: str | None = None
-                if commit.lead is not None:
-                    lead = commit.lead
-                    lead_id = str(next_id)
-                    leads.append((next_id, lead.phone_e164, lead.phone_number, lead.phone_code, lead.list_id,
-                                  lead.status, lead.first_name, lead.last_name, lead.email, decided_at,
-                                  _dumps(dict(lead.fields))))
-                    next_id += 1
-                if commit.dnc is not None:
-                    dncs.append(self._dnc_row(commit.dnc, decided_at))
-                decisions.append((
-                    record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
-                    record.get("idempotency_key"), record.get("workflow"), record.get("source"),
-                    record.get("source_row"), decided_at, _dumps({**record, "lead_id": lead_id})))
-                lead_ids.append(lead_id)
-            if leads:
-                conn.executemany(_INSERT_LEAD, leads)
-            if dncs:
-                conn.executemany(_INSERT_DNC, dncs)
-            conn.executemany(_INSERT_DECISION, decisions)
+            rows = batch_rows(commits, itertools.count(next_id), _now())
+            if rows.leads:
+                conn.executemany(_INSERT_LEAD, rows.leads)
+            if rows.dncs:
+                conn.executemany(_INSERT_DNC, [self._dnc_row(entry, at) for entry, at in rows.dncs])
+            conn.executemany(_INSERT_DECISION, rows.decisions)
             conn.execute("COMMIT")
             self.checkpointer.wrote()
         except BaseException as exc:
@@ -329,7 +304,7 @@ class SqliteStore(Store):
                 raise StoreError("this row of this lead file is already decided by this workflow; "
                                  "the batch was not stored") from exc
             raise
-        return lead_ids
+        return rows.lead_ids
 
     @staticmethod
     def _dnc_row(entry: DncEntry, inserted_at: str) -> tuple:
