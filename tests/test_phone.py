@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dupcheck_plugin.engine.intake import admit
 from dupcheck_plugin.phone import PhoneError, nanp_fast_e164, national_digits, parse_phone, split_e164, to_e164
 
 
@@ -71,3 +72,33 @@ def test_split_e164_of_north_american_numbers_agrees_with_phonenumbers(digits):
 def test_split_e164_of_other_numbers_asks_phonenumbers():
     assert split_e164("+442079460958") == ("2079460958", "44")
     assert split_e164("+1555010010") == ("555010010", "1")  # nine digits: phonenumbers' reading
+
+
+# The shapes people type, built rather than drawn character by character (a random string
+# is rarely ten digits with a +1 before them): prefixes, separators, now and then a
+# character the fast path must not pass (another script's digit, a tab, a slash),
+# extensions, whitespace around, and the country codes a list may carry.
+_prefixes = st.sampled_from(["", "", "+1", "1", "+ 1", "+-1", "(+1)", "+(1)", "1 ", "+1-", "+11", "+", "++1",
+                             "001", "(1)", "+1 ("])
+_separators = st.sampled_from(["", "", "", " ", "-", ".", "(", ")", ") "])
+_odd = st.sampled_from(["٣", "５", "۵", "\u00a0", "\t", "/", "+", "x"])
+
+
+@st.composite
+def _typed_numbers(draw):
+    out = [draw(st.sampled_from(["", "", " ", "\u2003", "\n"])), draw(_prefixes)]
+    for _ in range(draw(st.sampled_from([10, 10, 10, 11, 11, 9]))):
+        out.append(draw(_separators))
+        out.append(draw(_odd) if draw(st.integers(0, 20)) == 0 else draw(st.sampled_from("0123456789")))
+    out.append(draw(st.sampled_from(["", "", "", "x123", " ext 5", " "])))
+    return "".join(out)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(_typed_numbers(), st.sampled_from(["1", "1", "+1", " 1", "44", "", "01", "١"]))
+def test_typed_numbers_take_the_fast_path_only_where_phonenumbers_agrees(raw, code):
+    fast = nanp_fast_e164(raw, code)
+    if fast is not None:
+        assert fast == slow_e164(raw, code)
+    admitted = admit({"phone_number": raw, "phone_code": code, "list_id": "1"}, {}).phone_e164
+    assert admitted == (slow_e164(raw.strip(), code) if raw.strip() else None)
