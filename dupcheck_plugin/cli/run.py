@@ -139,7 +139,8 @@ async def run_file(args) -> int:
         bar = tqdm(unit=" leads", file=sys.stderr, mininterval=0.5)
 
     def on_record(record: dict[str, Any]) -> None:
-        out.write(dumps(record) + "\n")
+        # the store's own JSON text of a stored record (StoredRecord.json): one serialisation a lead
+        out.write((getattr(record, "json", None) or dumps(record)) + "\n")
         if bar is not None:
             bar.update(1)
 

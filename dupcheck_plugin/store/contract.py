@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 from ..codes import INTERNAL
 from ..errors import DupcheckError
@@ -116,6 +116,41 @@ class Commit:
     dnc: DncEntry | None = None
 
 
+class Stored(NamedTuple):
+    """What :meth:`Store.apply_stored` says of one commit."""
+
+    lead_id: str | None  # the new lead's id, or None where no lead was created
+    record_json: str | None  # the record as stored (``lead_id`` set) in JSON text; None: the store does not say
+
+
+class StoredRecord(dict):
+    """A decision record as the store keeps it (``lead_id`` set). ``json`` is
+    the store's own JSON text of it, or None: ``run --out`` writes that text,
+    so a record is serialised once, and the line is what the store holds."""
+
+    __slots__ = ("json",)
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any], stored: Stored) -> "StoredRecord":
+        out = cls(record)
+        out["lead_id"] = stored.lead_id
+        out.json = stored.record_json
+        return out
+
+
+def applier(store: Any) -> Callable[[Sequence[Commit]], list[Stored]]:
+    """How a writer stores a batch with ``store``: its ``apply_stored``,
+    unless a subclass overrode ``apply`` below the class that gives
+    ``apply_stored`` (a plugin's store wrapping SQLite's ``apply``, say): its
+    ``apply`` must then see every batch, and the records' text is not known."""
+    cls = type(store)
+    owner = {name: next((c for c in cls.__mro__ if name in vars(c)), None) for name in ("apply", "apply_stored")}
+    if owner["apply_stored"] is not None and owner["apply"] is not None \
+            and issubclass(owner["apply_stored"], owner["apply"]):
+        return store.apply_stored
+    return lambda commits: [Stored(lead_id, None) for lead_id in store.apply(commits)]
+
+
 class Store(ABC):
     """Where decisions land: leads, the account DNC list, decision records.
 
@@ -137,6 +172,14 @@ class Store(ABC):
         Returns the new lead ids (None where no lead was created), in order.
         On any error nothing lands; raise :class:`StoreError` for a duplicate
         idempotency key or (workflow, source, row)."""
+
+    def apply_stored(self, commits: Sequence[Commit]) -> list[Stored]:
+        """:meth:`apply`, also giving each record's JSON text as stored where
+        the store has it (the SQL stores serialise each record once, and the
+        writer hands that text on). A store that does not override it gives
+        None for the text; a subclass that overrides only ``apply`` is written
+        through its ``apply`` (see :func:`applier`)."""
+        return [Stored(lead_id, None) for lead_id in self.apply(commits)]
 
     @abstractmethod
     def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:

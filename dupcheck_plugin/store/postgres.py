@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
+from .contract import Commit, DncEntry, Store, Stored, StoreError, upgrade_record
 from .rows import batch_rows
 from .sqlite import _now
 
@@ -200,6 +200,9 @@ class PostgresStore(Store):
     # -- writes -------------------------------------------------------------
 
     def apply(self, commits: Sequence[Commit]) -> list[str | None]:
+        return [stored.lead_id for stored in self.apply_stored(commits)]
+
+    def apply_stored(self, commits: Sequence[Commit]) -> list[Stored]:
         """Store a batch of commits in one transaction (see :class:`Store`).
 
         A constant number of round trips whatever the batch's size (a store one network hop
@@ -240,7 +243,7 @@ class PostgresStore(Store):
                         raise StoreError("this row of this lead file is already decided by this workflow; "
                                          "the batch was not stored") from exc
                 raise
-        return rows.lead_ids
+        return list(map(Stored, rows.lead_ids, rows.texts))
 
     def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:
         with self._connection() as conn, conn.transaction():

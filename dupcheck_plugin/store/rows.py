@@ -9,7 +9,7 @@ carries its lead's id and the record as stored, with ``lead_id`` set.
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from .. import jsontext
 from .contract import Commit, DncEntry
@@ -22,12 +22,28 @@ class BatchRows(NamedTuple):
     # (phone_e164, lead_id, action, idempotency_key, workflow, source, row, decided_at, record)
     decisions: list[tuple]
     lead_ids: list[str | None]  # per commit, in order: the new lead's id or None
+    texts: list[str]  # per commit, in order: the record as stored, JSON text (the decisions row's record)
+
+
+# a record as the engine builds it for `run` ends with ``"lead_id": null`` (serve's and
+# Temporal's add keys after it). JSON text that ends with this is such a record: inside
+# a string a quote is escaped, and a nested object's end would add a brace
+_LEAD_ID_LAST = ',"lead_id":null}'
+
+
+def record_json(record: Mapping[str, Any], lead_id: str | None) -> str:
+    """``record`` with ``lead_id`` set, as JSON text: one dump of the record
+    as it is, the id put in its place (a decimal lead id needs no escaping)."""
+    text = jsontext.dumps(record)
+    if text.endswith(_LEAD_ID_LAST) and (lead_id is None or lead_id.isdecimal()):
+        return text if lead_id is None else f'{text[:-5]}"{lead_id}"}}'
+    return jsontext.dumps({**record, "lead_id": lead_id})
 
 
 def batch_rows(commits: Sequence[Commit], new_ids: Iterator[int], now: str) -> BatchRows:
     """The rows of ``commits``; ``new_ids`` gives the id of each new lead in
     turn; ``now`` stands in for a record without ``decided_at``."""
-    rows = BatchRows([], [], [], [])
+    rows = BatchRows([], [], [], [], [])
     for commit in commits:
         record = commit.record
         decided_at = record.get("decided_at") or now
@@ -41,9 +57,11 @@ def batch_rows(commits: Sequence[Commit], new_ids: Iterator[int], now: str) -> B
                                jsontext.dumps(dict(lead.fields))))
         if commit.dnc is not None:
             rows.dncs.append((commit.dnc, decided_at))
+        text = record_json(record, lead_id)
         rows.decisions.append((
             record.get("phone_e164"), int(lead_id) if lead_id else None, record.get("action") or "",
             record.get("idempotency_key"), record.get("workflow"), record.get("source"),
-            record.get("source_row"), decided_at, jsontext.dumps({**record, "lead_id": lead_id})))
+            record.get("source_row"), decided_at, text))
         rows.lead_ids.append(lead_id)
+        rows.texts.append(text)
     return rows

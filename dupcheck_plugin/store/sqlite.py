@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .checkpoint import Checkpointer
-from .contract import Commit, DncEntry, Store, StoreError, upgrade_record
+from .contract import Commit, DncEntry, Store, Stored, StoreError, upgrade_record
 from .rows import batch_rows
 
 if TYPE_CHECKING:
@@ -276,6 +276,9 @@ class SqliteStore(Store):
     # -- writes (the writer thread) ---------------------------------------
 
     def apply(self, commits: Sequence[Commit]) -> list[str | None]:
+        return [stored.lead_id for stored in self.apply_stored(commits)]
+
+    def apply_stored(self, commits: Sequence[Commit]) -> list[Stored]:
         """Store a batch of commits in one transaction (see :class:`Store`)."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through the batch
@@ -304,7 +307,7 @@ class SqliteStore(Store):
                 raise StoreError("this row of this lead file is already decided by this workflow; "
                                  "the batch was not stored") from exc
             raise
-        return rows.lead_ids
+        return list(map(Stored, rows.lead_ids, rows.texts))
 
     @staticmethod
     def _dnc_row(entry: DncEntry, inserted_at: str) -> tuple:

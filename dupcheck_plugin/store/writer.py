@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .contract import Commit, Store
+from .contract import Commit, Store, StoredRecord, applier
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord
@@ -52,6 +52,7 @@ class _Write(asyncio.Future):
 class StoreWriter:
     def __init__(self, store: Store, max_batch: int = 512):
         self.store = store
+        self._apply = applier(store)  # the records' JSON text too, where the store gives it
         self.max_batch = max_batch
         self._q: queue.SimpleQueue = queue.SimpleQueue()  # lists of (commit, future, loop), or _STOP
         # per event loop, the commits of its current iteration (a writer may serve loops of several threads)
@@ -155,15 +156,15 @@ class StoreWriter:
             _answer([(fut, loop, None, exc) for _, fut, loop in batch])
             return
         try:
-            ids = self.store.apply(commits)
-            outcomes = [(fut, loop, {**commit.record, "lead_id": lead_id}, None)
-                        for commit, (_, fut, loop), lead_id in zip(commits, batch, ids)]
+            stored = self._apply(commits)
+            outcomes = [(fut, loop, StoredRecord.of(commit.record, one), None)
+                        for commit, (_, fut, loop), one in zip(commits, batch, stored)]
         except Exception:
             outcomes = []
             for commit, (_, fut, loop) in zip(commits, batch):  # isolate the bad commit(s)
                 try:
-                    [lead_id] = self.store.apply([commit])
-                    outcomes.append((fut, loop, {**commit.record, "lead_id": lead_id}, None))
+                    [one] = self._apply([commit])
+                    outcomes.append((fut, loop, StoredRecord.of(commit.record, one), None))
                 except Exception as exc:  # noqa: BLE001 - reported to the awaiting caller
                     log.error("store write failed: %s", exc)
                     outcomes.append((fut, loop, None, exc))
