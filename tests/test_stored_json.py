@@ -44,6 +44,24 @@ def test_the_record_text_is_the_record_with_its_lead_id(before, after, lead_id, 
         assert record_json(record, lead_id) == jsontext.dumps({**record, "lead_id": lead_id})
 
 
+def test_each_record_is_dumped_once_wherever_its_lead_id_sits(monkeypatch):
+    calls = []
+
+    def counting_dumps(obj, *args, **kwargs):
+        calls.append(obj)
+        return orjson.dumps(obj, *args, **kwargs)
+
+    monkeypatch.setattr(jsontext, "orjson", SimpleNamespace(dumps=counting_dumps,
+                                                            JSONEncodeError=orjson.JSONEncodeError))
+    run_record = {"workflow": "w", "lead": {"lead_id": None}, "lead_id": None}
+    serve_record = {"workflow": "w", "lead_id": None, "api": {"check_dup": 0}, "idempotency_key": "k"}
+    for record in (run_record, serve_record, {"lead_id": None}):
+        for lead_id in (None, "17"):
+            calls.clear()
+            assert json.loads(record_json(record, lead_id)) == {**record, "lead_id": lead_id}
+            assert len(calls) == (2 if len(record) == 1 else 1), (record, lead_id)
+
+
 def commit(row: int, phone: str, *, created: bool) -> Commit:
     record = {"workflow": "w", "source": "f.csv", "source_row": row, "decided_at": "2026-11-27T20:00:00.000+00:00",
               "lead": {"phone_number": phone[2:], "note": 'a "quoted" ,"lead_id":null} text'},

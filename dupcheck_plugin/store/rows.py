@@ -34,10 +34,12 @@ _LEAD_ID_LAST = ',"lead_id":null}'
 def record_json(record: Mapping[str, Any], lead_id: str | None) -> str:
     """``record`` with ``lead_id`` set, as JSON text: one dump of the record
     as it is, the id put in its place (a decimal lead id needs no escaping)."""
-    text = jsontext.dumps(record)
-    if text.endswith(_LEAD_ID_LAST) and (lead_id is None or lead_id.isdecimal()):
-        return text if lead_id is None else f'{text[:-5]}"{lead_id}"}}'
-    return jsontext.dumps({**record, "lead_id": lead_id})
+    if (isinstance(record, dict) and record and next(reversed(record)) == "lead_id"
+            and record["lead_id"] is None and (lead_id is None or lead_id.isdecimal())):
+        text = jsontext.dumps(record)
+        if text.endswith(_LEAD_ID_LAST):  # not so only for a record of lead_id alone
+            return text if lead_id is None else f'{text[:-5]}"{lead_id}"}}'
+    return jsontext.dumps({**record, "lead_id": lead_id})  # serve's records: lead_id mid-object
 
 
 def batch_rows(commits: Sequence[Commit], new_ids: Iterator[int], now: str) -> BatchRows:
