@@ -449,6 +449,29 @@ def test_an_idle_connection_the_server_closed_is_never_handed_out(run):
     assert (status, server.accepted, len(server.requests)) == (200, 2, 2)
 
 
+def test_a_post_not_yet_sent_on_a_connection_the_server_just_closed_goes_on_a_new_one(run):
+    """The keep-alive race where nothing was sent: the server's end of the
+    connection is read in the same loop turn in which a request takes the
+    connection from the pool (its closing is seen, its loss not yet). The
+    request never went out, so even a POST is sent on a new connection.
+    (Taking it with no turn in between writes the POST before the close is
+    read: that one may have been received and stays refused, as above.)"""
+    async def go(turns):
+        async def answer_then_close(reader, writer, server):
+            await server.request(reader)
+            writer.write(answer())  # no "Connection: close": the client learns it from the socket
+
+        async with Server(answer_then_close) as server, client(H1Transport()) as c:
+            await c.post(server.url, content=b"1")
+            for _ in range(turns):  # the close is read after one turn: a turn or more lands in the window
+                await asyncio.sleep(0)
+            second = await c.post(server.url, content=b"2")
+            return second.status_code, server.accepted, [body for _, _, body in server.requests]
+
+    for turns in range(1, 5):
+        assert run(go(turns)) == (200, 2, [b"1", b"2"]), turns
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_a_kept_alive_connection_closed_before_answering_is_retried_only_for_an_idempotent_method(run, method):
     """The keep-alive race, made certain: the server reads the second request

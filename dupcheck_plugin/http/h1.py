@@ -44,7 +44,13 @@ _BLOCKS_KEPT = 256  # header blocks kept per transport (one per body length a cl
 
 
 class _StaleConnection(DupcheckError):
-    """A kept-alive connection closed by its peer before any byte of the answer."""
+    """A kept-alive connection closed by its peer before any byte of the answer.
+    ``sent``: whether the request went out on it (else it may go out again on
+    a new connection, whatever its method: the peer cannot have seen it)."""
+
+    def __init__(self, sent: bool):
+        super().__init__("stale connection")
+        self.sent = sent
 
 
 class _Connection(asyncio.Protocol):
@@ -93,7 +99,7 @@ class _Connection(asyncio.Protocol):
         if self._headers_done and not self._framed and exc is None:
             self._complete(keep=False)  # an answer delimited by the end of the connection
         elif not self._got_bytes and self.exchanges:
-            self._fail(_StaleConnection())
+            self._fail(_StaleConnection(sent=True))
         elif exc is not None:
             self._fail(httpx.ReadError(str(exc) or type(exc).__name__))
         elif not self._got_bytes:
@@ -166,7 +172,8 @@ class _Connection(asyncio.Protocol):
         ``(status, header triples, body, Content-Encoding or None)`` (a plain
         function, not a coroutine: one frame less per request)."""
         if self.closed or self.transport.is_closing():  # closed by its peer before this request
-            raise _StaleConnection() if self.exchanges else httpx.RemoteProtocolError(
+            # (the peer's end read in this loop turn; connection_lost comes in the next)
+            raise _StaleConnection(sent=False) if self.exchanges else httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.")
         if self._parser is None:
             self._parser = _new_parser(self)
@@ -253,8 +260,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         try:
             try:
                 status, headers, body, coding = await conn.exchange(data, method == "HEAD", timeouts.get("read"))
-            except _StaleConnection:
-                if method not in _IDEMPOTENT:
+            except _StaleConnection as stale:
+                if stale.sent and method not in _IDEMPOTENT:
                     raise httpx.RemoteProtocolError(
                         "the server closed a kept-alive connection before answering; "
                         f"a {method} is not sent again (it may have been received)") from None
