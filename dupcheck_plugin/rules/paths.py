@@ -11,9 +11,21 @@ def split_path(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
 
 
+def list_index(part: str) -> int | None:
+    """``part`` as a list index: ASCII digits, or ``-`` and ASCII digits
+    counting from the end (``-1`` is the last). Anything else ``int()`` would
+    take (``+0``, ``0_0``, `` 0``, Arabic-Indic digits) and ``-0`` is no index."""
+    negative = part[:1] == "-"
+    digits = part[1:] if negative else part
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    index = int(part)
+    return None if negative and index == 0 else index
+
+
 def lookup(data: Any, parts: tuple[str, ...]) -> Any:
-    """The value at ``parts``, or :data:`MISSING`. Numeric segments index
-    lists (negative counts from the end); on a dict they are plain keys."""
+    """The value at ``parts``, or :data:`MISSING`. Index segments
+    (:func:`list_index`) index lists; on a dict every segment is a plain key."""
     cur = data
     for part in parts:
         if isinstance(cur, dict):
@@ -22,12 +34,9 @@ def lookup(data: Any, parts: tuple[str, ...]) -> Any:
                 continue
             return MISSING
         if isinstance(cur, list):
-            try:
-                index = int(part)
-            except ValueError:
-                return MISSING
+            index = list_index(part)
             # tested, not caught: "results.0" on an empty list is the usual answer (no record found)
-            if -len(cur) <= index < len(cur):
+            if index is not None and -len(cur) <= index < len(cur):
                 cur = cur[index]
                 continue
         return MISSING
