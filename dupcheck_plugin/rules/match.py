@@ -4,9 +4,10 @@ How (documented in the README, "How a row matches"):
 
 - booleans compare as booleans; the strings ``"true"``/``"false"`` (any
   case) count as booleans, so XML and text answers can match;
-- numbers compare numerically; a string that parses as a number counts as
+- numbers compare numerically; a string holding a plain decimal number
+  (ASCII digits, an optional leading ``-``, an optional fraction) counts as
   that number when the other side is a number (``"3"`` equals ``3``,
-  ``"3.0"`` equals ``3``);
+  ``"3.0"`` equals ``3``); NaN and infinities match no numeric comparison;
 - otherwise strings compare exactly (case and spaces matter);
 - ``null`` and lists/objects equal nothing; use ``exists``/``missing``,
   ``contains`` (list element or substring) or ``in``;
@@ -18,6 +19,7 @@ How (documented in the README, "How a row matches"):
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -42,20 +44,27 @@ def compile_regex(pattern: str):
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise RegexError(reason) from None
 
-def _as_number(v: Any) -> float | None:
+# a string counts as a number only as plain decimal text: ASCII digits, a leading "-", a
+# fraction; float() would also take " 12 ", "+12", "1_000", "1e3", "inf", "nan" and "١٢"
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_INT_MAX_DIGITS = 4300  # int() of longer text raises (CPython's limit); float() reads it
+
+
+def _as_number(v: Any) -> int | float | None:
+    """The number in ``v``, or None: a JSON number or plain decimal text, never NaN or an
+    infinity. Integers stay ints: Python compares an int with a float exactly, so a
+    400-digit JSON integer (``float()`` of it raises) or a 20-digit id compares right."""
     if isinstance(v, bool):
         return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        s = v.strip()
-        if not s:
-            return None
-        try:
-            f = float(s)
-        except ValueError:
-            return None
-        return None if math.isnan(f) else f
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, str) and _PLAIN_DECIMAL.fullmatch(v):
+        if "." not in v and len(v) <= _INT_MAX_DIGITS:
+            return int(v)
+        f = float(v)
+        return f if math.isfinite(f) else None
     return None
 
 
