@@ -149,24 +149,54 @@ async def run_file(args) -> int:
         async with host:
             summary = await host.run(items, concurrency=args.concurrency, on_record=on_record, source=source,
                                      check_dup=args.check_dup, check_dnc=args.check_dnc)
-    except Exception as exc:  # the store refused a write, the input broke: stop loudly
+    except Exception as exc:  # the store refused a write, the input broke, --out's disk is full: stop loudly
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
-        return fail(f"run stopped: {'; '.join(f'{type(e).__name__}: {e}' for e in errors)}")
+        return fail(stopped(errors, resumable=source is not None))
     finally:
         if ticker is not None:
             ticker.cancel()
         if bar is not None:
             bar.close()
-        out.flush()
-        if out is not sys.stdout:
-            out.close()
+        out_error = _close_out(out)
         input_stream.close()
+    if out_error is not None:  # every decision stored; the last lines of --out did not reach the disk
+        return fail(stopped([out_error], resumable=source is not None))
     print_summary(summary, caps=caps)
     alarm = host.alarm.status()
     if alarm["times_raised"]:
         now = f"now: {alarm['reason']}" if alarm["active"] else "cleared since"
         print(f"  duplicate alarm: raised {alarm['times_raised']} time(s); {now}", file=sys.stderr)
     return EXIT_OK
+
+
+def stopped(errors: list[BaseException], resumable: bool) -> str:
+    """The line that says why a run stopped: each distinct error once (the
+    leads in flight often meet the same one: a full disk, a store gone), how
+    many times, and how to go on."""
+    counts: dict[str, int] = {}
+    for error in errors:
+        text = f"{type(error).__name__}: {error}"
+        counts[text] = counts.get(text, 0) + 1
+    why = "; ".join(text if n == 1 else f"{text} ({n} leads)" for text, n in counts.items())
+    hint = ". Decisions stored so far are kept: once the cause is fixed, run again with --resume to finish " \
+           "the file (it repairs --out too)" if resumable else ""
+    return f"run stopped: {why}{hint}"
+
+
+def _close_out(out) -> OSError | None:
+    """Flush and close --out (not stdout): a full disk is an error to report, not a traceback."""
+    try:
+        out.flush()
+        if out is not sys.stdout:
+            out.close()
+    except OSError as exc:
+        if out is not sys.stdout:
+            try:
+                out.close()  # the buffer's flush fails again; the file is closed all the same
+            except OSError:
+                pass
+        return exc
+    return None
 
 
 async def _show_limiter_waits(bar) -> None:

@@ -161,13 +161,16 @@ class StoreWriter:
                         for commit, (_, fut, loop), one in zip(commits, batch, stored)]
         except Exception:
             outcomes = []
+            failed: dict[str, int] = {}  # one log line per distinct error, not one per commit (a full disk)
             for commit, (_, fut, loop) in zip(commits, batch):  # isolate the bad commit(s)
                 try:
                     [one] = self._apply([commit])
                     outcomes.append((fut, loop, StoredRecord.of(commit.record, one), None))
                 except Exception as exc:  # noqa: BLE001 - reported to the awaiting caller
-                    log.error("store write failed: %s", exc)
+                    failed[str(exc)] = failed.get(str(exc), 0) + 1
                     outcomes.append((fut, loop, None, exc))
+            for message, n in failed.items():
+                log.error("store write failed (%d of %d commits): %s", n, len(batch), message)
         _answer(outcomes)
 
     def close(self) -> None:
