@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvloop
 
+from dupcheck_plugin.http import h1
 from dupcheck_plugin.http.h1 import H1Transport
 
 pytestmark = pytest.mark.e2e  # starts servers on loopback
@@ -519,6 +520,56 @@ def test_an_answer_cut_short_is_a_transport_error(run, wire):
             return server
 
     run(go())
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_an_answer_larger_than_the_cap_is_not_read_further_and_the_next_request_goes_on(run, framing, monkeypatch):
+    """A URL that serves a file, or a runaway answer: read up to the cap, then
+    a clear error and the connection closed, never the process's memory."""
+    monkeypatch.setattr(h1, "MAX_ANSWER_BYTES", 64 * 1024)
+
+    async def go():
+        async def big_then_small(reader, writer, server):
+            while (got := await server.request(reader)) is not None:
+                size = int(got[2])
+                if framing == "length":
+                    writer.write(answer(b"x" * size))
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    for start in range(0, size, 1000):
+                        chunk = b"y" * min(1000, size - start)
+                        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    writer.write(b"0\r\n\r\n")
+                await writer.drain()
+
+        async with Server(big_then_small) as server, client(H1Transport()) as c:
+            try:
+                await c.post(server.url, content=b"200000")
+                raise AssertionError("a 200 KB answer was read whole under a 64 KiB cap")
+            except httpx.RemoteProtocolError as exc:
+                error = str(exc)
+            under = await c.post(server.url, content=b"60000")  # under the cap: read whole
+            return error, len(under.content), server.accepted
+
+    error, size, accepted = run(go())
+    assert "larger than" in error and "not read further" in error
+    assert (size, accepted) == (60000, 2)  # the big answer's connection was closed, not reused
+
+
+def test_the_default_cap_reads_a_large_batch_answer_and_stops_a_runaway_one(run):
+    async def go():
+        async def sized(reader, writer, server):
+            while (got := await server.request(reader)) is not None:
+                writer.write(answer(b"z" * int(got[2])))
+                await writer.drain()
+
+        async with Server(sized) as server, client(H1Transport()) as c:
+            big = await c.post(server.url, content=str(4 * 2**20).encode())  # a large batch answer
+            with pytest.raises(httpx.RemoteProtocolError, match="larger than 16 MiB"):
+                await c.post(server.url, content=str(17 * 2**20).encode())
+            return len(big.content)
+
+    assert run(go()) == 4 * 2**20
 
 
 def test_a_malformed_answer_is_a_remote_protocol_error(run):

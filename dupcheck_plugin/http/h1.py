@@ -17,7 +17,9 @@ uses) and works on uvloop and on asyncio's own loop.
   method only, as aiohttp does: a POST (a search, a create) is never sent
   twice behind the caller's back (its retry policy decides);
 - a request cancelled or failed mid-exchange closes its connection: no
-  half-read answer goes back to the pool.
+  half-read answer goes back to the pool;
+- an answer larger than ``MAX_ANSWER_BYTES`` (16 MiB) is not read further:
+  a ``RemoteProtocolError``, its connection closed.
 
 Errors are httpx's, as :mod:`.whole_response` lists them.
 """
@@ -41,6 +43,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # lengths of the header names the exchange looks at (a cheap test before lower())
 _NOTED_LENGTHS = frozenset({len(b"content-length"), len(b"content-encoding"), len(b"transfer-encoding")})
 _BLOCKS_KEPT = 256  # header blocks kept per transport (one per body length a client's POSTs have, say)
+# the most of one answer read (head and body, as sent): a CRM's answer is kilobytes, a batch of 100
+# records a megabyte or two; a URL that serves a file, or a runaway answer, stops here rather than
+# taking the process's memory (x the leads in flight)
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 class _StaleConnection(DupcheckError):
@@ -83,6 +89,12 @@ class _Connection(asyncio.Protocol):
             return
         self._last_read = self.loop.time()
         self._got_bytes = True
+        self._received += len(data)
+        if self._received > MAX_ANSWER_BYTES:
+            self._fail(httpx.RemoteProtocolError(f"the answer is larger than {MAX_ANSWER_BYTES // 2**20} MiB; "
+                                                 "not read further"))
+            self.close()
+            return
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -180,6 +192,7 @@ class _Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes, bytes]] = []
         self._body: list[bytes] = []
         self._headers_done = self._framed = self._got_bytes = self._keep = False
+        self._received = 0
         self._coding = None
         self._head_only = head_only
         waiter = self._waiter = self.loop.create_future()
