@@ -330,6 +330,37 @@ def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path
     assert db_rows(db, "select count(*) from leads") == [(400,)]
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does_with_every_decision_stored_and_written(tmp_path, hubspot_env):
+    """`kill`, `timeout` or a service manager stopping the job: the leads
+    decided are stored and in --out, the command says how to resume."""
+    import signal
+    import threading
+
+    from dupcheck_plugin.testing import CrmStub
+
+    wf = write_workflow(tmp_path, [BASE_ROW], connect={"batch": False, "limits": False})
+    phones = [f"55502{n:05d}" for n in range(1000, 1200)]
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone_number\n" + "".join(f"{p}\n" for p in phones))
+    db, out = tmp_path / "t.db", tmp_path / "t.jsonl"
+    held = threading.Event()
+    with CrmStub() as stub:
+        for phone in phones[50:]:  # the CRM answers the first 50 leads, then holds every call
+            stub.answer(phone, {"total": 0, "results": []}, gate=held)
+        proc = subprocess.Popen([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads",
+                                 str(leads), "--crm-url", stub.url, "--db", str(db), "--concurrency", "4",
+                                 "--out", str(out)], stderr=subprocess.PIPE, text=True)
+        assert stub.wait_for_requests(54), proc.stderr  # 4 workers wait on held calls
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        held.set()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    assert db_rows(db, "select count(*), count(distinct row) from decisions") == [(50, 50)]
+    lines = out.read_text().splitlines()  # flushed: every stored decision is in --out, whole
+    assert sorted(json.loads(line)["source_row"] for line in lines) == list(range(2, 52))
+
+
 def test_cli_rejects_a_crm_url_that_is_not_an_origin(tmp_path):
     for bad in ("localhost:8000", "ftp://x", "http://", "http://h:99999"):
         proc = cli("run", "hubspot_dupcheck", "--leads", "-", "--crm-url", bad, input_text="")

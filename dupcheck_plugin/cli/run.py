@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Coroutine
 
 from .. import aio
 from ..config.problems import ConfigError
@@ -169,6 +170,36 @@ async def run_file(args) -> int:
     return EXIT_OK
 
 
+async def stop_on_sigterm(work: Coroutine[Any, Any, int]) -> int:
+    """SIGTERM (``kill``, ``timeout``, a service manager stopping the job) stops
+    a run as Ctrl-C does: no new lead starts, the leads in flight are
+    cancelled, what was decided is stored and written to --out, and the
+    command says how to resume (exit 130). Without this the process died at
+    once: its last --out lines still in the buffer, for --resume to repair.
+    A second SIGTERM does not cut that short (a service manager's SIGKILL will)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated: list[bool] = []
+
+    def on_sigterm() -> None:
+        if not terminated:
+            terminated.append(True)
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signals here
+        return await work
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None  # main's path for an interrupted run
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def stopped(errors: list[BaseException], resumable: bool) -> str:
     """The line that says why a run stopped: each distinct error once (the
     leads in flight often meet the same one: a full disk, a store gone), how
@@ -223,4 +254,4 @@ def main(args) -> int:
         return fail(problem, EXIT_USAGE)
     if problem := aio.loop_problem():
         return fail(problem, EXIT_USAGE)
-    return aio.run(run_file(args), allow_uvloop=args.engine != "temporal")  # Temporal's SDK: asyncio's loop
+    return aio.run(stop_on_sigterm(run_file(args)), allow_uvloop=args.engine != "temporal")  # Temporal's SDK: asyncio's loop
