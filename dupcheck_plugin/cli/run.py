@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import codecs
 import signal
 import sys
 from pathlib import Path
@@ -31,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("workflow", help="a shipped workflow's name or a path")
     p.add_argument("--leads", required=True, help="CSV or JSON Lines file, or - for stdin")
     p.add_argument("--format", choices=("csv", "jsonl"), help="input format (default: by extension or content)")
+    p.add_argument("--encoding", type=text_encoding, default="utf-8",
+                   help="the lead file's text encoding (default: utf-8; a spreadsheet's CSV export is often cp1252)")
     p.add_argument("--out", default="-", help="decision records, JSON Lines (default: stdout)")
     p.add_argument("--db", default="dupcheck.db", help="SQLite file (default: ./dupcheck.db) or postgresql://USER@HOST:PORT/DB")
     p.add_argument("--crm-url", type=origin_url, help="replace scheme://host:port of the CRM URL (a sandbox, the simulator)")
@@ -86,7 +90,7 @@ async def run_file(args) -> int:
     if args.engine == "temporal" and (problem := await temporal_problem(args)):
         return fail(problem)
     try:
-        input_stream, fmt = open_source(args.leads, args.format)
+        input_stream, fmt = open_source(args.leads, args.format, args.encoding)
     except OSError as exc:
         return fail(f"cannot read leads: {exc}")
     try:
@@ -198,6 +202,17 @@ async def stop_on_sigterm(work: Coroutine[Any, Any, int]) -> int:
         raise
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+def text_encoding(name: str) -> str:
+    """--encoding: a codec Python knows that decodes text (not base64, say)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {name!r} (utf-8, cp1252, latin-1, utf-16...)") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a text encoding")
+    return info.name
 
 
 def stopped(errors: list[BaseException], resumable: bool) -> str:

@@ -169,16 +169,21 @@ def iter_leads(stream: TextIO, fmt: str) -> Iterator[Item]:
     return iter_csv(stream) if fmt == "csv" else iter_jsonl(stream)
 
 
-def open_source(path: str, fmt: str | None = None) -> tuple[TextIO, str]:
-    """Open ``path`` (``-`` for stdin) and tell its format. Raises OSError."""
+def open_source(path: str, fmt: str | None = None, encoding: str = "utf-8") -> tuple[TextIO, str]:
+    """Open ``path`` (``-`` for stdin) and tell its format. Raises OSError.
+    ``encoding``: the file's text encoding (a spreadsheet's CSV export is
+    often ``cp1252``); UTF-8 may start with a byte-order mark. Bytes that
+    are not of it reach intake, which rejects their row and says so."""
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a BOM is not part of the first column's name
     if path == "-":
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors="surrogateescape", newline="")
         if fmt is None:
             buffered = stream.buffer if hasattr(stream, "buffer") else None
             peek = buffered.peek(64)[:64].decode("utf-8", "replace") if buffered and hasattr(buffered, "peek") else ""
             fmt = detect_format("-", peek)
         return stream, fmt
-    stream = Path(path).open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
+    stream = Path(path).open("r", encoding=encoding, errors="surrogateescape", newline="")
     if fmt is None:
         first = stream.readline(4096)
         stream.seek(0)
