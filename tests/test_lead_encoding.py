@@ -43,6 +43,12 @@ def test_without_it_a_cp1252_file_rejects_the_rows_it_cannot_read_and_says_why(r
     assert code == 0, err
     assert [r["action"] for r in records] == ["rejected", "rejected", "rejected", "created"]
     assert "not valid Unicode" in records[0]["detail"]
+    assert "3 row(s) rejected: not valid utf-8" in err and "--encoding cp1252" in err  # the summary's hint
+
+
+def test_no_encoding_hint_when_every_row_reads(run):
+    code, records, err = run(CSV.encode("cp1252"), "--encoding", "cp1252")
+    assert code == 0 and "--encoding" not in err
 
 
 def test_utf8_with_a_byte_order_mark_is_read_by_default(run):

@@ -12,6 +12,7 @@ from typing import Any, Coroutine
 
 from .. import aio
 from ..config.problems import ConfigError
+from ..engine.intake import NOT_UNICODE
 from ..host import DEFAULT_CONCURRENCY, Host, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 from .outfile import repair
@@ -143,9 +144,14 @@ async def run_file(args) -> int:
 
         bar = tqdm(unit=" leads", file=sys.stderr, mininterval=0.5)
 
+    undecodable = 0  # rows rejected for bytes the file's encoding does not read
+
     def on_record(record: dict[str, Any]) -> None:
+        nonlocal undecodable
         # the store's own JSON text of a stored record (StoredRecord.json): one serialisation a lead
         out.write((getattr(record, "json", None) or dumps(record)) + "\n")
+        if record["action"] == "rejected" and NOT_UNICODE in (record.get("detail") or ""):
+            undecodable += 1
         if bar is not None:
             bar.update(1)
 
@@ -167,6 +173,9 @@ async def run_file(args) -> int:
     if out_error is not None:  # every decision stored; the last lines of --out did not reach the disk
         return fail(stopped([out_error], resumable=source is not None))
     print_summary(summary, caps=caps)
+    if undecodable:
+        print(f"  {undecodable} row(s) rejected: not valid {args.encoding} (a spreadsheet's export? try --encoding "
+              f"cp1252, or the encoding the file was saved in)", file=sys.stderr)
     alarm = host.alarm.status()
     if alarm["times_raised"]:
         now = f"now: {alarm['reason']}" if alarm["active"] else "cleared since"

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_FIELD_CHARS = 64 * 1024  # a lead field: names, addresses, notes fit many times over
 MAX_ROW_CHARS = 1024 * 1024  # a whole lead: serve's body limit
 SHOWN_CHARS = 200  # of a refused value, in its decision record
+NOT_UNICODE = "is not valid Unicode"  # a field's rejection detail says this (run counts such rows)
 
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
@@ -96,7 +97,7 @@ def row_problem(lead: Mapping[str, str], text: str | None = None) -> str | None:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                return f"field {printable(key, 40)!r} is not valid Unicode (invalid UTF-8 or a lone surrogate)"
+                return f"field {printable(key, 40)!r} {NOT_UNICODE} (invalid UTF-8 or a lone surrogate)"
     if total > MAX_ROW_CHARS:
         return f"the lead is larger than {MAX_ROW_CHARS} characters ({total})"
     return None
