@@ -632,6 +632,33 @@ def test_a_line_break_in_a_header_value_is_refused_not_sent(run):
     assert run(go()).requests == []
 
 
+# what RFC 9110 5.5 allows in a field value: no control character but HTAB (h11 lets 0x01-0x08,
+# 0x0e-0x1f and DEL through); a name is a token (as h11 checks)
+CONTROLS = [chr(c) for c in range(0x20) if c != 0x09] + ["\x7f"]
+
+
+def test_a_control_character_in_a_header_is_refused_before_anything_is_sent(run):
+    async def go():
+        refused = []
+        async with Server(keep_answering) as server, client(H1Transport()) as c:
+            for ch in CONTROLS:
+                for headers in ({"X-Name": f"Ann{ch}Lee"}, {f"X-Na{ch}me": "Ann"}):
+                    with pytest.raises(httpx.LocalProtocolError) as got:
+                        await c.get(server.url, headers=headers)
+                    refused.append(str(got.value))
+            for name in ("X Name", "X:Name", "X\tName", "X(Name)"):
+                with pytest.raises(httpx.LocalProtocolError):
+                    await c.get(server.url, headers={name: "Ann"})
+            await c.get(f"{server.url}/tab", headers={"X-Name": "Ann\tLee"})  # HTAB is allowed
+            return server, refused
+
+    server, refused = run(go())
+    assert [(line, h[b"x-name"]) for line, h, _ in server.requests] == [(b"GET /tab HTTP/1.1", b"Ann\tLee")]
+    assert server.accepted == 1  # the refused requests did not even open a connection
+    assert all("Ann" not in message for message in refused)  # a value can be a secret: never in the error
+    assert "'X-Name'" in refused[0]
+
+
 # -- TLS --------------------------------------------------------------------------------------------------------
 
 def test_https_with_a_certificate_the_client_trusts_and_not_one_it_does_not(run):

@@ -283,6 +283,11 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
             attempt -= 1  # this attempt never reached the CRM
         except (TimeoutError, httpx.TimeoutException):
             error, detail = "timeout", f"no answer within {timeout:g}s"
+        except httpx.LocalProtocolError as exc:
+            # the request cannot be written as rendered (a lead's control character in a header):
+            # nothing reached the CRM, sending it again would fail the same way, the CRM is not at fault
+            error, detail, refused = "render", f"request not sent: {exc}", True
+            attempt -= 1
         except httpx.TransportError as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except CallRefused as exc:  # the call could not be made (no OAuth token): not retried

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import ssl
 from typing import Any
 
@@ -458,15 +459,33 @@ def _new_parser(conn: _Connection) -> httptools.HttpResponseParser:
 
 
 _header_line = b": ".join  # (name, value) -> b"name: value", in C
+# RFC 9110 5.1 and 5.5: a header name is a token; a value holds no control character but
+# HTAB. A line break would start a header (or a request) of its own; the other controls a
+# CRM's parser may refuse or read otherwise. (h11 refuses only NUL, CR, LF, VT and FF.)
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_VALUE_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_header(name: bytes, value: bytes) -> None:
+    """httpx.LocalProtocolError for a header that cannot be sent. It names the header,
+    never its value (an Authorization header's value is a secret)."""
+    if _TOKEN.fullmatch(name) is None:
+        raise httpx.LocalProtocolError(
+            f"the header name {name.decode('latin-1')!r} cannot be sent: a name is letters, digits "
+            "and !#$%&'*+-.^_`|~ only")
+    control = _VALUE_CONTROL.search(value)
+    if control is not None:
+        raise httpx.LocalProtocolError(
+            f"the header {name.decode('latin-1')!r} cannot be sent: its value holds a control character "
+            f"(0x{control.group()[0]:02x})")
 
 
 def _header_block(request: httpx.Request, raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
     """(the header lines as httpx encoded them, ``Host`` and ``Content-Length``
-    included; whether the body goes chunked)."""
+    included; whether the body goes chunked). Refuses a header that cannot be sent."""
+    for name, value in raw:
+        _check_header(name, value)
     lines = b"\r\n".join(map(_header_line, raw))
-    # a line break in a header would start a header (or a request) of its own
-    if lines.count(b"\n") >= len(raw) or lines.count(b"\r") >= len(raw):
-        raise httpx.LocalProtocolError("a header name or value holds a line break")
     return lines, b"chunked" in lines and "chunked" in request.headers.get("Transfer-Encoding", "")
 
 

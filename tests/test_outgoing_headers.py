@@ -1,0 +1,107 @@
+"""A lead's value that cannot go into a request header (a control character
+rendered into it by the adaptor) is refused before anything is sent, on every
+transport: the lead gets a clear decision record (rejected, 6023, crm.error
+"render"), it is not retried, and the circuit breaker does not count it as
+the CRM failing. Real HTTP over loopback: the server shows what it received."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+
+import pytest
+
+from dupcheck_plugin.host import Host
+from dupcheck_plugin.testing import MemoryStore
+
+from conftest import write_workflow
+
+pytestmark = pytest.mark.e2e  # starts a server on loopback
+
+ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
+
+
+class Crm:
+    """A loopback CRM that knows every phone (``{"total": 1}``) and keeps what it read."""
+
+    def __init__(self):
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def __aenter__(self) -> "Crm":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/search"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(head)
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                body = b'{"total": 1}'
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def workflow(tmp_path, url: str, transport: str):
+    (tmp_path / "acme.toml").write_text(textwrap.dedent(f"""\
+        name = "acme"
+        response_format = "json"
+        [fields]
+        phone_number = {{ mapped_to = "phone", required = true }}
+        first_name = "first_name"
+        [request]
+        method = "POST"
+        url = "{url}"
+        [request.headers]
+        X-Lead-Name = "{{{{ first_name }}}}"
+        [request.body]
+        phone = "{{{{ phone }}}}"
+        """))
+    # failures = 2: two leads refused in a row would open the breaker if they counted as CRM failures
+    return write_workflow(tmp_path, [ROW], adaptor="acme",
+                          connect={"transport": transport, "breaker": {"failures": 2, "cool_down": 600}})
+
+
+@pytest.mark.parametrize("transport,controls", [
+    ("h1", ["\x01", "\x0b", "\x1f", "\x7f"]),  # every control but HTAB (NUL is refused at intake)
+    ("httpx", ["\x0b", "\x0c"]),  # h11 lets 0x01-0x08, 0x0e-0x1f and DEL through
+])
+def test_a_lead_value_with_a_control_character_in_a_header_is_refused_before_sending(tmp_path, transport, controls):
+    async def go():
+        async with Crm() as crm:
+            wf = workflow(tmp_path, crm.url, transport)
+            async with Host.open(str(wf), store=MemoryStore()) as host:
+                refused = [await host.decide({"phone_number": f"555010010{i}", "first_name": f"Ann{ch}Lee"})
+                           for i, ch in enumerate(controls)]
+                sent = len(crm.requests)
+                known = await host.decide({"phone_number": "5550100109", "first_name": "Ann\tLee"})
+            return refused, sent, known, crm
+
+    refused, sent, known, crm = asyncio.run(go())
+    assert sent == 0  # the CRM never received a request for the refused leads
+    for record in refused:
+        assert (record["action"], record["success"], record["code"], record["decided_by"]) == (
+            "rejected", False, 6023, "intake"), record
+        assert (record["crm"]["error"], record["crm"]["called"], record["crm"]["attempts"]) == ("render", False, 0)
+        detail = record["crm"]["error_detail"]
+        assert detail.startswith("request not sent: ") and record["detail"] == f"Invalid lead: {detail}", record
+        if transport == "h1":  # ours names the header, not its value (h11 shows the value)
+            assert "'X-Lead-Name'" in detail and "control character" in detail, detail
+            assert "Ann" not in json.dumps(record["crm"])
+    # not counted as the CRM failing: the breaker (2 failures) is still closed for the next lead
+    assert (known["action"], known["crm"]["error"], known["crm"]["attempts"]) == ("duplicate", None, 1)
+    assert len(crm.requests) == 1 and b"X-Lead-Name: Ann\tLee" in crm.requests[0]
