@@ -311,6 +311,47 @@ def test_an_answer_that_closes_the_connection_leaves_it_out_of_the_pool(run, hea
     assert (contents, server.accepted) == ([b"ok", b"ok"], 2)
 
 
+@pytest.mark.parametrize("head,version,kept", [
+    ("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.0", False),
+    ("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.0", True),
+    ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1", True),
+    ("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1", False),
+])
+def test_an_answer_reports_its_http_version_and_keeps_the_connection_only_when_it_says_so(run, head, version, kept):
+    async def go():
+        async def answer_and_keep_reading(reader, writer, server):
+            while await server.request(reader) is not None:
+                writer.write(head.encode())  # and keeps the socket open whatever it said
+
+        async with Server(answer_and_keep_reading) as server, client(H1Transport()) as c:
+            return server, [await c.get(server.url) for _ in range(3)]
+
+    server, got = run(go())
+    assert [(r.http_version, r.content) for r in got] == [(version, b"ok")] * 3
+    assert server.accepted == (1 if kept else 3)
+
+
+def test_an_http_1_0_server_that_closes_after_each_answer_is_read_as_http_1_0(run):
+    zipped = gzip.compress(b'{"total": 1}')
+
+    async def go():
+        async def http_1_0(reader, writer, server):  # as an HTTP/1.0 server does: no length, close
+            if await server.request(reader) is not None:
+                gzipped = server.requests[-1][0].startswith(b"GET /z ")
+                writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                             + (b"Content-Encoding: gzip\r\n\r\n" + zipped if gzipped else b"\r\n" + b'{"total": 1}'))
+                await writer.drain()
+
+        transport = H1Transport()
+        async with Server(http_1_0) as server, client(transport) as c:
+            got = [await c.get(f"{server.url}{path}") for path in ("/a", "/z", "/a")]
+            return server, got, transport.idle_connections
+
+    server, got, idle = run(go())
+    assert [(r.http_version, r.json()) for r in got] == [("HTTP/1.0", {"total": 1})] * 3
+    assert (server.accepted, idle) == (3, 0)
+
+
 @pytest.mark.parametrize("method,status", [("HEAD", "200 OK"), ("GET", "204 No Content"),
                                            ("GET", "304 Not Modified")])
 def test_answers_without_a_body_end_at_their_headers(run, method, status):

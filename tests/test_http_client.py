@@ -117,6 +117,30 @@ def test_a_gzipped_answer_is_decoded_and_headers_come_as_sent(transport):
 
 
 @pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_an_answer_says_the_http_version_its_server_spoke(transport, version):
+    async def speak(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/%s 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"total\": 1}" % version.encode())
+        await writer.drain()
+        writer.close()
+
+    async def go():
+        server = await asyncio.start_server(speak, "127.0.0.1", 0)
+        client = make_client(transport=transport)
+        try:
+            url = httpx.URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x")
+            got = await client.send_lean(client.build("GET", url, {}))
+            return got.http_version, got.json()
+        finally:
+            await client.aclose()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(go()) == (f"HTTP/{version}", {"total": 1})
+
+
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
 def test_what_went_wrong_is_told_apart_as_httpx_tells_it(transport):
     """A refused connection is a ConnectError (not a timeout), no answer in
     time a ReadTimeout, a connection dropped before the answer a transport

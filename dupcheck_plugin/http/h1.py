@@ -156,7 +156,9 @@ class _Connection(asyncio.Protocol):
     def _complete(self, keep: bool) -> None:
         self._keep = keep
         self.exchanges += 1
-        self._waiter.set_result((self._parser.get_status_code(), self._headers, b"".join(self._body), self._coding))
+        parser = self._parser
+        self._waiter.set_result((parser.get_status_code(), self._headers, b"".join(self._body), self._coding,
+                                 parser.get_http_version()))
 
     def _fail(self, exc: BaseException) -> None:
         self._keep = False
@@ -182,7 +184,7 @@ class _Connection(asyncio.Protocol):
 
     def exchange(self, data: bytes, head_only: bool, read_timeout: float | None) -> asyncio.Future:
         """Write ``data`` (a whole request): the future of the whole answer,
-        ``(status, header triples, body, Content-Encoding or None)`` (a plain
+        ``(status, header triples, body, Content-Encoding or None, HTTP version)`` (a plain
         function, not a coroutine: one frame less per request)."""
         if self.closed or self.transport.is_closing():  # closed by its peer before this request
             # (the peer's end read in this loop turn; connection_lost comes in the next)
@@ -273,7 +275,7 @@ class H1Transport(httpx.AsyncBaseTransport):
             conn = await self._acquire(key, timeouts)
         try:
             try:
-                status, headers, body, coding = await conn.exchange(data, method == "HEAD", timeouts.get("read"))
+                status, headers, body, coding, version = await conn.exchange(data, method == "HEAD", timeouts.get("read"))
             except _StaleConnection as stale:
                 if stale.sent and method not in _IDEMPOTENT:
                     raise httpx.RemoteProtocolError(
@@ -281,12 +283,12 @@ class H1Transport(httpx.AsyncBaseTransport):
                         f"a {method} is not sent again (it may have been received)") from None
                 self._discard(conn, keep_slot=True)  # its place goes to the new connection
                 conn = await self._connect(key, timeouts.get("connect"))
-                status, headers, body, coding = await conn.exchange(data, method == "HEAD", timeouts.get("read"))
+                status, headers, body, coding, version = await conn.exchange(data, method == "HEAD", timeouts.get("read"))
         except BaseException:
             self._discard(conn)  # mid-exchange (a failure, a cancel): never back to the pool
             raise
         self._release(conn)
-        return whole_response(status, ParsedHeaders(headers), body, request, coding)
+        return whole_response(status, ParsedHeaders(headers), body, request, coding, version)
 
     # -- the pool -------------------------------------------------------------------------------------------
     async def _acquire(self, key: tuple, timeouts: dict[str, Any]) -> _Connection:

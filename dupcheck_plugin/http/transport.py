@@ -84,9 +84,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                                        ) as resp:
                 content = await resp.read()
                 status, raw, coding = resp.status, resp.raw_headers, resp.headers.get("Content-Encoding")
+                version = f"{resp.version.major}.{resp.version.minor}"
         except aiohttp.ClientError as exc:
             raise _httpx_error(exc) from exc
-        return whole_response(status, raw, content, request, coding)
+        return whole_response(status, raw, content, request, coding, version)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import httpx
 
-_HTTP11 = {"http_version": b"HTTP/1.1"}
+# response.http_version: what the answer's status line said (an HTTP/1.0 server's answer is 1.0)
+_VERSIONS = {version: {"http_version": b"HTTP/" + version.encode()} for version in ("1.1", "1.0")}
+
+
+def _extensions(version: str) -> dict[str, bytes]:
+    return _VERSIONS.get(version) or {"http_version": b"HTTP/" + version.encode("ascii")}
 
 
 class ParsedHeaders(httpx.Headers):
@@ -35,9 +40,9 @@ class WholeResponse(httpx.Response):
     through its decoder and chunker chain, a third of a transport's CPU on a
     small answer)."""
 
-    def __init__(self, status: int, headers, body: bytes, request: httpx.Request):
+    def __init__(self, status: int, headers, body: bytes, request: httpx.Request, version: str = "1.1"):
         super().__init__(status, headers=headers, stream=httpx.ByteStream(body), request=request,
-                         extensions=_HTTP11)
+                         extensions=_extensions(version))
         self.body = body
 
     @property
@@ -52,9 +57,10 @@ class WholeResponse(httpx.Response):
 
 
 def whole_response(status: int, headers, body: bytes, request: httpx.Request,
-                   coding: str | bytes | None) -> httpx.Response:
+                   coding: str | bytes | None, version: str = "1.1") -> httpx.Response:
     """The ``httpx.Response`` for an answer read whole; ``coding``: its
-    ``Content-Encoding``, which httpx decodes (we announce the ones it can)."""
+    ``Content-Encoding``, which httpx decodes (we announce the ones it can);
+    ``version``: the HTTP version of its status line (``"1.0"``, ``"1.1"``)."""
     if coding is None or coding.strip().lower() in ("identity", b"identity"):
-        return WholeResponse(status, headers, body, request)
-    return httpx.Response(status, headers=headers, content=body, request=request, extensions=_HTTP11)
+        return WholeResponse(status, headers, body, request, version)
+    return httpx.Response(status, headers=headers, content=body, request=request, extensions=_extensions(version))
