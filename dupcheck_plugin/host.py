@@ -32,7 +32,7 @@ from . import codes
 from .codes import Code
 from .config.problems import ConfigError, Problem
 from .engine.explain import Explanation, NoCheck, explain, split_recording
-from .engine.intake import Intake
+from .engine.intake import NOT_UNICODE, Intake
 from .engine.loaded import Workflow
 from .engine.local import LocalHit
 from .engine.locks import KeyedLocks
@@ -52,7 +52,7 @@ __all__ = [
     "CHECK_OUTCOME", "CRM_ANSWER", "NodeSpec", "WorkflowSpec",
     "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
     "DEFAULT_CONCURRENCY", "Decision", "DecisionRecord", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
-    "LeadContext", "LocalHit", "NewLead", "NoCheck", "Node", "NodeType",
+    "LeadContext", "LocalHit", "NOT_UNICODE", "NewLead", "NoCheck", "Node", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
     "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",
     "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "trace", "upgrade_record",

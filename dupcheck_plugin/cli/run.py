@@ -12,8 +12,7 @@ from typing import Any, Coroutine
 
 from .. import aio
 from ..config.problems import ConfigError
-from ..engine.intake import NOT_UNICODE
-from ..host import DEFAULT_CONCURRENCY, Host, Summary, open_source, stream_items
+from ..host import DEFAULT_CONCURRENCY, NOT_UNICODE, Host, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 from .outfile import repair
 from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
