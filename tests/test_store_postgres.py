@@ -197,3 +197,54 @@ def test_round_trips_per_batch_do_not_grow_with_its_size(pg_cluster, pg_url):
         assert 1 <= large <= small + 2 <= 6  # 2 each: the lead ids, then the rest in one pipeline
         assert one_by_one >= 5  # the proxy sees every batch's waits: 40 batches would be 40x
         assert s.counts()["decisions"] == 210
+
+
+def test_a_record_holding_a_nul_is_stored_and_read_back_exactly(pg_url):
+    """jsonb cannot hold U+0000, which a CRM can put in a record (a record id, an OAuth error's
+    description): the record is stored all the same and every reader gets it back as it was."""
+    nul = record("duplicate", key="nul-1")
+    nul.record.update({"crm_record_id": "C-\x001", "source": "/leads.csv", "source_row": 3,
+                       "crm": {"status_code": 200, "error_detail": "token endpoint refused: bad\x00"},
+                       "response": {"body": '{"id":"C-\\u00001"}', "truncated": False, "bytes": 17}})
+    plain = record("created", "+15550100999")
+    plain.record["crm_record_id"] = "\\u0000 as text"  # a backslash, not a NUL: stored as it is
+    with PostgresStore(pg_url) as s:
+        stored = s.apply_stored([nul, plain])
+        want = {**nul.record, "lead_id": None}
+        assert json.loads(stored[0].record_json) == want  # what `run --out` writes
+        assert s.decisions(PHONE) == [want]
+        assert s.decision_by_idempotency_key("nul-1") == want
+        assert list(s.decided_records("default", "/leads.csv")) == [want]
+        total, found = s.search_decisions(action="duplicate")
+        assert total == 1 and found[0]["crm_record_id"] == "C-\x001"
+        assert {k: v for k, v in s.decision_by_id(found[0]["id"]).items() if k != "id"} == want
+        assert s.decisions("+15550100999")[0]["crm_record_id"] == "\\u0000 as text"
+    with psycopg.connect(pg_url) as conn:  # what SQL sees: the NUL shown as \x00, as intake shows one
+        shown = conn.execute("SELECT record->>'crm_record_id' FROM decisions ORDER BY id").fetchall()
+    assert shown == [("C-\\x001",), ("\\u0000 as text",)]
+
+
+def test_a_crm_record_id_holding_a_nul_is_decided_and_stored(pg_url, tmp_path):
+    """The whole path: a CRM answers a record id with a NUL in it; the lead is decided and stored."""
+    import asyncio
+
+    import httpx
+
+    from dupcheck_plugin.host import Host
+
+    from conftest import write_workflow
+
+    row = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
+    wf = write_workflow(tmp_path, [row])
+    answer = b'{"total": 1, "results": [{"id": "C-\\u00001"}]}'
+
+    async def go():
+        async with Host.open(str(wf), db=pg_url, environ={"HUBSPOT_TOKEN": "t"},
+                             http_transport=httpx.MockTransport(lambda request: httpx.Response(200, content=answer))) as host:
+            return await host.decide({"phone_number": "5550100123"})
+
+    decided = asyncio.run(go())
+    assert (decided["action"], decided["crm_record_id"]) == ("duplicate", "C-\x001")
+    with PostgresStore(pg_url) as s:
+        [stored] = s.decisions("+15550100123")
+    assert stored["crm_record_id"] == "C-\x001" and json.loads(stored["response"]["body"]) == json.loads(answer)

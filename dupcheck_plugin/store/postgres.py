@@ -15,9 +15,11 @@ a host that wants one, with the same SQL.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+from .. import jsontext
 from .contract import Commit, DncEntry, Store, Stored, StoreError, upgrade_record
 from .rows import batch_rows
 from .sqlite import _now
@@ -117,6 +119,29 @@ _LEAD_COLUMNS = ("id", "phone_e164", "phone_number", "phone_code", "list_id", "s
 _CHANGE_COLUMNS = ("id", "workflow", "who", "summary", "diff", "text", "applied_at")
 _DNC_COLUMNS = ("id", "phone_number", "phone_code", "phone_e164", "campaign_id", "reason", "inserted_at")
 _LEAD_SELECT = f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads"
+
+
+# jsonb cannot hold U+0000 (PostgreSQL's text cannot), which a CRM can put in a record (a record
+# id, an OAuth error's description). Such a record's column shows each NUL as \x00 (as intake and
+# the record's response body show one) and keeps the record's exact JSON text under _EXACT, which
+# every reader here gives back: nothing is lost, and SQL on the column still reads the record
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")  # the escape, not a backslash before "u0000"
+_EXACT = "$exact_json"
+
+
+def _storable(text: str) -> str:
+    """A record's JSON text as the jsonb column takes it (see _JSON_NUL)."""
+    if _JSON_NUL.search(text) is None:
+        return text
+    shown = json.loads(_JSON_NUL.sub(r"\1\\\\x00", text))
+    shown[_EXACT] = text
+    return jsontext.dumps(shown)
+
+
+def _read(record: dict[str, Any]) -> DecisionRecord:
+    """A record as stored, as it was written (see _JSON_NUL), with today's keys."""
+    exact = record.get(_EXACT)
+    return upgrade_record(json.loads(exact) if exact is not None else record)
 
 
 def is_postgres_url(db: str | None) -> bool:
@@ -227,7 +252,10 @@ class PostgresStore(Store):
                     if rows.dncs:  # one statement a row, in order: a phone twice in a batch is one DNC row
                         cur.executemany(_INSERT_DNC, [_dnc_params(entry, at) for entry, at in rows.dncs])
                     if rows.decisions:
-                        cur.executemany(_INSERT_DECISION, rows.decisions)
+                        decisions = rows.decisions
+                        if any("\\u0000" in text for text in rows.texts):  # a NUL (or text that looks so)
+                            decisions = [(*row[:-1], _storable(row[-1])) for row in decisions]
+                        cur.executemany(_INSERT_DECISION, decisions)
                     cur.execute("COMMIT")
             except BaseException as exc:
                 try:  # a failed statement skips the rest of the pipeline, COMMIT too: the transaction is open
@@ -334,12 +362,12 @@ class PostgresStore(Store):
         with self._connection() as conn:
             rows = conn.execute("SELECT record FROM decisions WHERE phone_e164 = %s ORDER BY id",
                                 (phone_e164,)).fetchall()
-        return [upgrade_record(row[0]) for row in rows]
+        return [_read(row[0]) for row in rows]
 
     def decision_by_idempotency_key(self, key: str) -> DecisionRecord | None:
         with self._connection() as conn:
             row = conn.execute("SELECT record FROM decisions WHERE idempotency_key = %s", (key,)).fetchone()
-        return upgrade_record(row[0]) if row else None
+        return _read(row[0]) if row else None
 
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         """Rows of a lead file this workflow already decided (``run --resume``)."""
@@ -354,7 +382,7 @@ class PostgresStore(Store):
             rows = conn.execute("SELECT record FROM decisions WHERE workflow = %s AND source = %s "
                                 "AND row IS NOT NULL ORDER BY row", (workflow, source)).fetchall()
         for (record,) in rows:
-            yield upgrade_record(record)
+            yield _read(record)
 
     def search_decisions(self, *, since: str | None = None, until: str | None = None, action: str | None = None,
                          rules_row: str | None = None, phone_e164: str | None = None, list_id: str | None = None,
@@ -373,12 +401,12 @@ class PostgresStore(Store):
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total, rows = self._total_and_page("decisions", ("id", "record"), clause, args, "id DESC",
                                            max(0, int(offset)), max(0, int(limit)))
-        return total, [{"id": row[0], **upgrade_record(row[1])} for row in rows]
+        return total, [{"id": row[0], **_read(row[1])} for row in rows]
 
     def decision_by_id(self, decision_id: int) -> DecisionRecord | None:
         with self._connection() as conn:
             row = conn.execute("SELECT id, record FROM decisions WHERE id = %s", (int(decision_id),)).fetchone()
-        return {"id": row[0], **upgrade_record(row[1])} if row else None
+        return {"id": row[0], **_read(row[1])} if row else None
 
     def add_config_change(self, change: dict[str, Any]) -> int:
         with self._connection() as conn:
