@@ -105,3 +105,25 @@ def test_a_lead_value_with_a_control_character_in_a_header_is_refused_before_sen
     # not counted as the CRM failing: the breaker (2 failures) is still closed for the next lead
     assert (known["action"], known["crm"]["error"], known["crm"]["attempts"]) == ("duplicate", None, 1)
     assert len(crm.requests) == 1 and b"X-Lead-Name: Ann\tLee" in crm.requests[0]
+
+
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
+def test_a_lead_value_that_is_not_ascii_in_a_header_is_refused_before_sending(tmp_path, transport):
+    """httpx encodes a header value as ASCII: "José" raised UnicodeEncodeError out of the
+    node (6500, retryable, a traceback in the log) on every transport."""
+    async def go():
+        async with Crm() as crm:
+            wf = workflow(tmp_path, crm.url, transport)
+            async with Host.open(str(wf), store=MemoryStore()) as host:
+                refused = await host.decide({"phone_number": "5550100101", "first_name": "José"})
+                sent = len(crm.requests)
+                known = await host.decide({"phone_number": "5550100102", "first_name": "Jose"})
+            return refused, sent, known
+
+    refused, sent, known = asyncio.run(go())
+    assert sent == 0
+    assert (refused["action"], refused["code"], refused["decided_by"], refused["retryable"]) == (
+        "rejected", 6023, "intake", False), refused
+    assert (refused["crm"]["error"], refused["crm"]["called"], refused["crm"]["attempts"]) == ("render", False, 0)
+    assert "'X-Lead-Name'" in refused["crm"]["error_detail"] and "ASCII" in refused["crm"]["error_detail"]
+    assert (known["action"], known["crm"]["attempts"]) == ("duplicate", 1)

@@ -66,6 +66,18 @@ class _Head:
         return headers
 
 
+def _not_ascii(headers: Mapping[str, str]) -> str:
+    """Why ``headers`` cannot be sent: the first name or value that is not ASCII, named
+    (a value, never shown: it may be a secret)."""
+    for name, value in headers.items():
+        if not name.isascii():
+            return f"the header name {name!r} cannot be sent: it is not ASCII"
+        if not value.isascii():
+            return (f"the header {name!r} cannot be sent: its value holds a character that is not ASCII "
+                    "(a template filter such as urlencode can make it ASCII)")
+    return "a header cannot be sent: it is not ASCII"
+
+
 class CrmClient(httpx.AsyncClient):
     """``httpx.AsyncClient`` without cookie handling, with a lean send (see
     the module's docstring)."""
@@ -88,7 +100,10 @@ class CrmClient(httpx.AsyncClient):
         head = self._heads.get(key)
         if head is None:
             merged = httpx.Headers(self.headers)
-            merged.update(headers)
+            try:
+                merged.update(headers)
+            except UnicodeEncodeError:  # httpx encodes names and values as ASCII
+                raise httpx.LocalProtocolError(_not_ascii(headers)) from None
             if content_type is not None and "Content-Type" not in merged:
                 merged["Content-Type"] = content_type
             raw = merged.raw if "Host" in merged else [(b"Host", self._last_netloc), *merged.raw]
