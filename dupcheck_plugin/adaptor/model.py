@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from ..config.problems import ConfigError, Problem
 from .batch import BatchSpec, compile_batch
 from .fields import FieldError, FieldMapping
+from .headers import unsendable
 from .render import MASK, BoundRequest, Rendered, RenderError, RequestTemplate, make_environment
 
 RESERVED_NAMES = {"secrets", "fields"}
@@ -111,7 +112,9 @@ def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any
     problems += [Problem(source, p.path, p.message, p.code, token=p.token, suggestion=p.suggestion) for p in tproblems]
     if problems:
         return None, problems
-    problems = [] if tpl.sample_rendered else trial_render(tpl, fields, source)
+    problems = fixed_header_problems(request.get("headers") or {}, source)
+    if not problems and not tpl.sample_rendered:
+        problems = trial_render(tpl, fields, source)
     batch = None
     if problems:
         return None, problems
@@ -161,3 +164,12 @@ def trial_render(request: RequestTemplate, fields: FieldMapping, source: str) ->
     except FieldError:  # the sample does not fit a field rule: the template itself is not at fault
         return []
     return []
+
+
+def fixed_header_problems(headers: Mapping[str, Any], source: str) -> list[Problem]:
+    """Headers no lead could send (adaptor.headers' rule): a name that is not a
+    token, a fixed value (no template) with a control character or a letter
+    that is not ASCII. Found here rather than as every lead's refusal."""
+    return [Problem(source, ("request", "headers", name), problem, "unsendable_header")
+            for name, value in headers.items()
+            if (problem := unsendable(str(name), value if isinstance(value, str) and "{" not in value else ""))]

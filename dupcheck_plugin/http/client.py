@@ -26,6 +26,7 @@ from typing import Mapping
 
 import httpx
 
+from ..adaptor.headers import unsendable
 from .whole_response import WholeResponse
 
 DEFAULT_TRANSPORT = "h1"  # the least CPU per call (the schemas' default says the same)
@@ -67,15 +68,9 @@ class _Head:
 
 
 def _not_ascii(headers: Mapping[str, str]) -> str:
-    """Why ``headers`` cannot be sent: the first name or value that is not ASCII, named
-    (a value, never shown: it may be a secret)."""
-    for name, value in headers.items():
-        if not name.isascii():
-            return f"the header name {name!r} cannot be sent: it is not ASCII"
-        if not value.isascii():
-            return (f"the header {name!r} cannot be sent: its value holds a character that is not ASCII "
-                    "(a template filter such as urlencode can make it ASCII)")
-    return "a header cannot be sent: it is not ASCII"
+    """Why ``headers`` cannot be sent (adaptor.headers' rule, naming the first that cannot)."""
+    return next(filter(None, (unsendable(name, value) for name, value in headers.items())),
+                "a header cannot be sent: it is not ASCII")
 
 
 class CrmClient(httpx.AsyncClient):

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import re
 import ssl
 from typing import Any
 
 import httptools
 import httpx
 
+from ..adaptor.headers import unsendable
 from ..errors import DupcheckError
 from .whole_response import ParsedHeaders, whole_response
 
@@ -461,25 +461,13 @@ def _new_parser(conn: _Connection) -> httptools.HttpResponseParser:
 
 
 _header_line = b": ".join  # (name, value) -> b"name: value", in C
-# RFC 9110 5.1 and 5.5: a header name is a token; a value holds no control character but
-# HTAB. A line break would start a header (or a request) of its own; the other controls a
-# CRM's parser may refuse or read otherwise. (h11 refuses only NUL, CR, LF, VT and FF.)
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_VALUE_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _check_header(name: bytes, value: bytes) -> None:
-    """httpx.LocalProtocolError for a header that cannot be sent. It names the header,
-    never its value (an Authorization header's value is a secret)."""
-    if _TOKEN.fullmatch(name) is None:
-        raise httpx.LocalProtocolError(
-            f"the header name {name.decode('latin-1')!r} cannot be sent: a name is letters, digits "
-            "and !#$%&'*+-.^_`|~ only")
-    control = _VALUE_CONTROL.search(value)
-    if control is not None:
-        raise httpx.LocalProtocolError(
-            f"the header {name.decode('latin-1')!r} cannot be sent: its value holds a control character "
-            f"(0x{control.group()[0]:02x})")
+    """httpx.LocalProtocolError for a header that cannot be sent (adaptor.headers' rule)."""
+    problem = unsendable(name.decode("latin-1"), value.decode("latin-1"))
+    if problem is not None:
+        raise httpx.LocalProtocolError(problem)
 
 
 def _header_block(request: httpx.Request, raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from ..rules.decide import Settings, decide
@@ -38,6 +39,10 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
     for i, row in enumerate(config.get("rules", [])):
         if row.get("create_lead") and "status" in row and not isinstance(row["status"], str):
             out.append((("rules", i, "status"), "the status of a created lead must be a string (\"\" for the default status)"))
+        value = row.get("value")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+            out.append((("rules", i, "value"), "nan and inf never match: a row compares numbers, and they are "
+                                               "none (README, How a row matches)"))
         if row.get("match") == "regex":
             try:
                 compile_regex(str(row.get("value", "")))
