@@ -1,15 +1,15 @@
 """Which request headers can be sent (pure): RFC 9110's rule, which the h1
-transport applies before it sends a request and ``dupcheck check`` applies to
-an adaptor's headers rendered with a sample lead (so a fixed header that no
-lead could send is an error in the file, not a refusal of every lead)."""
+transport and the CRM client apply before a request goes out, and the
+adaptor loader (so ``dupcheck check``) applies to an adaptor's fixed headers:
+a fixed header that no lead could send is an error in the file, not a
+refusal of every lead."""
 
 from __future__ import annotations
 
 import re
 
-TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"  # a header name (RFC 9110 5.1)
-CONTROL = r"[\x00-\x08\x0a-\x1f\x7f]"  # in a value: every control character but HTAB (5.5)
-_TOKEN, _CONTROL = re.compile(TOKEN), re.compile(CONTROL)
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 5.1)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a value: every control character but HTAB (5.5)
 
 
 def unsendable(name: str, value: str) -> str | None:
