@@ -63,3 +63,20 @@ def test_an_encoding_that_cannot_read_text_is_a_usage_error(run, name, says, cap
         run(CSV.encode(), "--encoding", name)
     assert exit_.value.code == 2
     assert says in capsys.readouterr().err
+
+
+def test_the_format_of_stdin_is_told_in_its_own_encoding(tmp_path, crm_sim, hubspot_env):
+    """JSON Lines on stdin in UTF-16: its first "{" is two bytes, which read
+    as UTF-8 made the lines look like CSV."""
+    import subprocess
+    import sys
+
+    wf = write_workflow(tmp_path, [])
+    lines = "".join(json.dumps({"phone_number": f"55501001{i:02d}", "first_name": name}) + "\n"
+                    for i, name in enumerate(NAMES))
+    proc = subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", str(wf), "--leads", "-",
+                           "--encoding", "utf-16", "--db", str(tmp_path / "s.db"), "--crm-url", crm_sim.url,
+                           "--no-progress"], input=lines.encode("utf-16"), capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    records = sorted((json.loads(line) for line in proc.stdout.decode().splitlines()), key=lambda r: r["source_row"])
+    assert [(r["action"], r["lead"]["first_name"]) for r in records] == [("created", name) for name in NAMES]

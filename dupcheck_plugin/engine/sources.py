@@ -180,7 +180,8 @@ def open_source(path: str, fmt: str | None = None, encoding: str = "utf-8") -> t
         stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors="surrogateescape", newline="")
         if fmt is None:
             buffered = stream.buffer if hasattr(stream, "buffer") else None
-            peek = buffered.peek(64)[:64].decode("utf-8", "replace") if buffered and hasattr(buffered, "peek") else ""
+            # read in the stream's own encoding (UTF-16's "{" is two bytes): a cut last character is replaced
+            peek = buffered.peek(64)[:64].decode(encoding, "replace") if buffered and hasattr(buffered, "peek") else ""
             fmt = detect_format("-", peek)
         return stream, fmt
     stream = Path(path).open("r", encoding=encoding, errors="surrogateescape", newline="")
