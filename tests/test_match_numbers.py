@@ -8,14 +8,20 @@ NaN and infinities are never numbers: they match no numeric comparison.
 
 import math
 import operator
-import re
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from dupcheck_plugin.rules.match import matches
 
-_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+ASCII_DIGITS = set("0123456789")
+
+
+def plain_decimal(text):
+    """The README's rule spelled out, not as the code's pattern: an optional
+    "-", ASCII digits, then optionally "." and ASCII digits."""
+    whole, dot, fraction = (text[1:] if text.startswith("-") else text).partition(".")
+    return bool(whole) and set(whole) <= ASCII_DIGITS and (not dot or (bool(fraction) and set(fraction) <= ASCII_DIGITS))
 
 
 def reference_number(v):
@@ -26,7 +32,7 @@ def reference_number(v):
         return v
     if isinstance(v, float):
         return v if math.isfinite(v) else None
-    if isinstance(v, str) and _PLAIN_DECIMAL.fullmatch(v):
+    if isinstance(v, str) and plain_decimal(v):
         if "." not in v:
             return int(v)
         f = float(v)  # as a JSON number with a fraction reads: a double
