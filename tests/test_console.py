@@ -390,6 +390,12 @@ def test_test_a_lead_shows_the_matched_row_and_creates_nothing(page, server):
     page.wait_for_selector("#decision-row:text('known')")
     assert store.counts() == before
 
+    # a CRM that spells the key otherwise: the row that reads it names the key it likely means
+    page.fill("#paste-answer textarea[name=answer]", '{"total": 1, "results": [{"properties": {"LifecycleStage": "customer"}}]}')
+    page.click("#paste-answer button[type=submit]")
+    page.wait_for_selector("#rows td:has-text('(missing; did you mean results.0.properties.LifecycleStage?)')")
+    assert store.counts() == before
+
 
 # -- Decisions ----------------------------------------------------------------------
 

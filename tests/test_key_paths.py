@@ -5,7 +5,7 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dupcheck_plugin.rules.paths import MISSING, lookup
+from dupcheck_plugin.rules.paths import MISSING, closest, lookup
 
 
 # A list index in a key path is ASCII digits, or "-" and ASCII digits counting from the end
@@ -43,3 +43,30 @@ def test_list_indexes_follow_the_reference_rule(part, length):
         assert found is MISSING, repr(part)
     else:
         assert found is items[want], repr(part)
+
+
+HUBSPOT_ANSWER = {"total": 1, "results": [{"id": "7", "properties": {"lifecyclestage": "customer", "hs_lead_status": "NEW"}}]}
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("results.0.properties.lifecylestage", "results.0.properties.lifecyclestage"),  # a letter dropped
+    ("results.0.properties.LifecycleStage", "results.0.properties.lifecyclestage"),  # case
+    ("result.0.properties.lifecyclestage", "results.0.properties.lifecyclestage"),  # early segment, rest follows
+    ("Total", "total"),
+])
+def test_a_misspelt_key_is_told_the_path_it_likely_means(typed, meant):
+    parts = tuple(typed.split("."))
+    assert lookup(HUBSPOT_ANSWER, parts) is MISSING
+    assert closest(HUBSPOT_ANSWER, parts) == tuple(meant.split("."))
+
+
+@pytest.mark.parametrize(("body", "typed"), [
+    ({"total": 0, "results": []}, "results.0.properties.lifecyclestage"),  # no record: not a typo
+    (HUBSPOT_ANSWER, "results.3.id"),  # past the end of the list
+    (HUBSPOT_ANSWER, "results.0.properties.owner"),  # nothing close
+    (HUBSPOT_ANSWER, "result.0.properties.owner"),  # the fixed segment leads nowhere either
+    (HUBSPOT_ANSWER, "total.count"),  # under a number
+    ("<xml/>", "total"),
+])
+def test_no_guess_where_nothing_in_the_answer_is_meant(body, typed):
+    assert closest(body, tuple(typed.split("."))) is None

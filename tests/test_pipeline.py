@@ -269,6 +269,30 @@ def test_explain_shows_the_matching_row(tmp_path):
     assert "row 0 (customer)" in text.stdout and "MATCH" in text.stdout
 
 
+def test_explain_takes_an_answer_written_out_and_names_the_key_a_typo_meant(tmp_path, monkeypatch, capsys):
+    wf = write_workflow(tmp_path, [{"name": "customer", "key": "results.0.properties.lifecylestage",
+                                    "value": "customer", "create_lead": False, "add_to_dnc": True, "success": False}])
+    # longer than a file name may be (255 bytes): still the answer
+    answer = json.dumps({"total": 1, "results": [{"id": "9", "properties": {"lifecyclestage": "customer",
+                                                                              "notes": "n" * 300}}]})
+    proc = cli("explain", str(wf), "--response", answer)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "row 0 (customer)" in line)
+    assert "found (missing; did you mean results.0.properties.lifecyclestage?) -> no match" in row
+    assert "decision: created" in proc.stdout  # the typo lets a customer through: what the hint is for
+    # a file whose name starts like JSON is still read as the file
+    from dupcheck_plugin.cli.main import main
+
+    (tmp_path / "{answer}.json").write_text(json.dumps({"total": 0, "results": []}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", str(wf), "--response", "{answer}.json"]) == 0
+    shown = capsys.readouterr().out
+    assert "lifecylestage equals \"customer\": found (missing) -> no match" in shown  # no record: no guess
+    assert "decision: created, decided by default_status" in shown
+    missing = cli("explain", str(wf), "--response", "nofile.json")
+    assert missing.returncode == 2 and "cannot read --response" in missing.stderr and "Traceback" not in missing.stderr
+
+
 @pytest.mark.parametrize("adaptor", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "adaptors").glob("*.toml")))
 def test_demo_runs_every_shipped_adaptor_end_to_end(adaptor, tmp_path, capsys):
     from dupcheck_plugin.cli.main import main

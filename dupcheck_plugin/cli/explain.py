@@ -1,4 +1,4 @@
-"""``dupcheck explain WORKFLOW --response FILE``: which row decides, offline."""
+"""``dupcheck explain WORKFLOW --response FILE|ANSWER``: which row decides, offline."""
 
 from __future__ import annotations
 
@@ -19,17 +19,32 @@ def register(sub) -> None:
                                    "a workflow's API Duplicate Check, without calling anything.")
     p.add_argument("workflow", help="a shipped workflow's name or a path")
     p.add_argument("--response", required=True,
-                   help='the CRM answer: a raw body, or {"status": N, "headers": {...}, "body": ...}; - for stdin')
+                   help='the CRM answer, in a file or written out (JSON or XML): a raw body, or '
+                        '{"status": N, "headers": {...}, "body": ...}; - for stdin')
     p.add_argument("--status", type=int, help="HTTP status of a raw body (default 200)")
     p.add_argument("--lead", help="the lead, a JSON object or a file holding one (optional)")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.set_defaults(func=main)
 
 
+# an answer written out on the command line starts like JSON or XML; anything else names a file
+_INLINE_STARTS = ("{", "[", "<")
+
+
 def _read(arg: str) -> bytes:
     if arg == "-":
         return sys.stdin.buffer.read()
-    return Path(arg).read_bytes()
+    path = Path(arg)
+    if arg.lstrip().startswith(_INLINE_STARTS) and not _is_file(path):
+        return arg.encode("utf-8", "surrogateescape")
+    return path.read_bytes()
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a whole answer is no file name: longer than a name may be, say
+        return False
 
 
 def _lead(arg: str | None):
@@ -42,8 +57,10 @@ def _lead(arg: str | None):
     return lead
 
 
-def _show(value) -> str:
-    return "(missing)" if value is MISSING else json.dumps(value, ensure_ascii=False)
+def _show(value, meant: tuple[str, ...] | None = None) -> str:
+    if value is not MISSING:
+        return json.dumps(value, ensure_ascii=False)
+    return f"(missing; did you mean {'.'.join(meant)}?)" if meant else "(missing)"
 
 
 def main(args) -> int:
@@ -84,7 +101,7 @@ def main(args) -> int:
             parts.append(f"http_status {'/'.join(map(str, sorted(rules_row.http_status)))}")
         if rules_row.key:
             value = "" if rules_row.op in ("exists", "missing") else f" {json.dumps(rules_row.value)}"
-            parts.append(f"{'.'.join(rules_row.key)} {rules_row.op}{value}: found {_show(row.found)}")
+            parts.append(f"{'.'.join(rules_row.key)} {rules_row.op}{value}: found {_show(row.found, row.meant)}")
         status = "" if row.status_ok else f" [HTTP {a.status_code} is not read by this row]"
         print(f"  {label}: {', '.join(parts)}{status} -> {'MATCH' if row.matched else 'no match'}")
     if not result.rows and rules and a.error is None:

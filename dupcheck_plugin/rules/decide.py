@@ -14,7 +14,7 @@ from ..codes import Code
 from ..frozen import one_step_init
 from ..types import CrmAnswer
 from .match import matches
-from .paths import lookup, split_path
+from .paths import MISSING, closest, lookup, split_path
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,7 @@ class RowTrace:
     status_ok: bool
     found: Any  # the value at the row's key (MISSING when absent)
     matched: bool
+    meant: tuple[str, ...] | None = None  # the key is absent: the path in the answer it likely means (a typo)
 
 
 def trace(settings: Settings, answer: CrmAnswer) -> list[RowTrace]:
@@ -231,7 +232,8 @@ def trace(settings: Settings, answer: CrmAnswer) -> list[RowTrace]:
             status_ok = answer.status_code is not None and 200 <= answer.status_code < 300
         found = lookup(answer.body, row.key) if row.key else None
         matched = answer.error is None and row.matches(answer)
-        out.append(RowTrace(row.index, row.name, status_ok, found, matched))
+        meant = closest(answer.body, row.key) if found is MISSING else None
+        out.append(RowTrace(row.index, row.name, status_ok, found, matched, meant))
         if matched:
             break
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config.suggest import did_you_mean
+
 MISSING = object()
 
 
@@ -41,3 +43,29 @@ def lookup(data: Any, parts: tuple[str, ...]) -> Any:
                 continue
         return MISSING
     return cur
+
+
+def closest(data: Any, parts: tuple[str, ...]) -> tuple[str, ...] | None:
+    """For a key path that is not in ``data``: the path it was likely meant to
+    be (a misspelt or miscased key: ``results.0.properties.lifecylestage`` on
+    an answer with ``lifecyclestage``), when that path is in ``data``; else
+    None. Only a key of an object is corrected, never a list index: past the
+    end of a list is the usual "no record found", not a mistake."""
+    cur = data
+    for i, part in enumerate(parts):
+        if isinstance(cur, dict):
+            if part in cur:
+                cur = cur[part]
+                continue
+            guess = did_you_mean(part, cur)  # as `dupcheck check` guesses: a few edits, any case
+            if guess is None:
+                return None
+            fixed = (*parts[:i], guess, *parts[i + 1:])
+            return fixed if lookup(data, fixed) is not MISSING else None
+        if isinstance(cur, list):
+            index = list_index(part)
+            if index is not None and -len(cur) <= index < len(cur):
+                cur = cur[index]
+                continue
+        return None
+    return None

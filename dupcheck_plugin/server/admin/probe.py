@@ -56,7 +56,8 @@ def _rows(settings: Any, answer: CrmAnswer | None) -> list[RowView]:
             value = "" if row.op in ("exists", "missing") else " " + json.dumps(row.value)
             parts.append(f"{'.'.join(row.key)} {row.op}{value}")
         t = traced.get(row.index)
-        found = "" if t is None else ("(missing)" if t.found is MISSING else json.dumps(t.found, ensure_ascii=False))
+        found = "" if t is None else json.dumps(t.found, ensure_ascii=False) if t.found is not MISSING else \
+            f"(missing; did you mean {'.'.join(t.meant)}?)" if t.meant else "(missing)"
         outcome = "not reached" if t is None else ("match" if t.matched else "no match")
         out.append(RowView(row.index, row.name, ", ".join(parts), found, outcome))
     return out
