@@ -171,8 +171,9 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
         resolver = resolvers.setdefault(base, AdaptorResolver(base, registry.filters))
         problems = check_workflow(doc, name, base, registry, resolver)[1]
         result.problems += problems
-        if not problems:  # auth is read only from a valid workflow: one mistake, one problem
+        if not problems:  # auth and rows are read only from a valid workflow: one mistake, one problem
             _auth_findings(doc, result)
+            _rule_warnings(doc, result)
 
 
 def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
@@ -188,6 +189,16 @@ def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
         for path, message, code, is_problem in auth_findings(node["config"], os.environ):
             found = Problem(result.file, ("nodes", i, "config") + path, message, code)
             (result.problems if is_problem else result.warnings).append(found)
+
+
+def _rule_warnings(doc: Mapping[str, Any], result: FileResult) -> None:
+    """A rules row that can never decide, a setting a row never reads: warnings at their place."""
+    from ..nodes.api_duplicate_check import rule_warnings
+
+    for i, node in enumerate(doc.get("nodes") or []):
+        if isinstance(node, Mapping) and node.get("type") == "api_duplicate_check":
+            for path, message, code in rule_warnings(node.get("config") or {}):
+                result.warnings.append(Problem(result.file, ("nodes", i, "config") + path, message, code))
 
 
 def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:

@@ -1,0 +1,112 @@
+"""`dupcheck check`'s warnings about a rules table: a row an earlier row always
+beats (rules/shadow.py; nothing else is called dead), a status a row never
+uses, a value a match never reads. Each at its place; the file stays valid."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from dupcheck_plugin.config.checker import check_paths
+from dupcheck_plugin.plugins import default_registry
+from dupcheck_plugin.rules.decide import RulesRow
+from dupcheck_plugin.rules.shadow import dead_rows
+from dupcheck_plugin.resources import shipped_dir
+
+OUT = {"create_lead": False, "add_to_dnc": False, "success": False}
+
+
+def rows(*configs: dict) -> list[RulesRow]:
+    return [RulesRow.from_config(i, {**OUT, **c}) for i, c in enumerate(configs)]
+
+
+def dead(*configs: dict) -> list[tuple[int, int]]:
+    return [(row.index, earlier.index) for row, earlier, _ in dead_rows(rows(*configs))]
+
+
+STAGE = "results.0.properties.lifecyclestage"
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    # a copy of a row below it
+    ([{"key": "total", "match": "gt", "value": 0}, {"key": STAGE, "value": "customer"},
+      {"key": "total", "match": "gt", "value": 0}], [(2, 0)]),
+    # a catch-all `exists` above rows that read the same key (every match but `missing` needs a value)
+    ([{"key": STAGE, "match": "exists"}, {"key": STAGE, "value": "customer"},
+      {"key": STAGE, "match": "regex", "value": "^cust"}, {"key": STAGE, "match": "missing"}], [(1, 0), (2, 0)]),
+    # an HTTP-status row above a row that reads only those statuses; a 2xx row is not below a 404 one
+    ([{"http_status": [404]}, {"key": "total", "value": 0, "http_status": [404]}, {"key": "total", "value": 0}], [(1, 0)]),
+    # a 2xx row reads any 2xx answer: a row for 200 alone is below it
+    ([{"key": "total", "match": "gt", "value": 0}, {"key": "total", "match": "gt", "value": 0, "http_status": [200]}],
+     [(1, 0)]),
+])
+def test_a_row_an_earlier_row_always_beats_is_dead(table, expected):
+    assert dead(*table) == expected
+
+
+@pytest.mark.parametrize("table", [
+    [{"key": "total", "match": "gt", "value": 0}, {"key": "total", "match": "gt", "value": 1}],  # another value
+    [{"key": "total", "value": 1}, {"key": "total", "value": 1.0}],  # written otherwise: not claimed
+    [{"key": "total", "value": 1}, {"key": "total", "match": "gte", "value": 1}],  # another match
+    [{"key": "total", "match": "gt", "value": 0}, {"key": STAGE, "value": "customer"}],  # another key: the CRM's business
+    [{"key": STAGE, "match": "exists"}, {"key": STAGE, "match": "missing"}],
+    [{"key": "total", "value": 0, "http_status": [200]}, {"key": "total", "value": 0}],  # the later reads 201 too
+    [{"http_status": [404]}, {"key": "total", "value": 0}],  # 404 answers only
+    [{"key": STAGE, "value": "customer"}, {"http_status": [200]}],  # a key row never beats a status row
+])
+def test_rows_that_may_decide_are_not_called_dead(table):
+    assert dead(*table) == []
+
+
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    for kind in ("adaptors", "workflows", "schemas"):
+        shutil.copytree(shipped_dir(kind), tmp_path / kind)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_check_warns_at_the_dead_row_and_the_file_stays_valid(shipped_copy):
+    target = shipped_copy / "workflows/hubspot_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    known = next(line for line in text.splitlines() if 'name = "known"' in line)
+    # a general row pasted at the top: the row below it on the same key can never decide
+    text = text.replace("rules = [\n", "rules = [\n" + known.replace('"known"', '"any"').replace(
+        'match = "gt", value = 0', 'match = "exists"') + "\n", 1)
+    target.write_text(text, encoding="utf-8")
+
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    dead_warnings = [w for w in result.warnings if w.code == "dead_row"]
+    assert [w.path[-1] for w in dead_warnings] == [3]  # rules[3] (known: total gt 0); the stage rows read another key
+    [warning] = dead_warnings
+    line = text.splitlines()[warning.line - 1]
+    assert 'name = "known"' in line and line[warning.column - 1] == "{"
+    assert "rules[3] (known) can never decide: rules[0] (any) comes first" in warning.message
+
+
+def test_check_warns_about_a_status_and_a_value_no_row_reads(shipped_copy):
+    target = shipped_copy / "workflows/hubspot_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    # a status on a row that skips the lead; a value on an exists row
+    text = text.replace('name = "known", key = "total", match = "gt", value = 0, create_lead = false,',
+                        'name = "known", key = "total", match = "exists", value = 0, create_lead = false, status = "DUP",', 1)
+    target.write_text(text, encoding="utf-8")
+
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    found = {(w.code, w.path[-1]) for w in result.warnings if w.code in ("unused_status", "unused_value", "dead_row")}
+    assert found == {("unused_value", "value"), ("unused_status", "status")}
+    lines = text.splitlines()
+    for w in result.warnings:
+        if w.code == "unused_status":
+            assert lines[w.line - 1][w.column - 1:].startswith('"DUP"')
+        if w.code == "unused_value":
+            assert lines[w.line - 1][w.column - 1:].startswith("0, create_lead")
+
+
+def test_the_shipped_workflows_have_no_rule_warnings():
+    results = check_paths([shipped_dir("workflows")], default_registry())
+    assert results and not [str(w) for r in results for w in r.warnings
+                            if w.code in ("dead_row", "unused_status", "unused_value")]
