@@ -208,3 +208,15 @@ def temporal_server():
         _service_missing(exc)
     with server:
         yield server
+
+
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    """Copies of the shipped adaptors/, workflows/ and schemas/ (for the #:schema lines), the
+    working directory set to them: a user's own configs, to write mistakes into."""
+    import shutil
+
+    for kind in ("adaptors", "workflows", "schemas"):
+        shutil.copytree(shipped_dir(kind), tmp_path / kind)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -4,8 +4,6 @@ it was meant to be."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from dupcheck_plugin.config.checker import check_paths
@@ -54,19 +52,10 @@ MISTAKES = {
 }
 
 
-@pytest.fixture
-def copy(tmp_path, monkeypatch):
-    """Copies of the shipped adaptors/ and workflows/ (and schemas/, for the #:schema lines)."""
-    for kind in ("adaptors", "workflows", "schemas"):
-        shutil.copytree(shipped_dir(kind), tmp_path / kind)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
-def test_one_mistake_one_problem_at_its_line(copy, mistake):
+def test_one_mistake_one_problem_at_its_line(shipped_copy, mistake):
     file, old, new, caret, path, code, suggestion = MISTAKES[mistake]
-    target = copy / file
+    target = shipped_copy / file
     text = target.read_text(encoding="utf-8")
     assert old in text, f"{file} no longer holds {old!r}: update this test"
     text = text.replace(old, new, 1)
@@ -86,8 +75,8 @@ def test_one_mistake_one_problem_at_its_line(copy, mistake):
     assert result.excerpt(problem)[1].index("^") - result.excerpt(problem)[0].index("|") == column + 1
 
 
-def test_unknown_filter_names_the_filters_that_exist(copy):
-    target = copy / "adaptors/hubspot_contacts_search.toml"
+def test_unknown_filter_names_the_filters_that_exist(shipped_copy):
+    target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
     target.write_text(target.read_text(encoding="utf-8").replace("e164(", "e165(", 1), encoding="utf-8")
     [problem] = check_paths([target], default_registry())[0].problems
     assert "unknown filter 'e165'" in problem.message and "e164" in problem.message and "soql" in problem.message
@@ -102,35 +91,35 @@ def workflow_using(adaptor: str) -> str:
     return text.replace('adaptor = "generic_json"', f'adaptor = "{adaptor}"')
 
 
-def test_an_adaptor_name_never_finds_a_workflow(copy):
+def test_an_adaptor_name_never_finds_a_workflow(shipped_copy):
     # the issue's close_b64: a workflow of that name sits next to the workflow that names the adaptor
-    (copy / "workflows" / "close_b64.toml").write_text(workflow_using("generic_json"), encoding="utf-8")
-    target = copy / "workflows" / "close_dupcheck.toml"
+    (shipped_copy / "workflows" / "close_b64.toml").write_text(workflow_using("generic_json"), encoding="utf-8")
+    target = shipped_copy / "workflows" / "close_dupcheck.toml"
     target.write_text(workflow_using("close_b64"), encoding="utf-8")
     [problem] = check_paths([target], default_registry())[0].problems
     assert problem.message.startswith("no adaptor named 'close_b64'"), problem.message
     assert "unknown key" not in problem.message
 
 
-def test_a_name_two_adaptors_answer_to_is_an_error_naming_both(copy):
+def test_a_name_two_adaptors_answer_to_is_an_error_naming_both(shipped_copy):
     adaptor = (shipped_dir("adaptors") / "generic_json.toml").read_text(encoding="utf-8")
-    (copy / "workflows" / "acme.toml").write_text(adaptor, encoding="utf-8")
-    (copy / "adaptors" / "acme.toml").write_text(adaptor, encoding="utf-8")
-    target = copy / "workflows" / "acme_dupcheck.toml"
+    (shipped_copy / "workflows" / "acme.toml").write_text(adaptor, encoding="utf-8")
+    (shipped_copy / "adaptors" / "acme.toml").write_text(adaptor, encoding="utf-8")
+    target = shipped_copy / "workflows" / "acme_dupcheck.toml"
     target.write_text(workflow_using("acme"), encoding="utf-8")
     [problem] = check_paths([target], default_registry())[0].problems
     assert "'acme' names several adaptors" in problem.message
     assert "workflows/acme.toml" in problem.message and "adaptors/acme.toml" in problem.message
 
 
-def test_a_local_adaptor_may_shadow_a_shipped_one(copy):
-    (copy / "adaptors" / "generic_json.toml").write_text(
+def test_a_local_adaptor_may_shadow_a_shipped_one(shipped_copy):
+    (shipped_copy / "adaptors" / "generic_json.toml").write_text(
         (shipped_dir("adaptors") / "generic_json.toml").read_text(encoding="utf-8"), encoding="utf-8")
-    [result] = check_paths([copy / "workflows" / "generic_json_dupcheck.toml"], default_registry())
+    [result] = check_paths([shipped_copy / "workflows" / "generic_json_dupcheck.toml"], default_registry())
     assert result.problems == []
 
 
-def test_render_of_a_workflow_file_as_an_adaptor_says_what_it_is(copy, capsys):
+def test_render_of_a_workflow_file_as_an_adaptor_says_what_it_is(shipped_copy, capsys):
     from dupcheck_plugin.cli.main import main
 
     code = main(["render", "workflows/hubspot_dupcheck.toml", "--lead", '{"phone_number": "5550100101"}'])
@@ -138,8 +127,8 @@ def test_render_of_a_workflow_file_as_an_adaptor_says_what_it_is(copy, capsys):
     assert code == 2 and "is a workflow, not an adaptor" in err, err
 
 
-def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(copy):
-    target = copy / "adaptors" / "generic_json.toml"
+def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(shipped_copy):
+    target = shipped_copy / "adaptors" / "generic_json.toml"
     text = target.read_text(encoding="utf-8")
     old = 'dob = "{{ dob }}"'
     assert old in text

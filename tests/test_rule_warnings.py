@@ -4,8 +4,6 @@ uses, a value a match never reads. Each at its place; the file stays valid."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from dupcheck_plugin.config.checker import check_paths
@@ -57,14 +55,6 @@ def test_a_row_an_earlier_row_always_beats_is_dead(table, expected):
 ])
 def test_rows_that_may_decide_are_not_called_dead(table):
     assert dead(*table) == []
-
-
-@pytest.fixture
-def shipped_copy(tmp_path, monkeypatch):
-    for kind in ("adaptors", "workflows", "schemas"):
-        shutil.copytree(shipped_dir(kind), tmp_path / kind)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_check_warns_at_the_dead_row_and_the_file_stays_valid(shipped_copy):

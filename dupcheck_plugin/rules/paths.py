@@ -51,21 +51,15 @@ def closest(data: Any, parts: tuple[str, ...]) -> tuple[str, ...] | None:
     an answer with ``lifecyclestage``), when that path is in ``data``; else
     None. Only a key of an object is corrected, never a list index: past the
     end of a list is the usual "no record found", not a mistake."""
-    cur = data
-    for i, part in enumerate(parts):
-        if isinstance(cur, dict):
-            if part in cur:
-                cur = cur[part]
-                continue
-            guess = did_you_mean(part, cur)  # as `dupcheck check` guesses: a few edits, any case
-            if guess is None:
-                return None
-            fixed = (*parts[:i], guess, *parts[i + 1:])
-            return fixed if lookup(data, fixed) is not MISSING else None
-        if isinstance(cur, list):
-            index = list_index(part)
-            if index is not None and -len(cur) <= index < len(cur):
-                cur = cur[index]
-                continue
-        return None
+    for i, part in enumerate(parts):  # a short path, read for explain: lookups from the top are cheap
+        parent = lookup(data, parts[:i])
+        if lookup(parent, (part,)) is not MISSING:
+            continue
+        if not isinstance(parent, dict):  # a list index past the end, or a value without keys
+            return None
+        guess = did_you_mean(part, parent)  # as `dupcheck check` guesses: a few edits, any case
+        if guess is None:
+            return None
+        fixed = (*parts[:i], guess, *parts[i + 1:])
+        return fixed if lookup(data, fixed) is not MISSING else None
     return None
