@@ -67,10 +67,9 @@ class _Head:
         return headers
 
 
-def _not_ascii(headers: Mapping[str, str]) -> str:
-    """Why ``headers`` cannot be sent (adaptor.headers' rule, naming the first that cannot)."""
-    return next(filter(None, (unsendable(name, value) for name, value in headers.items())),
-                "a header cannot be sent: it is not ASCII")
+def _unsendable(headers: Mapping[str, str]) -> str | None:
+    """Why ``headers`` cannot be sent (adaptor.headers' rule, naming the first that cannot), or None."""
+    return next(filter(None, (unsendable(name, value) for name, value in headers.items())), None)
 
 
 class CrmClient(httpx.AsyncClient):
@@ -80,6 +79,10 @@ class CrmClient(httpx.AsyncClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout):
         super().__init__(transport=transport, timeout=timeout, trust_env=False)
         self.crm_transport = transport
+        # h1 refuses an unsendable header itself as it builds a header block (once per distinct set);
+        # for any other transport the client does, once per distinct set too: aiohttp raised
+        # ValueError for a line break or "\x01", h11 lets 0x01-0x08, 0x0e-0x1f and DEL go out
+        self._check_headers = not getattr(transport, "refuses_unsendable_headers", False)
         self._extensions = {"timeout": timeout.as_dict()}
         self._heads: dict[tuple, _Head] = {}
         self._last_url: httpx.URL | None = None
@@ -94,11 +97,14 @@ class CrmClient(httpx.AsyncClient):
         key = (method, self._last_netloc, tuple(headers.items()), content_type)
         head = self._heads.get(key)
         if head is None:
+            if self._check_headers and (problem := _unsendable(headers)) is not None:
+                raise httpx.LocalProtocolError(problem)  # call.exchange: the lead's, crm.error "render"
             merged = httpx.Headers(self.headers)
             try:
                 merged.update(headers)
             except UnicodeEncodeError:  # httpx encodes names and values as ASCII
-                raise httpx.LocalProtocolError(_not_ascii(headers)) from None
+                problem = _unsendable(headers) or "a header cannot be sent: it is not ASCII"
+                raise httpx.LocalProtocolError(problem) from None
             if content_type is not None and "Content-Type" not in merged:
                 merged["Content-Type"] = content_type
             raw = merged.raw if "Host" in merged else [(b"Host", self._last_netloc), *merged.raw]
