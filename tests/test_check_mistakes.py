@@ -47,6 +47,12 @@ MISTAKES = {
     "nan as a rule's value": ("workflows/hubspot_dupcheck.toml", "value = 0, create_lead = false, add_to_dnc",
                               "value = nan, create_lead = false, add_to_dnc", "nan",
                               "nodes[1].config.rules[2].value", "semantic", None),
+    "answer cap too small": ("workflows/hubspot_dupcheck.toml", "max_connections = 64",
+                             "max_answer_bytes = 1000, max_connections = 64", "1000",
+                             "nodes[0].config.max_answer_bytes", "schema.minimum", None),
+    "answer cap not a number": ("workflows/hubspot_dupcheck.toml", "max_connections = 64",
+                                'max_answer_bytes = "16 MiB", max_connections = 64', '"16 MiB"',
+                                "nodes[0].config.max_answer_bytes", "schema.type", None),
     "wrong type": ("workflows/hubspot_dupcheck.toml", "timeout = 10", 'timeout = "10"', '"10"',
                    "nodes[0].config.timeout", "schema.type", None),
 }

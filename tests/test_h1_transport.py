@@ -15,7 +15,6 @@ import httpx
 import pytest
 import uvloop
 
-from dupcheck_plugin.http import h1
 from dupcheck_plugin.http.h1 import H1Transport
 
 pytestmark = pytest.mark.e2e  # starts servers on loopback
@@ -564,11 +563,9 @@ def test_an_answer_cut_short_is_a_transport_error(run, wire):
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
-def test_an_answer_larger_than_the_cap_is_not_read_further_and_the_next_request_goes_on(run, framing, monkeypatch):
+def test_an_answer_larger_than_the_cap_is_not_read_further_and_the_next_request_goes_on(run, framing):
     """A URL that serves a file, or a runaway answer: read up to the cap, then
     a clear error and the connection closed, never the process's memory."""
-    monkeypatch.setattr(h1, "MAX_ANSWER_BYTES", 64 * 1024)
-
     async def go():
         async def big_then_small(reader, writer, server):
             while (got := await server.request(reader)) is not None:
@@ -583,7 +580,7 @@ def test_an_answer_larger_than_the_cap_is_not_read_further_and_the_next_request_
                     writer.write(b"0\r\n\r\n")
                 await writer.drain()
 
-        async with Server(big_then_small) as server, client(H1Transport()) as c:
+        async with Server(big_then_small) as server, client(H1Transport(max_answer_bytes=64 * 1024)) as c:
             try:
                 await c.post(server.url, content=b"200000")
                 raise AssertionError("a 200 KB answer was read whole under a 64 KiB cap")

@@ -27,7 +27,7 @@ from typing import Mapping
 import httpx
 
 from ..adaptor.headers import unsendable
-from .whole_response import WholeResponse
+from .whole_response import MAX_ANSWER_BYTES, WholeResponse, too_large, whole_response
 
 DEFAULT_TRANSPORT = "h1"  # the least CPU per call (the schemas' default says the same)
 _HEADS_KEPT = 256  # distinct header sets kept per client (an adaptor usually sends one)
@@ -172,10 +172,38 @@ async def _read_whole(response: httpx.Response) -> httpx.Response:
     return response
 
 
+class _ReadWhole(httpx.AsyncBaseTransport):
+    """httpx's own transport, its answer read whole as ours read it: at most ``max_answer_bytes``
+    of the body as sent, and decoded (httpx's own read has no cap)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, max_answer_bytes: int):
+        self.transport, self.max_answer_bytes = transport, max_answer_bytes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.transport.handle_async_request(request)
+        limit, chunks, size = self.max_answer_bytes, [], 0
+        try:
+            async for chunk in response.stream:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)  # aclose below: the connection is not reused
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        version = response.extensions.get("http_version", b"HTTP/1.1").decode("ascii").removeprefix("HTTP/")
+        return whole_response(response.status_code, response.headers, b"".join(chunks), request,
+                              response.headers.get("Content-Encoding"), version, limit)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
 def make_client(*, transport: str | httpx.AsyncBaseTransport = DEFAULT_TRANSPORT, max_connections: int = 64,
-                timeout: float = 10.0, connect_timeout: float = 5.0) -> CrmClient:
+                timeout: float = 10.0, connect_timeout: float = 5.0,
+                max_answer_bytes: int = MAX_ANSWER_BYTES) -> CrmClient:
     """``transport``: ``"h1"``, ``"aiohttp"``, ``"httpx"``, or a transport
-    object a host hands in (``httpx.MockTransport`` in a test, a proxying one)."""
+    object a host hands in (``httpx.MockTransport`` in a test, a proxying one);
+    ``max_answer_bytes``: the most of an answer our transports read, and decode."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     timeouts = httpx.Timeout(timeout, connect=connect_timeout)
     if isinstance(transport, httpx.AsyncBaseTransport):
@@ -184,11 +212,14 @@ def make_client(*, transport: str | httpx.AsyncBaseTransport = DEFAULT_TRANSPORT
         from .h1 import H1Transport
 
         return CrmClient(transport=H1Transport(max_connections=max_connections,
-                                               keepalive_expiry=limits.keepalive_expiry), timeout=timeouts)
+                                               keepalive_expiry=limits.keepalive_expiry,
+                                               max_answer_bytes=max_answer_bytes), timeout=timeouts)
     if transport == "aiohttp":
         from .transport import AiohttpTransport
 
         return CrmClient(transport=AiohttpTransport(max_connections=max_connections,
-                                                    keepalive_expiry=limits.keepalive_expiry), timeout=timeouts)
-    # what AsyncClient(limits=...) would make for itself
-    return CrmClient(transport=httpx.AsyncHTTPTransport(limits=limits, trust_env=False), timeout=timeouts)
+                                                    keepalive_expiry=limits.keepalive_expiry,
+                                                    max_answer_bytes=max_answer_bytes), timeout=timeouts)
+    # what AsyncClient(limits=...) would make for itself, read whole with the cap
+    httpx_transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    return CrmClient(transport=_ReadWhole(httpx_transport, max_answer_bytes), timeout=timeouts)

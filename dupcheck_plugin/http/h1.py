@@ -18,8 +18,9 @@ uses) and works on uvloop and on asyncio's own loop.
   twice behind the caller's back (its retry policy decides);
 - a request cancelled or failed mid-exchange closes its connection: no
   half-read answer goes back to the pool;
-- an answer larger than ``MAX_ANSWER_BYTES`` (16 MiB) is not read further:
-  a ``RemoteProtocolError``, its connection closed.
+- an answer larger than ``max_answer_bytes`` (16 MiB by default) as sent, or
+  its body once decoded, is not read further: a ``RemoteProtocolError``,
+  its connection closed.
 
 Errors are httpx's, as :mod:`.whole_response` lists them.
 """
@@ -36,7 +37,7 @@ import httpx
 
 from ..adaptor.headers import unsendable
 from ..errors import DupcheckError
-from .whole_response import ParsedHeaders, whole_response
+from .whole_response import MAX_ANSWER_BYTES, ParsedHeaders, too_large, whole_response
 
 # methods that may be sent again after a keep-alive race (RFC 9110 9.2.2)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -44,10 +45,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # lengths of the header names the exchange looks at (a cheap test before lower())
 _NOTED_LENGTHS = frozenset({len(b"content-length"), len(b"content-encoding"), len(b"transfer-encoding")})
 _BLOCKS_KEPT = 256  # header blocks kept per transport (one per body length a client's POSTs have, say)
-# the most of one answer read (head and body, as sent): a CRM's answer is kilobytes, a batch of 100
-# records a megabyte or two; a URL that serves a file, or a runaway answer, stops here rather than
-# taking the process's memory (x the leads in flight)
-MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 class _StaleConnection(DupcheckError):
@@ -73,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.exchanges = 0  # answers completed on this connection
+        self._max_answer = pool.max_answer_bytes  # the most of one answer read (head and body, as sent)
         self.idle_since = 0.0
         self._waiter: asyncio.Future | None = None
         self._parser: httptools.HttpResponseParser | None = None
@@ -91,9 +89,8 @@ class _Connection(asyncio.Protocol):
         self._last_read = self.loop.time()
         self._got_bytes = True
         self._received += len(data)
-        if self._received > MAX_ANSWER_BYTES:
-            self._fail(httpx.RemoteProtocolError(f"the answer is larger than {MAX_ANSWER_BYTES // 2**20} MiB; "
-                                                 "not read further"))
+        if self._received > self._max_answer:
+            self._fail(too_large(self._max_answer))
             self.close()
             return
         try:
@@ -233,8 +230,9 @@ class H1Transport(httpx.AsyncBaseTransport):
     refuses_unsendable_headers = True  # _header_block applies adaptor.headers' rule: the client need not
 
     def __init__(self, *, max_connections: int = 64, keepalive_expiry: float | None = 5.0,
-                 ssl_context: ssl.SSLContext | None = None):
+                 ssl_context: ssl.SSLContext | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES):
         self.max_connections = max_connections
+        self.max_answer_bytes = max_answer_bytes
         self.keepalive_expiry = keepalive_expiry
         self._ssl_context = ssl_context
         self._idle: dict[tuple, collections.deque[_Connection]] = {}
@@ -290,7 +288,7 @@ class H1Transport(httpx.AsyncBaseTransport):
             self._discard(conn)  # mid-exchange (a failure, a cancel): never back to the pool
             raise
         self._release(conn)
-        return whole_response(status, ParsedHeaders(headers), body, request, coding, version)
+        return whole_response(status, ParsedHeaders(headers), body, request, coding, version, self.max_answer_bytes)
 
     # -- the pool -------------------------------------------------------------------------------------------
     async def _acquire(self, key: tuple, timeouts: dict[str, Any]) -> _Connection:

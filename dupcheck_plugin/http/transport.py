@@ -5,8 +5,9 @@ httpx-aiohttp's transport cost as much CPU per request as aiohttp itself
 back in chunks through two layers). CRM answers are small JSON documents
 read whole, so this one hands aiohttp the header pairs as they are and the
 URL as already encoded, reads the body in one go and builds the
-``httpx.Response`` from aiohttp's raw headers and bytes (httpx still decodes
-a ``Content-Encoding`` it announced it accepts).
+``httpx.Response`` from aiohttp's raw headers and bytes (a ``Content-Encoding``
+httpx announced is decoded by :mod:`.whole_response`). At most
+``max_answer_bytes`` of a body are read, and decoded.
 
 aiohttp's errors become httpx's as :mod:`.whole_response` lists them.
 """
@@ -17,7 +18,7 @@ import aiohttp
 import httpx
 import yarl
 
-from .whole_response import whole_response
+from .whole_response import MAX_ANSWER_BYTES, too_large, whole_response
 
 # aiohttp error -> httpx error; the first that matches wins (timeouts are
 # OSErrors and ClientConnectionErrors too, so they come first)
@@ -46,8 +47,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     cookies, no redirects, no decompression (httpx decodes), ``max_connections``
     connections at most."""
 
-    def __init__(self, *, max_connections: int = 64, keepalive_expiry: float | None = 5.0):
+    def __init__(self, *, max_connections: int = 64, keepalive_expiry: float | None = 5.0,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES):
         self.max_connections = max_connections
+        self.max_answer_bytes = max_answer_bytes
         self.keepalive_expiry = keepalive_expiry
         # certifi's CA bundle, as httpx verifies (aiohttp alone would take the system's)
         self.ssl_context = httpx.create_ssl_context()
@@ -82,12 +85,30 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             async with session.request(request.method, url, headers=headers, data=data,
                                        allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout", {}))
                                        ) as resp:
-                content = await resp.read()
+                content = await self._read(resp)
                 status, raw, coding = resp.status, resp.raw_headers, resp.headers.get("Content-Encoding")
                 version = f"{resp.version.major}.{resp.version.minor}"
         except aiohttp.ClientError as exc:
             raise _httpx_error(exc) from exc
-        return whole_response(status, raw, content, request, coding, version)
+        return whole_response(status, raw, content, request, coding, version, self.max_answer_bytes)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body, at most ``max_answer_bytes`` of it: past that, its connection closed."""
+        limit = self.max_answer_bytes
+        length = resp.content_length
+        if length is not None and length <= limit:
+            return await resp.read()  # the common case: aiohttp reads no further than the length
+        if length is None:  # chunked, or delimited by the end of the connection: counted as it comes
+            chunks, size = [], 0
+            while chunk := await resp.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        resp.close()  # not read further: the connection is not reused
+        raise too_large(limit)
 
     async def aclose(self) -> None:
         if self._session is not None:

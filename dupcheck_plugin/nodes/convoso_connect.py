@@ -14,6 +14,7 @@ from ..connection.secrets import SecretMissing, Secrets
 from ..connection.runtime import ConnectionRuntime
 from ..http.call import RetryPolicy, finish_answer, interpret, send
 from ..http.client import DEFAULT_TRANSPORT, make_client
+from ..http.whole_response import MAX_ANSWER_BYTES
 from ..http.wire import request_json, response_json
 from ..types import BuildContext, CrmAnswer, CrmNode, LeadContext
 
@@ -42,6 +43,7 @@ class ConvosoConnect(CrmNode):
         self.response_format = config.get("response_data_type") or self.adaptor.response_format
         self.connect_timeout = float(config.get("connect_timeout", 5))
         self.max_connections = int(config.get("max_connections", settings.get("max_connections", 64)))
+        self.max_answer_bytes = int(config.get("max_answer_bytes", MAX_ANSWER_BYTES))
         # a host's transport object (tests, proxies) wins over the configured kind
         self.transport = settings.get("http_transport") or config.get("transport", DEFAULT_TRANSPORT)
         r = config.get("retry", {})
@@ -120,7 +122,8 @@ class ConvosoConnect(CrmNode):
     def client(self) -> httpx.AsyncClient:
         if self._client is None:  # created inside the running event loop
             self._client = make_client(transport=self.transport, max_connections=self.max_connections,
-                                       timeout=self.timeout, connect_timeout=self.connect_timeout)
+                                       timeout=self.timeout, connect_timeout=self.connect_timeout,
+                                       max_answer_bytes=self.max_answer_bytes)
         return self._client
 
     async def run(self, lead: LeadContext) -> CrmAnswer:
