@@ -12,7 +12,7 @@ from typing import Any, Coroutine
 
 from .. import aio
 from ..config.problems import ConfigError
-from ..host import DEFAULT_CONCURRENCY, NOT_UNICODE, Host, Summary, open_source, stream_items
+from ..host import DEFAULT_CONCURRENCY, NOT_UNICODE, Host, StoreError, Summary, open_source, stream_items
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 from .outfile import repair
 from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
@@ -114,6 +114,14 @@ async def run_file(args) -> int:
     items = stream_items(input_stream, fmt)
     done: set[int] = set()
     if source is not None:
+        try:
+            # held until the store closes: a second run of this file now is refused here, before
+            # it decides anything (it would decide rows until it met one this run had stored)
+            host.store.claim_run(host.workflow.name, source)
+        except StoreError as exc:  # another run holds it (RunInProgress), or the claim could not be made
+            await host.aclose()
+            input_stream.close()
+            return fail(f"{exc}. This run decided nothing")
         done = host.store.decided_rows(host.workflow.name, source)
         if done and not args.resume:
             await host.aclose()

@@ -34,6 +34,18 @@ class StoreError(DupcheckError):
     that call landed."""
 
 
+class RunInProgress(StoreError):
+    """Another run of the workflow is deciding the lead file in this store
+    right now (:meth:`Store.claim_run`); the message names them, and the
+    other run's process when the store knows it."""
+
+
+def in_progress(workflow: str, source: str, store: str, holder: str) -> str:
+    """RunInProgress's message (``holder``: what the store knows of the other run's process, or "")."""
+    return (f"another run of workflow {workflow!r} is deciding {source} in {store} right now"
+            + (f" ({holder})" if holder else "") + ": let it finish, or stop it and go on with --resume")
+
+
 def upgrade_record(record: Mapping[str, Any]) -> DecisionRecord:
     """A decision record as read back from a store, with today's keys.
 
@@ -222,6 +234,14 @@ class Store(ABC):
     @abstractmethod
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         """Rows of lead file ``source`` that ``workflow`` already decided."""
+
+    def claim_run(self, workflow: str, source: str) -> None:
+        """Claim lead file ``source`` for one run of ``workflow`` until the
+        store is closed (or the process ends): :class:`RunInProgress` when
+        another run, in any process, holds that claim now. Without it two
+        runs of one file both decide its rows until the second meets a row
+        the first stored. The default claims nothing: a store that can tell
+        (SQLite, PostgreSQL) overrides it."""
 
     @abstractmethod
     def decided_records(self, workflow: str, source: str) -> Iterator[DecisionRecord]:

@@ -15,12 +15,14 @@ a host that wants one, with the same SQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import jsontext
-from .contract import Commit, DncEntry, Store, Stored, StoreError, upgrade_record
+from .contract import Commit, DncEntry, RunInProgress, Store, Stored, StoreError, in_progress, upgrade_record
 from .rows import batch_rows
 from .sqlite import _now
 
@@ -166,6 +168,7 @@ class PostgresStore(Store):
                  connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
         self.url = url
         self._closed = False
+        self._claims: list[psycopg.Connection] = []  # see claim_run
         try:  # one plain connection first: the server's reason at once (refused, no such role, bad
             # password) rather than the pool's retries until its timeout
             psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
@@ -215,6 +218,35 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._closed = True
         self.pool.close()
+        claims, self._claims = self._claims, []
+        for conn in claims:  # after the last write: a run that comes next finds every decision stored
+            conn.close()
+
+    def claim_run(self, workflow: str, source: str) -> None:
+        """A session advisory lock per (workflow, lead file) on a connection of its own, held until
+        close: the server releases it when that connection ends, however the process ends."""
+        key = int.from_bytes(hashlib.sha256(f"dupcheck run\0{workflow}\0{source}".encode()).digest()[:8],
+                             "big", signed=True)
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, application_name=f"dupcheck run (pid {os.getpid()})")
+            try:
+                if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                    self._claims.append(conn)
+                    return
+                # a bigint key shows in pg_locks as (classid, objid) = its high and low 32 bits
+                row = conn.execute(
+                    "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a "
+                    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                    "AND l.classid::bigint = %s AND l.objid::bigint = %s",
+                    ((key >> 32) & 0xFFFF_FFFF, key & 0xFFFF_FFFF)).fetchone()
+            except BaseException:
+                conn.close()
+                raise
+            conn.close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot claim {source} for this run in {redact(self.url)}: {_first_line(exc)}") from None
+        holder = f"{row[0] or 'another client'}, since {row[1]:%Y-%m-%dT%H:%M:%S%z}" if row else ""
+        raise RunInProgress(in_progress(workflow, source, redact(self.url), holder))
 
     def __enter__(self) -> "PostgresStore":
         return self

@@ -9,6 +9,7 @@ being written.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .checkpoint import Checkpointer
-from .contract import Commit, DncEntry, Store, Stored, StoreError, upgrade_record
+from .claims import FileClaim, Held, claim_file
+from .contract import Commit, DncEntry, RunInProgress, Store, Stored, StoreError, in_progress, upgrade_record
 from .rows import batch_rows
 
 if TYPE_CHECKING:
@@ -168,6 +170,7 @@ class SqliteStore(Store):
         self._lock = threading.Lock()
         self._conns: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._closed = False
+        self._claims: list[FileClaim] = []
         self.checkpointer = Checkpointer(self._conn, f"{self.path}-wal")
         self._create_schema(self._conn())
 
@@ -264,8 +267,24 @@ class SqliteStore(Store):
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
+            claims, self._claims = self._claims, []
         for _, conn in conns:
             conn.close()
+        for claim in claims:  # after the last write: a run that comes next finds every decision stored
+            claim.release()
+
+    def claim_run(self, workflow: str, source: str) -> None:
+        """A lock file next to the database per (workflow, lead file), held until close (:mod:`.claims`)."""
+        digest = hashlib.sha256(f"{workflow}\0{source}".encode()).hexdigest()[:16]
+        path = Path(f"{self.path.resolve()}-run-{digest}.lock")
+        try:
+            claim = claim_file(path)
+        except Held as held:
+            raise RunInProgress(in_progress(workflow, source, str(self.path), held.note)) from None
+        except OSError as exc:
+            raise StoreError(f"cannot claim {source} for this run in {self.path}: {exc}") from None
+        with self._lock:
+            self._claims.append(claim)
 
     def __enter__(self) -> "SqliteStore":
         return self
