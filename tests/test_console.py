@@ -367,6 +367,22 @@ def test_a_failed_rows_code_and_text_are_cells_and_a_bad_code_is_refused(page, s
     assert (answer["code"], answer["text"]) == (6009, "The phone number already exists"), answer
 
 
+def test_settings_marks_a_row_a_change_left_unable_to_decide(page, server):
+    assert page.locator("#table-warnings").count() == 0 and page.locator("#rules .warning").count() == 0
+    # "known" widened to any answer that has a total: "unknown" (total equals 0) below it never decides again
+    known = rows(page).nth(1)
+    known.locator("select[name=row_match]").select_option("exists")
+    known.locator("input[name=row_value]").fill("")
+    apply(page)
+    assert page.locator("[role=status]").inner_text().startswith("Changes applied")
+    assert 'match = "exists"' in server.workflow.read_text()  # applied: a warning refuses nothing
+    assert page.locator("#table-warnings").is_visible()
+    warning = rows(page).nth(2).locator("[data-warning-for='']")
+    assert warning.inner_text().startswith("rules[2] (unknown) can never decide: rules[1] (known) comes first")
+    assert [rows(page).nth(i).locator(".warning").count() for i in range(3)] == [0, 0, 1]
+    shot(page, "settings-dead-row")
+
+
 # -- Test a lead ------------------------------------------------------------------
 
 

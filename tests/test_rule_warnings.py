@@ -1,5 +1,5 @@
 """`dupcheck check`'s warnings about a rules table: a row an earlier row always
-beats (rules/shadow.py; nothing else is called dead), a status a row never
+beats (rules/advice.py; nothing else is called dead), a status a row never
 uses, a value a match never reads. Each at its place; the file stays valid."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from dupcheck_plugin.config.checker import check_paths
 from dupcheck_plugin.plugins import default_registry
 from dupcheck_plugin.rules.decide import RulesRow
-from dupcheck_plugin.rules.shadow import dead_rows
+from dupcheck_plugin.rules.advice import dead_rows
 from dupcheck_plugin.resources import shipped_dir
 
 OUT = {"create_lead": False, "add_to_dnc": False, "success": False}

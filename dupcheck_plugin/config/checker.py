@@ -193,7 +193,7 @@ def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
 
 def _rule_warnings(doc: Mapping[str, Any], result: FileResult) -> None:
     """A rules row that can never decide, a setting a row never reads: warnings at their place."""
-    from ..nodes.api_duplicate_check import rule_warnings
+    from ..rules.advice import rule_warnings
 
     for i, node in enumerate(doc.get("nodes") or []):
         if isinstance(node, Mapping) and node.get("type") == "api_duplicate_check":

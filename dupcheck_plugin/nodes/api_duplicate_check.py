@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from ..rules.decide import RulesRow, Settings, decide
+from ..rules.decide import Settings, decide
 from ..rules.match import RegexError, compile_regex
 from ..types import CRM_ANSWER, BuildContext, CheckNode, CheckOutcome, LeadContext, WorkflowView
 
@@ -50,33 +50,3 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
                 out.append((("rules", i, "value"), f"not a regular expression RE2 can run ({exc}): "
                                                    "RE2 has no backreferences or lookaround"))
     return out
-
-
-def rule_warnings(config: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
-    """Warnings of ``dupcheck check`` for a valid node's rules, each at its place:
-    [(path in config, message, code)]. Warnings, not problems: none of them
-    changes a decision, but each is surely not what its author meant."""
-    from ..rules.shadow import dead_rows
-
-    rules = config.get("rules", [])
-    parsed = [RulesRow.from_config(i, r) for i, r in enumerate(rules)]
-    dead = {row.index: (earlier, why) for row, earlier, why in dead_rows(parsed)}
-    out: list[tuple[tuple, str, str]] = []
-    for i, row in enumerate(rules):  # in table order, as a reader goes through it
-        if i in dead:
-            earlier, why = dead[i]
-            out.append((("rules", i), f"{_label(parsed[i])} can never decide: {_label(earlier)} comes first and matches every "
-                                      f"answer it matches ({why}); remove it, or move it above {_label(earlier)}",
-                        "dead_row"))
-        if "value" in row and row.get("match") in ("exists", "missing"):
-            out.append((("rules", i, "value"), f"match = \"{row['match']}\" does not read a value: this one is ignored",
-                        "unused_value"))
-        if row.get("status") and not row.get("create_lead"):
-            out.append((("rules", i, "status"), "this status is never used: the row does not create the lead "
-                                                "(status is the created lead's; create_lead = true to post it)",
-                        "unused_status"))
-    return out
-
-
-def _label(row: RulesRow) -> str:
-    return f"rules[{row.index}]" + (f" ({row.name})" if row.name else "")

@@ -163,7 +163,9 @@ class Console:
         if index is None:
             return None
         node = doc["nodes"][index]
-        return sf.from_config(node.get("config", {}), node=str(node.get("id", "")), version=node_version(doc, index))
+        form = sf.from_config(node.get("config", {}), node=str(node.get("id", "")), version=node_version(doc, index))
+        sf.place_warnings(form, node.get("config", {}))
+        return form
 
     def _connections(self, doc) -> list[dict[str, str]]:
         out = []

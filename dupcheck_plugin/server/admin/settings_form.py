@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import tomlkit
 
 from ...config.problems import Problem
-from ...host import OPERATORS
+from ...host import OPERATORS, rule_warnings
 
 # every key a rules row may have (schemas/api_duplicate_check.schema.json; a test keeps them in step)
 ROW_CELLS = ("name", "key", "match", "value", "http_status", "create_lead", "status", "add_to_dnc", "success",
@@ -31,6 +31,7 @@ class Row:
     orig: int | None  # index of this row in the file when the page was drawn; None: added
     cells: dict[str, str]
     errors: dict[str, str] = field(default_factory=dict)  # cell -> message; "" for the whole row
+    warnings: dict[str, str] = field(default_factory=dict)  # the same, for what `dupcheck check` warns about
 
 
 @dataclass
@@ -190,6 +191,21 @@ def place_problems(form: SettingsForm, problems: Sequence[Problem], node_index: 
             form.errors.setdefault(str(rest[0]), p.message)
         else:
             form.general.append(p.message)
+
+
+def place_warnings(form: SettingsForm, config: Mapping[str, Any]) -> None:
+    """The table's warnings (``dupcheck check``'s: a row that can never decide, a setting
+    no row reads) next to their cells, for the form drawn from ``config``. A table the
+    file holds but the schema refuses gets none: the engine decides with the last valid
+    one, and Apply shows the file's problems."""
+    try:
+        found = rule_warnings(config)
+    except (KeyError, TypeError, ValueError, AttributeError):  # not a valid table (edited by hand)
+        return
+    for path, message, _code in found:
+        index = path[1]
+        if index < len(form.rows):
+            form.rows[index].warnings.setdefault(path[2] if len(path) > 2 else "", message)
 
 
 def operators() -> tuple[str, ...]:

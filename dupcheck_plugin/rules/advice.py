@@ -1,4 +1,5 @@
-"""Rows of a rules table that can never decide (pure).
+"""What ``dupcheck check`` (and the console) warn about a rules table (pure):
+rows that can never decide, settings no row reads.
 
 The first row that matches decides, so a row is dead when an earlier row
 matches every answer it matches: a copy of a row left below it, a catch-all
@@ -11,7 +12,7 @@ compared, since what a CRM puts under two keys is the CRM's business.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .decide import RulesRow
 
@@ -53,3 +54,31 @@ def dead_rows(rows: Sequence[RulesRow]) -> list[tuple[RulesRow, RulesRow, str]]:
                 out.append((later, earlier, why))
                 break
     return out
+
+
+def rule_warnings(config: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
+    """Warnings of ``dupcheck check`` for a valid node's rules, each at its place:
+    [(path in config, message, code)]. Warnings, not problems: none of them
+    changes a decision, but each is surely not what its author meant."""
+    rules = config.get("rules", [])
+    parsed = [RulesRow.from_config(i, r) for i, r in enumerate(rules)]
+    dead = {row.index: (earlier, why) for row, earlier, why in dead_rows(parsed)}
+    out: list[tuple[tuple, str, str]] = []
+    for i, row in enumerate(rules):  # in table order, as a reader goes through it
+        if i in dead:
+            earlier, why = dead[i]
+            out.append((("rules", i), f"{_label(parsed[i])} can never decide: {_label(earlier)} comes first and "
+                                      f"matches every answer it matches ({why}); remove it, or move it above "
+                                      f"{_label(earlier)}", "dead_row"))
+        if "value" in row and row.get("match") in ("exists", "missing"):
+            out.append((("rules", i, "value"), f"match = \"{row['match']}\" does not read a value: this one is ignored",
+                        "unused_value"))
+        if row.get("status") and not row.get("create_lead"):
+            out.append((("rules", i, "status"), "this status is never used: the row does not create the lead "
+                                                "(status is the created lead's; create_lead = true to post it)",
+                        "unused_status"))
+    return out
+
+
+def _label(row: RulesRow) -> str:
+    return f"rules[{row.index}]" + (f" ({row.name})" if row.name else "")
