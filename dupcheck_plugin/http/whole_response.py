@@ -4,9 +4,9 @@ Each transport maps its errors to httpx's, so the caller tells them apart as
 it would with httpx's own transport: a refused or unresolvable host is
 ``httpx.ConnectError``, a connect timeout ``httpx.ConnectTimeout``, no answer
 in time ``httpx.ReadTimeout``, a connection dropped mid-answer
-``httpx.RemoteProtocolError`` or ``httpx.ReadError``, a malformed answer
-``httpx.RemoteProtocolError``, a URL that is not http(s)
-``httpx.UnsupportedProtocol``.
+``httpx.RemoteProtocolError`` or ``httpx.ReadError``, a malformed answer (a
+body whose content coding does not decode too) ``httpx.RemoteProtocolError``,
+a URL that is not http(s) ``httpx.UnsupportedProtocol``.
 
 Each transport reads at most ``max_answer_bytes`` of an answer (the
 connection's key of that name; :data:`MAX_ANSWER_BYTES` by default), and a
@@ -95,7 +95,8 @@ def _inflate(data: bytes, wbits: int, limit: int, coding: str) -> bytes:
 def decoded(body: bytes, codings: list[str], limit: int) -> bytes:
     """``body`` with its ``Content-Encoding`` values (in the order applied) undone, as httpx's
     decoders do (gzip: the first member; deflate: zlib's format, or raw deflate; a coding httpx
-    does not know is left as is), to at most ``limit`` bytes."""
+    does not know is left as is), to at most ``limit`` bytes. A body that does not decode is a
+    malformed answer."""
     for coding in reversed(codings):
         coding = coding.strip().lower()
         try:
@@ -106,8 +107,8 @@ def decoded(body: bytes, codings: list[str], limit: int) -> bytes:
                     body = _inflate(body, zlib.MAX_WBITS, limit, coding)
                 except zlib.error:  # deflate without zlib's header and checksum (some servers send it so)
                     body = _inflate(body, -zlib.MAX_WBITS, limit, coding)
-        except zlib.error as exc:
-            raise httpx.DecodingError(str(exc)) from exc  # what httpx's decoder raised
+        except zlib.error as exc:  # a malformed answer (httpx.DecodingError, httpx's, reached no layer that reads it)
+            raise httpx.RemoteProtocolError(f"the answer's {coding} body does not decode: {exc}") from None
     return body
 
 
