@@ -21,6 +21,7 @@ from dupcheck_plugin.adaptor.batch import BatchError
 from dupcheck_plugin.config.adaptors import compile_adaptor, load_adaptor
 from dupcheck_plugin.engine.runner import Host, aiter_items
 from dupcheck_plugin.plugins import default_registry
+from dupcheck_plugin.resources import shipped_dir
 from dupcheck_plugin.sim import SimulatorThread
 
 ENV = {"HUBSPOT_TOKEN": "hs", "SALESFORCE_TOKEN": "sf", "ZOHO_TOKEN": "zo"}
@@ -255,3 +256,30 @@ def test_a_lead_prepared_in_one_generated_call_is_the_lead_prepared_leaf_by_leaf
             variables = {"phone": phone, "phone_code": "44" if i == 2 else "1", "email": email}
             ours, theirs = spec.prepare(variables), by_leaf.prepare(variables)
             assert (ours.code, ours.each, ours.keys, ours.error) == (theirs.code, theirs.each, theirs.keys, theirs.error)
+
+
+def test_a_lead_whose_header_cannot_be_sent_is_refused_alone_not_with_its_batch(book_sim, tmp_path):
+    # a batch is sent with its first lead's headers: a value of that lead no header may hold (a
+    # control character) must cost that lead its 6023, as when it is asked alone, not its whole batch
+    text = (shipped_dir("adaptors") / "salesforce_soql.toml").read_text(encoding="utf-8")
+    for old, new in (('name = "salesforce_soql"', 'name = "sf_named"'),
+                     ('email = { mapped_to = "email" }', 'email = { mapped_to = "email" }\n'
+                                                         'first_name = { mapped_to = "first_name" }'),
+                     ('Accept = "application/json"', 'Accept = "application/json"\nX-Lead-Name = "{{ first_name }}"')):
+        assert old in text
+        text = text.replace(old, new, 1)
+    (tmp_path / "sf_named.toml").write_text(text, encoding="utf-8")
+    batch = leads(300)
+    batch[0]["first_name"] = "Bad\x01Name"
+    rows = ROWS["salesforce_soql"]
+    single_wf = write_workflow(tmp_path, rows, name="single", adaptor="sf_named")
+    batched_wf = write_workflow(tmp_path, rows, name="batched", adaptor="sf_named", connect={"batch": {"max_leads": 100}})
+    book_sim.reset()
+    single = decide_all(single_wf, batch, book_sim, tmp_path / "single.db")
+    book_sim.reset()
+    batched = decide_all(batched_wf, batch, book_sim, tmp_path / "batched.db")
+    refused = [(1, "render", 6023)]
+    assert [(r["source_row"], r["crm"]["error"], r["code"]) for r in single if r["crm"]["error"]] == refused
+    assert [(r["source_row"], r["crm"]["error"], r["code"]) for r in batched if r["crm"]["error"]] == refused
+    assert [{k: r[k] for k in DECISION} for r in batched] == [{k: r[k] for k in DECISION} for r in single]
+    assert max(r["crm"]["batch_size"] for r in batched) > 1

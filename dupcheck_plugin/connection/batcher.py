@@ -160,6 +160,14 @@ class Batcher:
                 self._again(batch)
                 return
             x: Exchange = await self._send(*made, gate)
+            if x.error == "render":
+                # the request could not be written, nothing was sent: most likely a value in the headers
+                # it carries, its first lead's. That lead is asked alone (its single request gets its
+                # own 6023); the others are not at fault and go again in halves, in case it was not it
+                self._again(batch[1:])
+                batch[0].cap = 1
+                self.queue.appendleft(batch[0])
+                return
             self.requests += 1
             self.leads += len(batch)
             if x.error is not None:
