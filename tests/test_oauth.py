@@ -443,3 +443,37 @@ def test_two_connections_sharing_a_refresh_token_file_take_turns_rotating_it(tmp
         grants = sim.stats()["vendors"]["gohighlevel"]["token_grants"]
     assert_all_checked(records)
     assert grants == 4
+
+
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
+def test_an_access_token_no_request_can_carry_is_an_auth_failure_not_the_leads(tmp_path, transport):
+    from dupcheck_plugin.testing import CrmStub
+    from dupcheck_plugin.testing.crm_stub import CannedAnswer
+
+    # a token endpoint that answers a token with a control character in it
+    bad = CannedAnswer({"access_token": "s3cr\x01et-value", "token_type": "Bearer", "expires_in": 3600})
+    with CrmStub(default=bad) as tokens, CrmStub() as crm:
+        auth = {"type": "oauth2", "grant": "refresh_token", "provider": "zoho", "token_url": tokens.url + "/token",
+                "client_id": "ZOHO_CLIENT_ID", "client_secret": "ZOHO_CLIENT_SECRET",
+                "refresh_token": "ZOHO_REFRESH_TOKEN", "token_file": str(tmp_path / "zoho-token.json")}
+        wf = write_workflow(tmp_path, ZOHO_ROWS, adaptor="zoho_leads_search",
+                            connect={"url": crm.url, "auth": auth, "transport": transport},
+                            on_error={"action": "create", "status": "NOTCHECKED"})
+
+        async def go():
+            async with Host.open(str(wf), db=str(tmp_path / "d.db"), environ=ZOHO_ENV) as host:
+                records = []
+                await host.run(leads(phones(0, 30)), concurrency=5, on_record=records.append)
+                return records
+
+        records = asyncio.run(go())
+        token_requests, crm_requests = len(tokens.requests), len(crm.requests)
+    # on_error decides every lead (created, NOTCHECKED), as for any token failure. Before: h1 rejected
+    # every lead (6023, as if its value were at fault), aiohttp 6500, httpx sent the token to the CRM
+    assert {(r["action"], r["status"], r["crm"]["error"], r["crm"]["called"]) for r in records} == {
+        ("created", "NOTCHECKED", "auth", False)}
+    detail = records[0]["crm"]["error_detail"]
+    assert "access_token no request can carry" in detail and "control character" in detail
+    assert "s3cr" not in detail and "et-value" not in detail  # a token is never written out
+    assert crm_requests == 0
+    assert token_requests == 1  # the refusal is held: not one token request per lead

@@ -41,6 +41,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import RSAKey
 
+from ..adaptor.headers import unsendable
 from ..http.call import CallRefused
 from .secrets import SecretMissing, Secrets
 
@@ -72,6 +73,7 @@ MAX_MARGIN = 60.0  # seconds before expiry that a token is refreshed (a fifth of
 # a grant the token endpoint refused is not asked again with the same credentials for this long:
 # every lead would otherwise make its own doomed token request
 REFUSAL_HOLD = 60.0
+_ANY_CREDENTIALS = ""  # a refusal held whatever the credentials (not a hash): the token itself was unusable
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,8 @@ class TokenKeeper:
             raise CallRefused("auth", str(exc)) from None
         credentials = hashlib.sha256(json.dumps(
             {k: v for k, v in params.items() if k != "assertion"} | {"key": self._key_hint()}, sort_keys=True).encode()).hexdigest()
-        if self._refused is not None and self._refused[0] == credentials and time.monotonic() - self._refused[1] < REFUSAL_HOLD:
+        if (self._refused is not None and self._refused[0] in (credentials, _ANY_CREDENTIALS)
+                and time.monotonic() - self._refused[1] < REFUSAL_HOLD):
             raise self._refused[2]
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout, trust_env=False)
@@ -262,6 +265,14 @@ class TokenKeeper:
                 self._unsaved = True
                 log.error("OAuth refresh token for %s rotated but not saved to %s (%s): a restart will need a new one",
                           self.s.node_id, self.store.path, type(exc).__name__)
+        problem = unsendable("Authorization", answer["access_token"])
+        if problem is not None:  # checked after the rotation above: a new refresh token is kept all the same
+            # a control character or a letter that is not ASCII: no request could carry it (each
+            # transport would refuse or mangle it, and count it against the lead): the CRM's token is
+            # at fault, so the leads go to on_error as auth, and the endpoint is not asked at every lead
+            refused = CallRefused("auth", f"the token endpoint answered an access_token no request can carry ({problem})")
+            self._refused = (_ANY_CREDENTIALS, time.monotonic(), refused)
+            raise refused
         lifetime = _lifetime(answer.get("expires_in"), self.s.lifetime)
         refresh_at = None if lifetime is None else time.monotonic() + lifetime - min(MAX_MARGIN, lifetime / 5)
         log.info("OAuth token for %s obtained (grant %s, %s)", self.s.node_id, self.s.grant,
