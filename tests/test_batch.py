@@ -258,9 +258,8 @@ def test_a_lead_prepared_in_one_generated_call_is_the_lead_prepared_leaf_by_leaf
             assert (ours.code, ours.each, ours.keys, ours.error) == (theirs.code, theirs.each, theirs.keys, theirs.error)
 
 
-def test_a_lead_whose_header_cannot_be_sent_is_refused_alone_not_with_its_batch(book_sim, tmp_path):
-    # a batch is sent with its first lead's headers: a value of that lead no header may hold (a
-    # control character) must cost that lead its 6023, as when it is asked alone, not its whole batch
+def named_salesforce(folder: Path) -> Path:
+    """salesforce_soql with a header that reads the lead (X-Lead-Name), as sf_named."""
     text = (shipped_dir("adaptors") / "salesforce_soql.toml").read_text(encoding="utf-8")
     for old, new in (('name = "salesforce_soql"', 'name = "sf_named"'),
                      ('email = { mapped_to = "email" }', 'email = { mapped_to = "email" }\n'
@@ -268,7 +267,31 @@ def test_a_lead_whose_header_cannot_be_sent_is_refused_alone_not_with_its_batch(
                      ('Accept = "application/json"', 'Accept = "application/json"\nX-Lead-Name = "{{ first_name }}"')):
         assert old in text
         text = text.replace(old, new, 1)
-    (tmp_path / "sf_named.toml").write_text(text, encoding="utf-8")
+    path = folder / "sf_named.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_warns_that_a_batch_sends_only_its_first_leads_header(tmp_path):
+    from dupcheck_plugin.config.checker import check_paths
+
+    path = named_salesforce(tmp_path)
+    [result] = check_paths([path], default_registry())
+    assert result.problems == []
+    [warning] = [w for w in result.warnings if w.code == "batch_first_lead"]
+    assert tuple(warning.path) == ("request", "headers", "X-Lead-Name")
+    assert "reads the lead (first_name), but a batch is sent with its first lead's headers" in warning.message
+    line = path.read_text(encoding="utf-8").splitlines()[warning.line - 1]
+    assert line.startswith("X-Lead-Name") and line[warning.column - 1:].startswith('"{{ first_name }}"')
+    # the shipped batching adaptors read lead values only where the batch replaces them
+    shipped = check_paths([shipped_dir("adaptors")], default_registry())
+    assert not [str(w) for r in shipped for w in r.warnings if w.code == "batch_first_lead"]
+
+
+def test_a_lead_whose_header_cannot_be_sent_is_refused_alone_not_with_its_batch(book_sim, tmp_path):
+    # a batch is sent with its first lead's headers: a value of that lead no header may hold (a
+    # control character) must cost that lead its 6023, as when it is asked alone, not its whole batch
+    named_salesforce(tmp_path)
     batch = leads(300)
     batch[0]["first_name"] = "Bad\x01Name"
     rows = ROWS["salesforce_soql"]

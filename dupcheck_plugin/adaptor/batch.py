@@ -220,6 +220,20 @@ class BatchSpec:
         return status, out
 
 
+    def from_first_lead(self, leaves: Mapping[tuple, Any]) -> list[tuple[tuple, frozenset[str]]]:
+        """The request's template leaves that read the lead but that a batch takes from its
+        first lead alone (the URL and headers; the query keys and the body the batch does not
+        replace): ``[(path, variables)]``. In a batch the other leads' values are not sent."""
+        out = []
+        for path, leaf in leaves.items():
+            taken = (path[0] in ("url", "headers")
+                     or (path[0] == "query" and (self.query is None or path[1] not in self.query))
+                     or (path[0] == "body" and self.body is None))
+            if taken and leaf.variables:
+                out.append((path, leaf.variables))
+        return out
+
+
 class _Index:
     """An answer's records by their normalised match values, built once per answer (and
     per lead phone code, which a ``phone`` comparison reads the records' numbers with)."""

@@ -204,6 +204,13 @@ def _rule_warnings(doc: Mapping[str, Any], result: FileResult) -> None:
 def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:
     adaptor, problems = compile_adaptor(doc, result.file, registry.filters, check=True)
     result.problems += problems
+    if adaptor is not None and adaptor.batch is not None:
+        for path, variables in adaptor.batch.from_first_lead(adaptor.request.leaves):
+            part = {"url": "URL", "headers": "headers", "query": "query", "body": "body"}[path[0]]
+            result.warnings.append(Problem(result.file, ("request",) + path, (
+                f"this reads the lead ({', '.join(sorted(variables))}), but a batch is sent with its first "
+                f"lead's {part}: the other leads' values are not sent. Read lead values in [batch] "
+                "(its query or body), or set batch = false on the connection"), "batch_first_lead"))
     local = local_target(str((doc.get("request") or {}).get("url", "")))
     if local and not doc.get("allow_local_network"):
         result.warnings.append(Problem(result.file, ("request", "url"), (
