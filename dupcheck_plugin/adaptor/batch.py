@@ -219,7 +219,6 @@ class BatchSpec:
             out = _with(out, path, filled.get(value, value) if isinstance(value, str) else value)
         return status, out
 
-
     def from_first_lead(self, leaves: Mapping[tuple, Any]) -> list[tuple[tuple, frozenset[str]]]:
         """The request's template leaves that read the lead but that a batch takes from its
         first lead alone (the URL and headers; the query keys and the body the batch does not
