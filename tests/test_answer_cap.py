@@ -18,6 +18,7 @@ from dupcheck_plugin.http.client import make_client
 from dupcheck_plugin.testing import MemoryStore
 
 from conftest import write_workflow
+from loopback import Server
 
 pytestmark = pytest.mark.e2e  # starts a server on loopback
 
@@ -39,45 +40,22 @@ def chunked(body: bytes, *extra: bytes) -> list[bytes]:
     return parts + [b"0\r\n\r\n"]
 
 
-class Crm:
-    """Answers ``GET /<name>`` (or a POST to it) with ``answers[name]`` (bytes, or a list of
-    parts for a chunked answer); counts the connections it accepted."""
-
-    def __init__(self, answers: dict[str, bytes | list[bytes]]):
-        self.answers, self.accepted = answers, 0
-
-    async def __aenter__(self) -> "Crm":
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader, writer) -> None:
-        self.accepted += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                await reader.readexactly(length)
-                name = head.split(b" ", 2)[1].lstrip(b"/").decode()
-                answer = self.answers[name]
-                for part in (answer if isinstance(answer, list) else [answer]):
-                    writer.write(part)
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+def answering(answers: dict[str, bytes | list[bytes]]):
+    """A loopback.Server script: ``GET /<name>`` (or a POST to it) answered with ``answers[name]``
+    (bytes, or a list of parts for a chunked answer)."""
+    async def script(reader, writer, server: Server) -> None:
+        while (got := await server.request(reader)) is not None:
+            answer = answers[got[0].split(b" ")[1].lstrip(b"/").decode()]
+            for part in (answer if isinstance(answer, list) else [answer]):
+                writer.write(part)
+                await writer.drain()
+    return script
 
 
 def fetch_each(transport: str, answers: dict, names: list[str], **cap) -> list:
     """Each name's answer through make_client(transport) in turn: its content, or the error raised."""
     async def go():
-        async with Crm(answers) as crm:
+        async with Server(answering(answers)) as crm:
             client = make_client(transport=transport, **cap)
             out = []
             try:
@@ -170,7 +148,7 @@ ROOMY = framed(b'{"total": 1, "pad": "%s"}' % (b"p" * (100 * KIB)))
 ], ids=["too-large", "corrupt-gzip"])
 def test_the_lead_s_record_says_connection_for_an_answer_too_large_or_corrupt(tmp_path, transport, answer, detail):
     async def go():
-        async with Crm({"search": answer}) as crm:
+        async with Server(answering({"search": answer})) as crm:
             (tmp_path / "acme.toml").write_text(
                 f'name = "acme"\nresponse_format = "json"\n[fields]\nphone_number = {{ mapped_to = "phone", '
                 f'required = true }}\n[request]\nmethod = "GET"\nurl = "{crm.url}/search"\n')

@@ -16,44 +16,17 @@ from dupcheck_plugin.host import Host
 from dupcheck_plugin.testing import MemoryStore
 
 from conftest import write_workflow
+from loopback import Server, answer
 
 pytestmark = pytest.mark.e2e  # starts a server on loopback
 
 ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
 
 
-class Crm:
-    """A loopback CRM that knows every phone (``{"total": 1}``) and keeps what it read."""
-
-    def __init__(self):
-        self.connections = 0
-        self.requests: list[bytes] = []
-
-    async def __aenter__(self) -> "Crm":
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/search"
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader, writer) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                self.requests.append(head)
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                await reader.readexactly(length)
-                body = b'{"total": 1}'
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(body), body))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+async def knows_every_phone(reader, writer, server: Server) -> None:
+    """A loopback.Server script: a CRM that knows every phone (``{"total": 1}``)."""
+    while await server.request(reader) is not None:
+        writer.write(answer(b'{"total": 1}', "200 OK", "Content-Type: application/json"))
 
 
 def workflow(tmp_path, url: str, transport: str):
@@ -86,8 +59,8 @@ CONTROLS = ["\x01", "\n", "\r", "\x0b", "\x0c", "\x1f", "\x7f"]
 @pytest.mark.parametrize("controls", [CONTROLS[:1], CONTROLS], ids=["one", "all"])
 def test_a_lead_value_with_a_control_character_in_a_header_is_refused_before_sending(tmp_path, transport, controls):
     async def go():
-        async with Crm() as crm:
-            wf = workflow(tmp_path, crm.url, transport)
+        async with Server(knows_every_phone) as crm:
+            wf = workflow(tmp_path, f"{crm.url}/search", transport)
             async with Host.open(str(wf), store=MemoryStore()) as host:
                 refused = [await host.decide({"phone_number": f"555010010{i}", "first_name": f"Ann{ch}Lee"})
                            for i, ch in enumerate(controls)]
@@ -108,7 +81,7 @@ def test_a_lead_value_with_a_control_character_in_a_header_is_refused_before_sen
         assert "Ann" not in json.dumps(record["crm"])
     # not counted as the CRM failing: the breaker (2 failures) is still closed for the next lead
     assert (known["action"], known["crm"]["error"], known["crm"]["attempts"]) == ("duplicate", None, 1)
-    assert len(crm.requests) == 1 and b"X-Lead-Name: Ann\tLee" in crm.requests[0]
+    assert len(crm.requests) == 1 and crm.requests[0][1][b"x-lead-name"] == b"Ann\tLee"
 
 
 @pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
@@ -116,8 +89,8 @@ def test_a_lead_value_that_is_not_ascii_in_a_header_is_refused_before_sending(tm
     """httpx encodes a header value as ASCII: "José" raised UnicodeEncodeError out of the
     node (6500, retryable, a traceback in the log) on every transport."""
     async def go():
-        async with Crm() as crm:
-            wf = workflow(tmp_path, crm.url, transport)
+        async with Server(knows_every_phone) as crm:
+            wf = workflow(tmp_path, f"{crm.url}/search", transport)
             async with Host.open(str(wf), store=MemoryStore()) as host:
                 refused = await host.decide({"phone_number": "5550100101", "first_name": "José"})
                 sent = len(crm.requests)
