@@ -179,3 +179,66 @@ def test_without_a_cache_every_lead_asks_the_crm(tmp_path, crm_sim):
     wf = write_workflow(tmp_path, [ROW], on_error=ON_ERROR)
     run(wf, [{"phone_number": "5550100002"}] * 3, crm_sim, tmp_path / "d.db", concurrency=1)
     assert requests_seen(crm_sim) == 3
+
+
+def _named_adaptor(dir_: Path) -> str:
+    """salesforce_soql with a header holding the lead's first name: a lead whose name holds a
+    control character has a request no transport may send (crm.error render, code 6023)."""
+    from dupcheck_plugin.resources import shipped_dir
+
+    text = (shipped_dir("adaptors") / "salesforce_soql.toml").read_text(encoding="utf-8")
+    for old, new in (('name = "salesforce_soql"', 'name = "sf_named"'),
+                     ('email = { mapped_to = "email" }', 'email = { mapped_to = "email" }\n'
+                                                         'first_name = { mapped_to = "first_name" }'),
+                     ('Accept = "application/json"', 'Accept = "application/json"\nX-Lead-Name = "{{ first_name }}"')):
+        assert old in text
+        text = text.replace(old, new, 1)
+    (dir_ / "sf_named.toml").write_text(text, encoding="utf-8")
+    return "sf_named"
+
+
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
+def test_a_request_that_cannot_be_sent_takes_no_slot_of_the_budget(tmp_path, crm_sim, transport):
+    # before: the limiter counted the refused leads' requests (1 and 3 of the budget's 5) although
+    # they never reached the CRM; 2 good leads went to on_error with budget_spent for nothing
+    limits = {"budget": 5, "when_spent": "on_error"}
+    wf = write_workflow(tmp_path, [SF_ROW], adaptor=_named_adaptor(tmp_path), on_error=ON_ERROR,
+                        connect={"limits": limits, "transport": transport})
+    batch = leads(10)
+    for i in (0, 2):
+        batch[i]["first_name"] = "Bad\x01Name"
+    records = run(wf, batch, crm_sim, tmp_path / "d.db", concurrency=1)
+    assert requests_seen(crm_sim) == 5
+    assert [r["crm"]["error"] for r in records] == ["render", None, "render", None, None, None, None,
+                                                    "budget_spent", "budget_spent", "budget_spent"]
+    assert [r["code"] for r in records if r["crm"]["error"] == "render"] == [6023, 6023]
+
+
+def test_a_batch_that_cannot_be_sent_takes_no_slot_of_the_budget(tmp_path, crm_sim):
+    # a batch is sent with its first lead's headers: lead 1's refused batch, then lead 1 alone,
+    # took two of the budget's 3 slots before (1 request reached the CRM); now every slot is a request
+    limits = {"budget": 3, "when_spent": "on_error"}
+    wf = write_workflow(tmp_path, [SF_ROW], adaptor=_named_adaptor(tmp_path), on_error=ON_ERROR,
+                        connect={"limits": limits, "batch": {"max_leads": 20}})
+    batch = leads(200)
+    batch[0]["first_name"] = "Bad\x01Name"
+    records = run(wf, batch, crm_sim, tmp_path / "d.db", concurrency=64)
+    assert requests_seen(crm_sim) == 3
+    assert records[0]["crm"]["error"] == "render" and records[0]["code"] == 6023
+    asked = [r for r in records if r["crm"]["error"] is None]
+    assert len(asked) > 3 and max(r["crm"]["batch_size"] for r in asked) > 1
+    assert {r["crm"]["error"] for r in records[1:]} <= {None, "budget_spent"}
+
+
+def test_in_serve_a_lone_lead_that_cannot_be_sent_takes_no_slot_of_a_batching_connection(tmp_path, crm_sim):
+    # serve sends a lone lead at once as its own request: the batcher took a slot for it before
+    # its request was found unsendable, and no other lead was waiting to use that slot
+    limits = {"budget": 2, "when_spent": "on_error"}
+    wf = write_workflow(tmp_path, [SF_ROW], adaptor=_named_adaptor(tmp_path), on_error=ON_ERROR,
+                        connect={"limits": limits, "batch": {"max_leads": 20}})
+    batch = leads(4)
+    batch[0]["first_name"] = "Bad\x01Name"
+    records = run(wf, batch, crm_sim, tmp_path / "d.db", concurrency=1, interactive=True)
+    assert requests_seen(crm_sim) == 2
+    assert [r["crm"]["error"] for r in records] == ["render", None, None, "budget_spent"]
+    assert records[0]["code"] == 6023 and records[0]["crm"]["attempts"] == 0

@@ -113,11 +113,14 @@ class Batcher:
                     self.waiting -= 1
                 gate = _HeldFirst(self.limiter)
                 try:
-                    if not self.limiter.interactive:
-                        await self._linger()
-                    batch = self._take()
-                    if batch:
-                        await self._ask(batch, gate)
+                    # a slot no request went out on (a batch or a lead the client refused, a URL too
+                    # long, the breaker open) is not spent: it goes to the next batch
+                    while gate.first and self.queue:
+                        if not self.limiter.interactive:
+                            await self._linger()
+                        batch = self._take()
+                        if batch:
+                            await self._ask(batch, gate)
                 finally:
                     gate.unused()
         finally:
@@ -161,9 +164,9 @@ class Batcher:
                 return
             x: Exchange = await self._send(*made, gate)
             if x.error == "render":
-                # the request could not be written, nothing was sent: most likely a value in the headers
-                # it carries, its first lead's. That lead is asked alone (its single request gets its
-                # own 6023); the others are not at fault and go again in halves, in case it was not it
+                # the request could not be written, nothing was sent (the runtime refuses a lead whose own
+                # headers cannot be sent before it joins: a fallback). Its first lead, whose headers it
+                # carries, is asked alone; the others go again in halves, in case it was not it
                 self._again(batch[1:])
                 batch[0].cap = 1
                 self.queue.appendleft(batch[0])

@@ -17,7 +17,9 @@ the CRM sees one well-behaved client however many callers there are.
 - In ``serve`` (``interactive``) a lead waits at most ``max_wait`` seconds
   for its slot, then goes to ``on_error``; ``run`` waits as long as it takes.
 
-A slot is taken per HTTP attempt, retries included.
+A slot is taken per HTTP attempt, retries included, and only for a request
+that can be sent: the client's check of its headers comes first (a slot of
+the moving window cannot be given back).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from ..adaptor.render import Rendered
-from ..http.call import RetryPolicy, answer_of, exchange
+from ..http.call import Exchange, RetryPolicy, answer_of, exchange, not_sent
+from ..http.client import CrmClient
 from ..http.wire import request_json
 from ..types import CrmAnswer
 from .batcher import Batcher, finish_for
@@ -93,6 +94,11 @@ class ConnectionRuntime:
                                response=self.response_of(hit.body) if self.response_of and hit.body is not None else None)
         self._client = client
         if self.max_leads > 1 and variables is not None:
+            problem = client.refusal(real.headers) if isinstance(client, CrmClient) else None
+            if problem is not None:  # as exchange() refuses it alone: before a slot is taken for it
+                return answer_of(Exchange(None, {}, None, "render", not_sent(problem), 0, 0.0), real,
+                                 masked, response_key=self.response_key, record_id_key=self.adaptor.record_id,
+                                 response_of=self.response_of)
             answer = await self._batcher().ask(variables, real, masked)
         else:
             # send()'s two steps, without its coroutine

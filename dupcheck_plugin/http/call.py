@@ -224,6 +224,11 @@ class Exchange:
     url: httpx.URL | None = None  # where it was sent
 
 
+def not_sent(problem: str) -> str:
+    """The detail of a request the client refused to write (crm.error ``render``)."""
+    return f"request not sent: {problem}"
+
+
 async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format: str,
                    rate_limits: Sequence[RateLimitRule] = (), retry: RetryPolicy = RetryPolicy(),
                    timeout: float = 10.0, gate: Gate | None = None, breaker: Any = None,
@@ -258,11 +263,13 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
         error, refused = "cancelled", False  # until an outcome is known (a cancelled call gives the breaker none)
         held_back = False  # the limiter refused: no call, nothing for the breaker to learn
         try:
+            # built before its slot is taken: a request the client refuses (a header no transport may
+            # send) costs no slot of the CRM's quota (its check is made once per distinct header set)
+            request = client.build(req.method, url, req.headers, content, content_type) if lean else None
             async with (gate.slot() if gate is not None else _NO_GATE):
                 async with within(timeout):  # asyncio.timeout's, one timer for many calls
                     if lean:  # one coroutine less per lead than through _call
-                        resp = await client.send_lean(client.build(req.method, url, req.headers, content,
-                                                                   content_type), auth)
+                        resp = await client.send_lean(request, auth)
                     else:
                         resp = await _call(client, req.method, url, req.headers, content, content_type, auth)
                 status, headers = resp.status_code, resp.headers
@@ -286,7 +293,7 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
         except httpx.LocalProtocolError as exc:
             # the request cannot be written as rendered (a lead's control character in a header):
             # nothing reached the CRM, sending it again would fail the same way, the CRM is not at fault
-            error, detail, refused = "render", f"request not sent: {exc}", True
+            error, detail, refused = "render", not_sent(str(exc)), True
             attempt -= 1
         except httpx.TransportError as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -79,12 +79,9 @@ class CrmClient(httpx.AsyncClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout):
         super().__init__(transport=transport, timeout=timeout, trust_env=False)
         self.crm_transport = transport
-        # h1 refuses an unsendable header itself as it builds a header block (once per distinct set);
-        # for any other transport the client does, once per distinct set too: aiohttp raised
-        # ValueError for a line break or "\x01", h11 lets 0x01-0x08, 0x0e-0x1f and DEL go out
-        self._check_headers = not getattr(transport, "refuses_unsendable_headers", False)
         self._extensions = {"timeout": timeout.as_dict()}
         self._heads: dict[tuple, _Head] = {}
+        self._sendable: set[tuple] = set()  # header sets refusal() found sendable
         self._last_url: httpx.URL | None = None
         self._last_netloc = b""
 
@@ -97,8 +94,12 @@ class CrmClient(httpx.AsyncClient):
         key = (method, self._last_netloc, tuple(headers.items()), content_type)
         head = self._heads.get(key)
         if head is None:
-            if self._check_headers and (problem := _unsendable(headers)) is not None:
-                raise httpx.LocalProtocolError(problem)  # call.exchange: the lead's, crm.error "render"
+            # every transport's rule, checked here (once per distinct set) so that call.exchange refuses
+            # the lead (crm.error "render") before it takes a limiter slot: aiohttp raised ValueError for
+            # a line break or "\x01", h11 lets 0x01-0x08, 0x0e-0x1f and DEL go out (h1 checks its header
+            # blocks too, for the headers the client or an httpx.Auth adds)
+            if (problem := _unsendable(headers)) is not None:
+                raise httpx.LocalProtocolError(problem)
             merged = httpx.Headers(self.headers)
             try:
                 merged.update(headers)
@@ -113,6 +114,20 @@ class CrmClient(httpx.AsyncClient):
                 self._heads.clear()
             self._heads[key] = head
         return head
+
+    def refusal(self, headers: Mapping[str, str]) -> str | None:
+        """Why ``headers`` cannot be sent (what :meth:`build` would refuse), or None; checked once
+        per distinct set. The batcher asks before a lead joins a batch: a lead whose request
+        cannot be sent takes no limiter slot."""
+        key = tuple(headers.items())
+        if key in self._sendable:
+            return None
+        problem = _unsendable(headers)
+        if problem is None:
+            if len(self._sendable) >= _HEADS_KEPT:
+                self._sendable.clear()
+            self._sendable.add(key)
+        return problem
 
     def build(self, method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None = None,
               content_type: str | None = None) -> httpx.Request:

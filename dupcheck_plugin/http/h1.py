@@ -227,8 +227,6 @@ class H1Transport(httpx.AsyncBaseTransport):
     """HTTP/1.1 over a keep-alive pool of at most ``max_connections``
     connections (see the module's docstring)."""
 
-    refuses_unsendable_headers = True  # _header_block applies adaptor.headers' rule: the client need not
-
     def __init__(self, *, max_connections: int = 64, keepalive_expiry: float | None = 5.0,
                  ssl_context: ssl.SSLContext | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES):
         self.max_connections = max_connections
