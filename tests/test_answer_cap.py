@@ -1,4 +1,4 @@
-"""Every transport reads at most ``max_answer_bytes`` of a CRM answer (as sent,
+"""Every transport reads at most ``max_answer_bytes`` of a CRM answer's body (as sent,
 and its gzip or deflate body once decoded): a URL that serves a file, a
 runaway answer or a small gzip bomb ends in a clear connection error, never
 in the process's memory. Real HTTP over loopback: a server that writes the
@@ -122,6 +122,30 @@ def test_an_answer_larger_than_the_configured_cap_is_not_read_further_and_the_ne
     assert str(error) == "the answer is larger than 64 KiB; not read further"
     assert (len(under), small) == (60 * KIB, SMALL)
     assert accepted == 2  # the big answer's connection was closed, not reused; the next two share one
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_the_cap_counts_the_body_alone_on_every_transport(transport, framing):
+    """Before: h1 counted the head too, so a body just under the cap was refused on h1 alone."""
+    pad = b"X-Pad: " + b"p" * (2 * KIB)  # head + body over the cap, the body alone at it
+    at_cap, over_cap = b"a" * (64 * KIB), b"o" * (64 * KIB + 1)
+    answers = {"at": framed(at_cap, pad) if framing == "length" else chunked(at_cap, pad),
+               "over": framed(over_cap, pad) if framing == "length" else chunked(over_cap, pad)}
+    (at, over), _ = fetch_each(transport, answers, ["at", "over"], max_answer_bytes=64 * KIB)
+    assert at == at_cap
+    assert isinstance(over, httpx.RemoteProtocolError) and str(over) == "the answer is larger than 64 KiB; not read further"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_runaway_head_is_not_read_whole_on_any_transport(transport):
+    """The cap counts the body; a head larger than it (header after header) is refused too
+    (aiohttp and httpx refuse a header line over 8 or 16 KiB, h1 a head over the cap)."""
+    head = [b"X-Pad-%d: %s" % (i, b"h" * 1000) for i in range(200)]  # 200 KiB of headers
+    answers = {"runaway": framed(SMALL, *head), "small": framed(SMALL)}
+    (error, small), _ = fetch_each(transport, answers, ["runaway", "small"], max_answer_bytes=64 * KIB)
+    assert isinstance(error, httpx.RemoteProtocolError), error
+    assert small == SMALL
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])

@@ -18,9 +18,10 @@ uses) and works on uvloop and on asyncio's own loop.
   twice behind the caller's back (its retry policy decides);
 - a request cancelled or failed mid-exchange closes its connection: no
   half-read answer goes back to the pool;
-- an answer larger than ``max_answer_bytes`` (16 MiB by default) as sent, or
-  its body once decoded, is not read further: a ``RemoteProtocolError``,
-  its connection closed.
+- an answer whose body is larger than ``max_answer_bytes`` (16 MiB by
+  default) as sent (its chunks' framing aside, as aiohttp and httpx count
+  it), or once decoded, or whose head is, is not read further: a
+  ``RemoteProtocolError``, its connection closed.
 
 Errors are httpx's, as :mod:`.whole_response` lists them.
 """
@@ -70,7 +71,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.exchanges = 0  # answers completed on this connection
-        self._max_answer = pool.max_answer_bytes  # the most of one answer read (head and body, as sent)
+        self._max_answer = pool.max_answer_bytes  # the most of an answer's body read (and of its head)
         self.idle_since = 0.0
         self._waiter: asyncio.Future | None = None
         self._parser: httptools.HttpResponseParser | None = None
@@ -88,17 +89,20 @@ class _Connection(asyncio.Protocol):
             return
         self._last_read = self.loop.time()
         self._got_bytes = True
-        self._received += len(data)
-        if self._received > self._max_answer:
-            self._fail(too_large(self._max_answer))
-            self.close()
-            return
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             if not self._waiter.done():
                 self._fail(httpx.RemoteProtocolError(f"malformed answer: {exc!r}"))
-            self.close()  # garbage after a complete answer too: not reused
+            self.close()  # garbage after a complete answer, or a body past the cap (on_body): not reused
+            return
+        # the cap counts the body (on_body), as aiohttp and httpx do; a head is bounded by it too, counted
+        # by the read while it lasts (so the read that ends it may take it past the cap by that read's size)
+        if not self._headers_done:
+            self._received += len(data)
+            if self._received > self._max_answer:
+                self._fail(too_large(self._max_answer))
+                self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed()
@@ -133,11 +137,17 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
+        self._received = 0  # from here on_body counts the body
         if self._head_only:  # a HEAD answer announces a body it does not send
             self._complete(keep=self._parser.should_keep_alive())
             self._parser = None  # which this parser still waits for
 
     def on_body(self, body: bytes) -> None:
+        self._received += len(body)
+        if self._received > self._max_answer:
+            exc = too_large(self._max_answer)
+            self._fail(exc)
+            raise exc  # stops the parser: data_received closes the connection
         self._body.append(body)
 
     def on_message_complete(self) -> None:

@@ -8,8 +8,9 @@ in time ``httpx.ReadTimeout``, a connection dropped mid-answer
 body whose content coding does not decode too) ``httpx.RemoteProtocolError``,
 a URL that is not http(s) ``httpx.UnsupportedProtocol``.
 
-Each transport reads at most ``max_answer_bytes`` of an answer (the
-connection's key of that name; :data:`MAX_ANSWER_BYTES` by default), and a
+Each transport reads at most ``max_answer_bytes`` of an answer's body, as
+sent (the connection's key of that name; :data:`MAX_ANSWER_BYTES` by
+default; the head is not counted, and chunked framing is not), and a
 gzip or deflate body is decoded to at most as many bytes: past that,
 :func:`too_large`'s ``httpx.RemoteProtocolError`` (the lead's record says
 ``crm.error`` connection), never the process's memory (a gzip bomb of a few
