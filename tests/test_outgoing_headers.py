@@ -104,3 +104,38 @@ def test_a_lead_value_that_is_not_ascii_in_a_header_is_refused_before_sending(tm
     assert (refused["crm"]["error"], refused["crm"]["called"], refused["crm"]["attempts"]) == ("render", False, 0)
     assert "'X-Lead-Name'" in refused["crm"]["error_detail"] and "ASCII" in refused["crm"]["error_detail"]
     assert (known["action"], known["crm"]["attempts"]) == ("duplicate", 1)
+
+
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
+def test_a_header_value_goes_without_its_leading_and_trailing_spaces_on_every_transport(tmp_path, transport):
+    """RFC 9110 5.5: a field value has no leading or trailing whitespace. Before: h1 and aiohttp sent
+    "X-Fixed:   bar " as written, and h11 under httpx refused it: every lead rejected 6023, the
+    value in its record's detail. The server's raw head shows what went out."""
+    heads: list[bytes] = []
+
+    async def keeps_raw_heads(reader, writer, server: Server) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            heads.append(head)
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            writer.write(answer(b'{"total": 1}', "200 OK", "Content-Type: application/json"))
+
+    async def go():
+        async with Server(keeps_raw_heads) as crm:
+            wf = workflow(tmp_path, f"{crm.url}/search", transport)
+            adaptor = tmp_path / "acme.toml"
+            adaptor.write_text(adaptor.read_text().replace('[request.headers]\n', '[request.headers]\nX-Fixed = "  bar "\n'))
+            async with Host.open(str(wf), store=MemoryStore()) as host:
+                return [await host.decide({"phone_number": f"555010010{i}", "first_name": name})
+                        for i, name in enumerate([" Ann Lee\t", "Bob"])]
+
+    records = asyncio.run(go())
+    assert [(r["action"], r["crm"]["error"]) for r in records] == [("duplicate", None)] * 2, records
+    sent = [[line for line in head.split(b"\r\n") if line.lower().startswith(b"x-")] for head in heads]
+    assert [sorted(lines) for lines in sent] == [[b"X-Fixed: bar", b"X-Lead-Name: Ann Lee"],
+                                                 [b"X-Fixed: bar", b"X-Lead-Name: Bob"]]

@@ -33,6 +33,7 @@ DEFAULT_TRANSPORT = "h1"  # the least CPU per call (the schemas' default says th
 _HEADS_KEPT = 256  # distinct header sets kept per client (an adaptor usually sends one)
 _LENGTHS_KEPT = 64  # distinct body lengths kept per header set (a phone search has a few)
 _BODY_METHODS = ("POST", "PUT", "PATCH")  # httpx sends Content-Length: 0 without a body
+_OWS = " \t"  # the whitespace around a header value (RFC 9110 5.6.3)
 
 
 class _NoCookies(httpx.Cookies):
@@ -72,6 +73,12 @@ def _unsendable(headers: Mapping[str, str]) -> str | None:
     return next(filter(None, (unsendable(name, value) for name, value in headers.items())), None)
 
 
+def _trimmed(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without the spaces and tabs around their values: RFC 9110 (5.5) says a field value
+    has none (a parser drops them); h11 refused such a value, h1 and aiohttp sent it as written."""
+    return {name: value.strip(_OWS) for name, value in headers.items()}
+
+
 class CrmClient(httpx.AsyncClient):
     """``httpx.AsyncClient`` without cookie handling, with a lean send (see
     the module's docstring)."""
@@ -102,7 +109,7 @@ class CrmClient(httpx.AsyncClient):
                 raise httpx.LocalProtocolError(problem)
             merged = httpx.Headers(self.headers)
             try:
-                merged.update(headers)
+                merged.update(_trimmed(headers))
             except UnicodeEncodeError:  # httpx encodes names and values as ASCII
                 problem = _unsendable(headers) or "a header cannot be sent: it is not ASCII"
                 raise httpx.LocalProtocolError(problem) from None
