@@ -383,6 +383,28 @@ def test_settings_marks_a_row_a_change_left_unable_to_decide(page, server):
     shot(page, "settings-dead-row")
 
 
+def test_a_refused_apply_marks_the_table_s_warnings_as_well_as_its_errors(page, server):
+    # before: the page that shows an Apply refusal marked the errors only; the warnings of the table
+    # as typed (the dead row a change left) showed once the error was fixed and applied
+    before = server.workflow.read_bytes()
+    known = rows(page).nth(1)
+    known.locator("select[name=row_match]").select_option("exists")
+    known.locator("input[name=row_value]").fill("")
+    rows(page).nth(0).locator("input[name=row_code]").fill("six")  # a real error: not an integer
+    apply(page)
+    assert server.workflow.read_bytes() == before  # refused
+    assert "integer" in rows(page).nth(0).locator("[data-error-for=code]").inner_text()
+    assert page.locator("[role=alert]").first.inner_text().startswith("Nothing was changed")
+    assert page.locator("#table-warnings").is_visible()
+    assert "has-warning" in rows(page).nth(2).get_attribute("class")  # amber, as on Global Settings
+    warning = rows(page).nth(2).locator("[data-warning-for='']")
+    assert warning.inner_text().startswith("rules[2] (unknown) can never decide: rules[1] (known) comes first")
+    assert [rows(page).nth(i).locator(".warning").count() for i in range(3)] == [0, 0, 1]
+    # what was typed stays, so fixing the error is all that is left to do
+    assert rows(page).nth(1).locator("select[name=row_match]").input_value() == "exists"
+    shot(page, "settings-refused-with-warnings")
+
+
 # -- Test a lead ------------------------------------------------------------------
 
 

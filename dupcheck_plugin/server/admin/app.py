@@ -254,6 +254,7 @@ class Console:
                                                                       "it is now; make your change again."]
             return await self._settings(request, fresh, doc, 409)
         sf.place_problems(form, outcome.problems, index)
+        sf.place_warnings(form, {"rules": [values for _, values in rows]})  # of the table as typed, as after Apply
         return await self._settings(request, form, doc, 422)
 
     async def revert(self, request: Request) -> Response:

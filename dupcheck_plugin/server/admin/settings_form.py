@@ -195,9 +195,9 @@ def place_problems(form: SettingsForm, problems: Sequence[Problem], node_index: 
 
 def place_warnings(form: SettingsForm, config: Mapping[str, Any]) -> None:
     """The table's warnings (``dupcheck check``'s: a row that can never decide, a setting
-    no row reads) next to their cells, for the form drawn from ``config``. A table the
-    file holds but the schema refuses gets none: the engine decides with the last valid
-    one, and Apply shows the file's problems."""
+    no row reads) next to their cells, for the form drawn from ``config`` (the file's node,
+    or the rows of a refused Apply as typed). A table the file holds but the schema refuses
+    gets none: the engine decides with the last valid one, and Apply shows the file's problems."""
     try:
         found = rule_warnings(config)
     except (KeyError, TypeError, ValueError, AttributeError):  # not a valid table (edited by hand)
