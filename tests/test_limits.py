@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from conftest import write_workflow
+from test_batch import named_salesforce  # salesforce_soql with X-Lead-Name = "{{ first_name }}"
 from dupcheck_plugin.connection.quota import read_quota
 from dupcheck_plugin.engine.runner import Host, aiter_items
 
@@ -181,28 +182,12 @@ def test_without_a_cache_every_lead_asks_the_crm(tmp_path, crm_sim):
     assert requests_seen(crm_sim) == 3
 
 
-def _named_adaptor(dir_: Path) -> str:
-    """salesforce_soql with a header holding the lead's first name: a lead whose name holds a
-    control character has a request no transport may send (crm.error render, code 6023)."""
-    from dupcheck_plugin.resources import shipped_dir
-
-    text = (shipped_dir("adaptors") / "salesforce_soql.toml").read_text(encoding="utf-8")
-    for old, new in (('name = "salesforce_soql"', 'name = "sf_named"'),
-                     ('email = { mapped_to = "email" }', 'email = { mapped_to = "email" }\n'
-                                                         'first_name = { mapped_to = "first_name" }'),
-                     ('Accept = "application/json"', 'Accept = "application/json"\nX-Lead-Name = "{{ first_name }}"')):
-        assert old in text
-        text = text.replace(old, new, 1)
-    (dir_ / "sf_named.toml").write_text(text, encoding="utf-8")
-    return "sf_named"
-
-
 @pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
 def test_a_request_that_cannot_be_sent_takes_no_slot_of_the_budget(tmp_path, crm_sim, transport):
     # before: the limiter counted the refused leads' requests (1 and 3 of the budget's 5) although
     # they never reached the CRM; 2 good leads went to on_error with budget_spent for nothing
     limits = {"budget": 5, "when_spent": "on_error"}
-    wf = write_workflow(tmp_path, [SF_ROW], adaptor=_named_adaptor(tmp_path), on_error=ON_ERROR,
+    wf = write_workflow(tmp_path, [SF_ROW], adaptor=named_salesforce(tmp_path).stem, on_error=ON_ERROR,
                         connect={"limits": limits, "transport": transport})
     batch = leads(10)
     for i in (0, 2):
@@ -218,7 +203,7 @@ def test_a_batch_that_cannot_be_sent_takes_no_slot_of_the_budget(tmp_path, crm_s
     # a batch is sent with its first lead's headers: lead 1's refused batch, then lead 1 alone,
     # took two of the budget's 3 slots before (1 request reached the CRM); now every slot is a request
     limits = {"budget": 3, "when_spent": "on_error"}
-    wf = write_workflow(tmp_path, [SF_ROW], adaptor=_named_adaptor(tmp_path), on_error=ON_ERROR,
+    wf = write_workflow(tmp_path, [SF_ROW], adaptor=named_salesforce(tmp_path).stem, on_error=ON_ERROR,
                         connect={"limits": limits, "batch": {"max_leads": 20}})
     batch = leads(200)
     batch[0]["first_name"] = "Bad\x01Name"
@@ -234,7 +219,7 @@ def test_in_serve_a_lone_lead_that_cannot_be_sent_takes_no_slot_of_a_batching_co
     # serve sends a lone lead at once as its own request: the batcher took a slot for it before
     # its request was found unsendable, and no other lead was waiting to use that slot
     limits = {"budget": 2, "when_spent": "on_error"}
-    wf = write_workflow(tmp_path, [SF_ROW], adaptor=_named_adaptor(tmp_path), on_error=ON_ERROR,
+    wf = write_workflow(tmp_path, [SF_ROW], adaptor=named_salesforce(tmp_path).stem, on_error=ON_ERROR,
                         connect={"limits": limits, "batch": {"max_leads": 20}})
     batch = leads(4)
     batch[0]["first_name"] = "Bad\x01Name"
