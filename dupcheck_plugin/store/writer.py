@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 _STOP = object()
 # what a small batch waits at most, and the commits that make a batch big enough not to wait.
 # At 50 ms a CRM answer and 64 leads in flight (~1,100 leads/s), 3 ms and 8 gathered ~10 commits a
-# transaction; 10 ms and 32 gather ~22: the SQLite writer's CPU 1,130 -> 890 ms over 20,000 leads and
-# the whole process ~0.89x the CPU a lead, for ~9% of the rate at that setting (each lead holds its
-# place in flight up to 10 ms longer, against a 50 ms round trip). At 0 ms batches fill without waiting.
+# transaction; 10 ms and 32 gather ~22: the SQLite writer's CPU 931-1,132 -> 836-889 ms over 20,000
+# leads (whole processes read 0.89x-1.0x the CPU a lead in A/Bs on a loaded machine), for ~9% of the
+# rate at that setting (each lead holds its place in flight up to 10 ms longer, against a 50 ms round
+# trip). At 0 ms batches fill without waiting.
 GATHER_WAIT_S = 0.010
 GATHER_UPTO = 32
 
