@@ -668,6 +668,39 @@ def test_healthz_metrics_and_openapi(client):
             "/healthz", "/metrics", "/openapi.json"} <= set(spec["paths"])
 
 
+def _histogram(metrics: str, name: str) -> tuple[float, float]:
+    """(count, sum) of histogram ``name`` in a /metrics scrape."""
+    values = dict(line.rsplit(" ", 1) for line in metrics.splitlines()
+                  if line.startswith((f"{name}_count ", f"{name}_sum ")))
+    return float(values[f"{name}_count"]), float(values[f"{name}_sum"])
+
+
+def test_metrics_own_time_of_an_insert_leaves_the_crm_round_trip_out(client, sim):
+    """dupcheck_insert_own_seconds: what serve itself spends on a decided insert. A CRM
+    that takes 300 ms shows in the CRM histogram, not in this one; a replayed insert
+    (no CRM call of its own) adds its own small time, not less than nothing."""
+    own, crm = "dupcheck_insert_own_seconds", "dupcheck_crm_latency_seconds"
+    before = client.get("/metrics").text
+    phone = fresh_phone()
+    sim.set_knobs(latency_ms=300)
+    try:
+        r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "100", "phone_number": phone},
+                        headers={"Idempotency-Key": f"own-{phone}"})
+    finally:
+        sim.set_knobs(latency_ms=0)
+    assert r.status_code == 200 and r.json()["success"] is True
+    middle = client.get("/metrics").text
+    (n0, own0), (n1, own1) = _histogram(before, own), _histogram(middle, own)
+    crm_spent = _histogram(middle, crm)[1] - _histogram(before, crm)[1]
+    assert n1 == n0 + 1 and crm_spent >= 0.3
+    assert 0 < own1 - own0 < 0.3  # the CRM's 300 ms are not counted as serve's own
+    replay = client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "100", "phone_number": phone},
+                         headers={"Idempotency-Key": f"own-{phone}"})
+    assert replay.json() == r.json()
+    n2, own2 = _histogram(client.get("/metrics").text, own)
+    assert n2 == n1 + 1 and 0 < own2 - own1 < 0.3  # the first call's CRM time is not taken off the replay
+
+
 def test_a_bug_answers_json_500_without_traceback_and_healthz_sees_a_broken_store(client, srv, monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
