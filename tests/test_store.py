@@ -604,6 +604,63 @@ def test_a_batch_job_gathers_the_commits_of_several_loop_iterations(monkeypatch)
     assert store.batches == [3]
 
 
+def test_a_gathered_batch_wakes_the_writer_thread_once(monkeypatch):
+    """The loop keeps a gathering batch until it is full, then hands it over whole:
+    one hand-over to the thread for commits of several loop iterations."""
+    import asyncio
+
+    from dupcheck_plugin.store import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "GATHER_WAIT_S", 60.0)
+    store = CountingStore()
+    writer = writer_module.StoreWriter(store)
+    handed = []  # the commits each hand-over takes to the thread
+    hand_over = writer._hand_over
+
+    def counted(loop):
+        handed.append(len(writer._pending.get(loop, ())))
+        hand_over(loop)
+
+    monkeypatch.setattr(writer, "_hand_over", counted)
+    writer.gather(4)
+
+    async def go():
+        written = []
+        for _ in range(4):
+            written.append(writer.enqueue(record("rejected", None)))
+            await asyncio.sleep(0.01)  # a loop iteration (more) each
+        return await asyncio.gather(*written)
+
+    assert len(asyncio.run(go())) == 4
+    writer.close()
+    assert [n for n in handed if n] == [4] and store.batches == [4]  # not [1, 1, 1, 1] handed over
+
+
+def test_a_small_gathered_batch_is_written_when_its_wait_is_over(monkeypatch):
+    import asyncio
+
+    from dupcheck_plugin.store import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "GATHER_WAIT_S", 0.05)
+    store = CountingStore()
+    writer = writer_module.StoreWriter(store)
+
+    async def lone():
+        writer.gather(10)
+        return await writer.enqueue(record("rejected", None))  # no company comes: written after the wait
+
+    async def begun_before_gathering():
+        writer.gather(0)
+        first = writer.enqueue(record("rejected", None))  # handed over at this iteration's end
+        writer.gather(2)
+        return await asyncio.gather(first, writer.enqueue(record("rejected", None)))  # full: no wait to end
+
+    assert asyncio.run(lone())["action"] == "rejected"
+    assert len(asyncio.run(begun_before_gathering())) == 2
+    writer.close()
+    assert store.batches == [1, 2]
+
+
 def test_a_lone_commit_waits_for_company_only_while_a_job_gathers(monkeypatch):
     import asyncio
 

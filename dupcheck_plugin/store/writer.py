@@ -13,8 +13,11 @@ A batch job may also let a small batch wait a moment for more commits
 time, and a transaction has a cost of its own whatever it carries (about
 0.3 ms of CPU: its locks, and the WAL frames of each table's and index's last
 page, rewritten by every commit), so one of one or two leads costs several
-times as much per lead as one of twenty. An interactive caller (``serve``)
-leaves it off: its answer waits for the commit.
+times as much per lead as one of twenty. The commits wait in the event loop,
+which hands them over when the batch is big enough or its wait is over (one
+timer a batch): the writer thread is woken once a batch, not once for every
+loop iteration's few commits. An interactive caller (``serve``) leaves it
+off: its answer waits for the commit.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +42,8 @@ _STOP = object()
 # transaction; 10 ms and 32 gather ~22: the SQLite writer's CPU 931-1,132 -> 836-889 ms over 20,000
 # leads (whole processes read 0.89x-1.0x the CPU a lead in A/Bs on a loaded machine), for ~9% of the
 # rate at that setting (each lead holds its place in flight up to 10 ms longer, against a 50 ms round
-# trip). At 0 ms batches fill without waiting.
+# trip). At 0 ms batches fill without waiting. The loop gathers (not the writer thread, woken by each
+# hand-over to wait again): at 50 ms/64 0.94x the CPU a lead, twice (A/B x5, 20,000 leads), the rate +1-2%.
 GATHER_WAIT_S = 0.010
 GATHER_UPTO = 32
 
@@ -65,10 +68,11 @@ class StoreWriter:
         # per event loop, the commits of its current iteration (a writer may serve loops of several threads)
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Commit, asyncio.Future, Any]]] = {}
         self._pending_lock = threading.Lock()
+        self._gathering: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}  # a loop's wait for more
         self._thread = threading.Thread(target=self._loop, name="dupcheck-store-writer", daemon=True)
         self._thread.start()
         self._closed = False
-        self._gather_upto = 0  # a batch smaller than this waits up to GATHER_WAIT_S for more (0: never)
+        self._gather_upto = 0  # a loop's commits wait up to GATHER_WAIT_S for this many (0: never)
 
     def gather(self, in_flight: int) -> int:
         """Let a batch of fewer than ``min(in_flight, GATHER_UPTO)`` commits wait
@@ -101,15 +105,25 @@ class StoreWriter:
             if self._closed:
                 raise RuntimeError("store writer is closed")
             pending = self._pending.get(loop)
+            upto = self._gather_upto
             if pending is None:
                 pending = self._pending[loop] = []
-                loop.call_soon(self._hand_over, loop)
+                if upto:  # handed over when enough have come, or at the latest after the wait
+                    self._gathering[loop] = loop.call_later(GATHER_WAIT_S, self._hand_over, loop)
+                else:  # at the end of this loop iteration
+                    loop.call_soon(self._hand_over, loop)
             pending.append((commit, fut, loop))
+            if upto and len(pending) == upto:  # enough: with the rest of this iteration's commits
+                waiting = self._gathering.pop(loop, None)  # (none if the list began before gather())
+                if waiting is not None:
+                    waiting.cancel()
+                loop.call_soon(self._hand_over, loop)
         return fut
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._pending_lock:
             batch = self._pending.pop(loop, None)
+            self._gathering.pop(loop, None)  # its wait is over (or it gathered none)
         if batch:
             self._q.put(batch)
 
@@ -135,15 +149,9 @@ class StoreWriter:
                 return
             batch = item  # the thread's own list now: drained lists join it
             stop = False
-            until = None
             while len(batch) < self.max_batch:
                 try:
-                    if len(batch) < self._gather_upto:  # small: wait a moment for more (group commit)
-                        until = until or time.monotonic() + GATHER_WAIT_S
-                        left = until - time.monotonic()
-                        nxt = self._q.get(timeout=left) if left > 0 else self._q.get_nowait()
-                    else:
-                        nxt = self._q.get_nowait()
+                    nxt = self._q.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:
