@@ -43,7 +43,7 @@ _STOP = object()
 # leads (whole processes read 0.89x-1.0x the CPU a lead in A/Bs on a loaded machine), for ~9% of the
 # rate at that setting (each lead holds its place in flight up to 10 ms longer, against a 50 ms round
 # trip). At 0 ms batches fill without waiting. The loop gathers (not the writer thread, woken by each
-# hand-over to wait again): at 50 ms/64 0.94x the CPU a lead, twice (A/B x5, 20,000 leads), the rate +1-2%.
+# hand-over to wait again): at 50 ms/64 0.93-0.94x the CPU a lead in three A/Bs (x5, 20,000 leads), the rate +1-2%.
 GATHER_WAIT_S = 0.010
 GATHER_UPTO = 32
 
