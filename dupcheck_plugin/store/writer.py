@@ -114,16 +114,15 @@ class StoreWriter:
                     loop.call_soon(self._hand_over, loop)
             pending.append((commit, fut, loop))
             if upto and len(pending) == upto:  # enough: with the rest of this iteration's commits
-                waiting = self._gathering.pop(loop, None)  # (none if the list began before gather())
-                if waiting is not None:
-                    waiting.cancel()
                 loop.call_soon(self._hand_over, loop)
         return fut
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._pending_lock:
             batch = self._pending.pop(loop, None)
-            self._gathering.pop(loop, None)  # its wait is over (or it gathered none)
+            waiting = self._gathering.pop(loop, None)
+        if waiting is not None:  # handed over before its wait was over (in the loop's thread, as timers are)
+            waiting.cancel()
         if batch:
             self._q.put(batch)
 
