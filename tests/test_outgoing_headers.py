@@ -7,12 +7,16 @@ the CRM failing. Real HTTP over loopback: the server shows what it received."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import textwrap
 
+import httpx
 import pytest
 
+from dupcheck_plugin.adaptor.render import Rendered
 from dupcheck_plugin.host import Host
+from dupcheck_plugin.http.call import send
 from dupcheck_plugin.testing import MemoryStore
 
 from conftest import write_workflow
@@ -139,3 +143,41 @@ def test_a_header_value_goes_without_its_leading_and_trailing_spaces_on_every_tr
     sent = [[line for line in head.split(b"\r\n") if line.lower().startswith(b"x-")] for head in heads]
     assert [sorted(lines) for lines in sent] == [[b"X-Fixed: bar", b"X-Lead-Name: Ann Lee"],
                                                  [b"X-Fixed: bar", b"X-Lead-Name: Bob"]]
+
+
+class CountingGate:
+    """A connection's limiter as exchange() sees it: counts the slots taken."""
+
+    def __init__(self):
+        self.slots = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        self.slots += 1
+        yield
+
+    def observe(self, status, headers, it):
+        pass
+
+
+def test_a_hosts_own_httpx_client_gets_the_same_rule_before_a_slot_is_taken():
+    """http.call.send with a host's own httpx.AsyncClient (not the connection's lean
+    client): httpx's default transport (h11) let 0x01 out, and the refusal of a line
+    break came from inside the limiter's slot, spending one of the CRM's quota."""
+    async def go():
+        async with Server(knows_every_phone) as crm:
+            gate = CountingGate()
+            async with httpx.AsyncClient() as client:
+                outcomes = []
+                for name in ("Ann\x01Lee", "Ann\nLee", "Ann\tLee"):
+                    req = Rendered("POST", f"{crm.url}/search", {"X-Lead-Name": name}, {}, "json", {"phone": "1"})
+                    outcomes.append(await send(client, req, req, response_format="json", gate=gate))
+            return outcomes, gate.slots, crm.requests
+
+    (control, line_break, tab), slots, requests = asyncio.run(go())
+    for refused in (control, line_break):
+        assert (refused.error, refused.attempts, refused.status_code) == ("render", 0, None), refused
+        assert refused.error_detail.startswith("request not sent: ") and "'X-Lead-Name'" in refused.error_detail
+    assert (tab.error, tab.attempts, tab.status_code) == (None, 1, 200)
+    assert slots == 1  # the one request sent took the one slot
+    assert len(requests) == 1 and requests[0][1][b"x-lead-name"] == b"Ann\tLee"

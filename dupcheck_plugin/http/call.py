@@ -29,7 +29,7 @@ from ..frozen import one_step_init
 from ..rules.match import equal
 from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
-from .client import CrmClient
+from .client import CrmClient, unsendable_headers
 from .deadlines import within
 from .response import UnparsableBody, parse_body
 from .wire import param_str, request_json, sent_url
@@ -244,6 +244,11 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
     if url is None:
         url = sent_url(req)  # httpx's params= would replace a query written in the URL
     lean = isinstance(client, CrmClient)
+    if not lean:  # a host's own client: the rule CrmClient.build applies, before a slot or a breaker ticket
+        problem = unsendable_headers(req.headers)
+        if problem is not None:
+            return Exchange(None, {}, None, "render", not_sent(problem), 0,
+                            (time.perf_counter() - started) * 1000.0, url)
     attempt = 0
     give_up = False
     status, headers, it, error, detail = None, {}, None, None, None

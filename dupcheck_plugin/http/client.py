@@ -68,7 +68,7 @@ class _Head:
         return headers
 
 
-def _unsendable(headers: Mapping[str, str]) -> str | None:
+def unsendable_headers(headers: Mapping[str, str]) -> str | None:
     """Why ``headers`` cannot be sent (adaptor.headers' rule, naming the first that cannot), or None."""
     return next(filter(None, (unsendable(name, value) for name, value in headers.items())), None)
 
@@ -105,7 +105,7 @@ class CrmClient(httpx.AsyncClient):
             # the lead (crm.error "render") before it takes a limiter slot: aiohttp raised ValueError for
             # a line break or "\x01", h11 lets 0x01-0x08, 0x0e-0x1f and DEL go out (h1 checks its header
             # blocks too, for the headers the client or an httpx.Auth adds)
-            if (problem := _unsendable(headers)) is not None:
+            if (problem := unsendable_headers(headers)) is not None:
                 raise httpx.LocalProtocolError(problem)
             merged = httpx.Headers(self.headers)
             merged.update(_trimmed(headers))  # ASCII now (the rule above): httpx's encoding cannot fail
@@ -125,7 +125,7 @@ class CrmClient(httpx.AsyncClient):
         key = tuple(headers.items())
         if key in self._sendable:
             return None
-        problem = _unsendable(headers)
+        problem = unsendable_headers(headers)
         if problem is None:
             if len(self._sendable) >= _HEADS_KEPT:
                 self._sendable.clear()
