@@ -12,7 +12,8 @@ import os
 from . import (bench_batched, bench_check, bench_client, bench_crm_limits, bench_instructions, bench_memory, bench_serve,
                bench_temporal)
 
-BENCHMARKS = (bench_client, bench_instructions, bench_batched, bench_serve, bench_check, bench_memory, bench_crm_limits, bench_temporal)
+BENCHMARKS = (bench_client, bench_instructions, bench_batched, bench_serve, bench_check, bench_memory, bench_crm_limits,
+              bench_temporal)
 
 
 def main() -> None:
