@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from ..adaptor.render import Rendered
 from ..http.call import Exchange, RetryPolicy, answer_of, exchange, not_sent
-from ..http.client import CrmClient
+from ..http.client import refusal
 from ..http.wire import request_json
 from ..types import CrmAnswer
 from .batcher import Batcher, finish_for
@@ -94,7 +94,7 @@ class ConnectionRuntime:
                                response=self.response_of(hit.body) if self.response_of and hit.body is not None else None)
         self._client = client
         if self.max_leads > 1 and variables is not None:
-            problem = client.refusal(real.headers) if isinstance(client, CrmClient) else None
+            problem = refusal(client, real.headers)
             if problem is not None:  # as exchange() refuses it alone: before a slot is taken for it
                 return answer_of(Exchange(None, {}, None, "render", not_sent(problem), 0, 0.0), real,
                                  masked, response_key=self.response_key, record_id_key=self.adaptor.record_id,

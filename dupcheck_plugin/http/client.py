@@ -190,6 +190,12 @@ async def _read_whole(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def refusal(client: httpx.AsyncClient, headers: Mapping[str, str]) -> str | None:
+    """Why ``client`` would not send ``headers``, or None: a CrmClient's check (kept per
+    distinct set), the same rule for any other httpx client (a host's own)."""
+    return client.refusal(headers) if isinstance(client, CrmClient) else unsendable_headers(headers)
+
+
 class _ReadWhole(httpx.AsyncBaseTransport):
     """httpx's own transport, its answer read whole as ours read it: at most ``max_answer_bytes``
     of the body as sent, and decoded (httpx's own read has no cap)."""
