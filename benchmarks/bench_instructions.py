@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from .abtest import run_process
 from .bench_check import compile_bytecode
 from .common import write_csv
 from .stubbed import ENV, bare_cmd, dupcheck_cmd, stub, write_workflow
@@ -75,8 +75,8 @@ def grouped(by_object: Counter) -> Counter:
 
 
 def counted(cmd: list[str], env: dict, out: Path) -> tuple[int, Counter]:
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd], env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    # a failure raises with valgrind's stderr (run_process), not a bare CalledProcessError
+    run_process(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd], env=env)
     with out.open() as f:
         total, by_object = self_cost_by_object(f)
     return total, grouped(by_object)
