@@ -98,10 +98,14 @@ def book_sim(tmp_path_factory):
         yield sim
 
 
-def decide_all(wf: Path, batch: list[dict], sim, db: Path) -> list[dict]:
+def decide_all(wf: Path, batch: list[dict], sim, db: Path, own_client: bool = False) -> list[dict]:
+    """Every lead's stored record, by row. ``own_client``: the CRM node sends through a
+    plain ``httpx.AsyncClient`` (a host's own), not the connection's lean client."""
     async def go():
         records: list[dict] = []
         async with Host.open(str(wf), db=str(db), crm_url=sim.url, environ=ENV) as engine:
+            if own_client:
+                engine.workflow.crm._client = httpx.AsyncClient()  # closed by the node's aclose
             items = aiter_items((i, lead, None) for i, lead in enumerate(batch, 1))
             await engine.run(items, concurrency=max(32, engine.lead_capacity()), on_record=records.append)
         return sorted(records, key=lambda r: r["source_row"])
@@ -272,6 +276,30 @@ def named_salesforce(folder: Path) -> Path:
     return path
 
 
+def test_a_hosts_own_client_refuses_the_lead_before_it_joins_a_batch(book_sim, tmp_path):
+    # with a host's own httpx client the lead whose header cannot be sent is refused where the
+    # lean client's is (client.refusal), before the batcher: in a batch it would be its first
+    # lead and the batch's headers, refused whole and split (9 requests for 300 leads, not 7)
+    named_salesforce(tmp_path)
+    wf = write_workflow(tmp_path, ROWS["salesforce_soql"], name="batched", adaptor="sf_named",
+                        connect={"batch": {"max_leads": 100}})
+
+    def no_batch():
+        raise AssertionError("the refused lead was handed to the batcher")
+
+    async def go():
+        async with Host.open(str(wf), db=str(tmp_path / "own.db"), crm_url=book_sim.url, environ=ENV) as engine:
+            node = engine.workflow.crm
+            node._client = httpx.AsyncClient()  # closed by the node's aclose
+            node.runtime._batcher = no_batch
+            return await engine.evaluate({"phone_number": "5553000001", "first_name": "Bad\x01Name"})
+
+    book_sim.reset()
+    record = asyncio.run(go())
+    assert (record["code"], record["crm"]["error"], record["crm"]["attempts"]) == (6023, "render", 0), record["crm"]
+    assert "'X-Lead-Name'" in record["crm"]["error_detail"]
+    assert requests_seen(book_sim) == 0
+
 def test_check_warns_that_a_batch_sends_only_its_first_leads_header(tmp_path):
     from dupcheck_plugin.config.checker import check_paths
 
@@ -288,9 +316,11 @@ def test_check_warns_that_a_batch_sends_only_its_first_leads_header(tmp_path):
     assert not [str(w) for r in shipped for w in r.warnings if w.code == "batch_first_lead"]
 
 
-def test_a_lead_whose_header_cannot_be_sent_is_refused_alone_not_with_its_batch(book_sim, tmp_path):
+@pytest.mark.parametrize("own_client", [False, True], ids=["lean_client", "hosts_httpx_client"])
+def test_a_lead_whose_header_cannot_be_sent_is_refused_alone_not_with_its_batch(book_sim, tmp_path, own_client):
     # a batch is sent with its first lead's headers: a value of that lead no header may hold (a
-    # control character) must cost that lead its 6023, as when it is asked alone, not its whole batch
+    # control character) must cost that lead its 6023, as when it is asked alone, not its whole
+    # batch; with the connection's client or a host's own httpx client (one rule: client.refusal)
     named_salesforce(tmp_path)
     batch = leads(300)
     batch[0]["first_name"] = "Bad\x01Name"
@@ -298,9 +328,9 @@ def test_a_lead_whose_header_cannot_be_sent_is_refused_alone_not_with_its_batch(
     single_wf = write_workflow(tmp_path, rows, name="single", adaptor="sf_named")
     batched_wf = write_workflow(tmp_path, rows, name="batched", adaptor="sf_named", connect={"batch": {"max_leads": 100}})
     book_sim.reset()
-    single = decide_all(single_wf, batch, book_sim, tmp_path / "single.db")
+    single = decide_all(single_wf, batch, book_sim, tmp_path / "single.db", own_client)
     book_sim.reset()
-    batched = decide_all(batched_wf, batch, book_sim, tmp_path / "batched.db")
+    batched = decide_all(batched_wf, batch, book_sim, tmp_path / "batched.db", own_client)
     refused = [(1, "render", 6023)]
     assert [(r["source_row"], r["crm"]["error"], r["code"]) for r in single if r["crm"]["error"]] == refused
     assert [(r["source_row"], r["crm"]["error"], r["code"]) for r in batched if r["crm"]["error"]] == refused
