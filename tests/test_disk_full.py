@@ -82,3 +82,22 @@ def test_out_on_a_full_disk_stops_the_run_without_a_traceback_and_resume_repairs
     again = run([*args, "--db", str(db), "--out", str(out), "--resume"], env)
     assert again.returncode == 0, again.stderr
     every_row_once(db, out)
+
+
+@pytest.mark.parametrize("where", ["missing_folder", "a_directory"])
+def test_an_out_that_cannot_be_opened_is_one_clear_line_and_decides_nothing(tmp_path, setup, where):
+    args, env = setup
+    db = tmp_path / "d.db"
+    out = tmp_path / "no" / "out.jsonl" if where == "missing_folder" else tmp_path
+    first = run([*args, "--db", str(db), "--out", str(out)], env)
+    assert first.returncode == 1
+    assert "Traceback" not in first.stderr
+    [line] = [line for line in first.stderr.splitlines() if line.startswith("dupcheck:")]
+    reason = "No such file or directory" if where == "missing_folder" else "Is a directory"
+    assert line == f"dupcheck: cannot write --out {out}: {reason}. This run decided nothing", first.stderr
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
+    # the file's claim went with the failed run: the same command with a good --out decides every row
+    good = tmp_path / "out.jsonl"
+    again = run([*args, "--db", str(db), "--out", str(good)], env)
+    assert again.returncode == 0, again.stderr
+    every_row_once(db, good)

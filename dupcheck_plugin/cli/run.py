@@ -144,7 +144,12 @@ async def run_file(args) -> int:
                           file=sys.stderr)
     # a resumed run appends to --out (repaired above): what the first run wrote stays
     mode = "a" if done else "w"
-    out = sys.stdout if args.out == "-" else open(args.out, mode, encoding="utf-8")
+    try:
+        out = sys.stdout if args.out == "-" else open(args.out, mode, encoding="utf-8")
+    except OSError as exc:  # a missing folder, a directory, no permission: before any lead is decided
+        await host.aclose()
+        input_stream.close()
+        return fail(f"cannot write --out {args.out}: {exc.strerror or exc}. This run decided nothing")
     bar = None
     if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm
