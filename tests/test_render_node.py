@@ -78,6 +78,15 @@ def test_a_node_that_sends_nothing_or_does_not_exist_is_a_usage_error(tmp_path, 
     assert code == 2 and "no such node" in err and "did you mean 'crm'?" in err
 
 
+def test_a_workflow_without_node_is_a_usage_error_that_names_its_connection_nodes(tmp_path, capsys):
+    code, _, err = render(capsys, workflow(tmp_path, "timeout = 5"))
+    assert code == 2
+    assert err.strip().endswith("is a workflow, not an adaptor: render a workflow's request with --node ID "
+                                "(its connection nodes: crm)"), err
+    # a workflow that does not load gets no hint, only what it is
+    code, _, err = render(capsys, workflow(tmp_path, 'timeout = "ten"', name="bad.toml"))
+    assert code == 2 and err.strip().endswith("is a workflow, not an adaptor"), err
+
 def test_an_invalid_workflow_is_named(tmp_path, capsys):
     path = workflow(tmp_path, 'timeout = "ten"')
     code, _, err = render(capsys, path, "--node", "crm")

@@ -93,10 +93,24 @@ def _adaptor(args) -> tuple[RenderFn, list[str]]:
             known = ", ".join(shipped_names("adaptors"))
             raise UsageError(f"{args.source}: no such adaptor file or shipped adaptor (shipped: {known})") from None
         if any(p.code == "ambiguous_name" for p in exc.problems):
-            raise UsageError("; ".join(p.message for p in exc.problems)) from None
+            message = "; ".join(p.message for p in exc.problems)
+            senders = _connection_nodes(args.source) if message.endswith("is a workflow, not an adaptor") else None
+            if senders is not None:  # what the user most likely meant: that workflow's request
+                message += (f": render a workflow's request with --node ID (its connection nodes: "
+                            f"{', '.join(senders) or 'none'})")
+            raise UsageError(message) from None
         raise
     bound = adaptor.bind(os.environ, preview=True)
     return (lambda lead: bound.render(lead)[1].with_origin(args.crm_url)), list(bound.missing_secrets)
+
+
+def _connection_nodes(source: str) -> list[str] | None:
+    """The ids of a workflow file's connection nodes (convoso_connect), or None if it does not load."""
+    try:
+        workflow = Workflow.load(source, offline=True)
+    except Exception:  # noqa: BLE001 - only a hint: the workflow's own errors are check's to tell
+        return None
+    return [nid for nid, n in workflow.nodes.items() if callable(getattr(n, "render", None))]
 
 
 def _workflow_node(args) -> tuple[RenderFn, list[str]]:
