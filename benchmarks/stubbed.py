@@ -57,15 +57,23 @@ def write_workflow(tmp: Path) -> Path:
     return path
 
 
+class ChildURL(str):
+    """A started server's URL, with the ``pid`` of its process (whose CPU a benchmark may read)."""
+
+    pid: int
+
+
 @contextmanager
 def child_url(cmd: list[str], marker: str = "http://", env: dict | None = None):
-    """Start a server process that prints its URL on its first line; yield the URL."""
+    """Start a server process that prints its URL on its first line; yield the URL (a :class:`ChildURL`)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         line = proc.stdout.readline()
         if marker not in line:
             raise RuntimeError(f"{' '.join(cmd[:5])} did not start: {line!r}")
-        yield line[line.index(marker):].split()[0].strip()
+        url = ChildURL(line[line.index(marker):].split()[0].strip())
+        url.pid = proc.pid
+        yield url
     finally:
         proc.terminate()
         try:
