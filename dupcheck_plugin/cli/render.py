@@ -12,6 +12,7 @@ import httpx
 
 from ..adaptor.render import MASK, Rendered, RenderError
 from ..config.adaptors import load_adaptor
+from ..config.kinds import file_kind
 from ..config.problems import ConfigError
 from ..config.suggest import did_you_mean
 from ..connection.secrets import Secrets
@@ -94,7 +95,8 @@ def _adaptor(args) -> tuple[RenderFn, list[str]]:
             raise UsageError(f"{args.source}: no such adaptor file or shipped adaptor (shipped: {known})") from None
         if any(p.code == "ambiguous_name" for p in exc.problems):
             message = "; ".join(p.message for p in exc.problems)
-            senders = _connection_nodes(args.source) if message.endswith("is a workflow, not an adaptor") else None
+            path = Path(args.source)
+            senders = _connection_nodes(path) if path.is_file() and file_kind(path) == "workflow" else None
             if senders is not None:  # what the user most likely meant: that workflow's request
                 message += (f": render a workflow's request with --node ID (its connection nodes: "
                             f"{', '.join(senders) or 'none'})")
@@ -104,12 +106,17 @@ def _adaptor(args) -> tuple[RenderFn, list[str]]:
     return (lambda lead: bound.render(lead)[1].with_origin(args.crm_url)), list(bound.missing_secrets)
 
 
-def _connection_nodes(source: str) -> list[str] | None:
-    """The ids of a workflow file's connection nodes (convoso_connect), or None if it does not load."""
+def _connection_nodes(path: Path) -> list[str] | None:
+    """The connection nodes of a workflow file, or None if it does not load."""
     try:
-        workflow = Workflow.load(source, offline=True)
+        workflow = Workflow.load(str(path), offline=True)
     except Exception:  # noqa: BLE001 - only a hint: the workflow's own errors are check's to tell
         return None
+    return _senders(workflow)
+
+
+def _senders(workflow: Workflow) -> list[str]:
+    """The ids of the nodes that send a request (convoso_connect and the like)."""
     return [nid for nid, n in workflow.nodes.items() if callable(getattr(n, "render", None))]
 
 
@@ -128,7 +135,7 @@ def _workflow_node(args) -> tuple[RenderFn, list[str]]:
                          + (f"; did you mean {hint!r}?" if hint else ""))
     node = workflow.nodes[args.node]
     if not callable(getattr(node, "render", None)):
-        senders = [nid for nid, n in workflow.nodes.items() if callable(getattr(n, "render", None))]
+        senders = _senders(workflow)
         raise UsageError(f"--node {args.node} is a {types[args.node]} node, which sends no request "
                          f"(connection nodes: {', '.join(senders) or 'none'})")
     secrets = Secrets(os.environ)
