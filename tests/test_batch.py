@@ -279,7 +279,7 @@ def named_salesforce(folder: Path) -> Path:
 def test_a_hosts_own_client_refuses_the_lead_before_it_joins_a_batch(book_sim, tmp_path):
     # with a host's own httpx client the lead whose header cannot be sent is refused where the
     # lean client's is (client.refusal), before the batcher: in a batch it would be its first
-    # lead and the batch's headers, refused whole and split (9 requests for 300 leads, not 7)
+    # lead and the batch's headers, refused whole and split (in one run: 9 requests for 300 leads, not 7)
     named_salesforce(tmp_path)
     wf = write_workflow(tmp_path, ROWS["salesforce_soql"], name="batched", adaptor="sf_named",
                         connect={"batch": {"max_leads": 100}})
@@ -299,6 +299,7 @@ def test_a_hosts_own_client_refuses_the_lead_before_it_joins_a_batch(book_sim, t
     assert (record["code"], record["crm"]["error"], record["crm"]["attempts"]) == (6023, "render", 0), record["crm"]
     assert "'X-Lead-Name'" in record["crm"]["error_detail"]
     assert requests_seen(book_sim) == 0
+
 
 def test_check_warns_that_a_batch_sends_only_its_first_leads_header(tmp_path):
     from dupcheck_plugin.config.checker import check_paths

@@ -87,6 +87,7 @@ def test_a_workflow_without_node_is_a_usage_error_that_names_its_connection_node
     code, _, err = render(capsys, workflow(tmp_path, 'timeout = "ten"', name="bad.toml"))
     assert code == 2 and err.strip().endswith("is a workflow, not an adaptor"), err
 
+
 def test_an_invalid_workflow_is_named(tmp_path, capsys):
     path = workflow(tmp_path, 'timeout = "ten"')
     code, _, err = render(capsys, path, "--node", "crm")
