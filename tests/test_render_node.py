@@ -88,6 +88,20 @@ def test_a_workflow_without_node_is_a_usage_error_that_names_its_connection_node
     assert code == 2 and err.strip().endswith("is a workflow, not an adaptor"), err
 
 
+def test_a_workflow_named_without_node_gets_the_same_hint(tmp_path, capsys, monkeypatch):
+    code, _, err = render(capsys, "hubspot_dupcheck")  # a shipped workflow's name, not an adaptor's
+    assert code == 2
+    assert err.strip() == ("dupcheck render: hubspot_dupcheck is a workflow, not an adaptor: render a workflow's "
+                           "request with --node ID (its connection nodes: hubspot)"), err
+    monkeypatch.chdir(tmp_path)  # a workflow file found by name in the working folder
+    workflow(tmp_path, "timeout = 5", name="mine.toml")
+    code, _, err = render(capsys, "mine")
+    assert code == 2 and err.strip().endswith("(its connection nodes: crm)"), err
+    # a name that is neither still lists the shipped adaptors
+    code, _, err = render(capsys, "hubspot_dupchek")
+    assert code == 2 and "no such adaptor file or shipped adaptor (shipped: " in err and "--node" not in err
+
+
 def test_an_invalid_workflow_is_named(tmp_path, capsys):
     path = workflow(tmp_path, 'timeout = "ten"')
     code, _, err = render(capsys, path, "--node", "crm")

@@ -91,28 +91,34 @@ def _adaptor(args) -> tuple[RenderFn, list[str]]:
         adaptor = load_adaptor(args.source)
     except ConfigError as exc:
         if any(p.code == "not_found" for p in exc.problems):
+            senders = _connection_nodes(args.source)  # a workflow's name (shipped, or a file here): its request
+            if senders is not None:
+                raise UsageError(f"{args.source} is a workflow, not an adaptor: {_node_hint(senders)}") from None
             known = ", ".join(shipped_names("adaptors"))
             raise UsageError(f"{args.source}: no such adaptor file or shipped adaptor (shipped: {known})") from None
         if any(p.code == "ambiguous_name" for p in exc.problems):
             message = "; ".join(p.message for p in exc.problems)
             path = Path(args.source)
-            senders = _connection_nodes(path) if path.is_file() and file_kind(path) == "workflow" else None
+            senders = _connection_nodes(args.source) if path.is_file() and file_kind(path) == "workflow" else None
             if senders is not None:  # what the user most likely meant: that workflow's request
-                message += (f": render a workflow's request with --node ID (its connection nodes: "
-                            f"{', '.join(senders) or 'none'})")
+                message += f": {_node_hint(senders)}"
             raise UsageError(message) from None
         raise
     bound = adaptor.bind(os.environ, preview=True)
     return (lambda lead: bound.render(lead)[1].with_origin(args.crm_url)), list(bound.missing_secrets)
 
 
-def _connection_nodes(path: Path) -> list[str] | None:
-    """The connection nodes of a workflow file, or None if it does not load."""
+def _connection_nodes(name_or_path: str) -> list[str] | None:
+    """The connection nodes of a workflow (a file, or a shipped one's name), or None if none loads."""
     try:
-        workflow = Workflow.load(str(path), offline=True)
+        workflow = Workflow.load(name_or_path, offline=True)
     except Exception:  # noqa: BLE001 - only a hint: the workflow's own errors are check's to tell
         return None
     return _senders(workflow)
+
+
+def _node_hint(senders: list[str]) -> str:
+    return f"render a workflow's request with --node ID (its connection nodes: {', '.join(senders) or 'none'})"
 
 
 def _senders(workflow: Workflow) -> list[str]:
