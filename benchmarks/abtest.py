@@ -34,12 +34,22 @@ class Series:
     name: str
     units: int  # leads or requests per run
     samples: list[Sample] = field(default_factory=list)
+    one_unit: list[Sample] = field(default_factory=list)  # runs of one lead: start-up and exit, rep by rep
 
     def rates(self) -> list[float]:
         return [self.units / s.wall_s for s in self.samples]
 
     def cpu_per_unit_us(self) -> list[float]:
         return [s.cpu_s / self.units * 1e6 for s in self.samples]
+
+    def steady_cpu_per_unit_us(self) -> list[float]:
+        """CPU per unit with start-up and exit taken off: (a run's CPU - the same rep's
+        one-unit run's) / (units - 1), the marginal cost of a unit."""
+        return [(s.cpu_s - one.cpu_s) / (self.units - 1) * 1e6 for s, one in zip(self.samples, self.one_unit)]
+
+    @property
+    def steady_cpu_us(self) -> float:
+        return statistics.median(self.steady_cpu_per_unit_us())
 
     @property
     def rate(self) -> float:
