@@ -4,6 +4,8 @@ it was meant to be."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dupcheck_plugin.config.checker import check_paths
@@ -55,6 +57,18 @@ MISTAKES = {
                                 "nodes[0].config.max_answer_bytes", "schema.type", None),
     "wrong type": ("workflows/hubspot_dupcheck.toml", "timeout = 10", 'timeout = "10"', '"10"',
                    "nodes[0].config.timeout", "schema.type", None),
+    # a misspelt or misplaced directive would reach the CRM as a key of the request
+    "$when typo": ("adaptors/hubspot_contacts_search.toml", '{ "$when" = "{{ email }}"', '{ "$whenn" = "{{ email }}"',
+                   '"$whenn"', "request.body.filterGroups[3].$whenn", "unknown_directive", "$when"),
+    "$each in a single request": ("adaptors/hubspot_contacts_search.toml", "limit = 10\nafter",
+                                  'limit = { "$each" = "10" }\nafter', '"$each"', "request.body.limit.$each",
+                                  "batch_directive", None),
+    "$each typo in a batch": ("adaptors/hubspot_contacts_search.toml", 'values = [ { "$each" = "{{ phone | e164(',
+                              'values = [ { "$eahc" = "{{ phone | e164(', '"$eahc"',
+                              "batch.body.filterGroups[1].filters[0].values[0].$eahc", "unknown_directive", "$each"),
+    "$omit_if_empty typo": ("adaptors/hubspot_contacts_search.toml", '{ "$omit_if_empty" = true',
+                            '{ "$omit_if_empyt" = true', '"$omit_if_empyt"', "batch.body.filterGroups[2].$omit_if_empyt",
+                            "unknown_directive", "$omit_if_empty"),
 }
 
 
@@ -79,6 +93,23 @@ def test_one_mistake_one_problem_at_its_line(shipped_copy, mistake):
 
         assert format_path(problem.path) == path
     assert result.excerpt(problem)[1].index("^") - result.excerpt(problem)[0].index("|") == column + 1
+
+
+def test_a_crms_own_dollar_keys_are_not_directives(shipped_copy, capsys):
+    """OData's $filter and $top, a query language's $in: sent as written, nothing reported."""
+    target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
+    text = target.read_text(encoding="utf-8")
+    assert "limit = 10\nafter" in text
+    target.write_text(text.replace("limit = 10\nafter", 'limit = 10\n"$top" = 5\nwhere = { "$in" = ["{{ email }}"] }\n'
+                                   'after', 1), encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    from dupcheck_plugin.cli.main import main
+
+    assert main(["render", str(target), "--lead", '{"phone_number": "5550100101", "email": "a@example.com"}',
+                 "-o", "json"]) == 0
+    body = json.loads(capsys.readouterr().out)["body"]
+    assert body["$top"] == 5 and body["where"] == {"$in": ["a@example.com"]}
 
 
 def test_unknown_filter_names_the_filters_that_exist(shipped_copy):
