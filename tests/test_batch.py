@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import write_workflow
-from dupcheck_plugin.adaptor.batch import BatchError
+from dupcheck_plugin.adaptor.batch import BatchError, BatchShapeError
 from dupcheck_plugin.config.adaptors import compile_adaptor, load_adaptor
 from dupcheck_plugin.engine.runner import Host, aiter_items
 from dupcheck_plugin.plugins import default_registry
@@ -159,6 +159,44 @@ def test_a_split_answer_has_the_shape_of_a_single_answer():
     assert spec.split(200, {"total": 200, "results": [record(str(i), "1") for i in range(200)]}, [a, b]) is None
     zoho = load_adaptor("zoho_leads_criteria").batch
     assert zoho.split(204, None, [a, b]) == [(204, None), (204, None)]
+
+
+def test_an_answer_without_the_declared_records_cannot_be_split():
+    spec = load_adaptor("hubspot_contacts_search").batch
+    a = {"phone": "5550100002", "phone_code": "1", "email": ""}
+    b = {"phone": "5550100009", "phone_code": "1", "email": ""}
+    found = [{"id": "1", "properties": {"phone": "+15550100002"}}]
+    # read as no records, every lead would be new; read as it is, each would get the other's records
+    with pytest.raises(BatchShapeError, match=r"records = 'results': the CRM's answer has no such key "
+                                              r"\(its keys: total, result\)"):
+        spec.split(200, {"total": 1, "result": found}, [a, b])
+    with pytest.raises(BatchShapeError, match="no list there"):
+        spec.split(200, {"total": 1, "results": found[0]}, [a, b])
+    with pytest.raises(BatchShapeError, match="no such key$"):
+        spec.split(200, "<html>maintenance</html>", [a, b])
+    assert [body["total"] for _, body in spec.split(200, {"total": 0, "results": None}, [a, b])] == [0, 0]
+
+
+def test_a_mistyped_records_path_asks_each_lead_alone_and_decides_as_single_calls(book_sim, tmp_path, caplog):
+    text = (shipped_dir("adaptors") / "salesforce_soql.toml").read_text(encoding="utf-8")
+    assert 'records = "records"' in text and 'name = "salesforce_soql"' in text
+    typo = tmp_path / "sf_typo.toml"
+    typo.write_text(text.replace('records = "records"', 'records = "record"', 1)
+                    .replace('name = "salesforce_soql"', 'name = "sf_typo"', 1), encoding="utf-8")
+    batch = leads(300)
+    rows = ROWS["salesforce_soql"]
+    single_wf = write_workflow(tmp_path, rows, name="single", adaptor="salesforce_soql")
+    batched_wf = write_workflow(tmp_path, rows, name="batched", adaptor=str(typo), connect={"batch": {"max_leads": 50}})
+    book_sim.reset()
+    single = decide_all(single_wf, batch, book_sim, tmp_path / "single.db")
+    book_sim.reset()
+    batched = decide_all(batched_wf, batch, book_sim, tmp_path / "batched.db")
+    assert [{k: r[k] for k in DECISION} for r in batched] == [{k: r[k] for k in DECISION} for r in single]
+    assert {r["rules_row_name"] for r in batched} == {"several", "known", None}  # duplicates were found
+    assert {r["crm"]["batch_size"] for r in batched} == {1}
+    assert [r["response"] for r in batched] == [r["response"] for r in single]  # no lead holds another's records
+    warned = [r.getMessage() for r in caplog.records if "cannot be split" in r.getMessage()]
+    assert len(warned) == 1 and "connection crm: [batch] records = 'record'" in warned[0], warned
 
 
 def test_an_idle_connection_sends_a_lone_lead_as_its_own_single_request(tmp_path, crm_sim):

@@ -48,6 +48,12 @@ class BatchError(DupcheckError, ValueError):
     """A lead could not be rendered into the batch (it is then asked alone)."""
 
 
+class BatchShapeError(DupcheckError, ValueError):
+    """A 2xx batch answer without a list where ``[batch] records`` says its records are:
+    it cannot be told which lead a record belongs to, nor that a lead has none (a
+    mistyped path, or a CRM that answered another shape). Its leads are asked alone."""
+
+
 @dataclass(frozen=True)
 class Match:
     record: tuple[tuple[str, ...], ...]  # paths into one returned record
@@ -200,10 +206,14 @@ class BatchSpec:
         if not 200 <= status < 300:
             return [(status, body)] * len(leads)  # an error answer is every lead's answer
         found = [] if body is None else lookup(body, self.records)
-        if found is MISSING or found is None:
+        if found is None:  # the key is there, null: no records
             found = []
         if not isinstance(found, list):
-            return [(status, body)] * len(leads)  # not an answer of the declared shape: rules will see it as is
+            # no records would make every lead new, and the whole body would give each the others' records
+            where = ".".join(map(str, self.records))
+            keys = f" (its keys: {', '.join(map(str, list(body)[:10]))})" if isinstance(body, dict) else ""
+            raise BatchShapeError(f"[batch] records = {where!r}: the CRM's answer has "
+                                  f"{'no such key' if found is MISSING else 'no list there'}{keys}")
         if self.max_records and len(found) >= self.max_records:
             return None
         index = _Index(self.match, found)

@@ -14,6 +14,7 @@ alone always gets its own single request.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -21,12 +22,14 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 import httpx
 
-from ..adaptor.batch import BatchError, BatchLead, BatchSpec
+from ..adaptor.batch import BatchError, BatchLead, BatchShapeError, BatchSpec
 from ..adaptor.render import Rendered
 from ..http.call import Exchange, Interpreted, Refused, finish_answer, recorded_url
 from ..http.wire import request_json, sent_url
 from ..types import CrmAnswer
 from .limiter import ConnectionLimiter
+
+log = logging.getLogger(__name__)
 
 LINGER_ROUNDS = 3  # run: event-loop turns without a new lead before a batch leaves
 
@@ -83,6 +86,7 @@ class Batcher:
         self.waiting = 0  # dispatchers waiting for a slot
         self.requests = 0
         self.leads = 0
+        self.unsplit = 0  # batch answers that could not be split (their leads were asked alone)
         self._tasks: set[asyncio.Task] = set()
 
     async def ask(self, variables: Mapping[str, Any], real: Rendered, masked: Rendered) -> CrmAnswer:
@@ -177,7 +181,11 @@ class Batcher:
                 for p in batch:
                     self._resolve(p, self._finish(x, p, x.status, None, len(batch)))
                 return
-            parts = self.spec.split(x.status, x.it.body, [p.lead for p in batch])
+            try:
+                parts = self.spec.split(x.status, x.it.body, [p.lead for p in batch])
+            except BatchShapeError as exc:
+                self._alone(batch, exc)
+                return
             if parts is None or not 200 <= x.status < 300:
                 self._again(batch)
                 return
@@ -188,6 +196,16 @@ class Batcher:
                 if not p.future.done():
                     p.future.set_exception(exc)
             raise
+
+    def _alone(self, batch: list[Pending], exc: BatchShapeError) -> None:
+        """Ask these leads again one by one, first: their batch's answer cannot be split."""
+        self.unsplit += 1
+        if self.unsplit == 1:  # once: every batch of a mistyped path answers the same
+            log.warning("connection %s: %s. A batch answered so cannot be split: its leads are asked alone "
+                        "(check the adaptor's [batch]; said once)", self.limiter.name, exc)
+        for p in reversed(batch):
+            p.cap = 1
+            self.queue.appendleft(p)
 
     def _request(self, batch: list[Pending]) -> tuple[Rendered, httpx.URL] | None:
         """The batch's request and the URL it is sent to (written once: it is checked here)."""
