@@ -217,7 +217,22 @@ class BatchSpec:
         if self.max_records and len(found) >= self.max_records:
             return None
         index = _Index(self.match, found)
-        return [self._answer(status, body, index.records_of(lead)) for lead in self._leads(leads)]
+        parts = [self._answer(status, body, index.records_of(lead)) for lead in self._leads(leads)]
+        orphans = index.unclaimed()
+        if orphans:
+            # the CRM found it for one of these leads: that lead's own answer would have held it
+            raise BatchShapeError(f"{len(orphans)} of the answer's {len(found)} records belong to no lead of the "
+                                  f"batch by [batch] match (the first: {self._match_fields(found[orphans[0]])})")
+        return parts
+
+    def _match_fields(self, record: Any) -> str:
+        """The fields ``match`` reads of a record, as the CRM sent them."""
+        paths = dict.fromkeys(path for m in self.match for path in m.record)
+        shown = []
+        for path in paths:
+            value = lookup(record, path)
+            shown.append(f"{'.'.join(map(str, path))} {'missing' if value is MISSING else repr(value)}")
+        return ", ".join(shown)
 
     def _answer(self, status: int, body: Any, mine: list) -> tuple[int, Any]:
         if not mine and self.empty_status is not None:
@@ -251,6 +266,7 @@ class _Index:
         self.match = match
         self.found = found
         self._by_code: dict[str, list[dict[str, list[int]]]] = {}
+        self._claimed: set[int] = set()
 
     def _for(self, code: str) -> list[dict[str, list[int]]]:
         tables = self._by_code.get(code)
@@ -276,7 +292,12 @@ class _Index:
                 tables = tables or self._for(lead.code)
                 for value in wanted:
                     hits.update(tables[n].get(value, ()))
+        self._claimed |= hits
         return [self.found[i] for i in sorted(hits)]
+
+    def unclaimed(self) -> list[int]:
+        """The records no lead asked so far took, in the answer's order."""
+        return [i for i in range(len(self.found)) if i not in self._claimed] if len(self._claimed) < len(self.found) else []
 
 
 def _with(data: dict, path: tuple[str, ...], value: Any) -> dict:
