@@ -96,7 +96,25 @@ def test_check_warns_about_a_status_and_a_value_no_row_reads(shipped_copy):
             assert lines[w.line - 1][w.column - 1:].startswith("0, create_lead")
 
 
+@pytest.mark.parametrize(("key", "says"), [
+    ("total ", "spaces around 'total'"),
+    ("results..id", "an empty part"),
+    (".total", "an empty part"),
+])
+def test_check_warns_at_a_key_no_answer_has(shipped_copy, key, says):
+    target = shipped_copy / "workflows/hubspot_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    assert 'name = "known", key = "total",' in text
+    target.write_text(text.replace('name = "known", key = "total",', f'name = "known", key = "{key}",', 1),
+                      encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    [warning] = [w for w in result.warnings if w.code == "odd_key"]
+    assert warning.message.startswith(says) and warning.path[-1] == "key"
+    assert target.read_text(encoding="utf-8").splitlines()[warning.line - 1][warning.column - 1:].startswith(f'"{key}"')
+
+
 def test_the_shipped_workflows_have_no_rule_warnings():
     results = check_paths([shipped_dir("workflows")], default_registry())
     assert results and not [str(w) for r in results for w in r.warnings
-                            if w.code in ("dead_row", "unused_status", "unused_value")]
+                            if w.code in ("dead_row", "unused_status", "unused_value", "odd_key")]
