@@ -112,6 +112,20 @@ def test_a_crms_own_dollar_keys_are_not_directives(shipped_copy, capsys):
     assert body["$top"] == 5 and body["where"] == {"$in": ["a@example.com"]}
 
 
+def test_a_lead_field_a_typo_from_convosos_is_a_warning_and_a_custom_one_is_fine(shipped_copy):
+    target = shipped_copy / "adaptors/generic_json.toml"
+    text = target.read_text(encoding="utf-8")
+    assert "\nfirst_name = { mapped_to" in text and "\nlast_name = { mapped_to" in text
+    text = (text.replace("\nfirst_name = { mapped_to", "\nfrist_name = { mapped_to", 1)
+            .replace("\nlast_name = { mapped_to", "\nfavourite_colour = { mapped_to", 1))
+    target.write_text(text, encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    [warning] = result.warnings
+    assert (warning.code, warning.path, warning.suggestion) == ("unknown_lead_field", ("fields", "frist_name"), "first_name")
+    assert text.splitlines()[warning.line - 1][warning.column - 1:].startswith("frist_name = {")
+
+
 def test_unknown_filter_names_the_filters_that_exist(shipped_copy):
     target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
     target.write_text(target.read_text(encoding="utf-8").replace("e164(", "e165(", 1), encoding="utf-8")

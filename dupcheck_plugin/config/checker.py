@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..adaptor.targets import local_target
+from ..convoso_fields import LEAD_FIELDS
 from ..errors import DupcheckError
 from ..plugins import Registry
 from ..resources import shipped_dir
 from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
 from .problems import ConfigError, Problem
+from .suggest import did_you_mean
 from .toml import MAX_CONFIG_BYTES, parse_toml, read_config_text, too_large
 
 if TYPE_CHECKING:
@@ -211,6 +213,13 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
                 f"this reads the lead ({', '.join(sorted(variables))}), but a batch is sent with its first "
                 f"lead's {part}: the other leads' values are not sent. Read lead values in [batch] "
                 "(its query or body), or set batch = false on the connection"), "batch_first_lead"))
+    for lead_field in doc.get("fields") or {}:
+        meant = None if lead_field in LEAD_FIELDS else did_you_mean(lead_field, LEAD_FIELDS)
+        if meant is not None:  # a custom field of the account's layout may have any other name
+            result.warnings.append(Problem(result.file, ("fields", lead_field), (
+                f"{lead_field!r} is not one of Convoso's lead fields: unless the account's layout has a custom "
+                "field of that name, it is empty for every lead"), "unknown_lead_field",
+                suggestion=meant, at_key=True))
     local = local_target(str((doc.get("request") or {}).get("url", "")))
     if local and not doc.get("allow_local_network"):
         result.warnings.append(Problem(result.file, ("request", "url"), (

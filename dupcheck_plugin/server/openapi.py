@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from .. import __version__
+from ..convoso_fields import OPTIONAL
 
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
@@ -47,9 +48,6 @@ _PHONE = _param("phone_number", "Phone number, national digits or +E.164")
 _CODE = _param("phone_code", "Country calling code (default 1)")
 _PAGE = [_param("offset", "Rows to skip", _INT), _param("limit", "Rows to return", _INT)]
 
-_LEAD_FIELDS = ("phone_code", "status", "first_name", "last_name", "email", "alt_phone_1", "alt_phone_2",
-                "address1", "address2", "city", "state", "province", "postal_code", "country", "gender",
-                "date_of_birth", "owner_id", "created_by", "notes")
 
 
 def _op(summary: str, description: str, params: list, body: dict | None, ok: dict, extra: dict | None = None,
@@ -72,7 +70,7 @@ def _insert() -> dict[str, Any]:
                            "--check-dup-default), 2 same list, 3 same campaign (= same list)"},
              "check_dnc": {"type": ["boolean", "integer", "string"]},
              "check_dup_archive": {"type": ["boolean", "integer", "string"], "description": "accepted, ignored"},
-             **{f: _STR for f in _LEAD_FIELDS}}
+             **{f: _STR for f in OPTIONAL}}
     params = [_TOKEN, _param("list_id", "List id (integer)"), _PHONE, _CODE,
               _param("check_dup", "0-3"), _param("check_dnc", "1/true: refuse numbers on the DNC list (6024)"),
               _param("Idempotency-Key", "A retry with the same key gets the first answer", where="header")]
