@@ -49,9 +49,9 @@ class BatchError(DupcheckError, ValueError):
 
 
 class BatchShapeError(DupcheckError, ValueError):
-    """A 2xx batch answer without a list where ``[batch] records`` says its records are:
-    it cannot be told which lead a record belongs to, nor that a lead has none (a
-    mistyped path, or a CRM that answered another shape). Its leads are asked alone."""
+    """A 2xx batch answer that cannot be split: no list where ``[batch] records`` says the
+    records are (a mistyped path, another shape), or a record no lead takes by ``match``
+    (a mistyped record field, a CRM comparing more loosely). Its leads are asked alone."""
 
 
 @dataclass(frozen=True)
@@ -296,8 +296,10 @@ class _Index:
         return [self.found[i] for i in sorted(hits)]
 
     def unclaimed(self) -> list[int]:
-        """The records no lead asked so far took, in the answer's order."""
-        return [i for i in range(len(self.found)) if i not in self._claimed] if len(self._claimed) < len(self.found) else []
+        """The records no lead has taken (:meth:`records_of`), in the answer's order."""
+        if len(self._claimed) == len(self.found):
+            return []
+        return [i for i in range(len(self.found)) if i not in self._claimed]
 
 
 def _with(data: dict, path: tuple[str, ...], value: Any) -> dict:

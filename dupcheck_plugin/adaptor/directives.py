@@ -17,8 +17,8 @@ from typing import Any, Iterator
 from ..config.problems import Problem
 from ..config.suggest import did_you_mean
 
-REQUEST = frozenset({"$when"})
-BATCH = frozenset({"$each", "$when", "$join", "$concat", "$prefix", "$suffix", "$omit_if_empty"})
+REQUEST_DIRECTIVES = frozenset({"$when"})
+BATCH_DIRECTIVES = frozenset({"$each", "$when", "$join", "$concat", "$prefix", "$suffix", "$omit_if_empty"})
 
 
 def directive_problems(value: Any, path: tuple, allowed: frozenset[str], source: str) -> list[Problem]:
@@ -28,7 +28,7 @@ def directive_problems(value: Any, path: tuple, allowed: frozenset[str], source:
     for where, key in _dollar_keys(value, path):
         if key in allowed:
             continue
-        if key in BATCH:
+        if key in BATCH_DIRECTIVES:
             problems.append(Problem(source, where, f"{key!r} works under [batch] only: this request would send "
                                     "it to the CRM as it is", "batch_directive", at_key=True))
             continue

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config.problems import ConfigError, Problem
-from . import directives
 from .batch import BatchSpec, compile_batch
-from .directives import directive_problems
+from .directives import BATCH_DIRECTIVES, REQUEST_DIRECTIVES, directive_problems
 from .fields import FieldError, FieldMapping
 from .headers import unsendable
 from .render import MASK, BoundRequest, Rendered, RenderError, RequestTemplate, make_environment
@@ -112,9 +111,9 @@ def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any
     tpl, tproblems = RequestTemplate.compile(make_environment(filters), request, fields.names, sample)
     # a Jinja line number counts inside the template string: it stays in the message, not in Problem.line
     problems += [Problem(source, p.path, p.message, p.code, token=p.token, suggestion=p.suggestion) for p in tproblems]
-    problems += directive_problems(doc["request"], ("request",), directives.REQUEST, source)
+    problems += directive_problems(doc["request"], ("request",), REQUEST_DIRECTIVES, source)
     # before the batch compiles: a misspelt $each would read as a lead value outside any $each
-    problems += directive_problems(doc.get("batch"), ("batch",), directives.BATCH, source)
+    problems += directive_problems(doc.get("batch"), ("batch",), BATCH_DIRECTIVES, source)
     if problems:
         return None, problems
     problems = fixed_header_problems(request.get("headers") or {}, source)

@@ -49,7 +49,6 @@ _CODE = _param("phone_code", "Country calling code (default 1)")
 _PAGE = [_param("offset", "Rows to skip", _INT), _param("limit", "Rows to return", _INT)]
 
 
-
 def _op(summary: str, description: str, params: list, body: dict | None, ok: dict, extra: dict | None = None,
         op_id: str = "") -> dict[str, Any]:
     op = {"summary": summary, "description": description, "operationId": op_id, "parameters": params,
