@@ -102,6 +102,26 @@ def test_toml_syntax_error_shows_line_and_column(capsys):
     assert (problem["line"], problem["column"], problem["code"]) == (9, 15, "toml_syntax")
 
 
+@pytest.mark.parametrize(("text", "says"), [
+    # a connection setting pasted twice into the inline table of a node's config
+    ('config = { timeout = 10, retry = { attempts = 2 }, retry = { attempts = 3 } }',
+     "line 1, column 76: 'retry' is an inline table ({ ... }) already: it is set once, with all its keys inside"),
+    ("timeout = 10\ntimeout = 20", "line 2, column 13: a key on this line already has a value (a key is set once"),
+    ("[nodes.config]\na = 1\n[nodes.config]\nb = 2", "line 3, column 14: table [nodes.config] is declared twice: "
+                                                      "put its keys under one [nodes.config]"),
+    ("x = { a = 1, a = 2 }", "Duplicate inline table key 'a'"),  # tomli's own words are clear there
+])
+def test_a_key_or_table_given_twice_is_named_in_plain_words(text, says):
+    from dupcheck_plugin.config.problems import ConfigError
+    from dupcheck_plugin.config.toml import parse_toml
+
+    with pytest.raises(ConfigError) as caught:
+        parse_toml(text + "\n", "wf.toml")
+    [problem] = caught.value.problems
+    assert problem.code == "toml_syntax" and says in problem.message, problem.message
+    assert "namespace" not in problem.message and "Cannot" not in problem.message
+
+
 def test_invalid_folder_lists_every_error_sorted(capsys):
     code, out, err = check(capsys, INVALID)
     assert code == 1

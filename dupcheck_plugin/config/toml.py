@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,32 @@ def parse_toml(text: str, name: str) -> dict[str, Any]:
         msg = getattr(exc, "msg", str(exc))
         line, col = getattr(exc, "lineno", None), getattr(exc, "colno", None)
         raise ConfigError([Problem(
-            name, (), f"TOML syntax error at line {line}, column {col}: {msg}",
+            name, (), f"TOML syntax error at line {line}, column {col}: {_plain(msg)}",
             code="toml_syntax", line=line, column=col,
         )]) from None
+
+
+# tomli's wording for a key or table given twice, which names no key or speaks of namespaces:
+# what an admin who pasted a setting twice needs to read instead
+_TWICE = (
+    (re.compile(r"^Cannot overwrite a value$"),
+     lambda m: "a key on this line already has a value (a key is set once per table: remove one of the two)"),
+    (re.compile(r"^Cannot mutate immutable namespace \((.*?),?\)$"),
+     lambda m: f"'{_key(m[1])}' is an inline table ({{ ... }}) already: it is set once, with all its keys "
+               "inside its braces (remove the second one, or move its keys in)"),
+    (re.compile(r"^Cannot declare \((.*?),?\) twice$"),
+     lambda m: f"table [{_key(m[1])}] is declared twice: put its keys under one [{_key(m[1])}]"),
+)
+
+
+def _plain(msg: str) -> str:
+    for pattern, say in _TWICE:
+        m = pattern.match(msg)
+        if m:
+            return say(m)
+    return msg
+
+
+def _key(names: str) -> str:
+    """``'nodes', 'config'`` (tomli's key tuple as it prints, less its parentheses) as ``nodes.config``."""
+    return ".".join(part.strip().strip("'\"") for part in names.split(","))
