@@ -114,7 +114,22 @@ def test_check_warns_at_a_key_no_answer_has(shipped_copy, key, says):
     assert target.read_text(encoding="utf-8").splitlines()[warning.line - 1][warning.column - 1:].startswith(f'"{key}"')
 
 
+def test_check_warns_at_a_rules_key_a_typo_away_from_a_key_the_adaptor_names(shipped_copy):
+    target = shipped_copy / "workflows/salesforce_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    assert 'key = "totalSize"' in text and 'key = "records.0.Status"' in text
+    # a typo of salesforce_soql's totalSize (its [batch] set); a key the adaptor does not name is the CRM's
+    text = text.replace('key = "totalSize"', 'key = "totalSiz"', 1).replace('key = "records.0.Status"',
+                                                                           'key = "custom.Status"', 1)
+    target.write_text(text, encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    [warning] = [w for w in result.warnings if w.code == "unknown_answer_key"]
+    assert warning.suggestion == "totalSize" and "(done, records, totalSize)" in warning.message
+    assert text.splitlines()[warning.line - 1][warning.column - 1:].startswith('"totalSiz"')
+
+
 def test_the_shipped_workflows_have_no_rule_warnings():
     results = check_paths([shipped_dir("workflows")], default_registry())
     assert results and not [str(w) for r in results for w in r.warnings
-                            if w.code in ("dead_row", "unused_status", "unused_value", "odd_key")]
+                            if w.code in ("dead_row", "unused_status", "unused_value", "odd_key", "unknown_answer_key")]

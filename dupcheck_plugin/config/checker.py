@@ -176,6 +176,7 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
         if not problems:  # auth and rows are read only from a valid workflow: one mistake, one problem
             _auth_findings(doc, result)
             _rule_warnings(doc, result)
+            _rule_key_warnings(doc, result, resolver)
 
 
 def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
@@ -201,6 +202,46 @@ def _rule_warnings(doc: Mapping[str, Any], result: FileResult) -> None:
         if isinstance(node, Mapping) and node.get("type") == "api_duplicate_check":
             for path, message, code in rule_warnings(node.get("config") or {}):
                 result.warnings.append(Problem(result.file, ("nodes", i, "config") + path, message, code))
+
+
+def _rule_key_warnings(doc: Mapping[str, Any], result: FileResult, resolver: AdaptorResolver) -> None:
+    """A rules key whose first part is a typo away from a key the connection's adaptor names
+    in its answer (``[batch] records`` and ``set``, ``record_id``): ``totalSiz`` for
+    ``totalSize``. The rest of an answer is the CRM's to say (``explain`` reads a real one)."""
+    from ..rules.paths import split_path
+
+    nodes = {n.get("id"): n for n in doc.get("nodes") or [] if isinstance(n, Mapping)}
+    for i, node in enumerate(doc.get("nodes") or []):
+        if not isinstance(node, Mapping) or node.get("type") != "api_duplicate_check":
+            continue
+        config = node.get("config") or {}
+        connection = (nodes.get(config.get("connect")) or {}).get("config") or {}
+        if connection.get("response_key") or not isinstance(connection.get("adaptor"), str):
+            continue  # the rules read a part of the answer the adaptor does not describe
+        known = _answer_keys(resolver.resolve(connection["adaptor"])[0])
+        for j, row in enumerate(config.get("rules") or []):
+            first = split_path(row.get("key") or "")[:1]
+            if not first or first[0] in known:
+                continue
+            meant = did_you_mean(first[0], known)
+            if meant is not None:
+                result.warnings.append(Problem(result.file, ("nodes", i, "config", "rules", j, "key"), (
+                    f"{first[0]!r} is not one of the answer keys {connection['adaptor']} names "
+                    f"({', '.join(sorted(known))}): this row would read a key the answer lacks"),
+                    "unknown_answer_key", suggestion=meant))
+
+
+def _answer_keys(adaptor: Any) -> set[str]:
+    """The top-level keys of a CRM answer its adaptor names."""
+    if adaptor is None:
+        return set()
+    from ..rules.paths import split_path
+
+    ids = adaptor.record_id if isinstance(adaptor.record_id, list) else [adaptor.record_id]
+    paths = [split_path(p) for p in ids if isinstance(p, str)]
+    if adaptor.batch is not None:
+        paths += [adaptor.batch.records, *adaptor.batch.set]
+    return {p[0] for p in paths if p}
 
 
 def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:
