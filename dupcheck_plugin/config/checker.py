@@ -17,6 +17,7 @@ from ..convoso_fields import LEAD_FIELDS
 from ..errors import DupcheckError
 from ..plugins import Registry
 from ..resources import shipped_dir
+from ..rules.paths import split_path
 from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
 from .problems import ConfigError, Problem
@@ -208,8 +209,6 @@ def _rule_key_warnings(doc: Mapping[str, Any], result: FileResult, resolver: Ada
     """A rules key whose first part is a typo away from a key the connection's adaptor names
     in its answer (``[batch] records`` and ``set``, ``record_id``): ``totalSiz`` for
     ``totalSize``. The rest of an answer is the CRM's to say (``explain`` reads a real one)."""
-    from ..rules.paths import split_path
-
     nodes = {n.get("id"): n for n in doc.get("nodes") or [] if isinstance(n, Mapping)}
     for i, node in enumerate(doc.get("nodes") or []):
         if not isinstance(node, Mapping) or node.get("type") != "api_duplicate_check":
@@ -235,8 +234,6 @@ def _answer_keys(adaptor: Any) -> set[str]:
     """The top-level keys of a CRM answer its adaptor names."""
     if adaptor is None:
         return set()
-    from ..rules.paths import split_path
-
     ids = adaptor.record_id if isinstance(adaptor.record_id, list) else [adaptor.record_id]
     paths = [split_path(p) for p in ids if isinstance(p, str)]
     if adaptor.batch is not None:
