@@ -126,6 +126,53 @@ def test_a_lead_field_a_typo_from_convosos_is_a_warning_and_a_custom_one_is_fine
     assert text.splitlines()[warning.line - 1][warning.column - 1:].startswith("frist_name = {")
 
 
+@pytest.mark.parametrize(("record_id", "path", "says"), [
+    ('"results..id"', ("record_id",), "an empty part"),
+    ('["results.0.id", "results.0.properties.hs_object_id "]', ("record_id", 1), "spaces around"),
+])
+def test_a_record_id_path_no_answer_has_is_a_warning(shipped_copy, record_id, path, says):
+    target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
+    text = target.read_text(encoding="utf-8")
+    assert 'record_id = "results.0.id"' in text
+    target.write_text(text.replace('record_id = "results.0.id"', f"record_id = {record_id}", 1), encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    [warning] = result.warnings
+    assert (warning.code, warning.path) == ("odd_record_id", path) and warning.message.startswith(says)
+
+
+def test_a_get_request_with_a_body_is_a_warning(shipped_copy):
+    target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
+    text = target.read_text(encoding="utf-8")
+    assert 'method = "POST"' in text
+    target.write_text(text.replace('method = "POST"', 'method = "GET"', 1), encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    [warning] = result.warnings
+    assert (warning.code, warning.path) == ("body_ignored", ("request", "body"))
+    assert "GET request with a body" in warning.message
+
+
+@pytest.mark.parametrize(("workflow", "connection", "setting", "code", "says", "at"), [
+    ("salesforce_dupcheck", "max_connections = 64,", "batch = { max_leads = 500 },", "batch_capped",
+     "sends at most 200 leads a request", "500 }"),
+    ("pipedrive_dupcheck", "max_connections = 16,", "batch = { max_leads = 50 },", "batch_unused",
+     "has no [batch] request", "{ max_leads = 50 }"),
+])
+def test_a_batch_setting_the_run_cannot_follow_is_a_warning(shipped_copy, workflow, connection, setting, code, says,
+                                                            at):
+    target = shipped_copy / f"workflows/{workflow}.toml"
+    text = target.read_text(encoding="utf-8")
+    assert connection in text
+    text = text.replace(connection, f"{connection} {setting}", 1)
+    target.write_text(text, encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    [warning] = result.warnings
+    assert warning.code == code and says in warning.message
+    assert text.splitlines()[warning.line - 1][warning.column - 1:].startswith(at)
+
+
 def test_unknown_filter_names_the_filters_that_exist(shipped_copy):
     target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
     target.write_text(target.read_text(encoding="utf-8").replace("e164(", "e165(", 1), encoding="utf-8")

@@ -17,7 +17,7 @@ from ..convoso_fields import LEAD_FIELDS
 from ..errors import DupcheckError
 from ..plugins import Registry
 from ..resources import shipped_dir
-from ..rules.paths import split_path
+from ..rules.paths import odd_segment, split_path
 from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
 from .problems import ConfigError, Problem
@@ -178,6 +178,7 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
             _auth_findings(doc, result)
             _rule_warnings(doc, result)
             _rule_key_warnings(doc, result, resolver)
+            _batch_setting_warnings(doc, result, resolver)
 
 
 def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
@@ -230,6 +231,31 @@ def _rule_key_warnings(doc: Mapping[str, Any], result: FileResult, resolver: Ada
                     "unknown_answer_key", suggestion=meant))
 
 
+def _batch_setting_warnings(doc: Mapping[str, Any], result: FileResult, resolver: AdaptorResolver) -> None:
+    """A connection's ``batch = { max_leads = N }`` the run would not follow as written:
+    its adaptor has no ``[batch]``, or N is over the adaptor's cap (the CRM's own limit)."""
+    for i, node in enumerate(doc.get("nodes") or []):
+        if not isinstance(node, Mapping) or node.get("type") != "convoso_connect":
+            continue
+        config = node.get("config") or {}
+        batch = config.get("batch")
+        if not isinstance(batch, Mapping) or not isinstance(config.get("adaptor"), str):
+            continue
+        adaptor = resolver.resolve(config["adaptor"])[0]
+        if adaptor is None:
+            continue
+        at = ("nodes", i, "config", "batch")
+        if adaptor.batch is None:
+            result.warnings.append(Problem(result.file, at, (
+                f"adaptor {config['adaptor']} has no [batch] request: each lead is asked alone and this "
+                "setting is not used"), "batch_unused"))
+        elif batch.get("max_leads", 0) > adaptor.batch.max_leads:
+            result.warnings.append(Problem(result.file, at + ("max_leads",), (
+                f"adaptor {config['adaptor']} sends at most {adaptor.batch.max_leads} leads a request "
+                f"(its [batch] max_leads, the CRM's limit): a batch holds {adaptor.batch.max_leads}, "
+                f"not {batch['max_leads']}"), "batch_capped"))
+
+
 def _answer_keys(adaptor: Any) -> set[str]:
     """The top-level keys of a CRM answer its adaptor names."""
     if adaptor is None:
@@ -258,7 +284,20 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
                 f"{lead_field!r} is not one of Convoso's lead fields: unless the account's layout has a custom "
                 "field of that name, it is empty for every lead"), "unknown_lead_field",
                 suggestion=meant, at_key=True))
-    local = local_target(str((doc.get("request") or {}).get("url", "")))
+    ids = doc.get("record_id")
+    for j, path in enumerate(ids if isinstance(ids, list) else [ids]):
+        odd = odd_segment(path)
+        if odd is not None:
+            result.warnings.append(Problem(result.file, ("record_id",) + ((j,) if isinstance(ids, list) else ()), (
+                f"{odd} in this path: a CRM's answer hardly has such a key, so no record id is found "
+                "(write the answer's keys as they are, dot-separated)"), "odd_record_id"))
+    request = doc.get("request") or {}
+    if request.get("method") in ("GET", "DELETE") and request.get("body") is not None:
+        result.warnings.append(Problem(result.file, ("request", "body"), (
+            f"a {request['method']} request with a body: many servers and proxies ignore such a body or "
+            "refuse the request, so the CRM may not search on these values (put them in [request.query], "
+            "or use the CRM's POST search)"), "body_ignored"))
+    local = local_target(str(request.get("url", "")))
     if local and not doc.get("allow_local_network"):
         result.warnings.append(Problem(result.file, ("request", "url"), (
             f"the URL's host is a {local} address: a CRM is never there, a cloud metadata service or this "

@@ -15,7 +15,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 from .decide import RulesRow
-from .paths import split_path
+from .paths import odd_segment, split_path
 
 _DEFAULT_STATUSES = frozenset(range(200, 300))  # a row without http_status reads 2xx answers only
 
@@ -71,7 +71,7 @@ def rule_warnings(config: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
             out.append((("rules", i), f"{_label(parsed[i])} can never decide: {_label(earlier)} comes first and "
                                       f"matches every answer it matches ({why}); remove it, or move it above "
                                       f"{_label(earlier)}", "dead_row"))
-        odd = _odd_segment(row.get("key"))
+        odd = odd_segment(row.get("key"))
         if odd is not None:
             out.append((("rules", i, "key"), f"{odd} in this key: a CRM's answer hardly has such a key, so the row "
                                              "reads one that is not there (write the answer's keys as they are, "
@@ -84,18 +84,6 @@ def rule_warnings(config: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
                                                 "(status is the created lead's; create_lead = true to post it)",
                         "unused_status"))
     return out
-
-
-def _odd_segment(key: object) -> str | None:
-    """What looks mistyped in a key path: an empty segment, or spaces around one."""
-    if not isinstance(key, str) or not key:
-        return None
-    for part in split_path(key):
-        if not part:
-            return "an empty part (two dots, or a dot at an end)"
-        if part != part.strip():
-            return f"spaces around {part.strip()!r}"
-    return None
 
 
 def _label(row: RulesRow) -> str:

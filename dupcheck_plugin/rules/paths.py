@@ -13,6 +13,18 @@ def split_path(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
 
 
+def odd_segment(path: object) -> str | None:
+    """What looks mistyped in a dotted path: an empty segment, or spaces around one."""
+    if not isinstance(path, str) or not path:
+        return None
+    for part in split_path(path):
+        if not part:
+            return "an empty part (two dots, or a dot at an end)"
+        if part != part.strip():
+            return f"spaces around {part.strip()!r}"
+    return None
+
+
 def list_index(part: str) -> int | None:
     """``part`` as a list index: ASCII digits, or ``-`` and ASCII digits
     counting from the end (``-1`` is the last). Anything else ``int()`` would
