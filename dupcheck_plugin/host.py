@@ -43,7 +43,7 @@ from .engine.workflow import NodeSpec, WorkflowSpec  # the checked workflow file
 from .errors import DupcheckError
 from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
 from .rules.decide import DECIDED_BY, Decision, OnError, RowTrace, RulesRow, trace  # trace: each row against an answer (explain, the console)
-from .rules.advice import rule_warnings  # what check warns about a rules table (the console shows it too)
+from .rules.advice import answer_key_warnings, rule_warnings  # check's rules-table warnings (the console's too)
 from .rules.match import OPERATORS  # a rules-table row's ``match`` values
 from .rules.paths import MISSING  # what explain shows for a key the answer does not have
 from .store.contract import Commit, DncEntry, NewLead, Store, StoreError, upgrade_record
@@ -56,6 +56,7 @@ __all__ = [
     "LeadContext", "LocalHit", "NOT_UNICODE", "NewLead", "NoCheck", "Node", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
     "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",
-    "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "rule_warnings", "trace",
+    "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "answer_key_warnings",
+    "rule_warnings", "trace",
     "upgrade_record",
 ]

@@ -383,6 +383,19 @@ def test_settings_marks_a_row_a_change_left_unable_to_decide(page, server):
     shot(page, "settings-dead-row")
 
 
+def test_settings_marks_a_key_a_typo_away_from_an_answer_key_the_adaptor_names(page, server):
+    # before: the console's amber warnings were rule_warnings' alone; check's unknown_answer_key
+    # (which needs the connection's adaptor) was not among them
+    rows(page).nth(1).locator("input[name=row_key]").fill("totl")
+    apply(page)
+    assert 'key = "totl"' in server.workflow.read_text()  # applied: a warning refuses nothing
+    warning = rows(page).nth(1).locator("[data-warning-for=key]")
+    assert warning.inner_text() == ("'totl' is not one of the answer keys hubspot_contacts_search names "
+                                    "(results, total): this row would read a key the answer lacks "
+                                    "(did you mean 'total'?)")
+    assert [rows(page).nth(i).locator(".warning").count() for i in range(3)] == [0, 1, 0]
+
+
 def test_a_refused_apply_marks_the_table_s_warnings_as_well_as_its_errors(page, server):
     # before: the page that shows an Apply refusal marked the errors only; the warnings of the table
     # as typed (the dead row a change left) showed once the error was fixed and applied

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config.problems import ConfigError, Problem
+from ..rules.paths import split_path
 from .batch import BatchSpec, compile_batch
 from .directives import BATCH_DIRECTIVES, REQUEST_DIRECTIVES, directive_problems
 from .fields import FieldError, FieldMapping
@@ -45,6 +46,16 @@ class Adaptor:
     @property
     def secret_names(self) -> set[str]:
         return self.request.secret_names
+
+    @property
+    def answer_keys(self) -> frozenset[str]:
+        """The top-level keys of a CRM answer this adaptor names: its record_id's,
+        its [batch] records' and set's (what a rules key is checked against)."""
+        ids = self.record_id if isinstance(self.record_id, list) else [self.record_id]
+        paths = [split_path(p) for p in ids if isinstance(p, str)]
+        if self.batch is not None:
+            paths += [self.batch.records, *self.batch.set]
+        return frozenset(p[0] for p in paths if p)
 
     def bind(self, environ: Mapping[str, str] | None = None, *, preview: bool = False) -> "BoundAdaptor":
         """Resolve ``secrets.NAME`` from the environment. In ``preview`` mode a

@@ -17,7 +17,7 @@ from ..convoso_fields import LEAD_FIELDS
 from ..errors import DupcheckError
 from ..plugins import Registry
 from ..resources import shipped_dir
-from ..rules.paths import odd_segment, split_path
+from ..rules.paths import odd_segment
 from .adaptors import compile_adaptor
 from .kinds import KIND_BY_FOLDER, SCHEMA_BY_KIND, basename, kind_of, schema_target
 from .problems import ConfigError, Problem
@@ -207,9 +207,10 @@ def _rule_warnings(doc: Mapping[str, Any], result: FileResult) -> None:
 
 
 def _rule_key_warnings(doc: Mapping[str, Any], result: FileResult, resolver: AdaptorResolver) -> None:
-    """A rules key whose first part is a typo away from a key the connection's adaptor names
-    in its answer (``[batch] records`` and ``set``, ``record_id``): ``totalSiz`` for
-    ``totalSize``. The rest of an answer is the CRM's to say (``explain`` reads a real one)."""
+    """A rules key a typo away from an answer key the connection's adaptor names
+    (rules/advice.py's answer_key_warnings)."""
+    from ..rules.advice import answer_key_warnings
+
     nodes = {n.get("id"): n for n in doc.get("nodes") or [] if isinstance(n, Mapping)}
     for i, node in enumerate(doc.get("nodes") or []):
         if not isinstance(node, Mapping) or node.get("type") != "api_duplicate_check":
@@ -218,17 +219,11 @@ def _rule_key_warnings(doc: Mapping[str, Any], result: FileResult, resolver: Ada
         connection = (nodes.get(config.get("connect")) or {}).get("config") or {}
         if connection.get("response_key") or not isinstance(connection.get("adaptor"), str):
             continue  # the rules read a part of the answer the adaptor does not describe
-        known = _answer_keys(resolver.resolve(connection["adaptor"])[0])
-        for j, row in enumerate(config.get("rules") or []):
-            first = split_path(row.get("key") or "")[:1]
-            if not first or first[0] in known:
-                continue
-            meant = did_you_mean(first[0], known)
-            if meant is not None:
-                result.warnings.append(Problem(result.file, ("nodes", i, "config", "rules", j, "key"), (
-                    f"{first[0]!r} is not one of the answer keys {connection['adaptor']} names "
-                    f"({', '.join(sorted(known))}): this row would read a key the answer lacks"),
-                    "unknown_answer_key", suggestion=meant))
+        adaptor = resolver.resolve(connection["adaptor"])[0]
+        if adaptor is None:
+            continue
+        for path, message, code, meant in answer_key_warnings(config, adaptor.answer_keys, adaptor.name):
+            result.warnings.append(Problem(result.file, ("nodes", i, "config") + path, message, code, suggestion=meant))
 
 
 def _batch_setting_warnings(doc: Mapping[str, Any], result: FileResult, resolver: AdaptorResolver) -> None:
@@ -254,17 +249,6 @@ def _batch_setting_warnings(doc: Mapping[str, Any], result: FileResult, resolver
                 f"adaptor {config['adaptor']} sends at most {adaptor.batch.max_leads} leads a request "
                 f"(its [batch] max_leads, the CRM's limit): a batch holds {adaptor.batch.max_leads}, "
                 f"not {batch['max_leads']}"), "batch_capped"))
-
-
-def _answer_keys(adaptor: Any) -> set[str]:
-    """The top-level keys of a CRM answer its adaptor names."""
-    if adaptor is None:
-        return set()
-    ids = adaptor.record_id if isinstance(adaptor.record_id, list) else [adaptor.record_id]
-    paths = [split_path(p) for p in ids if isinstance(p, str)]
-    if adaptor.batch is not None:
-        paths += [adaptor.batch.records, *adaptor.batch.set]
-    return {p[0] for p in paths if p}
 
 
 def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResult) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
+from ..config.suggest import did_you_mean
 from .decide import RulesRow
 from .paths import odd_segment, split_path
 
@@ -83,6 +84,25 @@ def rule_warnings(config: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
             out.append((("rules", i, "status"), "this status is never used: the row does not create the lead "
                                                 "(status is the created lead's; create_lead = true to post it)",
                         "unused_status"))
+    return out
+
+
+def answer_key_warnings(config: Mapping[str, Any], known: frozenset[str],
+                        adaptor: str) -> list[tuple[tuple, str, str, str]]:
+    """A rules key whose first part is a typo away from an answer key the connection's adaptor
+    names (``known``: its [batch] records and set, its record_id): ``totalSiz`` for
+    ``totalSize``. [(path in config, message, code, the key meant)]. The rest of an answer
+    is the CRM's to say (``explain`` reads a real one)."""
+    out = []
+    for j, row in enumerate(config.get("rules") or []):
+        first = split_path(row.get("key") or "")[:1]
+        if not first or first[0] in known:
+            continue
+        meant = did_you_mean(first[0], known)
+        if meant is not None:
+            out.append((("rules", j, "key"), f"{first[0]!r} is not one of the answer keys {adaptor} names "
+                                            f"({', '.join(sorted(known))}): this row would read a key the "
+                                            "answer lacks", "unknown_answer_key", meant))
     return out
 
 

@@ -164,8 +164,18 @@ class Console:
             return None
         node = doc["nodes"][index]
         form = sf.from_config(node.get("config", {}), node=str(node.get("id", "")), version=node_version(doc, index))
-        sf.place_warnings(form, node.get("config", {}))
+        sf.place_warnings(form, node.get("config", {}), self._answer_keys(doc, node.get("config", {})))
         return form
+
+    def _answer_keys(self, doc, config) -> tuple[str, frozenset[str]] | None:
+        """(adaptor name, the answer keys it names) of the running connection a check node
+        reads, for its rules keys' warnings as ``check`` gives them; None without one."""
+        connect = config.get("connect")
+        conn = next((n for n in doc.get("nodes", []) if n.get("id") == connect), None)
+        live = self.host.nodes.get(connect) if isinstance(connect, str) else None
+        if conn is None or (conn.get("config") or {}).get("response_key") or not hasattr(live, "adaptor"):
+            return None  # the rules read a part of the answer the adaptor does not describe
+        return live.adaptor.name, live.adaptor.answer_keys
 
     def _connections(self, doc) -> list[dict[str, str]]:
         out = []
@@ -254,7 +264,8 @@ class Console:
                                                                       "it is now; make your change again."]
             return await self._settings(request, fresh, doc, 409)
         sf.place_problems(form, outcome.problems, index)
-        sf.place_warnings(form, {"rules": [values for _, values in rows]})  # of the table as typed, as after Apply
+        sf.place_warnings(form, {"rules": [values for _, values in rows]},  # of the table as typed, as after Apply
+                          self._answer_keys(doc, doc["nodes"][index].get("config", {})))
         return await self._settings(request, form, doc, 422)
 
     async def revert(self, request: Request) -> Response:

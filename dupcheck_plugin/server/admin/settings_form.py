@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import tomlkit
 
 from ...config.problems import Problem
-from ...host import OPERATORS, rule_warnings
+from ...host import OPERATORS, answer_key_warnings, rule_warnings
 
 # every key a rules row may have (schemas/api_duplicate_check.schema.json; a test keeps them in step)
 ROW_CELLS = ("name", "key", "match", "value", "http_status", "create_lead", "status", "add_to_dnc", "success",
@@ -193,15 +193,21 @@ def place_problems(form: SettingsForm, problems: Sequence[Problem], node_index: 
             form.general.append(p.message)
 
 
-def place_warnings(form: SettingsForm, config: Mapping[str, Any]) -> None:
+def place_warnings(form: SettingsForm, config: Mapping[str, Any],
+                   answer_keys: tuple[str, frozenset[str]] | None = None) -> None:
     """The table's warnings (``dupcheck check``'s: a row that can never decide, a setting
-    no row reads) next to their cells, for the form drawn from ``config`` (the file's node,
+    no row reads, a key a typo away from one of ``answer_keys``: (adaptor name, the answer
+    keys it names)) next to their cells, for the form drawn from ``config`` (the file's node,
     or the rows of a refused Apply as typed). A table the file holds but the schema refuses
     gets none: the engine decides with the last valid one, and Apply shows the file's problems."""
     try:
         found = rule_warnings(config)
+        if answer_keys is not None:
+            found += [(path, f"{message} (did you mean {meant!r}?)", code)
+                      for path, message, code, meant in answer_key_warnings(config, answer_keys[1], answer_keys[0])]
     except (KeyError, TypeError, ValueError, AttributeError):  # not a valid table (edited by hand)
         return
+    found.sort(key=lambda warning: warning[0][1])  # in table order
     for path, message, _code in found:
         index = path[1]
         if index < len(form.rows):
