@@ -38,7 +38,7 @@ from .engine.local import LocalHit
 from .engine.locks import KeyedLocks
 from .engine.record import DecisionRecord, plan_commit, row_label
 from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
-from .engine.sources import open_source, stream_items
+from .engine.sources import LeadFileError, open_source, stream_items
 from .engine.workflow import NodeSpec, WorkflowSpec  # the checked workflow file: Workflow.spec
 from .errors import DupcheckError
 from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
@@ -53,7 +53,7 @@ __all__ = [
     "CHECK_OUTCOME", "CRM_ANSWER", "NodeSpec", "WorkflowSpec",
     "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
     "DEFAULT_CONCURRENCY", "Decision", "DecisionRecord", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
-    "LeadContext", "LocalHit", "NOT_UNICODE", "NewLead", "NoCheck", "Node", "NodeType",
+    "LeadContext", "LeadFileError", "LocalHit", "NOT_UNICODE", "NewLead", "NoCheck", "Node", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
     "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",
     "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "answer_key_warnings",

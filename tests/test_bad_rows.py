@@ -17,7 +17,7 @@ from dupcheck_plugin import codes
 from dupcheck_plugin.engine.intake import MAX_FIELD_CHARS, MAX_ROW_CHARS, admit
 
 CODE_MALFORMED = codes.MISSING_FIELDS.code
-from dupcheck_plugin.engine.sources import iter_csv, iter_jsonl
+from dupcheck_plugin.engine.sources import LeadFileError, iter_csv, iter_jsonl
 
 BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
 # contacts the simulator knows (customer, opportunity, lead) and numbers it does not
@@ -164,3 +164,41 @@ def test_list_ids_are_normalised_like_serve(list_id):
 def test_an_open_quote_on_the_last_line_is_that_line():
     got = items("csv", b'phone_number,first_name\n5550100101,Ann\n5550100194,"never closed\n')
     assert [(row, error is None) for row, _, error in got] == [(2, True), (3, False)]
+
+
+@pytest.mark.parametrize(("text", "leads"), [
+    # a spreadsheet saved with a locale's list separator, quoted or not
+    (b"phone_number;first_name\n5550100101;Ann\n", [{"phone_number": "5550100101", "first_name": "Ann"}]),
+    (b'\n"phone_number";"first_name"\n"5550100101";"A;n"\n', [{"phone_number": "5550100101", "first_name": "A;n"}]),
+    (b"phone_number\tfirst_name\n5550100101\tAnn\n", [{"phone_number": "5550100101", "first_name": "Ann"}]),
+    # a comma header stays a comma file, whatever its values hold
+    (b"phone_number,first_name\n5550100101,A;n\n", [{"phone_number": "5550100101", "first_name": "A;n"}]),
+])
+def test_a_header_with_another_separator_and_no_comma_is_read_with_it(text, leads, caplog):
+    got = items("csv", text)
+    assert [lead for _, lead, error in got if error is None] == leads and len(got) == 1
+    assert ("separated: its header has no comma" in caplog.text) == (b"," not in text.splitlines()[-2])
+
+
+@pytest.mark.parametrize(("header", "says"), [
+    ("Phone Number,first_name", "no phone_number column (it has: Phone Number, first_name): every lead needs one. "
+                                "A column takes the name of the lead field it holds, in lower case with underscores: "
+                                "rename 'Phone Number' to phone_number"),
+    ("phone,first_name", "no phone_number column (it has: phone, first_name): every lead needs one"),
+    ("phone_number,email,first_name,email", "('email' in columns 2, 4): each row would keep one of its values"),
+])
+def test_a_header_no_lead_can_be_read_from_is_refused_before_its_first_row(header, says):
+    with pytest.raises(LeadFileError) as raised:
+        items("csv", f"{header}\n5550100101,a@example.com,Ann,b@example.com\n".encode())
+    assert str(raised.value).startswith("line 1: ") and says in str(raised.value)
+
+
+def test_a_column_a_case_away_from_a_lead_field_is_a_warning(caplog):
+    got = items("csv", b"phone_number,First Name,emial,favourite_colour,,\n5550100101,Ann,a@example.com,red,,\n")
+    assert got[0][1]["First Name"] == "Ann"  # read as it is named: a custom field
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "line 1: column 'First Name' is a typo or a case away from Convoso's lead field first_name: it is read as "
+        "a custom field of its own name, and first_name stays empty (rename it first_name)",
+        "line 1: column 'emial' is a typo or a case away from Convoso's lead field email: it is read as a custom "
+        "field of its own name, and email stays empty (rename it email)"]

@@ -391,12 +391,22 @@ def test_cli_rejects_a_crm_url_that_is_not_an_origin(tmp_path):
         assert proc.returncode == 2 and "--crm-url" in proc.stderr, (bad, proc.stderr)
 
 
-def test_a_csv_without_phone_number_column_is_flagged(tmp_path, crm_sim, hubspot_env):
-    leads = tmp_path / "l.csv"
-    leads.write_text("phone,first_name\n5550100101,A\n")
-    proc = cli("run", "hubspot_dupcheck", "--leads", str(leads), "--crm-url", crm_sim.url, "--db", str(tmp_path / "x.db"))
-    assert proc.returncode == 0
-    assert "no phone_number column" in proc.stderr and json.loads(proc.stdout)["code"] == 6007
+def test_a_csv_header_that_cannot_be_read_decides_nothing_and_the_fixed_file_runs_on_the_same_store(
+        tmp_path, crm_sim, hubspot_env):
+    # before: every row was refused (6007) and stored as decided, so the file with its header
+    # fixed was refused on that store ("rows ... were already decided")
+    leads, db = tmp_path / "l.csv", tmp_path / "x.db"
+    for header, says in (("Phone_Number,first_name", "rename 'Phone_Number' to phone_number"),
+                         ("phone_number,phone_number", "'phone_number' in columns 1, 2")):
+        leads.write_text(f"{header}\n5550100101,A\n")
+        proc = cli("run", "hubspot_dupcheck", "--leads", str(leads), "--crm-url", crm_sim.url, "--db", str(db))
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert says in proc.stderr and "This run decided nothing" in proc.stderr and "Traceback" not in proc.stderr
+        assert db_rows(db, "select count(*) from decisions") == [(0,)]
+    leads.write_text("phone_number,first_name\n5550100101,A\n")
+    proc = cli("run", "hubspot_dupcheck", "--leads", str(leads), "--crm-url", crm_sim.url, "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["action"] == "duplicate"
 
 
 def test_check_dup_makes_a_file_with_repeated_phones_create_one_lead_each(tmp_path, crm_sim, hubspot_env):

@@ -12,7 +12,8 @@ from typing import Any, Coroutine
 
 from .. import aio
 from ..config.problems import ConfigError
-from ..host import DEFAULT_CONCURRENCY, NOT_UNICODE, Host, StoreError, Summary, open_source, stream_items
+from ..host import (DEFAULT_CONCURRENCY, NOT_UNICODE, Host, LeadFileError, StoreError, Summary, open_source,
+                    stream_items)
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 from .outfile import repair
 from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
@@ -174,6 +175,9 @@ async def run_file(args) -> int:
                                      check_dup=args.check_dup, check_dnc=args.check_dnc)
     except Exception as exc:  # the store refused a write, the input broke, --out's disk is full: stop loudly
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
+        unreadable = next((e for e in errors if isinstance(e, LeadFileError)), None)
+        if unreadable is not None:  # raised before the file's first row
+            return fail(f"{args.leads}: {unreadable}. This run decided nothing")
         return fail(stopped(errors, resumable=source is not None))
     finally:
         if ticker is not None:

@@ -24,6 +24,9 @@ from collections import deque
 from pathlib import Path
 from typing import AsyncIterator, Iterator, TextIO
 
+from ..config.suggest import did_you_mean
+from ..convoso_fields import LEAD_FIELDS
+from ..errors import DupcheckError
 from .intake import MAX_FIELD_CHARS, MAX_ROW_CHARS
 
 log = logging.getLogger(__name__)
@@ -99,10 +102,73 @@ class BoundedLines:
         self._pending.extendleft(reversed(lines))
 
 
+class LeadFileError(DupcheckError):
+    """A lead file that cannot be read as leads at all (its header): raised before
+    its first row, so nothing is decided (a header mistake would refuse every row,
+    each stored as decided, and the fixed file could not run on the same store)."""
+
+
+# a spreadsheet saved with a locale's list separator: a header with none of these but commas
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def csv_delimiter(lines: BoundedLines) -> str:
+    """The header's separator: a comma, or one of OTHER_DELIMITERS when the first
+    non-blank line has no comma and names phone_number with it. The lines read
+    to tell are pushed back."""
+    lines.mark()
+    first = ""
+    for line in lines:
+        if line.strip():
+            first = line
+            break
+    lines.push_back(lines.taken)
+    if "," not in first:
+        for delimiter in OTHER_DELIMITERS:
+            if delimiter in first and "phone_number" in (h.strip().strip('"') for h in first.split(delimiter)):
+                log.warning("reading the lead file as %s-separated: its header has no comma",
+                            "tab" if delimiter == "\t" else repr(delimiter))
+                return delimiter
+    return ","
+
+
+def header_problem(header: list[str]) -> str | None:
+    """What makes a CSV header unreadable as leads: a column name given twice
+    (each row would keep one value and drop the other), no phone_number (every
+    lead needs one)."""
+    named = [h for h in header if h]  # unnamed columns (a spreadsheet's trailing commas) are not read
+    twice = sorted({h for h in named if named.count(h) > 1}, key=header.index)
+    if twice:
+        where = "; ".join(f"{h!r} in columns {', '.join(str(i + 1) for i, x in enumerate(header) if x == h)}"
+                          for h in twice)
+        return (f"the header names a column more than once ({where}): each row would keep one of its values "
+                "and lose the other; rename or remove the repeat")
+    if "phone_number" not in header:
+        meant = did_you_mean("phone_number", header)
+        return (f"the header has no phone_number column (it has: {', '.join(header)}): every lead needs one"
+                + (f". A column takes the name of the lead field it holds, in lower case with underscores: "
+                   f"rename {meant!r} to phone_number" if meant else ""))
+    return None
+
+
+def header_warnings(header: list[str]) -> list[str]:
+    """A column a typo or a case away from one of Convoso's lead fields (``First Name``):
+    read as a custom field of that name, so the lead field it was meant for is empty."""
+    out = []
+    for name in header:
+        meant = None if not name or name in LEAD_FIELDS else did_you_mean(name, LEAD_FIELDS)
+        if meant is not None and meant not in header:
+            out.append(f"column {name!r} is a typo or a case away from Convoso's lead field {meant}: it is read "
+                       f"as a custom field of its own name, and {meant} stays empty (rename it {meant})")
+    return out
+
+
 def iter_csv(stream: TextIO) -> Iterator[Item]:
+    """The rows of a CSV lead file; raises :class:`LeadFileError` at a header it cannot read."""
     csv.field_size_limit(MAX_FIELD_CHARS)  # a bigger field (or a runaway quote) is that row's error
     lines = BoundedLines(stream)
-    reader = csv.reader(lines, strict=True)  # strict: a quote left open at the end of the file is an error
+    # strict: a quote left open at the end of the file is an error
+    reader = csv.reader(lines, delimiter=csv_delimiter(lines), strict=True)
     header = None
     while True:
         lines.mark()
@@ -131,9 +197,11 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
             continue
         if header is None:
             header = [h.strip() for h in fields]
-            if "phone_number" not in header:
-                log.warning("the header has no phone_number column (it has: %s): every row will be refused (6007)",
-                            ", ".join(header))
+            problem = header_problem(header)
+            if problem is not None:
+                raise LeadFileError(f"line {row}: {problem}")
+            for warning in header_warnings(header):
+                log.warning("line %d: %s", row, warning)
             continue
         if len(fields) != len(header):
             yield row, dict(zip(header, fields)), f"line {row}: {len(fields)} fields, the header has {len(header)}"
