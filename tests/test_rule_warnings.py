@@ -99,6 +99,11 @@ def test_check_warns_about_a_status_and_a_value_no_row_reads(shipped_copy):
 @pytest.mark.parametrize(("key", "says"), [
     ("total ", "spaces around 'total'"),
     ("results..id", "an empty part"),
+    # JSONPath habits: no answer has a key "$" or "results[0]" (and no unknown_answer_key for them too)
+    ("$.total", "JSONPath's '$' start"),
+    ("results[0].id", "a bracket index ('results[0]': an index or a key is one more dotted part here, results.0)"),
+    ("results.0.properties['lifecyclestage']", "a bracket index (\"properties['lifecyclestage']\": an index or a "
+                                               "key is one more dotted part here, properties.lifecyclestage)"),
     (".total", "an empty part"),
 ])
 def test_check_warns_at_a_key_no_answer_has(shipped_copy, key, says):

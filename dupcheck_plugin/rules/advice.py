@@ -96,8 +96,8 @@ def answer_key_warnings(config: Mapping[str, Any], known: frozenset[str],
     out = []
     for j, row in enumerate(config.get("rules") or []):
         first = split_path(row.get("key") or "")[:1]
-        if not first or first[0] in known:
-            continue
+        if not first or first[0] in known or odd_segment(row.get("key")) is not None:
+            continue  # an odd key has its own warning (rule_warnings)
         meant = did_you_mean(first[0], known)
         if meant is not None:
             out.append((("rules", j, "key"), f"{first[0]!r} is not one of the answer keys {adaptor} names "

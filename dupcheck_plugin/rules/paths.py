@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..config.suggest import did_you_mean
@@ -14,15 +15,26 @@ def split_path(path: str) -> tuple[str, ...]:
 
 
 def odd_segment(path: object) -> str | None:
-    """What looks mistyped in a dotted path: an empty segment, or spaces around one."""
+    """What looks mistyped in a dotted path: an empty segment, spaces around one,
+    JSONPath's ``$.`` start or a bracket index (``results[0]``: written ``results.0`` here)."""
     if not isinstance(path, str) or not path:
         return None
+    if path == "$" or path.startswith(("$.", "$[")):
+        return "JSONPath's '$' start (a path here starts at the answer's top: leave it out)"
     for part in split_path(path):
         if not part:
             return "an empty part (two dots, or a dot at an end)"
         if part != part.strip():
             return f"spaces around {part.strip()!r}"
+        bracket = _BRACKET.search(part)
+        if bracket is not None:
+            index = bracket.group(1).strip("'\"")
+            written = f"{part[:bracket.start()]}.{index}" if bracket.start() else index
+            return f"a bracket index ({part!r}: an index or a key is one more dotted part here, {written})"
     return None
+
+
+_BRACKET = re.compile(r"\[([^\]]*)\]")
 
 
 def list_index(part: str) -> int | None:
