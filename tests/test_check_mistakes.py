@@ -173,6 +173,36 @@ def test_a_batch_setting_the_run_cannot_follow_is_a_warning(shipped_copy, workfl
     assert text.splitlines()[warning.line - 1][warning.column - 1:].startswith(at)
 
 
+def test_a_batch_set_value_a_typo_from_a_fill_is_a_problem(shipped_copy):
+    # before: '$totl' was set as text for every lead, so `total gt 0` never matched a batched lead
+    target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
+    text = target.read_text(encoding="utf-8")
+    assert 'set = { total = "$total" }' in text
+    text = text.replace('set = { total = "$total" }', 'set = { total = "$totl", origin = "batch" }', 1)
+    target.write_text(text, encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    [problem] = result.problems  # the literal "batch" is set as written
+    assert (problem.code, problem.path) == ("unknown_fill", ("batch", "set", "total"))
+    assert "(did you mean '$total'?)" in problem.message
+    assert text.splitlines()[problem.line - 1][problem.column - 1:].startswith('"$totl"')
+
+
+def test_a_secret_a_typo_from_one_this_environment_has_is_a_warning(shipped_copy, monkeypatch):
+    target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
+    target.write_text(target.read_text(encoding="utf-8").replace("secrets.HUBSPOT_TOKEN", "secrets.HUBSPOT_TOKN", 1),
+                      encoding="utf-8")
+    monkeypatch.delenv("HUBSPOT_TOKN", raising=False)
+    monkeypatch.delenv("HUBSPOT_TOKEN", raising=False)
+    [result] = check_paths([target], default_registry())
+    assert result.problems == [] and result.warnings == []  # unset everywhere: normal where check runs (CI)
+    monkeypatch.setenv("HUBSPOT_TOKEN", "pat-na1-0000")
+    [result] = check_paths([target], default_registry())
+    [warning] = result.warnings
+    assert (warning.code, warning.suggestion) == ("unknown_secret", "HUBSPOT_TOKEN")
+    assert "secrets.HUBSPOT_TOKN is not set in this environment, HUBSPOT_TOKEN is" in warning.message
+    assert "pat-na1" not in warning.message
+
+
 def test_unknown_filter_names_the_filters_that_exist(shipped_copy):
     target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
     target.write_text(target.read_text(encoding="utf-8").replace("e164(", "e165(", 1), encoding="utf-8")

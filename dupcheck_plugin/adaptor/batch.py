@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 
 from jinja2 import TemplateError, TemplateSyntaxError, meta
 
+from ..config.suggest import did_you_mean
 from ..errors import DupcheckError
 from ..phone import PhoneError, to_e164
 from .render import _sandbox_problem, plain_function, plain_texts  # the request templates' rules hold for batch leaves too
@@ -40,6 +41,7 @@ from ..rules.paths import MISSING, lookup, split_path
 
 EACH, WHEN, JOIN, CONCAT, PREFIX, SUFFIX, OMIT = "$each", "$when", "$join", "$concat", "$prefix", "$suffix", "$omit_if_empty"
 COMPARISONS = ("phone", "text")
+SET_FILLS = ("$count", "$total", "$more")  # what [batch] set fills in per lead (any other value is set as written)
 _DROP = object()
 _SKIP = object()  # a lead left out of a $each by its $when
 
@@ -453,6 +455,12 @@ def compile_batch(doc: Mapping[str, Any], env: Any, allowed_vars: set[str],
     for key in sorted(lead_query_keys - set(doc.get("query", {}))):
         problems.append((("batch", "query"), f"[request.query] {key!r} depends on the lead: [batch.query] must set it",
                          "batch_lead_value"))
+    for key, value in doc.get("set", {}).items():
+        meant = did_you_mean(value, SET_FILLS) if isinstance(value, str) and value not in SET_FILLS else None
+        if meant is not None:  # a literal would be set for every lead: a rule on it never decides as meant
+            problems.append((("batch", "set", key), f"{value!r} is not one of {', '.join(SET_FILLS)} (did you mean "
+                                                    f"{meant!r}?): every lead would get the text {value!r} as its "
+                                                    f"{key}", "unknown_fill"))
     match = []
     for i, m in enumerate(doc.get("match", [])):
         leads = m["lead"] if isinstance(m["lead"], list) else [m["lead"]]

@@ -268,6 +268,12 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
                 f"{lead_field!r} is not one of Convoso's lead fields: unless the account's layout has a custom "
                 "field of that name, it is empty for every lead"), "unknown_lead_field",
                 suggestion=meant, at_key=True))
+    for name in sorted(adaptor.secret_names if adaptor is not None else ()):
+        meant = None if os.environ.get(name) or os.environ.get(f"{name}_FILE") else did_you_mean(name, os.environ)
+        if meant is not None:  # unset is normal where check runs (CI); a near miss that is set is a typo
+            result.warnings.append(Problem(result.file, ("request",), (
+                f"secrets.{name} is not set in this environment, {meant} is: every run would stop for the missing "
+                f"secret"), "unknown_secret", suggestion=meant))
     ids = doc.get("record_id")
     for j, path in enumerate(ids if isinstance(ids, list) else [ids]):
         odd = odd_segment(path)
