@@ -37,6 +37,7 @@ JSONL_BAD = {
     "surrogate": lambda: b'{"phone_number": "5550100191", "first_name": "a\\ud800b"}',
     "nul": lambda: b'{"phone_number": "5550100193", "first_name": "a\\u0000b"}',
     "array": lambda: b"[1, 2]",
+    "repeated_key": lambda: b'{"phone_number": "5550100197", "phone_number": "5550100198"}',
     "string": lambda: b'"a lead"',
     "number": lambda: b"12",
     "null": lambda: b"null",
@@ -202,3 +203,12 @@ def test_a_column_a_case_away_from_a_lead_field_is_a_warning(caplog):
         "a custom field of its own name, and first_name stays empty (rename it first_name)",
         "line 1: column 'emial' is a typo or a case away from Convoso's lead field email: it is read as a custom "
         "field of its own name, and email stays empty (rename it email)"]
+
+
+def test_a_json_line_that_gives_a_key_twice_is_refused_and_the_next_is_read():
+    # before: json kept the last phone_number and dropped the first unsaid
+    got = items("jsonl", b'{"phone_number": "5550100101", "first_name": "A", "phone_number": "5550100102"}\n'
+                         b'{"phone_number": "5550100103", "first_name": "B"}\n')
+    assert got == [(1, None, "line 1: the key 'phone_number' is given twice: which value is the lead's cannot be "
+                             "told"),
+                   (2, {"phone_number": "5550100103", "first_name": "B"}, None)]

@@ -22,7 +22,7 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
-from typing import AsyncIterator, Iterator, TextIO
+from typing import Any, AsyncIterator, Iterator, TextIO
 
 from ..config.suggest import did_you_mean
 from ..convoso_fields import LEAD_FIELDS
@@ -209,6 +209,23 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
         yield row, dict(zip(header, fields)), None
 
 
+class RepeatedKey(DupcheckError, ValueError):
+    """A JSON line's object gives a key twice: that line is refused."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: json keeps a repeated key's last
+    value and drops the others unsaid (two phone_numbers: which is the lead's?)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RepeatedKey(f"the key {key[:200]!r} is given twice: which value is the lead's cannot be told")
+            seen.add(key)
+    return obj
+
+
 def iter_jsonl(stream: TextIO) -> Iterator[Item]:
     lines = BoundedLines(stream)
     while True:
@@ -223,7 +240,10 @@ def iter_jsonl(stream: TextIO) -> Iterator[Item]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=_once_each)
+        except RepeatedKey as exc:
+            yield n, None, f"line {n}: {exc}"
+            continue
         except (ValueError, RecursionError) as exc:  # bad JSON, absurd nesting or numbers
             yield n, None, f"line {n}: not JSON ({str(exc)[:200]})"
             continue
