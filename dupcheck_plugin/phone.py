@@ -18,6 +18,17 @@ class PhoneError(DupcheckError, ValueError):
     """Not a phone number; the message says why."""
 
 
+# phonenumbers' reasons (NumberParseException.error_type, imported only when a number is parsed)
+# in plain words: its own read "(1) The string supplied did not seem to be a phone number."
+_PARSE_ERRORS = {
+    0: "no country has its country code",  # INVALID_COUNTRY_CODE
+    1: "too few digits, or letters where digits go",  # NOT_A_NUMBER
+    2: "too short",  # TOO_SHORT_AFTER_IDD
+    3: "too short",  # TOO_SHORT_NSN
+    4: "too long",  # TOO_LONG
+}
+
+
 def _digits(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
 
@@ -43,7 +54,7 @@ def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
     try:
         parsed = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as exc:
-        raise PhoneError(f"not a phone number: {exc}") from None
+        raise PhoneError(f"not a phone number: {_PARSE_ERRORS.get(exc.error_type, 'it cannot be read as one')}") from None
     if not phonenumbers.is_possible_number(parsed):
         raise PhoneError("not a possible phone number for its country")
     return parsed

@@ -62,6 +62,18 @@ def test_to_e164_still_refuses_what_is_not_a_phone():
     assert to_e164("+44 20 7946 0958", "1") == "+442079460958"
 
 
+@pytest.mark.parametrize(("raw", "says"), [
+    ("abc", "not a phone number: too few digits, or letters where digits go"),
+    ("+999 5550100", "not a phone number: no country has its country code"),
+    ("5" * 40, "not a phone number: too long"),
+])
+def test_a_phone_refused_says_why_in_plain_words(raw, says):
+    # before: phonenumbers' own text, "(1) The string supplied did not seem to be a phone number."
+    with pytest.raises(PhoneError) as refused:
+        to_e164(raw, "1")
+    assert str(refused.value) == says
+
+
 @settings(max_examples=2000, deadline=None)
 @given(st.text(st.sampled_from(list("0123456789")), min_size=10, max_size=10))
 def test_split_e164_of_north_american_numbers_agrees_with_phonenumbers(digits):
