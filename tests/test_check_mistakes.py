@@ -158,8 +158,11 @@ def test_a_get_request_with_a_body_is_a_warning(shipped_copy):
      "sends at most 200 leads a request", "500 }"),
     ("pipedrive_dupcheck", "max_connections = 16,", "batch = { max_leads = 50 },", "batch_unused",
      "has no [batch] request", "{ max_leads = 50 }"),
+    # milliseconds where seconds are read: a CRM call (and its lead) could hang for 83 minutes
+    ("hubspot_dupcheck", "max_connections = 64,", "connect_timeout = 5000,", "long_timeout",
+     "connect_timeout is in seconds: 5000 s is 83 minutes", "5000"),
 ])
-def test_a_batch_setting_the_run_cannot_follow_is_a_warning(shipped_copy, workflow, connection, setting, code, says,
+def test_a_connection_setting_the_run_cannot_follow_as_written_is_a_warning(shipped_copy, workflow, connection, setting, code, says,
                                                             at):
     target = shipped_copy / f"workflows/{workflow}.toml"
     text = target.read_text(encoding="utf-8")

@@ -134,7 +134,41 @@ def test_check_warns_at_a_rules_key_a_typo_away_from_a_key_the_adaptor_names(shi
     assert text.splitlines()[warning.line - 1][warning.column - 1:].startswith('"totalSiz"')
 
 
+@pytest.mark.parametrize(("before", "after", "path", "code"), [
+    # a failure code on a row that answers success
+    ("add_to_dnc = true, success = false }", "add_to_dnc = true, success = true, code = 6010 }",
+     ("rules", 0, "code"), "unused_code"),
+    # on_error: reject answers failure and creates nothing; create answers success unless success = false
+    ('on_error = { action = "create", status = "NOTCHECKED" }', 'on_error = { action = "reject", status = "X" }',
+     ("on_error", "status"), "unused_setting"),
+    ('on_error = { action = "create", status = "NOTCHECKED" }',
+     'on_error = { action = "create", status = "NOTCHECKED", text = "try later" }', ("on_error", "text"),
+     "unused_setting"),
+])
+def test_check_warns_at_an_answer_setting_its_row_or_on_error_never_reads(shipped_copy, before, after, path, code):
+    target = shipped_copy / "workflows/hubspot_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    assert before in text
+    target.write_text(text.replace(before, after, 1), encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    [warning] = result.warnings
+    assert (warning.code, warning.path) == (code, ("nodes", 1, "config") + path)
+    assert warning.message.startswith(f"this {'failure ' if code == 'unused_code' else ''}{path[-1]} is never used")
+
+
+def test_a_failure_code_on_error_answers_with_is_no_warning(shipped_copy):
+    target = shipped_copy / "workflows/hubspot_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    target.write_text(text.replace('on_error = { action = "create", status = "NOTCHECKED" }',
+                                   'on_error = { action = "create", status = "NOTCHECKED", success = false, '
+                                   'code = 6503 }', 1), encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == [] and result.warnings == []
+
+
 def test_the_shipped_workflows_have_no_rule_warnings():
     results = check_paths([shipped_dir("workflows")], default_registry())
     assert results and not [str(w) for r in results for w in r.warnings
-                            if w.code in ("dead_row", "unused_status", "unused_value", "odd_key", "unknown_answer_key")]
+                            if w.code in ("dead_row", "unused_status", "unused_value", "odd_key", "unknown_answer_key",
+                                          "unused_code", "unused_setting")]

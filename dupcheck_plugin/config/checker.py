@@ -178,7 +178,7 @@ def _check(text: str, path: Path, registry: Registry, resolvers: dict[Path, Adap
             _auth_findings(doc, result)
             _rule_warnings(doc, result)
             _rule_key_warnings(doc, result, resolver)
-            _batch_setting_warnings(doc, result, resolver)
+            _connection_warnings(doc, result, resolver)
 
 
 def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
@@ -198,11 +198,12 @@ def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
 
 def _rule_warnings(doc: Mapping[str, Any], result: FileResult) -> None:
     """A rules row that can never decide, a setting a row never reads: warnings at their place."""
-    from ..rules.advice import rule_warnings
+    from ..rules.advice import on_error_warnings, rule_warnings
 
     for i, node in enumerate(doc.get("nodes") or []):
         if isinstance(node, Mapping) and node.get("type") == "api_duplicate_check":
-            for path, message, code in rule_warnings(node.get("config") or {}):
+            config = node.get("config") or {}
+            for path, message, code in rule_warnings(config) + on_error_warnings(config):
                 result.warnings.append(Problem(result.file, ("nodes", i, "config") + path, message, code))
 
 
@@ -226,13 +227,25 @@ def _rule_key_warnings(doc: Mapping[str, Any], result: FileResult, resolver: Ada
             result.warnings.append(Problem(result.file, ("nodes", i, "config") + path, message, code, suggestion=meant))
 
 
-def _batch_setting_warnings(doc: Mapping[str, Any], result: FileResult, resolver: AdaptorResolver) -> None:
-    """A connection's ``batch = { max_leads = N }`` the run would not follow as written:
-    its adaptor has no ``[batch]``, or N is over the adaptor's cap (the CRM's own limit)."""
+# a timeout longer than this is most likely milliseconds written where seconds are read
+_LONGEST_TIMEOUT_S = 120
+
+
+def _connection_warnings(doc: Mapping[str, Any], result: FileResult, resolver: AdaptorResolver) -> None:
+    """Connection settings the run would not follow as they read: a timeout in
+    milliseconds (``timeout = 10000``: read as seconds); ``batch = { max_leads = N }``
+    when the adaptor has no ``[batch]``, or N is over the adaptor's cap (the CRM's own limit)."""
     for i, node in enumerate(doc.get("nodes") or []):
         if not isinstance(node, Mapping) or node.get("type") != "convoso_connect":
             continue
         config = node.get("config") or {}
+        for key in ("timeout", "connect_timeout"):
+            seconds = config.get(key)
+            if isinstance(seconds, (int, float)) and seconds > _LONGEST_TIMEOUT_S:
+                result.warnings.append(Problem(result.file, ("nodes", i, "config", key), (
+                    f"{key} is in seconds: {seconds:g} s is {seconds / 60:.0f} minutes a CRM call may hang (and a "
+                    f"lead with it); a CRM answers within seconds ({seconds:g} ms would be {key} = "
+                    f"{seconds / 1000:g})"), "long_timeout"))
         batch = config.get("batch")
         if not isinstance(batch, Mapping) or not isinstance(config.get("adaptor"), str):
             continue

@@ -84,7 +84,28 @@ def rule_warnings(config: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
             out.append((("rules", i, "status"), "this status is never used: the row does not create the lead "
                                                 "(status is the created lead's; create_lead = true to post it)",
                         "unused_status"))
+        for key in ("code", "text"):
+            if key in row and row.get("success"):
+                out.append((("rules", i, key), f"this failure {key} is never used: the row answers success "
+                                               "(success = false to answer failure with it)", "unused_code"))
     return out
+
+
+def on_error_warnings(config: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
+    """An ``on_error`` setting its action never reads: [(path in config, message, code)].
+    reject answers a retryable failure and creates nothing; create answers success unless
+    ``success = false``, and only then with ``code`` and ``text``."""
+    policy = config.get("on_error") or {}
+    action = policy.get("action", "create")
+    if action == "reject":
+        unused = [(key, "action = \"reject\" creates no lead and answers failure") for key in ("status", "success")]
+    elif policy.get("success", True):
+        unused = [(key, "action = \"create\" answers success here (success = false to answer failure with it)")
+                  for key in ("code", "text")]
+    else:
+        unused = []
+    return [(("on_error", key), f"this {key} is never used: {why}", "unused_setting")
+            for key, why in unused if key in policy]
 
 
 def answer_key_warnings(config: Mapping[str, Any], known: frozenset[str],
