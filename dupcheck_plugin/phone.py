@@ -54,7 +54,8 @@ def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
     try:
         parsed = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as exc:
-        raise PhoneError(f"not a phone number: {_PARSE_ERRORS.get(exc.error_type, 'it cannot be read as one')}") from None
+        why = _PARSE_ERRORS.get(exc.error_type, "it cannot be read as one")
+        raise PhoneError(f"not a phone number: {why}") from None
     if not phonenumbers.is_possible_number(parsed):
         raise PhoneError("not a possible phone number for its country")
     return parsed

@@ -162,8 +162,8 @@ def test_a_get_request_with_a_body_is_a_warning(shipped_copy):
     ("hubspot_dupcheck", "max_connections = 64,", "connect_timeout = 5000,", "long_timeout",
      "connect_timeout is in seconds: 5000 s is 83 minutes", "5000"),
 ])
-def test_a_connection_setting_the_run_cannot_follow_as_written_is_a_warning(shipped_copy, workflow, connection, setting, code, says,
-                                                            at):
+def test_a_connection_setting_the_run_cannot_follow_as_written_is_a_warning(shipped_copy, workflow, connection, setting,
+                                                                           code, says, at):
     target = shipped_copy / f"workflows/{workflow}.toml"
     text = target.read_text(encoding="utf-8")
     assert connection in text
