@@ -17,7 +17,7 @@ from dupcheck_plugin import codes
 from dupcheck_plugin.engine.intake import MAX_FIELD_CHARS, MAX_ROW_CHARS, admit
 
 CODE_MALFORMED = codes.MISSING_FIELDS.code
-from dupcheck_plugin.engine.sources import LeadFileError, iter_csv, iter_jsonl
+from dupcheck_plugin.engine.sources import LeadFileError, iter_csv, iter_jsonl, open_source
 
 BASE_ROW = {"key": "total", "match": "gt", "value": 0, "create_lead": False, "add_to_dnc": False, "success": False}
 # contacts the simulator knows (customer, opportunity, lead) and numbers it does not
@@ -212,3 +212,28 @@ def test_a_json_line_that_gives_a_key_twice_is_refused_and_the_next_is_read():
     assert got == [(1, None, "line 1: the key 'phone_number' is given twice: which value is the lead's cannot be "
                              "told"),
                    (2, {"phone_number": "5550100103", "first_name": "B"}, None)]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_file_with_its_byte_order_mark_is_read_as_utf16(tmp_path, codec, caplog):
+    # a spreadsheet's "Unicode text" export: UTF-16 with a BOM, tab-separated. Before, read as
+    # UTF-8 its header was one column of lone surrogates ("\udcff\udcfep h o n e ...")
+    path = tmp_path / "leads.txt"
+    path.write_bytes("\ufeffphone_number\tfirst_name\r\n5550100101\tZoë\r\n".encode(codec))
+    stream, fmt = open_source(str(path))
+    with stream:
+        got = list(iter_csv(stream))
+    assert fmt == "csv" and got == [(2, {"phone_number": "5550100101", "first_name": "Zoë"}, None)]
+    assert "reading the lead file as UTF-16" in caplog.text
+
+
+def test_utf16_on_stdin_is_read_as_utf16(tmp_path):
+    import subprocess
+    import sys
+
+    leads = "\ufeffphone_number\tfirst_name\n5550100101\tAnn\n".encode("utf-16-le")
+    proc = subprocess.run([sys.executable, "-c", "import sys; from dupcheck_plugin.engine.sources import open_source, "
+                           "iter_csv; s, f = open_source('-'); print(list(iter_csv(s)))"],
+                          input=leads, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().strip() == "[(2, {'phone_number': '5550100101', 'first_name': 'Ann'}, None)]"

@@ -262,9 +262,12 @@ def open_source(path: str, fmt: str | None = None, encoding: str = "utf-8") -> t
     ``encoding``: the file's text encoding (a spreadsheet's CSV export is
     often ``cp1252``); UTF-8 may start with a byte-order mark. Bytes that
     are not of it reach intake, which rejects their row and says so."""
-    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+    utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    if utf8:
         encoding = "utf-8-sig"  # a BOM is not part of the first column's name
     if path == "-":
+        if utf8 and hasattr(sys.stdin.buffer, "peek"):
+            encoding = _by_bom(sys.stdin.buffer.peek(2)[:2], encoding)
         stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors="surrogateescape", newline="")
         if fmt is None:
             buffered = stream.buffer if hasattr(stream, "buffer") else None
@@ -272,12 +275,24 @@ def open_source(path: str, fmt: str | None = None, encoding: str = "utf-8") -> t
             peek = buffered.peek(64)[:64].decode(encoding, "replace") if buffered and hasattr(buffered, "peek") else ""
             fmt = detect_format("-", peek)
         return stream, fmt
+    if utf8:
+        with Path(path).open("rb") as raw:
+            encoding = _by_bom(raw.read(2), encoding)
     stream = Path(path).open("r", encoding=encoding, errors="surrogateescape", newline="")
     if fmt is None:
         first = stream.readline(4096)
         stream.seek(0)
         fmt = detect_format(path, first)
     return stream, fmt
+
+
+def _by_bom(start: bytes, encoding: str) -> str:
+    """UTF-16 where the first bytes are its byte-order mark (a spreadsheet's "Unicode text"
+    export), else ``encoding``: read as UTF-8, every byte of it would be a lone surrogate."""
+    if start in (b"\xff\xfe", b"\xfe\xff"):
+        log.warning("reading the lead file as UTF-16: it starts with UTF-16's byte-order mark")
+        return "utf-16"
+    return encoding
 
 
 async def stream_items(stream: TextIO, fmt: str) -> AsyncIterator[Item]:
