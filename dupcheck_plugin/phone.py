@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -55,10 +56,26 @@ def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
         parsed = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as exc:
         why = _PARSE_ERRORS.get(exc.error_type, "it cannot be read as one")
-        raise PhoneError(f"not a phone number: {why}") from None
+        raise PhoneError(_spreadsheet_damage(raw) or f"not a phone number: {why}") from None
     if not phonenumbers.is_possible_number(parsed):
-        raise PhoneError("not a possible phone number for its country")
+        raise PhoneError(_spreadsheet_damage(raw) or "not a possible phone number for its country")
     return parsed
+
+
+def _spreadsheet_damage(raw: str) -> str | None:
+    """Why a refused number is a spreadsheet's or a script's rewriting of one, if it is:
+    said on the refusal only (a number that parses never gets here)."""
+    if _SCIENTIFIC.fullmatch(raw):
+        return (f"not a phone number: {raw} is scientific notation, as a spreadsheet writes a long number "
+                "(and may have rounded it): format the column as text and export again")
+    if _FLOAT.fullmatch(raw):
+        return (f"not a phone number: {raw} is a number written as a decimal (by a spreadsheet or a script); "
+                "send its digits only")
+    return None
+
+
+_SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]+")
+_FLOAT = re.compile(r"[0-9]{7,}\.0+")
 
 
 _SEPARATORS = str.maketrans("", "", " ()-.")

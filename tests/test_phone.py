@@ -66,8 +66,14 @@ def test_to_e164_still_refuses_what_is_not_a_phone():
     ("abc", "not a phone number: too few digits, or letters where digits go"),
     ("+999 5550100", "not a phone number: no country has its country code"),
     ("5" * 40, "not a phone number: too long"),
+    # a spreadsheet's or a script's rewriting of a number: said as such
+    ("5.55E+09", "not a phone number: 5.55E+09 is scientific notation, as a spreadsheet writes a long number (and "
+                 "may have rounded it): format the column as text and export again"),
+    ("5550100101.0", "not a phone number: 5550100101.0 is a number written as a decimal (by a spreadsheet or a "
+                     "script); send its digits only"),
 ])
 def test_a_phone_refused_says_why_in_plain_words(raw, says):
+    assert to_e164("555.010.0101", "1") == "+15550100101"  # dots as separators are a phone's own
     # before: phonenumbers' own text, "(1) The string supplied did not seem to be a phone number."
     with pytest.raises(PhoneError) as refused:
         to_e164(raw, "1")
