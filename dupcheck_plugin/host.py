@@ -37,8 +37,9 @@ from .engine.loaded import Workflow
 from .engine.local import LocalHit
 from .engine.locks import KeyedLocks
 from .engine.record import DecisionRecord, plan_commit, row_label
+from .engine.resume import changed_row  # run --resume: is the file the one it resumes?
 from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
-from .engine.sources import LeadFileError, open_source, stream_items
+from .engine.sources import LeadFileError, iter_leads, open_source, stream_items
 from .engine.workflow import NodeSpec, WorkflowSpec  # the checked workflow file: Workflow.spec
 from .errors import DupcheckError
 from .plugins import PluginConflict, Registry, default_registry, make_plugin_manager
@@ -55,7 +56,8 @@ __all__ = [
     "DEFAULT_CONCURRENCY", "Decision", "DecisionRecord", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
     "LeadContext", "LeadFileError", "LocalHit", "NOT_UNICODE", "NewLead", "NoCheck", "Node", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
-    "default_registry", "explain", "make_plugin_manager", "open_source", "plan_commit", "row_label",
+    "changed_row", "default_registry", "explain", "iter_leads", "make_plugin_manager", "open_source", "plan_commit",
+    "row_label",
     "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "answer_key_warnings",
     "rule_warnings", "trace",
     "upgrade_record",

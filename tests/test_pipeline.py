@@ -354,6 +354,31 @@ def test_a_rerun_never_decides_a_row_twice_and_resume_finishes_the_file(tmp_path
     assert db_rows(db, "select count(*) from leads") == [(400,)]
 
 
+def test_resume_of_a_file_changed_since_refuses_before_deciding_and_the_same_file_resumes(
+        tmp_path, crm_sim, hubspot_env):
+    # before: --resume skipped rows by number, so a row inserted at the top of a re-exported file
+    # had its neighbour's lead skipped unseen and the lead it pushed down decided a second time
+    leads, db = tmp_path / "l.csv", tmp_path / "x.db"
+    phones = [f"55530{n:05d}" for n in range(20)]
+    leads.write_text("phone_number\n" + "".join(f"{p}\n" for p in phones[:10]))
+    args = ["run", "hubspot_dupcheck", "--leads", str(leads), "--crm-url", crm_sim.url, "--db", str(db),
+            "--out", str(tmp_path / "o.jsonl")]
+    assert cli(*args).returncode == 0  # rows 2-11 decided, as an interrupted run leaves them
+    more = "".join(f"{p}\n" for p in phones[10:])  # rows the file gained since: a resume decides them
+    leads.write_text("phone_number\n5553099999\n" + "".join(f"{p}\n" for p in phones[:10]) + more)
+    proc = cli(*args, "--resume")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert ("--resume: row 2 was decided for +15553000000, and the file has +15553099999 there now" in proc.stderr
+            and "This run decided nothing" in proc.stderr and "resuming:" not in proc.stderr)
+    assert db_rows(db, "select count(*) from decisions") == [(10,)]
+    leads.write_text("phone_number\n" + "".join(f"{p}\n" for p in phones[:10]) + more)
+    proc = cli(*args, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming: 10 rows already decided are skipped" in proc.stderr
+    assert db_rows(db, "select count(*), count(distinct phone_e164), min(row), max(row) from decisions") == [
+        (20, 20, 2, 21)]
+
+
 def test_sigterm_stops_a_run_as_ctrl_c_does_with_every_decision_stored_and_written(tmp_path, hubspot_env):
     """`kill`, `timeout` or a service manager stopping the job: the leads
     decided are stored and in --out, the command says how to resume."""

@@ -533,6 +533,18 @@ def any_store(request, tmp_path):
     s.close()
 
 
+def test_decided_phones_are_each_decided_row_s_phone(any_store):
+    # run --resume reads them to tell the file still holds the leads it decided (the memory
+    # store answers through the contract's default, from the records)
+    commits = [changed(record("created", f"+1555123010{i}"), source="/leads.csv", source_row=i + 2) for i in range(3)]
+    commits.append(changed(record("created", None), source="/leads.csv", source_row=9))
+    commits.append(changed(record("created", "+15551230199"), source="/other.csv", source_row=2))
+    any_store.apply(commits)
+    assert any_store.decided_phones("default", "/leads.csv") == {2: "+15551230100", 3: "+15551230101",
+                                                                 4: "+15551230102", 9: None}
+    assert set(any_store.decided_phones("default", "/leads.csv")) == any_store.decided_rows("default", "/leads.csv")
+
+
 def test_the_crm_answer_body_is_kept_as_recorded(any_store):
     from dupcheck_plugin.http.wire import response_json
 

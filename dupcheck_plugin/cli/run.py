@@ -12,8 +12,8 @@ from typing import Any, Coroutine
 
 from .. import aio
 from ..config.problems import ConfigError
-from ..host import (DEFAULT_CONCURRENCY, NOT_UNICODE, Host, LeadFileError, StoreError, Summary, open_source,
-                    stream_items)
+from ..host import (DEFAULT_CONCURRENCY, NOT_UNICODE, Host, LeadFileError, StoreError, Summary, Workflow,
+                    changed_row, iter_leads, open_source, stream_items)
 from .common import EXIT_OK, EXIT_USAGE, dumps, fail, origin_url, report_config_error
 from .outfile import repair
 from .worker import TEMPORAL_EXTRA, add_temporal_args, open_temporal_host, temporal_problem, temporal_usage_error
@@ -130,6 +130,18 @@ async def run_file(args) -> int:
             return fail(f"{len(done)} rows of {args.leads} were already decided by workflow {host.workflow.name!r} "
                         f"in {args.db}: --resume skips them, --db NEW.db starts a new store")
         if done:
+            try:
+                decided = host.store.decided_phones(host.workflow.name, source)  # as decided_rows: this thread
+                changed = await asyncio.to_thread(_changed_row, args, host.workflow, decided)
+            except (OSError, LeadFileError, StoreError) as exc:
+                changed = str(exc)
+            if changed is not None:
+                await host.aclose()
+                input_stream.close()
+                return fail(f"--resume: {changed}: {args.leads} changed since the run it resumes, so its row "
+                            "numbers no longer name the leads decided (they would be skipped unseen and others "
+                            "decided twice). Resume only the file as it was; run a changed file on a new store "
+                            "(--db NEW.db). This run decided nothing")
             print(f"resuming: {len(done)} rows already decided are skipped", file=sys.stderr)
             items = _skip_rows(items, done)
             if args.out != "-":
@@ -197,6 +209,15 @@ async def run_file(args) -> int:
         now = f"now: {alarm['reason']}" if alarm["active"] else "cleared since"
         print(f"  duplicate alarm: raised {alarm['times_raised']} time(s); {now}", file=sys.stderr)
     return EXIT_OK
+
+
+def _changed_row(args, workflow: Workflow, decided: dict[int, str | None]) -> str | None:
+    """The first row an interrupted run decided (``decided``: row -> its phone) that
+    holds another lead in the file now, or None. The file is read once more: in a
+    thread, as a million rows take seconds."""
+    stream, fmt = open_source(args.leads, args.format, args.encoding)
+    with stream:
+        return changed_row(iter_leads(stream, fmt), decided, lambda lead: workflow.admit(lead).phone_e164)
 
 
 async def stop_on_sigterm(work: Coroutine[Any, Any, int]) -> int:

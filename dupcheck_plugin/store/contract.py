@@ -235,6 +235,13 @@ class Store(ABC):
     def decided_rows(self, workflow: str, source: str) -> set[int]:
         """Rows of lead file ``source`` that ``workflow`` already decided."""
 
+    def decided_phones(self, workflow: str, source: str) -> dict[int, str | None]:
+        """Row -> the E.164 phone it was decided for (None: it had none valid), for the
+        rows of lead file ``source`` that ``workflow`` decided: ``run --resume`` checks
+        the file still holds those leads there. The default reads the records; a
+        store that can (SQLite, PostgreSQL) reads its phone column alone."""
+        return {record["source_row"]: record.get("phone_e164") for record in self.decided_records(workflow, source)}
+
     def claim_run(self, workflow: str, source: str) -> None:
         """Claim lead file ``source`` for one run of ``workflow`` until the
         store is closed (or the process ends): :class:`RunInProgress` when

@@ -408,6 +408,13 @@ class PostgresStore(Store):
                                 "AND row IS NOT NULL", (workflow, source)).fetchall()
         return {r[0] for r in rows}
 
+    def decided_phones(self, workflow: str, source: str) -> dict[int, str | None]:
+        """Row -> the phone it was decided for (``run --resume`` checks the file is the same)."""
+        with self._connection() as conn:
+            rows = conn.execute("SELECT row, phone_e164 FROM decisions WHERE workflow = %s AND source = %s "
+                                "AND row IS NOT NULL", (workflow, source)).fetchall()
+        return dict(rows)
+
     def decided_records(self, workflow: str, source: str) -> Iterator[DecisionRecord]:
         """The records of the rows of a lead file this workflow decided, by row (``run --resume --out``)."""
         with self._connection() as conn:

@@ -440,6 +440,11 @@ class SqliteStore(Store):
                                     (workflow, source)).fetchall()
         return {r[0] for r in rows}
 
+    def decided_phones(self, workflow: str, source: str) -> dict[int, str | None]:
+        """Row -> the phone it was decided for (``run --resume`` checks the file is the same)."""
+        return dict(self._conn().execute("SELECT row, phone_e164 FROM decisions WHERE workflow = ? AND source = ? "
+                                         "AND row IS NOT NULL", (workflow, source)).fetchall())
+
     def decided_records(self, workflow: str, source: str) -> Iterator[DecisionRecord]:
         """The records of the rows of a lead file this workflow decided, by row (``run --resume --out``)."""
         cur = self._conn().execute("SELECT record FROM decisions WHERE workflow = ? AND source = ? "
