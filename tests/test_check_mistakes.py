@@ -206,6 +206,27 @@ def test_a_secret_a_typo_from_one_this_environment_has_is_a_warning(shipped_copy
     assert "pat-na1" not in warning.message
 
 
+@pytest.mark.parametrize(("header", "warned"), [
+    ('Content-Type = "application/xml"', True),  # a JSON body labelled XML: the CRM may refuse or misread it
+    ('content-type = "application/json; charset=utf-8"', False),
+    ('Content-Type = "application/vnd.api+json"', False),
+])
+def test_a_fixed_content_type_the_body_is_not_sent_as_is_a_warning(shipped_copy, header, warned):
+    target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
+    text = target.read_text(encoding="utf-8")
+    assert 'Accept = "application/json"\n' in text
+    text = text.replace('Accept = "application/json"\n', f'Accept = "application/json"\n{header}\n', 1)
+    target.write_text(text, encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    assert result.problems == []
+    assert [w.code for w in result.warnings] == (["content_type_mismatch"] if warned else [])
+    if warned:
+        [warning] = result.warnings
+        assert warning.path == ("request", "headers", "Content-Type")
+        assert "sent as json (application/json)" in warning.message
+        assert text.splitlines()[warning.line - 1][warning.column - 1:].startswith('"application/xml"')
+
+
 def test_unknown_filter_names_the_filters_that_exist(shipped_copy):
     target = shipped_copy / "adaptors/hubspot_contacts_search.toml"
     target.write_text(target.read_text(encoding="utf-8").replace("e164(", "e165(", 1), encoding="utf-8")

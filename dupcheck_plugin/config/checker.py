@@ -295,6 +295,7 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
                 f"{odd} in this path: a CRM's answer hardly has such a key, so no record id is found "
                 "(write the answer's keys as they are, dot-separated)"), "odd_record_id"))
     request = doc.get("request") or {}
+    result.warnings += _content_type_warnings(request, doc.get("body_format"), result.file)
     if request.get("method") in ("GET", "DELETE") and request.get("body") is not None:
         result.warnings.append(Problem(result.file, ("request", "body"), (
             f"a {request['method']} request with a body: many servers and proxies ignore such a body or "
@@ -310,6 +311,28 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
         result.warnings.append(Problem(result.file, ("request", "url"), (
             "the URL's scheme or host is a template, so dupcheck cannot stop a lead value from "
             "sending the request (and its secrets) to another host: write the host literally"), "dynamic_origin"))
+
+
+# what a body_format sends: a fixed Content-Type header (the adaptor's wins) should say as much
+_BODY_TYPES = {"json": ("json", "application/json"), "form": ("x-www-form-urlencoded", "application/x-www-form-urlencoded")}
+
+
+def _content_type_warnings(request: Mapping[str, Any], top_format: str | None, file: str) -> list[Problem]:
+    """A fixed Content-Type header that names another type than the body is sent as
+    (``body_format``, in [request] or at the top, as build_adaptor reads it): the CRM
+    reads the body by that header, and may refuse it or read it wrong."""
+    default = top_format or ("json" if request.get("body") is not None else "none")
+    body_format = request.get("body_format", default)
+    if body_format not in _BODY_TYPES:
+        return []
+    word, full = _BODY_TYPES[body_format]
+    return [Problem(file, ("request", "headers", name), (
+        f"Content-Type {value!r}, but the body is sent as {body_format} ({full}): the CRM reads the body by this "
+        f"header and may refuse it or read it wrong (leave the header out: dupcheck sends {full})"),
+        "content_type_mismatch")
+        for name, value in (request.get("headers") or {}).items()
+        if str(name).lower() == "content-type" and isinstance(value, str) and "{" not in value
+        and word not in value.lower()]
 
 
 def schema_ref(path: Path, kind: str) -> str:
