@@ -287,21 +287,9 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
             result.warnings.append(Problem(result.file, ("request",), (
                 f"secrets.{name} is not set in this environment, {meant} is: every run would stop for the missing "
                 f"secret"), "unknown_secret", suggestion=meant))
-    ids = doc.get("record_id")
-    for j, path in enumerate(ids if isinstance(ids, list) else [ids]):
-        odd = odd_segment(path)
-        if odd is not None:
-            result.warnings.append(Problem(result.file, ("record_id",) + ((j,) if isinstance(ids, list) else ()), (
-                f"{odd} in this path: a CRM's answer hardly has such a key, so no record id is found "
-                "(write the answer's keys as they are, dot-separated)"), "odd_record_id"))
-    request = doc.get("request") or {}
-    result.warnings += _content_type_warnings(request, doc.get("body_format"), result.file)
-    if request.get("method") in ("GET", "DELETE") and request.get("body") is not None:
-        result.warnings.append(Problem(result.file, ("request", "body"), (
-            f"a {request['method']} request with a body: many servers and proxies ignore such a body or "
-            "refuse the request, so the CRM may not search on these values (put them in [request.query], "
-            "or use the CRM's POST search)"), "body_ignored"))
-    local = local_target(str(request.get("url", "")))
+    if adaptor is not None:  # the schema holds: each setting has its type
+        result.warnings += _request_warnings(doc, result.file)
+    local = local_target(str((doc.get("request") or {}).get("url", "")))
     if local and not doc.get("allow_local_network"):
         result.warnings.append(Problem(result.file, ("request", "url"), (
             f"the URL's host is a {local} address: a CRM is never there, a cloud metadata service or this "
@@ -311,6 +299,27 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
         result.warnings.append(Problem(result.file, ("request", "url"), (
             "the URL's scheme or host is a template, so dupcheck cannot stop a lead value from "
             "sending the request (and its secrets) to another host: write the host literally"), "dynamic_origin"))
+
+
+def _request_warnings(doc: Mapping[str, Any], file: str) -> list[Problem]:
+    """What a valid adaptor sends that the CRM will not read as meant: a ``record_id``
+    path no answer has, a GET or DELETE with a body, a Content-Type the body is not."""
+    out = []
+    ids = doc.get("record_id")
+    for j, path in enumerate(ids if isinstance(ids, list) else [ids]):
+        odd = odd_segment(path)
+        if odd is not None:
+            out.append(Problem(file, ("record_id",) + ((j,) if isinstance(ids, list) else ()), (
+                f"{odd} in this path: a CRM's answer hardly has such a key, so no record id is found "
+                "(write the answer's keys as they are, dot-separated)"), "odd_record_id"))
+    request = doc["request"]
+    out += _content_type_warnings(request, doc.get("body_format"), file)
+    if request.get("method") in ("GET", "DELETE") and request.get("body") is not None:
+        out.append(Problem(file, ("request", "body"), (
+            f"a {request['method']} request with a body: many servers and proxies ignore such a body or "
+            "refuse the request, so the CRM may not search on these values (put them in [request.query], "
+            "or use the CRM's POST search)"), "body_ignored"))
+    return out
 
 
 # what a body_format sends: a fixed Content-Type header (the adaptor's wins) should say as much
