@@ -287,8 +287,8 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
             result.warnings.append(Problem(result.file, ("request",), (
                 f"secrets.{name} is not set in this environment, {meant} is: every run would stop for the missing "
                 f"secret"), "unknown_secret", suggestion=meant))
-    if adaptor is not None:  # the schema holds: each setting has its type
-        result.warnings += _request_warnings(doc, result.file)
+    if adaptor is not None:
+        result.warnings += _request_warnings(adaptor, result.file)
     local = local_target(str((doc.get("request") or {}).get("url", "")))
     if local and not doc.get("allow_local_network"):
         result.warnings.append(Problem(result.file, ("request", "url"), (
@@ -301,47 +301,38 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
             "sending the request (and its secrets) to another host: write the host literally"), "dynamic_origin"))
 
 
-def _request_warnings(doc: Mapping[str, Any], file: str) -> list[Problem]:
-    """What a valid adaptor sends that the CRM will not read as meant: a ``record_id``
+# what a body_format sends: a fixed Content-Type header (the adaptor's wins) should say as much
+_BODY_TYPES = {"json": ("json", "application/json"),
+               "form": ("x-www-form-urlencoded", "application/x-www-form-urlencoded")}
+
+
+def _request_warnings(adaptor: Any, file: str) -> list[Problem]:
+    """What a compiled adaptor sends that the CRM will not read as meant: a ``record_id``
     path no answer has, a GET or DELETE with a body, a Content-Type the body is not."""
     out = []
-    ids = doc.get("record_id")
+    ids = adaptor.record_id
     for j, path in enumerate(ids if isinstance(ids, list) else [ids]):
         odd = odd_segment(path)
         if odd is not None:
             out.append(Problem(file, ("record_id",) + ((j,) if isinstance(ids, list) else ()), (
                 f"{odd} in this path: a CRM's answer hardly has such a key, so no record id is found "
                 "(write the answer's keys as they are, dot-separated)"), "odd_record_id"))
-    request = doc["request"]
-    out += _content_type_warnings(request, doc.get("body_format"), file)
-    if request.get("method") in ("GET", "DELETE") and request.get("body") is not None:
+    request = adaptor.request
+    if request.body_format in _BODY_TYPES:
+        word, full = _BODY_TYPES[request.body_format]
+        for name, value in (request.spec.get("headers") or {}).items():
+            if name.lower() == "content-type" and isinstance(value, str) and "{" not in value \
+                    and word not in value.lower():
+                out.append(Problem(file, ("request", "headers", name), (
+                    f"Content-Type {value!r}, but the body is sent as {request.body_format} ({full}): the CRM "
+                    f"reads the body by this header and may refuse it or read it wrong (leave the header out: "
+                    f"dupcheck sends {full})"), "content_type_mismatch"))
+    if request.method in ("GET", "DELETE") and request.spec.get("body") is not None:
         out.append(Problem(file, ("request", "body"), (
-            f"a {request['method']} request with a body: many servers and proxies ignore such a body or "
+            f"a {request.method} request with a body: many servers and proxies ignore such a body or "
             "refuse the request, so the CRM may not search on these values (put them in [request.query], "
             "or use the CRM's POST search)"), "body_ignored"))
     return out
-
-
-# what a body_format sends: a fixed Content-Type header (the adaptor's wins) should say as much
-_BODY_TYPES = {"json": ("json", "application/json"), "form": ("x-www-form-urlencoded", "application/x-www-form-urlencoded")}
-
-
-def _content_type_warnings(request: Mapping[str, Any], top_format: str | None, file: str) -> list[Problem]:
-    """A fixed Content-Type header that names another type than the body is sent as
-    (``body_format``, in [request] or at the top, as build_adaptor reads it): the CRM
-    reads the body by that header, and may refuse it or read it wrong."""
-    default = top_format or ("json" if request.get("body") is not None else "none")
-    body_format = request.get("body_format", default)
-    if body_format not in _BODY_TYPES:
-        return []
-    word, full = _BODY_TYPES[body_format]
-    return [Problem(file, ("request", "headers", name), (
-        f"Content-Type {value!r}, but the body is sent as {body_format} ({full}): the CRM reads the body by this "
-        f"header and may refuse it or read it wrong (leave the header out: dupcheck sends {full})"),
-        "content_type_mismatch")
-        for name, value in (request.get("headers") or {}).items()
-        if str(name).lower() == "content-type" and isinstance(value, str) and "{" not in value
-        and word not in value.lower()]
 
 
 def schema_ref(path: Path, kind: str) -> str:
