@@ -74,3 +74,26 @@ def test_any_text_is_quoted_as_httpx_quotes_it(query):
         return
     assert full_url(r) == expected
     assert str(sent_url(r)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "Z", "0", " ", "%", "+", "'", "(", ")", ",", "=", "&", "~", "-", "\x00", "\x7f",
+                                 "é", "%20"]), max_size=400).map("".join))
+def test_long_texts_are_quoted_as_httpx_quotes_them(text):
+    # past 64 characters to quote the quoting asks for each unsafe byte rather than making a set
+    r = Rendered("GET", "https://h/p", {}, {"q": text, text: "1"}, "none", None)
+    assert full_url(r) == str(httpx.URL(r.url).copy_merge_params(r.query))
+
+
+@pytest.mark.parametrize("text", ["".join(map(chr, range(128))) * 2, " ".join(map(chr, range(33, 128))) + "é"])
+def test_every_ascii_character_is_quoted_as_httpx_quotes_it(text):
+    r = Rendered("GET", "https://h/p", {}, {"q": text}, "none", None)
+    assert full_url(r) == str(httpx.URL(r.url).copy_merge_params(r.query))
+
+
+def test_a_batch_sized_soql_query_is_quoted_as_httpx_quotes_it():
+    phones = ",".join(f"'+1555{n:07d}','555{n:07d}','(555) {n // 10000:03d}-{n % 10000:04d}'" for n in range(100))
+    q = f"SELECT Id FROM Lead WHERE Phone IN ({phones}) OR Email IN ('a+b%c@x.io') LIMIT 2000"
+    r = Rendered("GET", "https://example.my.salesforce.com/services/data/v62.0/query", {}, {"q": q}, "none", None)
+    assert full_url(r) == str(httpx.URL(r.url).copy_merge_params(r.query))
+    assert str(sent_url(r)) == full_url(r)

@@ -6,6 +6,8 @@ their own escaping; HTML autoescaping does not do it.
 
 from __future__ import annotations
 
+import re
+
 from ..phone import PhoneError, national_digits, to_e164
 
 
@@ -42,11 +44,16 @@ def digits(value: str) -> str:
 
 _SOQL = str.maketrans({"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
                        "\f": "\\f"})
+# what _SOQL escapes: a value without any (a phone, an email) is returned as it is, since
+# str.translate with a table that writes two characters looks each character up in a dict
+# (a batched Salesforce lead passes seven values through soql: 49,000 -> 20,000 instructions)
+_SOQL_SPECIAL = re.compile("[" + re.escape("".join(map(chr, _SOQL))) + "]")
 
 
 def soql(value: str) -> str:
     """Escape for the inside of a SOQL string literal ('...')."""
-    return str(value).translate(_SOQL)
+    text = str(value)
+    return text.translate(_SOQL) if _SOQL_SPECIAL.search(text) else text
 
 
 def soql_like(value: str) -> str:

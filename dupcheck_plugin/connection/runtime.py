@@ -52,6 +52,7 @@ class ConnectionRuntime:
         self.cache_config = config.get("cache")
         self._client: Any = None  # the node's HTTP client, handed over on each call
         self._limiter_of: tuple[Any, Any] = (None, None)  # (event loop, its shared limiter)
+        self._batcher_of: tuple[Any, Any] = (None, None)  # (event loop, its batcher)
 
     @property
     def lead_capacity(self) -> int:
@@ -68,9 +69,12 @@ class ConnectionRuntime:
         return self._limiter_of[1]
 
     def _batcher(self) -> Batcher:
-        return shared("batcher", f"{self.key}:{id(self)}", lambda: Batcher(
-            self.batch_spec, self.limiter, max_leads=self.max_leads, dispatchers=self.dispatchers,
-            send=self._exchange, finish=finish_for(self.response_key, self.adaptor.record_id, self.response_of)))
+        loop = asyncio.get_running_loop()
+        if self._batcher_of[0] is not loop:  # looked up once per loop, not per lead
+            self._batcher_of = (loop, shared("batcher", f"{self.key}:{id(self)}", lambda: Batcher(
+                self.batch_spec, self.limiter, max_leads=self.max_leads, dispatchers=self.dispatchers,
+                send=self._exchange, finish=finish_for(self.response_key, self.adaptor.record_id, self.response_of))))
+        return self._batcher_of[1]
 
     def _cache(self) -> AnswerCache | None:
         if not self.cache_config:
