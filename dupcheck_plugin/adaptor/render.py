@@ -327,7 +327,7 @@ class RequestTemplate:
         try:
             for path, ast in asts.items():
                 masked = {name: MASK for name in self.leaves[path].secrets}
-                texts.append(f"_sized({_PlainLeaf(self.env, masked, out)._template(ast)})")
+                texts.append(_sized(_PlainLeaf(self.env, masked, out)._template(ast)))
         except _NotPlain:
             return False
         leaves = _function(out, "(" + "".join(f"{text}, " for text in texts) + ")", "v", "<check>")
@@ -551,10 +551,15 @@ class _Unsure(DupcheckError):
     """The plan cannot vouch for this lead (a value over the size limit): the walk renders it."""
 
 
-def _sized(text: str) -> str:
-    if len(text) > _sandbox.MAX_TEXT:
-        raise _Unsure
-    return text
+def _unsure() -> str:
+    raise _Unsure
+
+
+def _sized(expression: str) -> str:
+    """Generated code for ``expression``'s text, raising _Unsure when it is over the size limit.
+    Inline rather than a helper's call: a lead's request runs it for every filter and ``~``
+    (twenty times for a batched Salesforce lead), and a Python call costs more than the check."""
+    return f"(_t if len(_t := {expression}) <= _sandbox.MAX_TEXT else _unsure())"
 
 
 class _NotPlain(DupcheckError):
@@ -730,10 +735,10 @@ class _PlainLeaf:
             if function is len and not node.args:
                 return out.local(f"len({arguments})")
             if function in PURE_FILTERS:
-                return out.local(f"_sized({out.const(function)}({arguments}))")
+                return out.local(_sized(f"{out.const(function)}({arguments})"))
             raise _NotPlain
         if isinstance(node, nodes.Concat):  # Jinja's str_join; the sandbox bounds its size
-            return out.local(f"_sized(''.join(({', '.join(f'str({self._expression(n)})' for n in node.nodes)},)))")
+            return out.local(_sized(f"''.join(({', '.join(f'str({self._expression(n)})' for n in node.nodes)},))"))
         if isinstance(node, nodes.Compare) and all(op.op in _COMPARISONS for op in node.ops):
             chain = " ".join(f"{_COMPARISONS[op.op]} {self._expression(op.expr)}" for op in node.ops)
             return f"({self._expression(node.expr)} {chain})"
@@ -764,7 +769,7 @@ def plain_function(env: BudgetedEnvironment, source: str) -> Callable[[Mapping[s
     expression = _PlainLeaf(env, {}, out).compile(source)
     if expression is None:
         return None
-    return _function(out, f"_sized({expression})", "v", "<template>")
+    return _function(out, _sized(expression), "v", "<template>")
 
 
 def plain_texts(env: BudgetedEnvironment, sources: Sequence[str]) -> tuple[Callable[[Mapping[str, Any]], tuple] | None,
@@ -779,7 +784,7 @@ def plain_texts(env: BudgetedEnvironment, sources: Sequence[str]) -> tuple[Calla
     for i, source in enumerate(sources):
         expression = _PlainLeaf(env, {}, out).compile(source)
         if expression is not None:
-            results.append(f"_sized({expression})")
+            results.append(_sized(expression))
             which.append(i)
     if not results:
         return None, ()
@@ -792,7 +797,7 @@ def _function(out: _Source, result: str, parameters: str, name: str) -> Callable
     source = f"def generated({parameters}):\n" + "".join(f"    {line}\n" for line in out.lines)
     source += f"    return {result}\n"
     namespace = dict(out.names, R=Rendered, DROP=_DROP, _kept=_kept, _kept_items=_kept_items, _Unsure=_Unsure,
-                     _sized=_sized, _str_method=_str_method, _sandbox=_sandbox, _same_origin=_same_origin,
+                     _unsure=_unsure, _str_method=_str_method, _sandbox=_sandbox, _same_origin=_same_origin,
                      _headers=_headers, _query=_query, _form_body=_form_body)
     try:
         code = compile(source, name, "exec")
