@@ -160,13 +160,22 @@ class BatchSpec:
                     render.done = dict(zip(self.plain_leaves, self.plain(variables)))
                 except Exception:  # noqa: BLE001 - not sure of this lead: leaf by leaf, as below
                     pass
-            each = [_per_lead(e.template, render) if e.when is None or render(e.when).strip() else _SKIP
-                    for e in self.eaches]
+            # this runs for every lead: a leaf the plain pass rendered is read from ``done``
+            # here rather than through the renderer's call
+            done = render.done
+            each: list[Any] = []
+            for e in self.eaches:
+                if e.when is not None and not (done.get(e.when) or render(e.when)).strip():
+                    each.append(_SKIP)
+                elif type(e.template) is _Leaf:
+                    each.append(done.get(e.template) or render(e.template))
+                else:
+                    each.append(_per_lead(e.template, render))
             keys = []
             for m in self.match:
                 values = set()
                 for leaf in m.lead:
-                    norm = _normalise(render(leaf), m.compare, code)
+                    norm = _normalise(done.get(leaf) or render(leaf), m.compare, code)
                     if norm:
                         values.add(norm)
                 keys.append(values)
