@@ -14,6 +14,10 @@ Both processes run under callgrind against the same stub (not counted) at
 taken off ((whole - one lead) / (N - 1)). Threads are counted together (the
 store's writer too). The figures are split by the shared object the
 instructions ran in: the Python interpreter, SQLite, orjson, libc, the rest.
+
+A third line counts a batched lead: ``run`` asking the simulator (its own
+process, limits off, not counted) for 100 leads per Salesforce request, as
+:mod:`.bench_batched` times it: what a lead costs where the request is shared.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from pathlib import Path
 from typing import Iterable
 
 from .abtest import run_process
+from .bench_batched import BATCHED_IN_FLIGHT, PER_REQUEST, WORKFLOW
 from .bench_check import compile_bytecode
 from .common import write_csv
+from .sim_process import simulator
 from .stubbed import ENV, bare_cmd, dupcheck_cmd, stub, write_workflow
 
 IN_FLIGHT = 64
@@ -109,13 +115,23 @@ def main(n: int | None = None) -> None:
                     cmd, env = dupcheck_cmd(workflow, leads, tmp / f"cg{rows}.db", url, IN_FLIGHT), ENV
                 runs.append(counted(cmd, env, tmp / f"cg.{len(figures)}.{rows}"))
             figures[label] = per_lead(runs[0], runs[1], n)
+    with tempfile.TemporaryDirectory() as d, simulator() as url:
+        tmp = Path(d)
+        workflow = tmp / "batched.toml"
+        workflow.write_text(WORKFLOW.format(batch=f"{{ max_leads = {PER_REQUEST} }}"))
+        env = {**ENV, "SALESFORCE_TOKEN": "bench"}
+        runs = [counted(dupcheck_cmd(workflow, write_csv(tmp / f"leads{rows}.csv", rows, email=False),
+                                     tmp / f"cg{rows}.db", url, BATCHED_IN_FLIGHT), env, tmp / f"cg.batched.{rows}")
+                for rows in (n, 1)]
+        figures[f"{PER_REQUEST} a request"] = per_lead(runs[0], runs[1], n)
     (bare, bare_groups), (ours, our_groups) = figures["bare aiohttp"], figures["dupcheck run"]
     groups = [g for g, _ in GROUPS] + ["other"]
     print(f"  {'':14} {'total':>9} " + " ".join(f"{g:>8}" for g in groups))
     for label, (total, by_group) in figures.items():
         print(f"  {label:14} {total:9,.0f} " + " ".join(f"{by_group[g]:8,.0f}" for g in groups))
     print(f"  dupcheck run: {ours / bare:.2f}x the instructions of a bare request "
-          f"({our_groups['Python'] / max(bare_groups['Python'], 1):.2f}x in the Python interpreter)", flush=True)
+          f"({our_groups['Python'] / max(bare_groups['Python'], 1):.2f}x in the Python interpreter); "
+          f"{PER_REQUEST} a request: dupcheck run of the Salesforce adaptor against crm-sim, a lead's share", flush=True)
 
 
 if __name__ == "__main__":
