@@ -119,11 +119,13 @@ async def run_file(args) -> int:
             # held until the store closes: a second run of this file now is refused here, before
             # it decides anything (it would decide rows until it met one this run had stored)
             host.store.claim_run(host.workflow.name, source)
-        except StoreError as exc:  # another run holds it (RunInProgress), or the claim could not be made
+            # with --resume each decided row's phone too, checked against the file below: one read gives both
+            decided = host.store.decided_phones(host.workflow.name, source) if args.resume else {}
+            done = set(decided) if args.resume else host.store.decided_rows(host.workflow.name, source)
+        except StoreError as exc:  # another run holds it (RunInProgress), the claim or the read failed
             await host.aclose()
             input_stream.close()
             return fail(f"{exc}. This run decided nothing")
-        done = host.store.decided_rows(host.workflow.name, source)
         if done and not args.resume:
             await host.aclose()
             input_stream.close()
@@ -131,9 +133,8 @@ async def run_file(args) -> int:
                         f"in {args.db}: --resume skips them, --db NEW.db starts a new store")
         if done:
             try:
-                decided = host.store.decided_phones(host.workflow.name, source)  # as decided_rows: this thread
                 changed = await asyncio.to_thread(_changed_row, args, host.workflow, decided)
-            except (OSError, LeadFileError, StoreError) as exc:
+            except (OSError, LeadFileError) as exc:
                 changed = str(exc)
             if changed is not None:
                 await host.aclose()
