@@ -16,6 +16,7 @@ from dupcheck_plugin.adaptor.sandbox import MAX_TEXT
 from dupcheck_plugin.config.adaptors import load_adaptor
 from dupcheck_plugin.config.toml import load_toml
 from dupcheck_plugin.engine.intake import admit
+from dupcheck_plugin.http.wire import full_url
 from dupcheck_plugin.plugins import default_registry
 from dupcheck_plugin.resources import find_named, shipped_dir
 
@@ -47,7 +48,16 @@ def outcome(render, variables):
         real, masked = render(variables)
     except RenderError as exc:
         return ("error", str(exc), exc.path)
-    return ("ok", repr(real), repr(masked), real is masked)  # repr: every key in its order, every byte
+    # repr: every key in its order, every byte; the URL as the wire writes it (a plan writes the
+    # query as it renders it, the walk's request is written by the wire)
+    return ("ok", repr(real), repr(masked), real is masked, wire_url(real), wire_url(masked))
+
+
+def wire_url(r):
+    try:
+        return full_url(r)
+    except Exception as exc:  # noqa: BLE001 - a URL httpx refuses: refused alike
+        return type(exc).__name__
 
 
 def variables_of(adaptor, lead):
@@ -102,6 +112,12 @@ ODD_REQUESTS = [
      "query": {"q": "{{ email }}", "r": "{{ phone }}", "s": "{{ email }}"}, "omit_empty_query": True,
      "body": {"phone": "{{ phone | e164 }}", "flag": True, "n": 3, "list": ["{{ email }}", False]}},
     {"method": "GET", "url": "{{ phone }}", "query": {"p": "{{ phone }}"}},
+    # a query the plan writes as the URL holds it: keys and fixed values quoted once, a block
+    # quoted once however often written, values left out when empty
+    {"method": "GET", "url": "https://crm.example/s", "omit_empty_query": ["o", "s", "k y"],
+     "query": {"k y": "{% set b %}'{{ phone }}' & {{ email }}{% endset %}{{ b }}+{{ b | length }}{{ b }}",
+               "t": True, "n": 7, "s": "a b+c%~", "o": "{{ email }}", "e": "", "u": "ü{{ phone }}"}},
+    {"method": "GET", "url": "https://crm.example/s?fixed=1&p=0#f", "query": {"p": "{{ phone }}"}},
     {"method": "POST", "url": "https://crm.example/x", "body": {
         "set_if": "{%- set d = phone | digits -%}{%- set n = d | length -%}"
                   "{% if n == 10 and d.startswith('5') %}A{{ d[:3] ~ '-' ~ d[3:] }}{% elif n > 10 or not d %}B{{ n }}"

@@ -97,3 +97,25 @@ def test_a_batch_sized_soql_query_is_quoted_as_httpx_quotes_it():
     r = Rendered("GET", "https://example.my.salesforce.com/services/data/v62.0/query", {}, {"q": q}, "none", None)
     assert full_url(r) == str(httpx.URL(r.url).copy_merge_params(r.query))
     assert str(sent_url(r)) == full_url(r)
+
+
+def test_a_plans_written_query_is_taken_only_for_the_table_it_was_written_with():
+    from dataclasses import replace
+
+    from dupcheck_plugin.adaptor.filters import BUILTIN_FILTERS
+    from dupcheck_plugin.adaptor.render import RequestTemplate, make_environment
+
+    tpl, problems = RequestTemplate.compile(make_environment(BUILTIN_FILTERS), {
+        "method": "GET", "url": "https://H/p", "query": {"q": "{{ phone }} x", "k": "v w"}}, {"phone"})
+    assert problems == []
+    real, _ = tpl.bind({}).render({"phone": "a+b"})
+    assert real.written is not None and real.written[0] is real.query  # the plan wrote it
+    assert full_url(real) == str(sent_url(real)) == "https://h/p?q=a%2Bb+x&k=v+w"  # httpx lowers the host
+    # a copy whose table changed (a batch's query, an auth parameter) is written from its table
+    changed = replace(real, query={**real.query, "q": "other"})
+    assert changed.written == real.written
+    assert full_url(changed) == str(sent_url(changed)) == "https://h/p?q=other&k=v+w"
+    # the same table under a URL with a query of its own: the wire merges the two
+    merged = replace(real, url="https://H/p?z=1&k=0")
+    assert full_url(merged) == str(sent_url(merged)) == str(httpx.URL(merged.url).copy_merge_params(merged.query))
+    assert full_url(replace(real, url="http://other:8080/p")) == "http://other:8080/p?q=a%2Bb+x&k=v+w"

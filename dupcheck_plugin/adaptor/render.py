@@ -34,6 +34,7 @@ from ..frozen import one_step_init
 from . import sandbox as _sandbox
 from .filters import PURE_FILTERS
 from .sandbox import BudgetedEnvironment, TemplateCostError, bounded_join, budget_of, instrument
+from .urlquote import quote_plus
 
 MASK = "****"
 SECTIONS = ("url", "headers", "query", "body")
@@ -327,7 +328,7 @@ class RequestTemplate:
         try:
             for path, ast in asts.items():
                 masked = {name: MASK for name in self.leaves[path].secrets}
-                texts.append(_sized(_PlainLeaf(self.env, masked, out)._template(ast)))
+                texts.append(_sized(_PlainLeaf(self.env, masked, out)._template(ast)[0]))
         except _NotPlain:
             return False
         leaves = _function(out, "(" + "".join(f"{text}, " for text in texts) + ")", "v", "<check>")
@@ -631,9 +632,23 @@ class _PlainLeaf:
         self.env, self.secrets, self.out = env, secrets, out
         self.scope: dict[str, str] = {}  # {% set %} names -> their Python locals
         self.assigned: set[str] = set()
+        self.quoted = False  # also write the output as a URL query quotes it (compile_quoted)
+        self.blocks: set[str] = set()  # the names {% set %}...{% endset %} sets (a text)
 
     def compile(self, source: str) -> str | None:
         """The expression holding the leaf's output, or None (nothing emitted)."""
+        compiled = self._compile(source)
+        return compiled[0] if compiled is not None else None
+
+    def compile_quoted(self, source: str, quoted: bool = True) -> tuple[str, str] | None:
+        """(the expression holding the leaf's output, the one holding it quoted as a URL's
+        query value, ``quote_plus`` of it: "" unless ``quoted``), or None. The template's
+        own text is quoted here, once; per lead only what the lead's values make of it is
+        quoted (a SOQL query of 250 characters, some 50 of them the lead's)."""
+        self.quoted = quoted
+        return self._compile(source)
+
+    def _compile(self, source: str) -> tuple[str, str] | None:
         mark = self.out.mark()
         try:
             return self._template(self.env.parse(source))
@@ -642,32 +657,42 @@ class _PlainLeaf:
             self.out.depth = 0
             return None
 
-    def _template(self, ast: nodes.Template) -> str:
+    def _template(self, ast: nodes.Template) -> tuple[str, str]:
+        """(the output's expression, its quoted twin's: "" unless ``self.quoted``)."""
         if all(isinstance(s, nodes.Output) for s in ast.body):
-            parts = [p for s in ast.body for p in self._output(s)]
-            if not parts:
+            pairs = [p for s in ast.body for p in self._output(s, self.quoted)]
+            if not pairs:
                 raise _NotPlain
-            return parts[0] if len(parts) == 1 else f"''.join(({', '.join(parts)},))"
+            if len(pairs) == 1:
+                return pairs[0]
+            text, quoted = (f"''.join(({', '.join(side)},))" for side in zip(*pairs))
+            return text, quoted if self.quoted else ""
         targets = [n.target for n in ast.find_all((nodes.Assign, nodes.AssignBlock))]
         if not all(isinstance(t, nodes.Name) for t in targets) or len({t.name for t in targets}) < len(targets):
             raise _NotPlain
         self.assigned = {t.name for t in targets}
-        parts = self.out.fresh("[]")
-        self._statements(ast.body, parts)
-        return self.out.fresh(f"''.join({parts})")
+        self.blocks = {n.target.name for n in ast.find_all(nodes.AssignBlock)}
+        text, quoted = self.out.fresh("[]"), self.out.fresh("[]") if self.quoted else None  # the output's lists
+        self._statements(ast.body, (text, quoted))
+        return self.out.fresh(f"''.join({text})"), self.out.fresh(f"''.join({quoted})") if quoted else ""
 
-    def _statements(self, body: list[nodes.Node], parts: str) -> None:
+    def _statements(self, body: list[nodes.Node], parts: tuple[str, str | None]) -> None:
         if not body:
             self.out.line("pass")
+        text, quoted = parts
         for node in body:
             if isinstance(node, nodes.Output):
-                for part in self._output(node):
-                    self.out.line(f"{parts}.append({part})")
+                for part, quoted_part in self._output(node, quoted is not None):
+                    self.out.line(f"{text}.append({part})")
+                    if quoted:
+                        self.out.line(f"{quoted}.append({quoted_part})")
             elif isinstance(node, nodes.Assign) and not self.out.depth:
                 self.scope[node.target.name] = self.out.fresh(self._expression(node.node))
             elif isinstance(node, nodes.AssignBlock) and not self.out.depth and node.filter is None:
-                captured = self.out.fresh("[]")  # {% set name %}...{% endset %}: the text in between
-                self._statements(node.body, captured)
+                # {% set name %}...{% endset %}: the text in between (quoted where it is written, in
+                # one call: a call costs more than the characters of a block's few values)
+                captured = self.out.fresh("[]")
+                self._statements(node.body, (captured, None))
                 self.scope[node.target.name] = self.out.fresh(f"''.join({captured})")
             elif isinstance(node, nodes.If):
                 self.out.line(f"if {self._expression(node.test)}:")
@@ -684,19 +709,26 @@ class _PlainLeaf:
             else:
                 raise _NotPlain
 
-    def _branch(self, body: list[nodes.Node], parts: str) -> None:
+    def _branch(self, body: list[nodes.Node], parts: tuple[str, str | None]) -> None:
         self.out.depth += 1
         self._statements(body, parts)
         self.out.depth -= 1
 
-    def _output(self, node: nodes.Output) -> list[str]:
+    def _output(self, node: nodes.Output, quoting: bool) -> list[tuple[str, str]]:
+        """Each piece of the output: (its text, its text quoted: "" unless ``quoting``)."""
         parts = []
         for child in node.nodes:
             if isinstance(child, nodes.TemplateData):
                 if child.data:
-                    parts.append(self.out.const(child.data))
+                    parts.append((self.out.const(child.data), self.out.const(quote_plus(child.data)) if quoting else ""))
+            elif not quoting:
+                parts.append((f"str({self._expression(child)})", ""))
+            elif isinstance(child, nodes.Name) and child.name in self.blocks:
+                text = self._expression(child)  # a {% set %} block's text: quoted once however often written
+                parts.append((text, self.out.local(f"_quote({text})")))
             else:
-                parts.append(f"str({self._expression(child)})")
+                text = self.out.fresh(f"str({self._expression(child)})")  # computed once for both
+                parts.append((text, f"_quote({text})"))
         return parts
 
     def _expression(self, node: nodes.Node) -> str:
@@ -798,7 +830,7 @@ def _function(out: _Source, result: str, parameters: str, name: str) -> Callable
     source += f"    return {result}\n"
     namespace = dict(out.names, R=Rendered, DROP=_DROP, _kept=_kept, _kept_items=_kept_items, _Unsure=_Unsure,
                      _unsure=_unsure, _str_method=_str_method, _sandbox=_sandbox, _same_origin=_same_origin,
-                     _headers=_headers, _query=_query, _form_body=_form_body)
+                     _headers=_headers, _query=_query, _form_body=_form_body, _quote=quote_plus)
     try:
         code = compile(source, name, "exec")
     except (SyntaxError, RecursionError, MemoryError):
@@ -814,15 +846,22 @@ def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", 
     out = _Source()
     real_slot: dict[Path, str] = {}
     masked_slot: dict[Path, str] = {}
+    real_quoted: dict[Path, str] = {}  # a query leaf's text quoted as the URL writes it
+    masked_quoted: dict[Path, str] = {}
     jinja: list[tuple[Path, Any, tuple[dict, dict] | None]] = []
     sized: list[str] = []
+    writes_query = _writes_query(bound)
     for path, block, own_secrets in bound._dynamic:
         source = t.leaves[path].source
-        real = _PlainLeaf(t.env, own_secrets[0] if own_secrets else {}, out).compile(source)
-        masked = _PlainLeaf(t.env, own_secrets[1], out).compile(source) if own_secrets and real else real
+        quoted = writes_query and path[0] == "query"
+        real = _PlainLeaf(t.env, own_secrets[0] if own_secrets else {}, out).compile_quoted(source, quoted)
+        masked = _PlainLeaf(t.env, own_secrets[1], out).compile_quoted(source, quoted) if own_secrets and real else real
         if real is not None and masked is not None:
-            real_slot[path] = out.local(real)
-            masked_slot[path] = out.local(masked)
+            real_slot[path] = out.local(real[0])
+            masked_slot[path] = out.local(masked[0])
+            if quoted:
+                real_quoted[path] = out.local(real[1])
+                masked_quoted[path] = out.local(masked[1])
             sized += [s for s in {real_slot[path]: 1, masked_slot[path]: 1} if s not in sized]
             continue
         real_slot[path] = out.local(f"q[{sum(2 if s else 1 for _, _, s in jinja)}]")
@@ -860,16 +899,61 @@ def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", 
         headers = _plain_table(t.spec["headers"], ("headers",), slots, static, out, str) \
             or f"_headers({section('headers', own('headers'))})"
         slots, static = (masked_slot, masked_static) if own("query") else (real_slot, real_static)
-        query = _plain_table(t.spec["query"], ("query",), slots, static, out, _form_value, t.omit_empty_query) \
-            or f"_query({section('query', own('query'))}, {out.const(t.omit_empty_query)})"
+        query = _plain_table(t.spec["query"], ("query",), slots, static, out, _form_value, t.omit_empty_query)
+        written = None
+        if query is not None and writes_query:
+            written = _written_query(t.spec["query"], ("query",), slots, masked_quoted if own("query") else real_quoted,
+                                     static, out, t.omit_empty_query)
+        if query is None:
+            query = f"_query({section('query', own('query'))}, {out.const(t.omit_empty_query)})"
+        elif written is not None:  # the text goes with this very table (the wire checks it is the one sent)
+            query = out.fresh(query)
+            written = f"({query}, {written})"
         body = section("body", own("body"))
         if t.body_format == "form":
             body = f"_form_body({body})"
-        requests.append(f"R({out.const(t.method)}, {url}, {headers}, {query}, {out.const(t.body_format)}, {body})")
+        requests.append(f"R({out.const(t.method)}, {url}, {headers}, {query}, {out.const(t.body_format)}, {body}"
+                        f"{', ' + written if written else ''})")
     real_request = out.local(requests[0])
     masked_request = out.fresh(requests[1]) if len(requests) > 1 else real_request  # its own, as the walk's
     plan = _function(out, f"{real_request}, {masked_request}", "v, q", f"<request plan {t.origin or ''}>")
     return (plan, jinja) if plan is not None else (None, [])
+
+
+def _writes_query(bound: BoundRequest) -> bool:
+    """Whether a plan may write the query as the URL holds it: the URL is the same for every
+    lead and holds no query or fragment of its own (a query there the wire merges with the table)."""
+    t = bound.t
+    if any(path[0] == "url" for path, _, _ in bound._dynamic):
+        return False
+    urls = [_fill(t.spec["url"], ("url",), {path: texts[i] for path, texts in bound._static.items()}) for i in (0, 1)]
+    return all(isinstance(url, str) and "?" not in url and "#" not in url for url in urls)  # real and masked
+
+
+def _written_query(spec: Any, path: Path, slots: Mapping[Path, str], quoted: Mapping[Path, str],
+                   static: Mapping[Path, str], out: _Source, omit: frozenset[str]) -> str | None:
+    """The query table :func:`_plain_table` built of ``spec``, as the wire writes it (``k=v&k=v``,
+    each quoted as ``quote_plus`` quotes it), or None for an empty one. The table's own text
+    is quoted here, once; a lead's values per lead."""
+    pieces: list[tuple[str, str | None]] = []  # (an expression "k=v", the value it is left out for when empty)
+    for key, value in spec.items():
+        at = path + (key,)
+        name = quote_plus(str(key)) + "="
+        if at in slots:
+            text = quoted.get(at) or f"_quote({slots[at]})"
+            pieces.append((f"{out.const(name)} + {text}", slots[at] if key in omit else None))
+            continue
+        fixed = static[at] if isinstance(value, str) else value
+        if not (key in omit and fixed == ""):
+            pieces.append((out.const(name + quote_plus(_form_value(fixed))), None))
+    if not pieces:
+        return None
+    if all(optional is None for _, optional in pieces):
+        return out.local(pieces[0][0] if len(pieces) == 1 else f"'&'.join(({', '.join(p for p, _ in pieces)},))")
+    written = out.fresh("[]")
+    for piece, optional in pieces:
+        out.line(f"if {optional} != '': {written}.append({piece})" if optional else f"{written}.append({piece})")
+    return out.fresh(f"'&'.join({written})")
 
 
 def _plain_table(spec: Any, path: Path, slots: Mapping[Path, str], static: Mapping[Path, str], out: _Source,
@@ -954,6 +1038,9 @@ class Rendered:
     query: dict[str, Any]
     body_format: str
     body: Any
+    # (the query table, that table as the URL writes it) when a compiled plan wrote it with the
+    # table: the wire takes the text only for that very table (not a copy changed since)
+    written: tuple[dict[str, Any], str] | None = field(default=None, compare=False, repr=False)
 
     def with_origin(self, new_origin: str | None) -> "Rendered":
         """The same request sent to another scheme://host:port (``--crm-url``)."""

@@ -4,7 +4,6 @@ sending it and for showing it in a decision record."""
 from __future__ import annotations
 
 import json
-import string
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -12,6 +11,7 @@ import httpx
 
 from .. import jsontext
 from ..adaptor.render import MASK, Rendered
+from ..adaptor.urlquote import quote_plus as _quote
 
 RESPONSE_BODY_BYTES = 64 * 1024  # what a decision record keeps of a CRM answer's body
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary text ("1", "yes") rather than a secret
@@ -25,8 +25,8 @@ def full_url(r: Rendered) -> str:
     parsed once per URL and the query string written directly."""
     if not r.query:
         return r.url
-    base, _, fragment, _ = _url_parts(r.url)
-    return f"{base}?{_query_string(r)}{fragment}"
+    base, written, fragment, _ = _url_parts(r.url)
+    return f"{base}?{_planned(r, written) or _query_string(r)}{fragment}"
 
 
 def sent_url(r: Rendered) -> httpx.URL:
@@ -40,8 +40,8 @@ def sent_url(r: Rendered) -> httpx.URL:
     equal). A URL of the adaptor's own (no query table) is parsed by httpx, once per URL."""
     if not r.query:
         return _parsed_url(r.url) if len(r.url) <= CACHED_URL_CHARS else httpx.URL(r.url)
-    base, _, fragment, parsed = _url_parts(r.url)
-    query = _query_string(r)
+    base, written, fragment, parsed = _url_parts(r.url)
+    query = _planned(r, written) or _query_string(r)
     if parsed is None or len(base) + len(query) + len(fragment) + 1 > MAX_URL_CHARS:
         return httpx.URL(f"{base}?{query}{fragment}")  # httpx refuses a URL that long, and says so
     return _WrittenURL(parsed, query)
@@ -62,6 +62,16 @@ MAX_URL_CHARS = 65_536  # httpx.URL refuses longer
 @lru_cache(maxsize=1024)
 def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
+
+
+def _planned(r: Rendered, in_url: dict[str, list[str]]) -> str | None:
+    """The query as the request's compiled plan wrote it (its template's text quoted once,
+    the lead's values per lead: ``render._written_query``), when it is this very table's and
+    the URL holds no query to merge; else None (:func:`_query_string` writes it)."""
+    planned = r.written
+    if planned is None or planned[0] is not r.query or in_url:
+        return None
+    return planned[1]
 
 
 def _query_string(r: Rendered) -> str:
@@ -98,54 +108,6 @@ def param_str(value: Any) -> str:
     if value is False:
         return "false"
     return "" if value is None else str(value)
-
-
-# quote_plus (httpx's query encoding): unreserved ASCII as is, a space as ``+``, any other
-# character as the %XX of its UTF-8 bytes. Written as one str.replace per distinct character
-# to quote (a SOQL query has about ten): C loops over the text, not a Python call per
-# character (a batch's SOQL is 10,000 of them: 1,100 -> 140 us). ``%`` first and ``+`` before
-# the space, as the replacements write both. Which characters an ASCII text holds is read
-# from what bytes.translate leaves of it once the safe ones are deleted (one C pass): a set of
-# the text's characters made one Python object per character (a lead's 250-character SOQL:
-# 58,000 -> 35,000 instructions; a batch's 14,000: 1.7 -> 0.85 million).
-_SAFE = frozenset(string.ascii_letters + string.digits + "_.-~")
-_SAFE_BYTES = "".join(sorted(_SAFE)).encode("ascii")
-_QUOTED = {chr(c): "+" if c == 0x20 else f"%{c:02X}" for c in range(128) if chr(c) not in _SAFE}
-_QUOTED_BYTE = {ord(ch): (ch, quoted) for ch, quoted in _QUOTED.items() if ch not in "%+"}  # % and + go first
-_UNSAFE_BYTES = tuple(sorted(_QUOTED_BYTE))
-_FEW = 64  # left over bytes up to this many: a set of them; more: ask for each unsafe byte (memchr)
-
-
-def _quote(text: str) -> str:
-    if not text.isascii():
-        return _quote_any(text)
-    residue = text.encode("ascii").translate(None, _SAFE_BYTES)
-    if not residue:
-        return text
-    if 0x25 in residue:
-        text = text.replace("%", "%25")
-    if 0x2B in residue:
-        text = text.replace("+", "%2B")
-    present = set(residue) if len(residue) <= _FEW else [b for b in _UNSAFE_BYTES if b in residue]
-    for b in present:
-        pair = _QUOTED_BYTE.get(b)
-        if pair is not None:
-            text = text.replace(*pair)
-    return text
-
-
-def _quote_any(text: str) -> str:
-    """:func:`_quote` of a text with characters beyond ASCII."""
-    unsafe = set(text)
-    unsafe -= _SAFE
-    for first in ("%", "+"):
-        if first in unsafe:
-            text = text.replace(first, _QUOTED[first])
-            unsafe.discard(first)
-    for ch in unsafe:
-        # strict UTF-8: a lone surrogate raises UnicodeEncodeError, as quote_plus does
-        text = text.replace(ch, _QUOTED.get(ch) or "".join(f"%{b:02X}" for b in ch.encode("utf-8")))
-    return text
 
 
 def request_json(r: Rendered, url: str | None = None) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class ConvosoConnect(CrmNode):
         if not auth and self._origin_only:  # the common case: at most the origin changes
             if self.origin is None:
                 return r
-            return Rendered(r.method, self._retarget(r.url), r.headers, r.query, r.body_format, r.body)
+            return Rendered(r.method, self._retarget(r.url), r.headers, r.query, r.body_format, r.body, r.written)
         query = {**r.query, **auth["query"]} if auth.get("query") else r.query
         auth_headers = auth.get("headers") or {}
         headers = {**r.headers, **self.extra_headers, **auth_headers} if self.extra_headers or auth_headers else r.headers
