@@ -312,6 +312,35 @@ def test_a_lead_prepared_in_one_generated_call_is_the_lead_prepared_leaf_by_leaf
             assert (ours.code, ours.each, ours.keys, ours.error) == (theirs.code, theirs.each, theirs.keys, theirs.error)
 
 
+@pytest.mark.parametrize("adaptor", ["salesforce_soql", "hubspot_contacts_search", "zoho_leads_criteria"])
+def test_a_lead_rendered_with_its_request_is_the_lead_prepared_alone(adaptor):
+    from dataclasses import replace
+
+    loaded = load_adaptor(adaptor)
+    spec, by_leaf = loaded.batch, replace(loaded.batch, plain=None, plain_leaves=())
+    bound = loaded.bind(ENV, batched=True)
+    alone = loaded.bind(ENV)
+    from_plan = 0
+    for i, phone in enumerate(["5550100002", "(555) 010-0002", "+44 20 7946 0000", "not a phone", "555'0100\\002"]
+                              + [_phone(n, n) for n in range(20)]):
+        for email in ("", "x'y@example.com", "Zoë@Example.COM"):
+            lead = {"phone_number": phone, "phone_code": "44" if i == 2 else "1", "email": email}
+            try:
+                real, masked, ours = bound.render_for_batch(lead)
+            except Exception as exc:  # noqa: BLE001 - the lead's own request refuses it: alike alone
+                with pytest.raises(type(exc)):
+                    alone.render(lead)
+                continue
+            assert (real, masked) == alone.render(lead)  # the request as rendered without the batch's leaves
+            variables = loaded.fields.template_vars(lead)
+            texts = bound._request.render_also(variables)[2]
+            from_plan += texts is not None
+            theirs = by_leaf.prepare(variables)
+            assert (ours.code, ours.each, ours.keys, ours.error) == (theirs.code, theirs.each, theirs.keys, theirs.error)
+    assert from_plan >= 20  # the plan rendered the batch's leaves, not prepare's own pass
+    assert alone._request.render_also(variables)[2] is None  # bound unbatched: no batch leaves rendered
+
+
 def named_salesforce(folder: Path) -> Path:
     """salesforce_soql with a header that reads the lead (X-Lead-Name), as sf_named."""
     text = (shipped_dir("adaptors") / "salesforce_soql.toml").read_text(encoding="utf-8")

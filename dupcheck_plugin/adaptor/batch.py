@@ -148,14 +148,23 @@ class BatchSpec:
 
     # -- one lead -----------------------------------------------------------------
 
-    def prepare(self, variables: Mapping[str, Any]) -> BatchLead:
+    @property
+    def plain_sources(self) -> tuple[str, ...]:
+        """The templates of :attr:`plain_leaves`, in order: what a request's plan may render
+        alongside the lead's own request (``RequestTemplate.bind(also=...)``)."""
+        return tuple(leaf.source for leaf in self.plain_leaves)
+
+    def prepare(self, variables: Mapping[str, Any], texts: Sequence[str] | None = None) -> BatchLead:
         """The lead's renderings for every ``$each`` and its match keys, in one pass; a
         template that fails for it (a filter refusing a value, the render budget) is kept
-        as its ``error``."""
+        as its ``error``. ``texts``: the :attr:`plain_leaves`' texts, rendered already (by
+        the request's plan)."""
         code = str(variables.get("phone_code") or "1")
         try:
             render = _Renderer(self.combined, variables)
-            if self.plain is not None:
+            if texts is not None:
+                render.done = dict(zip(self.plain_leaves, texts))
+            elif self.plain is not None:
                 try:
                     render.done = dict(zip(self.plain_leaves, self.plain(variables)))
                 except Exception:  # noqa: BLE001 - not sure of this lead: leaf by leaf, as below

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from ..config.problems import ConfigError, Problem
 from ..rules.paths import split_path
-from .batch import BatchSpec, compile_batch
+from .batch import BatchLead, BatchSpec, compile_batch
 from .directives import BATCH_DIRECTIVES, REQUEST_DIRECTIVES, directive_problems
 from .fields import FieldError, FieldMapping
 from .headers import unsendable
@@ -57,9 +57,11 @@ class Adaptor:
             paths += [self.batch.records, *self.batch.set]
         return frozenset(p[0] for p in paths if p)
 
-    def bind(self, environ: Mapping[str, str] | None = None, *, preview: bool = False) -> "BoundAdaptor":
+    def bind(self, environ: Mapping[str, str] | None = None, *, preview: bool = False,
+             batched: bool = False) -> "BoundAdaptor":
         """Resolve ``secrets.NAME`` from the environment. In ``preview`` mode a
-        missing secret renders as ``****`` instead of failing."""
+        missing secret renders as ``****`` instead of failing. ``batched``: leads go
+        in batches (:meth:`BoundAdaptor.render_for_batch`)."""
         environ = os.environ if environ is None else environ
         missing = sorted(n for n in self.secret_names if not environ.get(n))
         if missing and not preview:
@@ -67,7 +69,8 @@ class Adaptor:
                 f"secret(s) {', '.join(missing)} not set: export them as environment variables"), code="secret_missing")])
         secrets = {n: environ.get(n) or MASK for n in self.secret_names}
         try:
-            request = self.request.bind(secrets)  # renders the leaves that use no lead value
+            # renders the leaves that use no lead value; batched: the plan renders the batch's too
+            request = self.request.bind(secrets, self.batch.plain_sources if batched and self.batch else ())
         except RenderError as exc:
             raise ConfigError([Problem(self.source, ("request",) + tuple(exc.path or ()), exc.reason, "render")]) from None
         return BoundAdaptor(self, request, missing)
@@ -81,17 +84,21 @@ class BoundAdaptor:
 
     def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
         """(request to send, same request with secrets masked); raises RenderError."""
-        real, masked, _ = self.render_with_variables(lead)
+        real, masked, _ = self._request.render_also(self._variables(lead))
         return real, masked
 
-    def render_with_variables(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered, dict[str, Any]]:
-        """(request to send, masked request, the lead's template variables: what batching renders)."""
+    def render_for_batch(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered, BatchLead]:
+        """(request to send, masked request, the lead as a batch renders it); raises RenderError.
+        A plan bound ``batched`` renders the batch's leaves in the same call."""
+        variables = self._variables(lead)
+        real, masked, texts = self._request.render_also(variables)
+        return real, masked, self.adaptor.batch.prepare(variables, texts)  # type: ignore[union-attr]
+
+    def _variables(self, lead: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            variables = self.adaptor.fields.template_vars(lead)
+            return self.adaptor.fields.template_vars(lead)
         except FieldError as exc:
             raise RenderError(str(exc)) from None
-        real, masked = self._request.render(variables)
-        return real, masked, variables
 
 
 def build_adaptor(doc: Mapping[str, Any], source: str, filters: Mapping[str, Any],

@@ -348,10 +348,12 @@ class RequestTemplate:
     def secret_names(self) -> set[str]:
         return {s for leaf in self.leaves.values() for s in leaf.secrets}
 
-    def bind(self, secrets: Mapping[str, str]) -> "BoundRequest":
+    def bind(self, secrets: Mapping[str, str], also: Sequence[str] = ()) -> "BoundRequest":
+        """``also``: templates of the same environment a lead's render gives the texts of too
+        (a batch's leaves: :meth:`BoundRequest.render_also`)."""
         if self._combined is None:  # a checked request (sample_rendered) used after all
             self._compile_combined()
-        return BoundRequest(self, dict(secrets))
+        return BoundRequest(self, dict(secrets), also)
 
 
 def _deeper_than(node: nodes.Node, limit: int) -> bool:
@@ -372,10 +374,13 @@ class BoundRequest:
     builds both requests; :meth:`render_reference` is the plain walk it must
     equal, and what renders a lead the plan is not sure of (a missing
     variable, a value over the size limit, a leaf that fails: the walk names it).
+    The same call gives the texts of the ``also`` templates (a batch's leaves):
+    they read the same filtered values, computed once for both.
     """
 
-    def __init__(self, template: RequestTemplate, secrets: dict[str, str]):
+    def __init__(self, template: RequestTemplate, secrets: dict[str, str], also: Sequence[str] = ()):
         self.t = template
+        self._also = tuple(also)
         self._secret_sections = {path[0] for path, leaf in template.leaves.items() if leaf.secrets}
         # static leaves: no lead variable -> render once now, real and masked
         self._static: dict[Path, tuple[str, str]] = {}
@@ -428,13 +433,19 @@ class BoundRequest:
         return out
 
     def render(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
+        real, masked, _ = self.render_also(variables)
+        return real, masked
+
+    def render_also(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered", tuple[str, ...] | None]:
+        """(real, masked, the texts of the ``also`` templates in their order); the texts are None
+        when the plan did not render this lead (or has none): render them by their own means."""
         if self._plan is not None:
             try:
-                # render_compiled's call, without its frame when Jinja renders no leaf
-                return self._plan(variables, ()) if not self._jinja else self.render_compiled(variables)
+                return self._plan(variables, self._render_leaves(variables, self._jinja) if self._jinja else ())
             except Exception:  # noqa: BLE001 - not sure of this lead: the walk renders it, or says which leaf fails
                 pass
-        return self.render_reference(variables)
+        real, masked = self.render_reference(variables)
+        return real, masked, None
 
     @property
     def compiled(self) -> bool:
@@ -445,7 +456,8 @@ class BoundRequest:
         """The plan's rendering; raises for a lead it cannot vouch for (``render`` then walks)."""
         if self._plan is None:
             raise _Unsure("this request is rendered by the walk")
-        return self._plan(variables, self._render_leaves(variables, self._jinja) if self._jinja else ())
+        real, masked, _ = self._plan(variables, self._render_leaves(variables, self._jinja) if self._jinja else ())
+        return real, masked
 
     def render_reference(self, variables: Mapping[str, Any]) -> tuple["Rendered", "Rendered"]:
         """The reference rendering: every dynamic leaf by Jinja, then a walk over the request."""
@@ -687,7 +699,8 @@ class _PlainLeaf:
                     if quoted:
                         self.out.line(f"{quoted}.append({quoted_part})")
             elif isinstance(node, nodes.Assign) and not self.out.depth:
-                self.scope[node.target.name] = self.out.fresh(self._expression(node.node))
+                # the value's own local: leaves computing the same of it (e | soql) share the result
+                self.scope[node.target.name] = self.out.local(self._expression(node.node))
             elif isinstance(node, nodes.AssignBlock) and not self.out.depth and node.filter is None:
                 # {% set name %}...{% endset %}: the text in between (quoted where it is written, in
                 # one call: a call costs more than the characters of a block's few values)
@@ -916,8 +929,21 @@ def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", 
                         f"{', ' + written if written else ''})")
     real_request = out.local(requests[0])
     masked_request = out.fresh(requests[1]) if len(requests) > 1 else real_request  # its own, as the walk's
-    plan = _function(out, f"{real_request}, {masked_request}", "v, q", f"<request plan {t.origin or ''}>")
+    plan = _function(out, f"{real_request}, {masked_request}, {_also_texts(bound._also, t.env, out)}", "v, q",
+                     f"<request plan {t.origin or ''}>")
     return (plan, jinja) if plan is not None else (None, [])
+
+
+def _also_texts(sources: Sequence[str], env: BudgetedEnvironment, out: _Source) -> str:
+    """The expression of the ``also`` templates' texts, each as :func:`plain_texts` gives it,
+    computed in the plan with what the request computed alike; "None" (no texts: they are
+    rendered by their own means) when there are none or one is not plain."""
+    mark = out.mark()
+    texts = [_PlainLeaf(env, {}, out).compile(source) for source in sources]
+    if not texts or None in texts:
+        out.rollback(mark)
+        return "None"
+    return f"({''.join(f'{_sized(text)}, ' for text in texts)})"
 
 
 def _writes_query(bound: BoundRequest) -> bool:

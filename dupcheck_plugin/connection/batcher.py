@@ -36,12 +36,11 @@ LINGER_ROUNDS = 3  # run: event-loop turns without a new lead before a batch lea
 
 @dataclass
 class Pending:
-    variables: Mapping[str, Any]
+    lead: BatchLead  # its batch renderings and match keys (made with its own request: rendered once)
     real: Rendered
     masked: Rendered
     future: asyncio.Future
     cap: int  # the largest batch this lead may join (halved when a batch must be asked again)
-    lead: BatchLead | None = None  # its batch renderings and match keys, made when it first joins a batch
 
 
 class _HeldFirst:
@@ -89,9 +88,9 @@ class Batcher:
         self.unsplit = 0  # batch answers that could not be split (their leads were asked alone)
         self._tasks: set[asyncio.Task] = set()
 
-    async def ask(self, variables: Mapping[str, Any], real: Rendered, masked: Rendered) -> CrmAnswer:
+    async def ask(self, lead: BatchLead, real: Rendered, masked: Rendered) -> CrmAnswer:
         future = asyncio.get_running_loop().create_future()
-        self.queue.append(Pending(variables, real, masked, future, self.max_leads))
+        self.queue.append(Pending(lead, real, masked, future, self.max_leads))
         self._start()
         return await future
 
@@ -209,9 +208,6 @@ class Batcher:
 
     def _request(self, batch: list[Pending]) -> tuple[Rendered, httpx.URL] | None:
         """The batch's request and the URL it is sent to (written once: it is checked here)."""
-        for p in batch:
-            if p.lead is None:  # once per lead, however often it is asked again in smaller batches
-                p.lead = self.spec.prepare(p.variables)
         try:
             query, body = self.spec.render([p.lead for p in batch])
         except BatchError:

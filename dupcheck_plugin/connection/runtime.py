@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
+from ..adaptor.batch import BatchLead
 from ..adaptor.render import Rendered
 from ..http.call import Exchange, RetryPolicy, answer_of, exchange, not_sent
 from ..http.client import refusal
@@ -88,8 +89,8 @@ class ConnectionRuntime:
                               breaker=self.breaker, auth=self.auth, url=url)
 
     async def call(self, client: Any, real: Rendered, masked: Rendered,
-                   variables: Mapping[str, Any] | None = None) -> CrmAnswer:
-        """The CRM's answer for one lead (``variables``: its template variables, for batching)."""
+                   lead: BatchLead | None = None) -> CrmAnswer:
+        """The CRM's answer for one lead (``lead``: the lead as a batch renders it, for batching)."""
         cache = self._cache()
         if cache is not None:
             hit = cache.get(real)
@@ -97,13 +98,13 @@ class ConnectionRuntime:
                 return replace(hit, cached=True, attempts=0, latency_ms=0.0, request=request_json(masked), batch_size=1,
                                response=self.response_of(hit.body) if self.response_of and hit.body is not None else None)
         self._client = client
-        if self.max_leads > 1 and variables is not None:
+        if self.max_leads > 1 and lead is not None:
             problem = refusal(client, real.headers)
             if problem is not None:  # as exchange() refuses it alone: before a slot is taken for it
                 return answer_of(Exchange(None, {}, None, "render", not_sent(problem), 0, 0.0), real,
                                  masked, response_key=self.response_key, record_id_key=self.adaptor.record_id,
                                  response_of=self.response_of)
-            answer = await self._batcher().ask(variables, real, masked)
+            answer = await self._batcher().ask(lead, real, masked)
         else:
             # send()'s two steps, without its coroutine
             x = await exchange(client, real, response_format=self.response_format, rate_limits=self.adaptor.rate_limits,

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 import httpx
 
+from ..adaptor.batch import BatchLead
 from ..adaptor.render import Rendered, RenderError, retarget
 from ..connection.auth import ConnectionAuth
 from ..connection.breaker import CircuitBreaker
@@ -34,7 +35,6 @@ class ConvosoConnect(CrmNode):
         self.auth = ConnectionAuth(node_id, config.get("auth"), self.secrets, offline=offline, timeout=self.timeout)
         self.offline = offline
         self._bound_secrets = self.auth.bind_environ(self.adaptor, environ)
-        self.bound = self.adaptor.bind(self._bound_secrets, preview=offline)
         # adaptor secrets read from files: bound again when a file changes
         self._file_secrets = [n for n in self.adaptor.secret_names if not environ.get(n) and environ.get(f"{n}_FILE")]
         self.origin = settings.get("crm_url") or config.get("url") or self.auth.api_origin
@@ -65,12 +65,14 @@ class ConvosoConnect(CrmNode):
             # one limiter per CRM account: the same origin and the same credentials (values or files)
             credentials=(self.origin or self.adaptor.request.origin, config.get("auth"),
                          sorted((n, environ.get(n) or environ.get(f"{n}_FILE")) for n in self.secret_names)))
+        self._batched = self.runtime.max_leads > 1
+        self.bound = self.adaptor.bind(self._bound_secrets, preview=offline, batched=self._batched)
 
     def _rebind_if_changed(self) -> None:
         current = self.auth.bind_environ(self.adaptor, self.secrets.environ)
         if current != self._bound_secrets:
             self._bound_secrets = current
-            self.bound = self.adaptor.bind(current, preview=self.offline)
+            self.bound = self.adaptor.bind(current, preview=self.offline, batched=self._batched)
 
     def _finish(self, r: Rendered, auth: Mapping[str, Any]) -> Rendered:
         """The adaptor's request as this connection sends it: its headers, auth, method and origin."""
@@ -95,18 +97,22 @@ class ConvosoConnect(CrmNode):
     def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
         """(request to send, masked request) for one lead; raises RenderError,
         or SecretMissing when a secret file went away."""
-        real, masked, _ = self._render(lead)
+        real, masked, _ = self._render(lead, batched=False)
         return real, masked
 
-    def _render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered, dict[str, Any]]:
+    def _render(self, lead: Mapping[str, Any], batched: bool) -> tuple[Rendered, Rendered, BatchLead | None]:
+        """(request to send, masked request, the lead as its batch renders it when ``batched``)."""
         if self._file_secrets:
             self._rebind_if_changed()
-        real, masked, variables = self.bound.render_with_variables(lead)
+        if batched:
+            real, masked, batch_lead = self.bound.render_for_batch(lead)
+        else:
+            (real, masked), batch_lead = self.bound.render(lead), None
         auth = self.auth.real()
         sent = self._finish(real, auth)
         if masked is real and auth == self.auth.masked:  # no secret in the request, nor in its auth
-            return sent, sent, variables
-        return sent, self._finish(masked, self.auth.masked), variables
+            return sent, sent, batch_lead
+        return sent, self._finish(masked, self.auth.masked), batch_lead
 
     @property
     def lead_capacity(self) -> int:
@@ -128,14 +134,14 @@ class ConvosoConnect(CrmNode):
 
     async def run(self, lead: LeadContext) -> CrmAnswer:
         try:
-            real, masked, variables = self._render(lead.lead)
+            real, masked, batch_lead = self._render(lead.lead, self._batched)
         except RenderError as exc:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0,
                              error="render", error_detail=str(exc))
         except SecretMissing as exc:
             return CrmAnswer(status_code=None, headers={}, body=None, latency_ms=0.0, attempts=0,
                              error="auth", error_detail=str(exc))
-        return await self.runtime.call(self.client, real, masked, variables if self.runtime.max_leads > 1 else None)
+        return await self.runtime.call(self.client, real, masked, batch_lead)
 
     def _response(self, body: Any) -> Mapping[str, Any] | None:
         """The record's ``response`` for an answer's body: every secret this connection sends masked."""
