@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from ..config.suggest import did_you_mean
@@ -10,6 +11,7 @@ from ..config.suggest import did_you_mean
 MISSING = object()
 
 
+@lru_cache(maxsize=1024)  # a config's few paths, read for every answer
 def split_path(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
 
@@ -60,6 +62,8 @@ def lookup(data: Any, parts: tuple[str, ...]) -> Any:
                 continue
             return MISSING
         if isinstance(cur, list):
+            if not cur:  # "results.0" on no results, the usual answer: no index is in it
+                return MISSING
             index = list_index(part)
             # tested, not caught: "results.0" on an empty list is the usual answer (no record found)
             if index is not None and -len(cur) <= index < len(cur):
