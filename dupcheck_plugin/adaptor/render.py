@@ -909,14 +909,14 @@ def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", 
                                   t.origin):
                 return None, []  # the walk says why, for every lead
         slots, static = (masked_slot, masked_static) if own("headers") else (real_slot, real_static)
-        headers = _plain_table(t.spec["headers"], ("headers",), slots, static, out, str) \
+        headers = _plain_table(_table_entries(t.spec["headers"], ("headers",), slots, static), out, str) \
             or f"_headers({section('headers', own('headers'))})"
         slots, static = (masked_slot, masked_static) if own("query") else (real_slot, real_static)
-        query = _plain_table(t.spec["query"], ("query",), slots, static, out, _form_value, t.omit_empty_query)
+        entries = _table_entries(t.spec["query"], ("query",), slots, static, t.omit_empty_query)
+        query = _plain_table(entries, out, _form_value)
         written = None
         if query is not None and writes_query:
-            written = _written_query(t.spec["query"], ("query",), slots, masked_quoted if own("query") else real_quoted,
-                                     static, out, t.omit_empty_query)
+            written = _written_query(entries, masked_quoted if own("query") else real_quoted, out)
         if query is None:
             query = f"_query({section('query', own('query'))}, {out.const(t.omit_empty_query)})"
         elif written is not None:  # the text goes with this very table (the wire checks it is the one sent)
@@ -956,22 +956,18 @@ def _writes_query(bound: BoundRequest) -> bool:
     return all(isinstance(url, str) and "?" not in url and "#" not in url for url in urls)  # real and masked
 
 
-def _written_query(spec: Any, path: Path, slots: Mapping[Path, str], quoted: Mapping[Path, str],
-                   static: Mapping[Path, str], out: _Source, omit: frozenset[str]) -> str | None:
-    """The query table :func:`_plain_table` built of ``spec``, as the wire writes it (``k=v&k=v``,
-    each quoted as ``quote_plus`` quotes it), or None for an empty one. The table's own text
-    is quoted here, once; a lead's values per lead."""
+def _written_query(entries: list[_Entry], quoted: Mapping[Path, str], out: _Source) -> str | None:
+    """The query table :func:`_plain_table` builds of ``entries``, as the wire writes it
+    (``k=v&k=v``, each quoted as ``quote_plus`` quotes it), or None for an empty one. The
+    table's own text is quoted here, once; a lead's values (``quoted``: the twins the plan
+    wrote of its leaves) per lead."""
     pieces: list[tuple[str, str | None]] = []  # (an expression "k=v", the value it is left out for when empty)
-    for key, value in spec.items():
-        at = path + (key,)
-        name = quote_plus(str(key)) + "="
-        if at in slots:
-            text = quoted.get(at) or f"_quote({slots[at]})"
-            pieces.append((f"{out.const(name)} + {text}", slots[at] if key in omit else None))
-            continue
-        fixed = static[at] if isinstance(value, str) else value
-        if not (key in omit and fixed == ""):
+    for key, at, slot, fixed, optional in entries:
+        name = quote_plus(key) + "="
+        if slot is None:
             pieces.append((out.const(name + quote_plus(_form_value(fixed))), None))
+        else:
+            pieces.append((f"{out.const(name)} + {quoted.get(at) or f'_quote({slot})'}", slot if optional else None))
     if not pieces:
         return None
     if all(optional is None for _, optional in pieces):
@@ -982,29 +978,44 @@ def _written_query(spec: Any, path: Path, slots: Mapping[Path, str], quoted: Map
     return out.fresh(f"'&'.join({written})")
 
 
-def _plain_table(spec: Any, path: Path, slots: Mapping[Path, str], static: Mapping[Path, str], out: _Source,
-                 convert: Callable[[Any], Any], omit: frozenset[str] = frozenset()) -> str | None:
-    """A header or query table whose values are all single values, built as what
-    _headers / _query make of it: constant values converted once, a rendered leaf
-    as it is (a string), an empty one left out when ``omit`` names it. None for any
-    other shape (it goes through _headers / _query per lead)."""
+# a plain table's entry: (key, its path, the local of its rendered leaf or None, else its fixed
+# value, left out when empty)
+_Entry = tuple[str, Path, "str | None", Any, bool]
+
+
+def _table_entries(spec: Any, path: Path, slots: Mapping[Path, str], static: Mapping[Path, str],
+                   omit: frozenset[str] = frozenset()) -> list[_Entry] | None:
+    """A header or query table's entries when its values are all single values: a rendered
+    leaf by its local, left out when empty if ``omit`` names it; a fixed value as it is (one
+    ``omit`` leaves out when empty is not there). None for any other shape."""
     if not isinstance(spec, dict) or WHEN in spec or any(isinstance(v, (dict, list)) for v in spec.values()):
         return None
-    entries: list[tuple[str, str, bool]] = []  # (key, value, left out when empty)
+    entries: list[_Entry] = []
     for key, value in spec.items():
         at = path + (key,)
         if at in slots:
-            entries.append((out.const(str(key)), slots[at], key in omit))
+            entries.append((str(key), at, slots[at], None, key in omit))
             continue
         fixed = static[at] if isinstance(value, str) else value
         if not (key in omit and fixed == ""):
-            entries.append((out.const(str(key)), out.const(convert(fixed)), False))
-    first = next((i for i, (_, _, optional) in enumerate(entries) if optional), len(entries))
-    table = "{" + ", ".join(f"{k}: {e}" for k, e, _ in entries[:first]) + "}"
-    if first == len(entries):
+            entries.append((str(key), at, None, fixed, False))
+    return entries
+
+
+def _plain_table(entries: list[_Entry] | None, out: _Source, convert: Callable[[Any], Any]) -> str | None:
+    """The table of :func:`_table_entries`, built as what _headers / _query make of it:
+    fixed values converted once, a rendered leaf as it is (a string). None for no entries
+    list (the table goes through _headers / _query per lead)."""
+    if entries is None:
+        return None
+    pairs = [(out.const(key), slot if slot is not None else out.const(convert(fixed)), optional)
+             for key, _, slot, fixed, optional in entries]
+    first = next((i for i, (_, _, optional) in enumerate(pairs) if optional), len(pairs))
+    table = "{" + ", ".join(f"{k}: {e}" for k, e, _ in pairs[:first]) + "}"
+    if first == len(pairs):
         return table
     name = out.fresh(table)
-    for key, value, optional in entries[first:]:  # in order: the dict keeps the table's order
+    for key, value, optional in pairs[first:]:  # in order: the dict keeps the table's order
         out.lines.append(f"if {value} != '': {name}[{key}] = {value}" if optional else f"{name}[{key}] = {value}")
     return name
 
