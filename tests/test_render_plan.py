@@ -142,6 +142,30 @@ def test_odd_requests_render_by_their_plan_as_the_walk_does(request_, secret):
             assert outcome(bound.render, variables) == outcome(bound.render_reference, variables)
 
 
+# Several leaves testing the same: the test is computed once, and what a branch computes is
+# reused by a later branch under the same test, never where that branch did not run (an else,
+# an elif, a leaf outside the if). The plan itself must render these (no walk to fall back to).
+SHARED_TESTS = {"method": "POST", "url": "https://crm.example/x", "body": {
+    "a": "{%- set d = phone | digits -%}{% if d.startswith('5') and d | length == 10 %}"
+         "{{ (d[:3] ~ '-' ~ d[3:]) | soql }}{% if email %}{{ email | soql }}{% endif %}{% else %}{{ d | soql }}{% endif %}",
+    "b": "{%- set d = phone | digits -%}{% if d.startswith('5') and d | length == 10 %}<{{ (d[:3] ~ '-' ~ d[3:]) | soql }}{{ d | soql }}>"
+         "{% if email %}{{ email | soql }}{% else %}{{ d[::2] }}{% endif %}{% elif email %}{{ email | soql }}"
+         "{% else %}{{ d | soql }}|{{ d[::2] }}{% endif %}",
+    "c": "{{ (phone | digits)[::2] }}{{ email | soql }}{{ ((phone | digits)[:3] ~ '-' ~ (phone | digits)[3:]) | soql }}",
+    "d": "{% if not (phone | digits).startswith('5') %}{{ (phone | digits) | soql }}{% endif %}"}}
+
+
+def test_leaves_testing_the_same_share_what_they_compute_where_it_ran():
+    tpl, problems = RequestTemplate.compile(make_environment(BUILTIN_FILTERS), SHARED_TESTS, {"phone", "email"})
+    assert problems == []
+    bound = tpl.bind({})
+    assert bound.compiled
+    for phone in ("5550100101", "4440100101", "555010010", ""):
+        for email in ("a'b@c.d", ""):
+            variables = {"phone": phone, "email": email}
+            assert bound.render_compiled(variables) == bound.render_reference(variables), (phone, email)
+
+
 def _templates(value):
     if isinstance(value, str):
         if "{" in value:

@@ -585,8 +585,13 @@ class _Source:
     def __init__(self) -> None:
         self.names: dict[str, Any] = {}
         self.lines: list[str] = []
-        self.depth = 0  # inside an if: nothing new is cached (it would not run on the other branch)
-        self._locals: dict[str, str] = {}
+        self.depth = 0
+        # the tests (locals) the code being written runs under, each true: a value computed
+        # under them is reused wherever they all hold again (a later leaf's `if` on the same
+        # test); None: a branch whose values are not kept (an elif's, nothing to name it by)
+        self.guard: tuple[str, ...] | None = ()
+        self._locals: dict[tuple[tuple[str, ...], str], str] = {}  # (guard, expression) -> its local
+        self._local_names: set[str] = set()
         self._consts: dict[Any, str] = {}
         self._fresh = 0
 
@@ -607,22 +612,44 @@ class _Source:
         return f"t{self._fresh}"
 
     def local(self, expression: str) -> str:
-        """A local variable holding ``expression``, computed once however often it is used."""
-        if expression in self.names or expression in self._locals.values():
+        """A local variable holding ``expression``, computed once however often it is used
+        where it ran: at the top, or under tests that all hold here too."""
+        if expression in self.names or expression in self._local_names:
             return expression
-        if expression not in self._locals:
-            if self.depth:
-                return f"({expression})"
-            self._locals[expression] = f"x{len(self._locals)}"
-            self.line(f"{self._locals[expression]} = {expression}")
-        return self._locals[expression]
+        guard = self.guard
+        if guard is None:
+            return f"({expression})"
+        for n in range(len(guard) + 1):
+            name = self._locals.get((guard[:n], expression))
+            if name is not None:
+                return name
+        name = f"x{len(self._local_names)}"
+        self._locals[guard, expression] = name
+        self._local_names.add(name)
+        self.line(f"{name} = {expression}")
+        return name
 
-    def mark(self) -> tuple[int, dict[str, str]]:
-        return len(self.lines), dict(self._locals)
+    def is_local(self, name: str) -> bool:
+        return name in self._local_names
 
-    def rollback(self, mark: tuple[int, dict[str, str]]) -> None:
+    def branch(self, guard: tuple[str, ...] | None) -> tuple[int, tuple[str, ...] | None]:
+        """Write the lines that follow one level deeper, under ``guard``; returns what
+        :meth:`leave` restores."""
+        saved = self.depth, self.guard
+        self.depth += 1
+        self.guard = guard
+        return saved
+
+    def leave(self, saved: tuple[int, tuple[str, ...] | None]) -> None:
+        self.depth, self.guard = saved
+
+    def mark(self) -> tuple[int, dict, set[str]]:
+        return len(self.lines), dict(self._locals), set(self._local_names)
+
+    def rollback(self, mark: tuple[int, dict, set[str]]) -> None:
         del self.lines[mark[0]:]
-        self._locals = mark[1]
+        self._locals, self._local_names = mark[1], mark[2]
+        self.depth, self.guard = 0, ()
 
 
 _COMPARISONS = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in", "notin": "not in"}
@@ -666,7 +693,6 @@ class _PlainLeaf:
             return self._template(self.env.parse(source))
         except _NotPlain:
             self.out.rollback(mark)
-            self.out.depth = 0
             return None
 
     def _template(self, ast: nodes.Template) -> tuple[str, str]:
@@ -708,24 +734,29 @@ class _PlainLeaf:
                 self._statements(node.body, (captured, None))
                 self.scope[node.target.name] = self.out.fresh(f"''.join({captured})")
             elif isinstance(node, nodes.If):
-                self.out.line(f"if {self._expression(node.test)}:")
-                self._branch(node.body, parts)
+                # the test's value is a local: another leaf testing the same computes it no more,
+                # and what a branch computes is kept for a later branch under the same test
+                out = self.out
+                test = out.local(self._expression(node.test))
+                under = out.guard + (test,) if out.guard is not None and out.is_local(test) else None
+                out.line(f"if {test}:")
+                self._branch(node.body, parts, under)
                 for other in node.elif_:
-                    self.out.depth += 1  # an elif's test runs only when the ones before fail
+                    saved = out.branch(None)  # an elif's test runs only when the ones before fail
                     test = self._expression(other.test)
-                    self.out.depth -= 1
-                    self.out.line(f"elif {test}:")
-                    self._branch(other.body, parts)
+                    out.leave(saved)
+                    out.line(f"elif {test}:")
+                    self._branch(other.body, parts, None)
                 if node.else_:
-                    self.out.line("else:")
-                    self._branch(node.else_, parts)
+                    out.line("else:")
+                    self._branch(node.else_, parts, None if node.elif_ or under is None else out.guard + (f"not {under[-1]}",))
             else:
                 raise _NotPlain
 
-    def _branch(self, body: list[nodes.Node], parts: tuple[str, str | None]) -> None:
-        self.out.depth += 1
+    def _branch(self, body: list[nodes.Node], parts: tuple[str, str | None], guard: tuple[str, ...] | None) -> None:
+        saved = self.out.branch(guard)
         self._statements(body, parts)
-        self.out.depth -= 1
+        self.out.leave(saved)
 
     def _output(self, node: nodes.Output, quoting: bool) -> list[tuple[str, str]]:
         """Each piece of the output: (its text, its text quoted: "" unless ``quoting``)."""
@@ -793,16 +824,12 @@ class _PlainLeaf:
             return f"(not {self._expression(node.node)})"
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr in _STR_METHODS \
                 and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None:
-            arguments = "".join(f", {self._expression(a)}" for a in node.args)
-            return f"_str_method({self._expression(node.node.node)}, {out.const(node.node.attr)}{arguments})"
+            # text.startswith(...) as the sandbox calls it, for text only (else the walk renders
+            # the lead); inline: a call of a helper cost more than the method
+            text = self._expression(node.node.node)
+            arguments = ", ".join(self._expression(a) for a in node.args)
+            return f"(_s.{node.node.attr}({arguments}) if type(_s := {text}) is str else _unsure())"
         raise _NotPlain
-
-
-def _str_method(text: Any, name: str, *args: Any) -> Any:
-    """``text.name(*args)`` as the sandbox calls it, for text only (else the walk renders the lead)."""
-    if type(text) is not str:
-        raise _Unsure
-    return getattr(text, name)(*args)
 
 
 def plain_function(env: BudgetedEnvironment, source: str) -> Callable[[Mapping[str, Any]], str] | None:
@@ -842,7 +869,7 @@ def _function(out: _Source, result: str, parameters: str, name: str) -> Callable
     source = f"def generated({parameters}):\n" + "".join(f"    {line}\n" for line in out.lines)
     source += f"    return {result}\n"
     namespace = dict(out.names, R=Rendered, DROP=_DROP, _kept=_kept, _kept_items=_kept_items, _Unsure=_Unsure,
-                     _unsure=_unsure, _str_method=_str_method, _sandbox=_sandbox, _same_origin=_same_origin,
+                     _unsure=_unsure, _sandbox=_sandbox, _same_origin=_same_origin,
                      _headers=_headers, _query=_query, _form_body=_form_body, _quote=quote_plus)
     try:
         code = compile(source, name, "exec")
