@@ -142,6 +142,45 @@ def test_odd_requests_render_by_their_plan_as_the_walk_does(request_, secret):
             assert outcome(bound.render, variables) == outcome(bound.render_reference, variables)
 
 
+# A connection's own origin (its `url`, --crm-url, OAuth's instance URL): the bound request
+# renders the URL as sent, a fixed one moved once when bound, a rendered one per lead.
+SENT_TO = "http://127.0.0.1:8765"
+
+
+@pytest.mark.parametrize("name", ADAPTORS)
+def test_a_request_bound_to_another_origin_renders_there_by_plan_and_walk(name):
+    adaptor = load_adaptor(name)
+    secrets = {n: "s3cret" for n in adaptor.secret_names}
+    moved, own = adaptor.request.bind(secrets, origin=SENT_TO), adaptor.request.bind(secrets)
+    rendered = 0
+    for lead in ORDINARY + ODD:
+        variables = variables_of(adaptor, lead)
+        if variables is None:
+            continue
+        assert outcome(moved.render, variables) == outcome(moved.render_reference, variables)
+        try:
+            expected = [r.with_origin(SENT_TO) for r in own.render(variables)]
+        except RenderError:
+            continue
+        assert list(moved.render_compiled(variables)) == expected
+        assert expected[0].url.startswith(SENT_TO + "/")
+        rendered += 1
+    assert rendered
+
+
+@pytest.mark.parametrize("secret", ["s3cret", ""])
+def test_a_rendered_url_is_moved_to_the_origin_per_lead(secret):
+    tpl, problems = RequestTemplate.compile(make_environment(BUILTIN_FILTERS), ODD_REQUESTS[0], {"phone", "email", "x-y"})
+    assert problems == []
+    moved, own = tpl.bind({"KEY": secret}, origin=SENT_TO), tpl.bind({"KEY": secret})
+    for phone in ("5550100101", "a/b?c#d"):
+        variables = {"phone": phone, "email": "a@b.c", "fields": {"x-y": ""}}
+        real, masked = moved.render_compiled(variables)
+        assert real.url == f"{SENT_TO}/{phone}/x"
+        assert [real, masked] == [r.with_origin(SENT_TO) for r in own.render_reference(variables)]
+        assert outcome(moved.render, variables) == outcome(moved.render_reference, variables)
+
+
 # Several leaves testing the same: the test is computed once, and what a branch computes is
 # reused by a later branch under the same test, never where that branch did not run (an else,
 # an elif, a leaf outside the if). The plan itself must render these (no walk to fall back to).

@@ -58,10 +58,11 @@ class Adaptor:
         return frozenset(p[0] for p in paths if p)
 
     def bind(self, environ: Mapping[str, str] | None = None, *, preview: bool = False,
-             batched: bool = False) -> "BoundAdaptor":
+             batched: bool = False, origin: str | None = None) -> "BoundAdaptor":
         """Resolve ``secrets.NAME`` from the environment. In ``preview`` mode a
         missing secret renders as ``****`` instead of failing. ``batched``: leads go
-        in batches (:meth:`BoundAdaptor.render_for_batch`)."""
+        in batches (:meth:`BoundAdaptor.render_for_batch`). ``origin``: the
+        scheme://host:port requests go to instead of the adaptor's."""
         environ = os.environ if environ is None else environ
         missing = sorted(n for n in self.secret_names if not environ.get(n))
         if missing and not preview:
@@ -70,7 +71,7 @@ class Adaptor:
         secrets = {n: environ.get(n) or MASK for n in self.secret_names}
         try:
             # renders the leaves that use no lead value; batched: the plan renders the batch's too
-            request = self.request.bind(secrets, self.batch.plain_sources if batched and self.batch else ())
+            request = self.request.bind(secrets, self.batch.plain_sources if batched and self.batch else (), origin)
         except RenderError as exc:
             raise ConfigError([Problem(self.source, ("request",) + tuple(exc.path or ()), exc.reason, "render")]) from None
         return BoundAdaptor(self, request, missing)

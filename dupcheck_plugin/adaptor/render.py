@@ -348,12 +348,13 @@ class RequestTemplate:
     def secret_names(self) -> set[str]:
         return {s for leaf in self.leaves.values() for s in leaf.secrets}
 
-    def bind(self, secrets: Mapping[str, str], also: Sequence[str] = ()) -> "BoundRequest":
+    def bind(self, secrets: Mapping[str, str], also: Sequence[str] = (), origin: str | None = None) -> "BoundRequest":
         """``also``: templates of the same environment a lead's render gives the texts of too
-        (a batch's leaves: :meth:`BoundRequest.render_also`)."""
+        (a batch's leaves: :meth:`BoundRequest.render_also`). ``origin``: the scheme://host:port
+        the requests go to instead of the adaptor's (a connection's ``url``, ``--crm-url``)."""
         if self._combined is None:  # a checked request (sample_rendered) used after all
             self._compile_combined()
-        return BoundRequest(self, dict(secrets), also)
+        return BoundRequest(self, dict(secrets), also, origin)
 
 
 def _deeper_than(node: nodes.Node, limit: int) -> bool:
@@ -378,9 +379,13 @@ class BoundRequest:
     they read the same filtered values, computed once for both.
     """
 
-    def __init__(self, template: RequestTemplate, secrets: dict[str, str], also: Sequence[str] = ()):
+    def __init__(self, template: RequestTemplate, secrets: dict[str, str], also: Sequence[str] = (),
+                 origin: str | None = None):
         self.t = template
         self._also = tuple(also)
+        # the URL as sent: the adaptor's own checked against its origin, then moved to this one
+        # (an adaptor's URL is fixed: moved once, here, not per lead)
+        self.origin = origin or None
         self._secret_sections = {path[0] for path, leaf in template.leaves.items() if leaf.secrets}
         # static leaves: no lead variable -> render once now, real and masked
         self._static: dict[Path, tuple[str, str]] = {}
@@ -482,7 +487,7 @@ class BoundRequest:
             raise RenderError(f"rendered URL {cut(url, 120)!r} left its origin {self.t.origin}", ("url",))
         return Rendered(
             method=self.t.method,
-            url=url,
+            url=retarget(url, self.origin),
             headers=_headers(spec["headers"]),
             query=_query(spec["query"], self.t.omit_empty_query),
             body_format=self.t.body_format,
@@ -870,7 +875,8 @@ def _function(out: _Source, result: str, parameters: str, name: str) -> Callable
     source += f"    return {result}\n"
     namespace = dict(out.names, R=Rendered, DROP=_DROP, _kept=_kept, _kept_items=_kept_items, _Unsure=_Unsure,
                      _unsure=_unsure, _sandbox=_sandbox, _same_origin=_same_origin,
-                     _headers=_headers, _query=_query, _form_body=_form_body, _quote=quote_plus)
+                     _headers=_headers, _query=_query, _form_body=_form_body, _quote=quote_plus,
+                     _retarget=retarget)
     try:
         code = compile(source, name, "exec")
     except (SyntaxError, RecursionError, MemoryError):
@@ -929,12 +935,16 @@ def _compile_plan(bound: BoundRequest) -> tuple[Callable[..., tuple["Rendered", 
             break
         own = (lambda name: masked and name in bound._secret_sections)
         url = section("url", own("url"))
+        fixed_url = None if ("url",) in dynamic else _fill(t.spec["url"], ("url",),
+                                                           masked_static if own("url") else real_static)
         if t.origin:
-            if ("url",) in dynamic:
+            if fixed_url is None:
                 out.lines.append(f"if not _same_origin({url}, {out.const(t.origin)}): raise _Unsure")
-            elif not _same_origin(_fill(t.spec["url"], ("url",), masked_static if own("url") else real_static),
-                                  t.origin):
+            elif not _same_origin(fixed_url, t.origin):
                 return None, []  # the walk says why, for every lead
+        if bound.origin:  # moved to where the requests go: a fixed URL once, here
+            url = (out.local(f"_retarget({url}, {out.const(bound.origin)})") if fixed_url is None
+                   else out.const(retarget(fixed_url, bound.origin)))
         slots, static = (masked_slot, masked_static) if own("headers") else (real_slot, real_static)
         headers = _plain_table(_table_entries(t.spec["headers"], ("headers",), slots, static), out, str) \
             or f"_headers({section('headers', own('headers'))})"

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import httpx
 
 from ..adaptor.batch import BatchLead
-from ..adaptor.render import Rendered, RenderError, retarget
+from ..adaptor.render import Rendered, RenderError
 from ..connection.auth import ConnectionAuth
 from ..connection.breaker import CircuitBreaker
 from ..connection.secrets import SecretMissing, Secrets
@@ -57,7 +57,6 @@ class ConvosoConnect(CrmNode):
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
         self.secret_names = frozenset(self.adaptor.secret_names | self.auth.secret_names)
         self._client: httpx.AsyncClient | None = None
-        self._urls: dict[str, str] = {}  # the adaptor's URL -> the one sent (``url``, ``--crm-url``)
         self.runtime = ConnectionRuntime(
             name=node_id, adaptor=self.adaptor, config=config, response_format=self.response_format,
             retry=self.retry, timeout=self.timeout, interactive=bool(settings.get("interactive")), breaker=self.breaker,
@@ -66,33 +65,25 @@ class ConvosoConnect(CrmNode):
             credentials=(self.origin or self.adaptor.request.origin, config.get("auth"),
                          sorted((n, environ.get(n) or environ.get(f"{n}_FILE")) for n in self.secret_names)))
         self._batched = self.runtime.max_leads > 1
-        self.bound = self.adaptor.bind(self._bound_secrets, preview=offline, batched=self._batched)
+        # bound to the origin requests go to: the URL is rendered as sent, not moved per lead
+        self.bound = self.adaptor.bind(self._bound_secrets, preview=offline, batched=self._batched, origin=self.origin)
 
     def _rebind_if_changed(self) -> None:
         current = self.auth.bind_environ(self.adaptor, self.secrets.environ)
         if current != self._bound_secrets:
             self._bound_secrets = current
-            self.bound = self.adaptor.bind(current, preview=self.offline, batched=self._batched)
+            self.bound = self.adaptor.bind(current, preview=self.offline, batched=self._batched, origin=self.origin)
 
     def _finish(self, r: Rendered, auth: Mapping[str, Any]) -> Rendered:
-        """The adaptor's request as this connection sends it: its headers, auth, method and origin."""
-        if not auth and self._origin_only:  # the common case: at most the origin changes
-            if self.origin is None:
-                return r
-            return Rendered(r.method, self._retarget(r.url), r.headers, r.query, r.body_format, r.body, r.written)
+        """The adaptor's request (rendered for this connection's origin already) as this
+        connection sends it: its headers, auth and method."""
+        if not auth and self._origin_only:  # the common case: sent as rendered
+            return r
         query = {**r.query, **auth["query"]} if auth.get("query") else r.query
         auth_headers = auth.get("headers") or {}
         headers = {**r.headers, **self.extra_headers, **auth_headers} if self.extra_headers or auth_headers else r.headers
-        return Rendered(method=self.method or r.method, url=self._retarget(r.url), headers=headers, query=query,
+        return Rendered(method=self.method or r.method, url=r.url, headers=headers, query=query,
                         body_format=self.body_format or r.body_format, body=r.body)
-
-    def _retarget(self, url: str) -> str:
-        sent = self._urls.get(url)
-        if sent is None:
-            if len(self._urls) >= 256:  # an adaptor has one URL, or a few
-                self._urls.clear()
-            sent = self._urls[url] = retarget(url, self.origin)
-        return sent
 
     def render(self, lead: Mapping[str, Any]) -> tuple[Rendered, Rendered]:
         """(request to send, masked request) for one lead; raises RenderError,
