@@ -338,6 +338,7 @@ def test_a_lead_rendered_with_its_request_is_the_lead_prepared_alone(adaptor):
             theirs = by_leaf.prepare(variables)
             assert (ours.code, ours.each, ours.keys, ours.error) == (theirs.code, theirs.each, theirs.keys, theirs.error)
     assert from_plan >= 20  # the plan rendered the batch's leaves, not prepare's own pass
+    assert spec._text_slots is not None  # and prepare read them by position, not leaf by leaf
     assert alone._request.render_also(variables)[2] is None  # bound unbatched: no batch leaves rendered
 
 

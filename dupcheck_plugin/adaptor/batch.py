@@ -28,6 +28,7 @@ have had: the batch answer with ``records`` holding only that lead's records
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 from jinja2 import TemplateError, TemplateSyntaxError, meta
@@ -161,6 +162,8 @@ class BatchSpec:
         the request's plan)."""
         code = str(variables.get("phone_code") or "1")
         try:
+            if texts is not None and self._text_slots is not None:
+                return self._prepared(code, texts, *self._text_slots)
             render = _Renderer(self.combined, variables)
             if texts is not None:
                 render.done = dict(zip(self.plain_leaves, texts))
@@ -190,6 +193,43 @@ class BatchSpec:
                 keys.append(values)
         except Exception as exc:  # noqa: BLE001 - this lead cannot join a batch: it is asked alone
             return BatchLead(code, [], [], f"{type(exc).__name__}: {exc}")
+        return BatchLead(code, each, keys)
+
+    @cached_property
+    def _text_slots(self) -> tuple[tuple[tuple[int | None, int], ...], tuple[tuple[str, tuple[int, ...]], ...]] | None:
+        """Where the leaves of each ``$each`` (its ``$when``, and its template: a position, or
+        a table or list of them, see :func:`_slotted`) and of each match stand among
+        :attr:`plain_leaves`; None when one of them is not there (not plain): then
+        :meth:`prepare` renders leaf by leaf."""
+        at = {leaf: i for i, leaf in enumerate(self.plain_leaves)}
+        try:
+            eaches = tuple((None if e.when is None else at[e.when],
+                            at[e.template] if isinstance(e.template, _Leaf) else _slotted(e.template, at))
+                           for e in self.eaches)
+            match = tuple((m.compare, tuple(at[leaf] for leaf in m.lead)) for m in self.match)
+        except KeyError:
+            return None
+        return eaches, match
+
+    @staticmethod
+    def _prepared(code: str, texts: Sequence[str], eaches: tuple, match: tuple) -> BatchLead:
+        """A lead prepared from its leaves' texts by their positions (see :attr:`_text_slots`):
+        what :meth:`prepare` makes leaf by leaf, without a renderer or a table of the texts
+        (this runs for every lead of a batching connection)."""
+        each: list[Any] = []
+        for when, template in eaches:
+            if when is not None and not texts[when].strip():
+                each.append(_SKIP)
+            else:
+                each.append(texts[template] if type(template) is int else _filled(template, texts))
+        keys = []
+        for compare, leaves in match:
+            values = set()
+            for i in leaves:
+                norm = _normalise(texts[i], compare, code)
+                if norm:
+                    values.add(norm)
+            keys.append(values)
         return BatchLead(code, each, keys)
 
     def _leads(self, leads: Sequence[Mapping[str, Any] | BatchLead]) -> list[BatchLead]:
@@ -343,6 +383,37 @@ def _normalise(value: str, compare: str, code: str) -> str:
         except (PhoneError, ValueError):
             return ""
     return value.casefold()
+
+
+class _At:
+    """A leaf's place among a spec's plain leaves, where it stands in a ``$each``'s table."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def _slotted(tpl: Any, at: Mapping[_Leaf, int]) -> Any:
+    """A ``$each``'s table or list with each leaf as its :class:`_At` (KeyError: one is not plain)."""
+    if isinstance(tpl, dict):
+        return {k: _slotted(v, at) for k, v in tpl.items()}
+    if isinstance(tpl, list):
+        return [_slotted(v, at) for v in tpl]
+    if isinstance(tpl, _Leaf):
+        return _At(at[tpl])
+    return tpl
+
+
+def _filled(shape: Any, texts: Sequence[str]) -> Any:
+    """:func:`_per_lead` of the table :func:`_slotted` made, from the leaves' texts."""
+    if isinstance(shape, dict):
+        return {k: _filled(v, texts) for k, v in shape.items()}
+    if isinstance(shape, list):
+        return [_filled(v, texts) for v in shape]
+    if type(shape) is _At:
+        return texts[shape.index]
+    return shape
 
 
 # -- expansion ----------------------------------------------------------------------
