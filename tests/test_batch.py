@@ -117,7 +117,7 @@ def requests_seen(sim) -> int:
     return httpx.get(sim.url + "/_sim/stats").json()["requests"]
 
 
-DECISION = ("action", "status", "rules_row", "rules_row_name", "decided_by", "code", "checked", "crm_record_id")
+DECISION = ("action", "status", "rules_row", "rules_row_name", "decided_by", "code", "checked", "crm_record_id", "response")
 
 
 @pytest.mark.parametrize("adaptor", sorted(ROWS))
@@ -157,6 +157,11 @@ def test_a_split_answer_has_the_shape_of_a_single_answer():
     assert (sa, ba["total"], [r["id"] for r in ba["results"]]) == (200, 2, ["1", "2"])
     assert (sb, bb["total"], [r["id"] for r in bb["results"]]) == (200, 1, ["3"])
     assert spec.split(200, {"total": 200, "results": [record(str(i), "1") for i in range(200)]}, [a, b]) is None
+    # leads the CRM found nothing for share one answer (what the record makes of it is made once)
+    c, d = ({"phone": p, "phone_code": "1", "email": ""} for p in ("5550100003", "5550100004"))
+    parts = spec.split(200, body, [c, a, d, b])
+    assert parts[0] is parts[2] and parts[0][1] == {"total": 0, "results": []}
+    assert [r["id"] for r in parts[1][1]["results"]] == ["1", "2"]
     zoho = load_adaptor("zoho_leads_criteria").batch
     assert zoho.split(204, None, [a, b]) == [(204, None), (204, None)]
 

@@ -277,7 +277,17 @@ class BatchSpec:
         if self.max_records and len(found) >= self.max_records:
             return None
         index = _Index(self.match, found)
-        parts = [self._answer(status, body, index.records_of(lead)) for lead in self._leads(leads)]
+        # the leads the CRM found nothing for (most, usually) share one answer: the same object,
+        # so what is made of it (the record's response) is made once per batch
+        parts, empty = [], None
+        for lead in self._leads(leads):
+            mine = index.records_of(lead)
+            if mine:
+                parts.append(self._answer(status, body, mine))
+            else:
+                if empty is None:
+                    empty = self._answer(status, body, mine)
+                parts.append(empty)
         orphans = index.unclaimed()
         if orphans:
             # the CRM found it for one of these leads: that lead's own answer would have held it

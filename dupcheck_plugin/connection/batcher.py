@@ -24,7 +24,7 @@ import httpx
 
 from ..adaptor.batch import BatchError, BatchLead, BatchShapeError, BatchSpec
 from ..adaptor.render import Rendered
-from ..http.call import Exchange, Interpreted, Refused, finish_answer, recorded_url
+from ..http.call import Exchange, Interpreted, Refused, answer_parts, finish_answer, recorded_url
 from ..http.wire import request_json, sent_url
 from ..types import CrmAnswer
 from .limiter import ConnectionLimiter
@@ -234,14 +234,22 @@ class Batcher:
 def finish_for(response_key: str | None, record_id_key: Any,
                response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> Callable[..., CrmAnswer]:
     """How a batcher turns (exchange, lead, its status, its body) into the lead's answer."""
+    last: list[Any] = [None, None]  # the last body answered and its answer_parts
 
     def finish(x: Exchange, p: Pending, status: int | None, body: Any, batch_size: int) -> CrmAnswer:
         it = x.it if x.error is not None else Interpreted(body, None, None)
         url = recorded_url(p.real, p.masked, x) if batch_size == 1 else None  # a batch's URL is not this lead's
+        parts = None
+        if x.error is None and batch_size > 1 and body is not None:
+            # the leads of a batch the CRM found nothing for share one body (BatchSpec.split):
+            # its record id and the record's response are made once for all of them
+            if last[0] is not body:
+                last[:] = body, answer_parts(body, response_key, record_id_key, response_of)
+            parts = last[1]
         return finish_answer(status=status, headers=x.headers, it=it, error=x.error, detail=x.detail,
                              latency_ms=x.latency_ms, request=request_json(p.masked, url),
                              attempts=x.attempts,
                              response_key=response_key, record_id_key=record_id_key, batch_size=batch_size,
-                             response_of=response_of)
+                             response_of=response_of, parts=parts)
 
     return finish

@@ -175,22 +175,32 @@ def find_record_id(body: Any, paths: str | Sequence[str] | None) -> str | None:
 def finish_answer(*, status: int | None, headers: Any, it: Interpreted | None, error: str | None,
                   detail: str | None, latency_ms: float, request: Any, attempts: int,
                   response_key: str | None, record_id_key: str | Sequence[str] | None, batch_size: int = 1,
-                  response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> CrmAnswer:
+                  response_of: Callable[[Any], Mapping[str, Any] | None] | None = None,
+                  parts: tuple[Any, str | None, Any] | None = None) -> CrmAnswer:
     """The lead's answer, made once: ``response_of`` turns the body the rules read into the
-    record's ``response`` (the connection's secrets masked: ``wire.response_json``)."""
+    record's ``response`` (the connection's secrets masked: ``wire.response_json``). ``parts``:
+    :func:`answer_parts` of this body, made already (for another lead of the same batch)."""
     body = it.body if it else None
-    record_id = None
-    if error is None:
-        record_id = find_record_id(body, record_id_key)
-        if response_key:
-            found = lookup(body, split_path(response_key))
-            body = None if found is MISSING else found
+    if error is not None:
+        record_id, response = None, (response_of(body) if response_of is not None and body is not None else None)
+    else:
+        body, record_id, response = parts or answer_parts(body, response_key, record_id_key, response_of)
     # the answer's headers as they came (an httpx.Headers is a read-only mapping): copying them
     # into a dict cost more per lead than parsing the body
     return CrmAnswer(status_code=status, headers=headers if headers is not None else {}, body=body, latency_ms=round(latency_ms, 3),
                      error=error, error_detail=detail, request=request, attempts=attempts, record_id=record_id,
-                     retry_after=it.retry_after if it else None, batch_size=batch_size,
-                     response=response_of(body) if response_of is not None and body is not None else None)
+                     retry_after=it.retry_after if it else None, batch_size=batch_size, response=response)
+
+
+def answer_parts(body: Any, response_key: str | None, record_id_key: str | Sequence[str] | None,
+                 response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> tuple[Any, str | None, Any]:
+    """What a CRM's answer body (not an error) gives a lead's answer: (the body the rules read,
+    the CRM's record id, the record's ``response``)."""
+    record_id = find_record_id(body, record_id_key)
+    if response_key:
+        found = lookup(body, split_path(response_key))
+        body = None if found is MISSING else found
+    return body, record_id, (response_of(body) if response_of is not None and body is not None else None)
 
 
 class Gate(Protocol):
