@@ -234,18 +234,19 @@ class Batcher:
 def finish_for(response_key: str | None, record_id_key: Any,
                response_of: Callable[[Any], Mapping[str, Any] | None] | None = None) -> Callable[..., CrmAnswer]:
     """How a batcher turns (exchange, lead, its status, its body) into the lead's answer."""
-    last: list[Any] = [None, None]  # the last body answered and its answer_parts
+    last: list[Any] = [None, None, None]  # the last body answered, its Interpreted and answer_parts
 
     def finish(x: Exchange, p: Pending, status: int | None, body: Any, batch_size: int) -> CrmAnswer:
-        it = x.it if x.error is not None else Interpreted(body, None, None)
         url = recorded_url(p.real, p.masked, x) if batch_size == 1 else None  # a batch's URL is not this lead's
-        parts = None
+        it, parts = x.it, None
         if x.error is None and batch_size > 1 and body is not None:
             # the leads of a batch the CRM found nothing for share one body (BatchSpec.split):
-            # its record id and the record's response are made once for all of them
+            # what is made of it (the record id, the record's response) is made once for all of them
             if last[0] is not body:
-                last[:] = body, answer_parts(body, response_key, record_id_key, response_of)
-            parts = last[1]
+                last[:] = body, Interpreted(body, None, None), answer_parts(body, response_key, record_id_key, response_of)
+            it, parts = last[1], last[2]
+        elif x.error is None:
+            it = Interpreted(body, None, None)
         return finish_answer(status=status, headers=x.headers, it=it, error=x.error, detail=x.detail,
                              latency_ms=x.latency_ms, request=request_json(p.masked, url),
                              attempts=x.attempts,
