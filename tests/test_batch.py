@@ -117,7 +117,8 @@ def requests_seen(sim) -> int:
     return httpx.get(sim.url + "/_sim/stats").json()["requests"]
 
 
-DECISION = ("action", "status", "rules_row", "rules_row_name", "decided_by", "code", "checked", "crm_record_id", "response")
+DECISION = ("action", "status", "rules_row", "rules_row_name", "decided_by", "code", "checked", "crm_record_id",
+            "response")
 
 
 @pytest.mark.parametrize("adaptor", sorted(ROWS))

@@ -170,7 +170,8 @@ def test_a_request_bound_to_another_origin_renders_there_by_plan_and_walk(name):
 
 @pytest.mark.parametrize("secret", ["s3cret", ""])
 def test_a_rendered_url_is_moved_to_the_origin_per_lead(secret):
-    tpl, problems = RequestTemplate.compile(make_environment(BUILTIN_FILTERS), ODD_REQUESTS[0], {"phone", "email", "x-y"})
+    tpl, problems = RequestTemplate.compile(make_environment(BUILTIN_FILTERS), ODD_REQUESTS[0],
+                                            {"phone", "email", "x-y"})
     assert problems == []
     moved, own = tpl.bind({"KEY": secret}, origin=SENT_TO), tpl.bind({"KEY": secret})
     for phone in ("5550100101", "a/b?c#d"):

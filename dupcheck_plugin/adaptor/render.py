@@ -754,7 +754,8 @@ class _PlainLeaf:
                     self._branch(other.body, parts, None)
                 if node.else_:
                     out.line("else:")
-                    self._branch(node.else_, parts, None if node.elif_ or under is None else out.guard + (f"not {under[-1]}",))
+                    otherwise = None if node.elif_ or under is None else out.guard + (f"not {under[-1]}",)
+                    self._branch(node.else_, parts, otherwise)
             else:
                 raise _NotPlain
 

@@ -243,7 +243,8 @@ def finish_for(response_key: str | None, record_id_key: Any,
             # the leads of a batch the CRM found nothing for share one body (BatchSpec.split):
             # what is made of it (the record id, the record's response) is made once for all of them
             if last[0] is not body:
-                last[:] = body, Interpreted(body, None, None), answer_parts(body, response_key, record_id_key, response_of)
+                last[:] = (body, Interpreted(body, None, None),
+                           answer_parts(body, response_key, record_id_key, response_of))
             it, parts = last[1], last[2]
         elif x.error is None:
             it = Interpreted(body, None, None)
