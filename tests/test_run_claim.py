@@ -160,3 +160,27 @@ def test_postgres_a_second_run_is_told_the_same(tmp_path, pg_url):
     assert calls == 1
     assert first.returncode == 0, first.stderr.read()
     assert sorted(r["source_row"] for r in records) == list(range(2, ROWS + 2))
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_store_that_cannot_be_read_before_the_run_is_one_clear_line(tmp_path, monkeypatch, capsys, resume):
+    """The store's own error (a disk error, a damaged file) while reading what this file
+    already has decided: one line naming it, nothing decided, no traceback."""
+    from dupcheck_plugin.cli.main import main
+    from dupcheck_plugin.store.sqlite import SqliteStore
+
+    def unreadable(self, workflow, source):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteStore, "decided_phones" if resume else "decided_rows", unreadable)
+    monkeypatch.setenv("HUBSPOT_TOKEN", "t")
+    wf = write_workflow(tmp_path, [ROW], connect={"batch": False})
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone_number\n5550100001\n")
+    db = tmp_path / "s.db"
+    code = main(["run", str(wf), "--leads", str(leads), "--db", str(db), "--out", str(tmp_path / "out.jsonl"),
+                 "--no-progress"] + (["--resume"] if resume else []))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    assert "the store could not be read: OperationalError: disk I/O error. This run decided nothing" in err
+    assert sqlite3.connect(db).execute("select count(*) from decisions").fetchone() == (0,)

@@ -122,10 +122,11 @@ async def run_file(args) -> int:
             # with --resume each decided row's phone too, checked against the file below: one read gives both
             decided = host.store.decided_phones(host.workflow.name, source) if args.resume else {}
             done = set(decided) if args.resume else host.store.decided_rows(host.workflow.name, source)
-        except StoreError as exc:  # another run holds it (RunInProgress), the claim or the read failed
+        except Exception as exc:  # another run holds it (RunInProgress), the claim or the read failed
             await host.aclose()
             input_stream.close()
-            return fail(f"{exc}. This run decided nothing")
+            why = exc if isinstance(exc, StoreError) else f"the store could not be read: {type(exc).__name__}: {exc}"
+            return fail(f"{why}. This run decided nothing")
         if done and not args.resume:
             await host.aclose()
             input_stream.close()
