@@ -52,7 +52,7 @@ class ConvosoConnect(CrmNode):
         self.retry = RetryPolicy(attempts=attempts, backoff=r.get("backoff", 0.2), max_wait=r.get("max_wait", 30.0))
         self.extra_headers = dict(config.get("headers", {}))
         # no headers, method or body format of the connection's own to put on each request
-        self._origin_only = not self.extra_headers and not self.method and not self.body_format
+        self._adds_nothing = not self.extra_headers and not self.method and not self.body_format
         b = config.get("breaker", {})
         self.breaker = CircuitBreaker(node_id, failures=b.get("failures", 5), cool_down=b.get("cool_down", 30.0))
         self.secret_names = frozenset(self.adaptor.secret_names | self.auth.secret_names)
@@ -77,7 +77,7 @@ class ConvosoConnect(CrmNode):
     def _finish(self, r: Rendered, auth: Mapping[str, Any]) -> Rendered:
         """The adaptor's request (rendered for this connection's origin already) as this
         connection sends it: its headers, auth and method."""
-        if not auth and self._origin_only:  # the common case: sent as rendered
+        if not auth and self._adds_nothing:  # the common case: sent as rendered
             return r
         query = {**r.query, **auth["query"]} if auth.get("query") else r.query
         auth_headers = auth.get("headers") or {}
