@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from jinja2 import TemplateError, TemplateSyntaxError, meta
 
@@ -196,23 +196,24 @@ class BatchSpec:
         return BatchLead(code, each, keys)
 
     @cached_property
-    def _text_slots(self) -> tuple[tuple[tuple[int | None, int], ...], tuple[tuple[str, tuple[int, ...]], ...]] | None:
-        """Where the leaves of each ``$each`` (its ``$when``, and its template: a position, or
-        a table or list of them, see :func:`_slotted`) and of each match stand among
-        :attr:`plain_leaves`; None when one of them is not there (not plain): then
-        :meth:`prepare` renders leaf by leaf."""
+    def _text_slots(self) -> tuple[dict[_Leaf, int], tuple, tuple[tuple[str, tuple[int, ...]], ...]] | None:
+        """(each plain leaf's position among :attr:`plain_leaves`; per ``$each``, its ``$when``'s
+        position and its template's, or the template itself when it is a table or list of
+        leaves; per match, its compare and its leaves' positions); None when one of these
+        leaves is not plain: then :meth:`prepare` renders leaf by leaf."""
         at = {leaf: i for i, leaf in enumerate(self.plain_leaves)}
+        if any(leaf not in at for e in self.eaches for leaf in _leaves_in(e.template)):
+            return None
         try:
             eaches = tuple((None if e.when is None else at[e.when],
-                            at[e.template] if isinstance(e.template, _Leaf) else _slotted(e.template, at))
-                           for e in self.eaches)
+                            at[e.template] if isinstance(e.template, _Leaf) else e.template) for e in self.eaches)
             match = tuple((m.compare, tuple(at[leaf] for leaf in m.lead)) for m in self.match)
         except KeyError:
             return None
-        return eaches, match
+        return at, eaches, match
 
     @staticmethod
-    def _prepared(code: str, texts: Sequence[str], eaches: tuple, match: tuple) -> BatchLead:
+    def _prepared(code: str, texts: Sequence[str], at: Mapping[_Leaf, int], eaches: tuple, match: tuple) -> BatchLead:
         """A lead prepared from its leaves' texts by their positions (see :attr:`_text_slots`):
         what :meth:`prepare` makes leaf by leaf, without a renderer or a table of the texts
         (this runs for every lead of a batching connection)."""
@@ -221,7 +222,8 @@ class BatchSpec:
             if when is not None and not texts[when].strip():
                 each.append(_SKIP)
             else:
-                each.append(texts[template] if type(template) is int else _filled(template, texts))
+                each.append(texts[template] if type(template) is int
+                            else _per_lead(template, lambda leaf: texts[at[leaf]]))
         keys = []
         for compare, leaves in match:
             values = set()
@@ -395,40 +397,20 @@ def _normalise(value: str, compare: str, code: str) -> str:
     return value.casefold()
 
 
-class _At:
-    """A leaf's place among a spec's plain leaves, where it stands in a ``$each``'s table."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, index: int):
-        self.index = index
-
-
-def _slotted(tpl: Any, at: Mapping[_Leaf, int]) -> Any:
-    """A ``$each``'s table or list with each leaf as its :class:`_At` (KeyError: one is not plain)."""
+def _leaves_in(tpl: Any) -> Iterator[_Leaf]:
+    """The leaves of a ``$each``'s template (a leaf, or a table or list of them)."""
     if isinstance(tpl, dict):
-        return {k: _slotted(v, at) for k, v in tpl.items()}
+        tpl = list(tpl.values())
     if isinstance(tpl, list):
-        return [_slotted(v, at) for v in tpl]
-    if isinstance(tpl, _Leaf):
-        return _At(at[tpl])
-    return tpl
-
-
-def _filled(shape: Any, texts: Sequence[str]) -> Any:
-    """:func:`_per_lead` of the table :func:`_slotted` made, from the leaves' texts."""
-    if isinstance(shape, dict):
-        return {k: _filled(v, texts) for k, v in shape.items()}
-    if isinstance(shape, list):
-        return [_filled(v, texts) for v in shape]
-    if type(shape) is _At:
-        return texts[shape.index]
-    return shape
+        for v in tpl:
+            yield from _leaves_in(v)
+    elif isinstance(tpl, _Leaf):
+        yield tpl
 
 
 # -- expansion ----------------------------------------------------------------------
 
-def _per_lead(tpl: Any, render: _Renderer) -> Any:
+def _per_lead(tpl: Any, render: Callable[[_Leaf], str]) -> Any:
     if isinstance(tpl, dict):
         return {k: _per_lead(v, render) for k, v in tpl.items()}
     if isinstance(tpl, list):

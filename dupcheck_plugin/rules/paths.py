@@ -65,7 +65,7 @@ def lookup(data: Any, parts: tuple[str, ...]) -> Any:
             if not cur:  # "results.0" on no results, the usual answer: no index is in it
                 return MISSING
             index = list_index(part)
-            # tested, not caught: "results.0" on an empty list is the usual answer (no record found)
+            # tested, not caught: an index past the end is an ordinary answer (fewer records than asked for)
             if index is not None and -len(cur) <= index < len(cur):
                 cur = cur[index]
                 continue
