@@ -1,6 +1,7 @@
 """A record's ``decided_at``: UTC, ISO 8601 with milliseconds, exactly as
 ``datetime.isoformat(timespec="milliseconds")`` writes it (cut, not rounded),
-though the date and time of day are formatted once per second."""
+though the date and time of day are formatted once per second and the
+whole text once per millisecond."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ def _reference(ns: int) -> str:
 def test_now_iso_writes_what_isoformat_writes_across_seconds_and_days(monkeypatch):
     base = 1_767_225_599 * 1_000_000_000  # 2025-12-31T23:59:59Z: the next second is a new day and year
     moments = [base, base + 1_000_000, base + 999_999_999, base + 1_000_000_000, base + 1_000_999_999,
-               base + 86_400_123_456_789, base + 5_000_000, base + 1_001_000_000]  # back in time too
+               base + 86_400_123_456_789, base + 5_000_000, base + 1_001_000_000,  # back in time too
+               base + 1_001_999_999, base + 1_002_000_000,  # the same millisecond, then the next
+               base + 2_002_000_000]  # the same millisecond of the next second
     for ns in moments:
         monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
         assert now_iso() == _reference(ns), ns

@@ -20,17 +20,26 @@ from .local import ACCOUNT_DNC
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted, for every record within it
+_milli: tuple[int, str] = (-1, "")  # the last millisecond's text: a batch's leads are decided within one
 
 
 def now_iso() -> str:
     """UTC now as ``datetime.now(timezone.utc).isoformat(timespec="milliseconds")``
     writes it (``2026-01-31T12:00:00.123+00:00``, milliseconds cut, not
-    rounded), with the date and time of day formatted once per second."""
-    global _second
-    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
-    if seconds != _second[0]:
-        _second = (seconds, datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{ns // 1_000_000:03d}+00:00"
+    rounded), with the date and time of day formatted once per second and
+    the whole text once per millisecond."""
+    global _second, _milli
+    ms = time.time_ns() // 1_000_000
+    last = _milli  # each cache read once: a record built in another thread may replace it meanwhile
+    if ms == last[0]:
+        return last[1]
+    seconds, millis = divmod(ms, 1000)
+    day = _second
+    if seconds != day[0]:
+        day = _second = (seconds, datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    text = f"{day[1]}.{millis:03d}+00:00"
+    _milli = (ms, text)
+    return text
 
 
 def crm_summary(answer: CrmAnswer | None) -> CrmSummary:
