@@ -45,6 +45,8 @@ class DuplicateAlarm:
     def __init__(self, workflow: str, settings: AlarmSettings = AlarmSettings()):
         self.workflow = workflow
         self.s = settings
+        self._size = settings.window  # the settings' figures read for every lead: kept at hand
+        self._alpha_floor = 1.0 / (settings.window * settings.memory)
         self._window: deque[tuple[int | None, bool, bool]] = deque()  # (row, duplicate, row skips/DNCs)
         self._counts: Counter = Counter()  # DUPLICATES and row index -> count in the window
         self._usual: dict[Any, float] = {}  # the same keys -> usual share
@@ -78,33 +80,38 @@ class DuplicateAlarm:
             return
         row = record.get("rules_row")
         duplicate = record.get("action") == "duplicate"
-        entry = (row, duplicate, duplicate or bool(record.get("dnc_added")))
+        skips = duplicate or bool(record.get("dnc_added"))
         window = self._window
-        window.append(entry)
-        self._add(entry, 1)
-        size = self.s.window
+        window.append((row, duplicate, skips))
+        # counted as it comes (and uncounted as it leaves, in _leave): written out, not a call,
+        # as this runs for every lead
+        if skips:
+            self._skipping += 1
+        if duplicate:
+            self._counts[DUPLICATES] += 1
+        if row is not None:
+            self._counts[row] += 1
         n = len(window)
-        if n > size:
+        if n > self._size:
             self._leave(window.popleft())
             n -= 1
-        if n == size:
-            self._check()
-
-    def _add(self, entry: tuple[int | None, bool, bool], n: int) -> None:
-        row, duplicate, skips = entry
-        if skips:
-            self._skipping += n
-        if duplicate:
-            self._counts[DUPLICATES] += n
-        if row is not None:
-            self._counts[row] += n
+        if n == self._size:
+            if self.active or self._skipping == n or (self._left >= n and self._jumped(n)):
+                self._check(n)
+            else:  # what _check does when _finding finds nothing, the usual lead, without its two calls
+                self._quiet += 1
 
     def _leave(self, entry: tuple[int | None, bool, bool]) -> None:
-        self._add(entry, -1)
+        row, duplicate, skips = entry
+        if skips:
+            self._skipping -= 1
+        if duplicate:
+            self._counts[DUPLICATES] -= 1
+        if row is not None:
+            self._counts[row] -= 1
         self._left += 1
-        row, duplicate, _ = entry
         # the mean of every lead that left, until there are memory windows of them; then a moving average
-        alpha = max(1.0 / self._left, 1.0 / (self.s.window * self.s.memory))
+        alpha = max(1.0 / self._left, self._alpha_floor)
         levels = self._usual
         if DUPLICATES not in levels:
             levels[DUPLICATES] = 0.0
@@ -117,13 +124,13 @@ class DuplicateAlarm:
     def share(self, key: Any) -> float:
         return self._counts.get(key, 0) / max(1, len(self._window))
 
-    def _finding(self) -> str | None:
-        n = len(self._window)
+    def _finding(self, n: int) -> str | None:
+        """What is wrong with the full window of ``n`` leads, or None."""
         # counted as leads come and go, not by a walk over the window per lead
         row = self._window[0][0]
-        if row is not None and self._counts[row] == n and self._skipping == n:
+        if row is not None and self._skipping == n and self._counts[row] == n:
             return f"row {row} matched every one of the last {n} CRM answers"
-        if self._left >= self.s.window and self._jumped(n):  # a usual level to compare with
+        if self._left >= self._size and self._jumped(n):  # a usual level to compare with
             for key in [DUPLICATES] + sorted(k for k in self._counts if k != DUPLICATES):
                 now, usual = self.share(key), self._usual.get(key, 0.0)
                 if now >= usual + self.s.jump and now >= usual * self.s.factor:
@@ -141,8 +148,8 @@ class DuplicateAlarm:
                 return True
         return False
 
-    def _check(self) -> None:
-        finding = self._finding()
+    def _check(self, n: int) -> None:
+        finding = self._finding(n)
         if finding is not None:
             self._quiet = 0
             if not self.active:
