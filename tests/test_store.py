@@ -149,6 +149,21 @@ def test_durable_across_reopen(tmp_path):
         conn.close()
 
 
+def test_what_a_lead_lacks_is_stored_as_null(tmp_path):
+    # None is bound through the adapter the store registers for it: still SQL NULL, never a text
+    path = tmp_path / "n.db"
+    with SqliteStore(path) as s:
+        s.apply([record("created", list_id=None, email=None), record("duplicate", rules_row=0)])
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT typeof(list_id), typeof(email), list_id IS NULL FROM leads").fetchall() == [
+            ("null", "null", 1)]
+        assert conn.execute("SELECT typeof(idempotency_key), typeof(lead_id) FROM decisions ORDER BY id").fetchall() \
+            == [("null", "integer"), ("null", "null")]
+    finally:
+        conn.close()
+
+
 def test_wal_mode(tmp_path):
     SqliteStore(tmp_path / "w.db").close()
     conn = sqlite3.connect(tmp_path / "w.db")  # WAL is a property of the file: any connection sees it
