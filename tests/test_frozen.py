@@ -26,6 +26,15 @@ def test_the_signature_is_the_dataclass_one(cls):
     assert got == expected
 
 
+@pytest.mark.parametrize("cls", QUICK, ids=lambda c: c.__name__)
+def test_each_field_reads_back_what_it_was_given(cls):
+    # a distinct object per field, by keyword and in order: NewLead has a field named "fields"
+    values = {f.name: object() for f in dataclasses.fields(cls)}
+    made = cls(**values)
+    assert all(getattr(made, name) is value for name, value in values.items())
+    assert dataclasses.replace(made) == made and vars(made) == values
+
+
 def test_instances_read_compare_replace_and_stay_frozen():
     answer = CrmAnswer(200, {"a": "b"}, {"total": 1}, 1.5, request={"url": "u"})
     assert (answer.status_code, answer.headers, answer.body, answer.latency_ms, answer.error, answer.attempts,
