@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
@@ -162,6 +164,15 @@ def test_what_a_lead_lacks_is_stored_as_null(tmp_path):
             == [("null", "integer"), ("null", "null")]
     finally:
         conn.close()
+
+
+def test_a_none_adapter_the_program_registered_is_kept():
+    # the store's adapter for None is process-wide state: importing the store must not replace a program's own
+    code = ("import sqlite3; mine = lambda value: 'none'; sqlite3.register_adapter(type(None), mine); "
+            "import dupcheck_plugin.store.sqlite; "
+            "assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)] is mine; "
+            "assert sqlite3.connect(':memory:').execute('SELECT ?', (None,)).fetchone() == ('none',)")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_wal_mode(tmp_path):

@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 # and for None, with none registered, it first tries two attribute lookups that fail (one formats an
 # AttributeError's message): 2,100 instructions a None, and a lead's rows bind three or more (no
 # list_id, no email, no idempotency key). With an adapter for None that gives None back (a C call)
-# the first lookup answers: NULL all the same. Registered for the whole process, as sqlite3's adapters are.
-sqlite3.register_adapter(type(None), {}.get)
+# the first lookup answers: NULL all the same. sqlite3's adapters are the whole process's: one a
+# program registered for None before this module was imported is left in place.
+if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
+    sqlite3.register_adapter(type(None), {}.get)
 
 SCHEMA_VERSION = 3  # 2: config_changes (the settings console's change log); 3: by_phone
 BUSY_TIMEOUT_MS = 5000
