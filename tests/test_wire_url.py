@@ -119,3 +119,24 @@ def test_a_plans_written_query_is_taken_only_for_the_table_it_was_written_with()
     merged = replace(real, url="https://H/p?z=1&k=0")
     assert full_url(merged) == str(sent_url(merged)) == str(httpx.URL(merged.url).copy_merge_params(merged.query))
     assert full_url(replace(real, url="http://other:8080/p")) == "http://other:8080/p?q=a%2Bb+x&k=v+w"
+
+
+def test_texts_leaving_the_same_unsafe_characters_are_each_quoted_as_httpx_quotes_them():
+    # a template's leads leave the same unsafe characters in the same order: their replacements are kept
+    blocks = [f"'+1555{n:07d}', '555{n:07d}', '({n % 1000:03d}) {n % 10000:04d}'" for n in range(0, 5_000_000, 99_991)]
+    blocks += ["a%b+c d", "x%y+z w", "%+ ", "+% "]  # % before + whatever their order in the text
+    blocks += ["a b", "a(b", "a@b", "a&b=c", "a=b&c"]  # as many unsafe characters, other ones
+    for text in blocks * 2:
+        r = Rendered("GET", "https://h/p", {}, {"q": text}, "none", None)
+        assert full_url(r) == str(httpx.URL(r.url).copy_merge_params(r.query))
+
+
+def test_the_replacements_kept_are_bounded_and_long_residues_are_not_kept():
+    from dupcheck_plugin.adaptor import urlquote
+
+    for spaces, parens in itertools.product(range(60), range(20)):  # 1,200 distinct residues
+        assert urlquote.quote_plus("a" + " " * spaces + "b" + "(" * parens) == "a" + "+" * spaces + "b" + "%28" * parens
+        assert len(urlquote._replacements_of) <= urlquote._RESIDUES
+    long = " ,".join(["x"] * 40)  # 78 unsafe characters: a batch's query, not kept
+    assert urlquote.quote_plus(long) == "+%2C".join(["x"] * 40)
+    assert long.encode().translate(None, urlquote._SAFE_BYTES) not in urlquote._replacements_of

@@ -19,9 +19,16 @@ import string
 _SAFE = frozenset(string.ascii_letters + string.digits + "_.-~")
 _SAFE_BYTES = "".join(sorted(_SAFE)).encode("ascii")
 _QUOTED = {chr(c): "+" if c == 0x20 else f"%{c:02X}" for c in range(128) if chr(c) not in _SAFE}
-_QUOTED_BYTE = {ord(ch): (ch, quoted) for ch, quoted in _QUOTED.items() if ch not in "%+"}  # % and + go first
-_UNSAFE_BYTES = tuple(sorted(_QUOTED_BYTE))
+# each unsafe ASCII byte's (character, its quoting), in the order the replacements run
+_ORDER = tuple(sorted((ord(ch) for ch in _QUOTED), key=lambda b: (b != 0x25, b != 0x2B, b)))
+_REPLACE = {ord(ch): (ch, quoted) for ch, quoted in _QUOTED.items()}
 _FEW = 64  # left over bytes up to this many: a set of them; more: ask for each unsafe byte (memchr)
+# A text's unsafe characters, in order (what the translate leaves), fix its replacements; the
+# leads of one template leave the same ones (a SOQL phone block: ' + , ( ) and spaces), so
+# they are kept per residue rather than worked out per text (a phone block 20,400 -> 12,200
+# instructions). Residues up to _FEW bytes, at most _RESIDUES of them (then it starts over).
+_RESIDUES = 512
+_replacements_of: dict[bytes, tuple[tuple[str, str], ...]] = {}
 
 
 def quote_plus(text: str) -> str:
@@ -30,16 +37,24 @@ def quote_plus(text: str) -> str:
     residue = text.encode("ascii").translate(None, _SAFE_BYTES)
     if not residue:
         return text
-    if 0x25 in residue:
-        text = text.replace("%", "%25")
-    if 0x2B in residue:
-        text = text.replace("+", "%2B")
-    present = set(residue) if len(residue) <= _FEW else [b for b in _UNSAFE_BYTES if b in residue]
-    for b in present:
-        pair = _QUOTED_BYTE.get(b)
-        if pair is not None:
-            text = text.replace(*pair)
+    pairs = _replacements_of.get(residue)
+    if pairs is None:
+        pairs = _replacements(residue)
+    for old, new in pairs:
+        text = text.replace(old, new)
     return text
+
+
+def _replacements(residue: bytes) -> tuple[tuple[str, str], ...]:
+    """The replacements that quote a text whose unsafe characters are ``residue``'s."""
+    if len(residue) > _FEW:  # a batch's query: not kept
+        return tuple(_REPLACE[b] for b in _ORDER if b in residue)
+    present = set(residue)
+    pairs = tuple(_REPLACE[b] for b in _ORDER if b in present)
+    if len(_replacements_of) >= _RESIDUES:
+        _replacements_of.clear()
+    _replacements_of[residue] = pairs
+    return pairs
 
 
 def _quote_any(text: str) -> str:
