@@ -101,11 +101,12 @@ def test_help_still_lists_every_command():
 
 # a run of a bearer-token workflow without vendor limits on North American numbers: no
 # command's module but its own, no schema library to report problems it does not have, no
-# OAuth stack, no rate-limit library, no phone metadata, no progress bar
+# OAuth stack, no rate-limit library, no phone metadata, no progress bar, no XML parser for JSON answers
 _NOT_FOR_THIS_RUN = ("dupcheck_plugin.server", "dupcheck_plugin.sim", "starlette", "uvicorn", "dupcheck_plugin.cli.check",
                      "dupcheck_plugin.cli.serve", "dupcheck_plugin.cli.explain", "dupcheck_plugin.config.checker",
                      "jsonschema", "referencing", "tree_sitter", "authlib", "joserfc", "cryptography",
-                     "dupcheck_plugin.connection.oauth", "limits", "phonenumbers", "tqdm", "temporalio")
+                     "dupcheck_plugin.connection.oauth", "limits", "phonenumbers", "tqdm", "temporalio",
+                     "defusedxml", "xml.etree")
 
 
 def test_run_imports_only_what_this_run_uses(tmp_path, crm_stub):
