@@ -163,6 +163,26 @@ def applier(store: Any) -> Callable[[Sequence[Commit]], list[Stored]]:
     return lambda commits: [Stored(lead_id, None) for lead_id in store.apply(commits)]
 
 
+def in_place_applier(store: Any) -> Callable[[Sequence[Commit]], list[Stored] | None] | None:
+    """``store.apply_now`` when the writer may use it: the class that gives it is the
+    one whose writes the writer calls (:func:`applier`). A subclass that overrides
+    ``apply`` or ``apply_stored`` below it (a plugin's store sending each batch
+    somewhere too) would be bypassed: None then, as for a store without one."""
+    cls = type(store)
+
+    def owner(name: str) -> type | None:
+        return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+    gives = owner("apply_now")
+    if gives is None or gives is Store:
+        return None
+    for name in ("apply", "apply_stored"):
+        defined = owner(name)
+        if defined is not None and not issubclass(gives, defined):
+            return None
+    return store.apply_now
+
+
 class Store(ABC):
     """Where decisions land: leads, the account DNC list, decision records.
 
@@ -192,6 +212,16 @@ class Store(ABC):
         None for the text; a subclass that overrides only ``apply`` is written
         through its ``apply`` (see :func:`applier`)."""
         return [Stored(lead_id, None) for lead_id in self.apply(commits)]
+
+    def apply_now(self, commits: Sequence[Commit]) -> list[Stored] | None:
+        """:meth:`apply_stored` if the transaction can start at once, from the
+        calling thread, and takes well under a millisecond; None (nothing
+        written) if it would have to wait (another writer holds the lock). The
+        store writer then stores an idle ``serve``'s insert in the event loop's
+        own thread instead of handing it to the writer thread and back (two
+        thread wake-ups, each slow on an idle core). None here: a store that
+        answers over a network never can."""
+        return None
 
     @abstractmethod
     def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:

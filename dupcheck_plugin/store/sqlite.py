@@ -310,6 +310,26 @@ class SqliteStore(Store):
         """Store a batch of commits in one transaction (see :class:`Store`)."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through the batch
+        return self._apply_begun(conn, commits)
+
+    def apply_now(self, commits: Sequence[Commit]) -> list[Stored] | None:
+        """:meth:`apply_stored`, or None at once (nothing written) when the write lock is
+        held: by another process's transaction, or by a RESTART checkpoint copying the WAL.
+        A local file's transaction otherwise (no fsync at commit: ``synchronous=NORMAL``)."""
+        conn = self._conn()
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                return None
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return self._apply_begun(conn, commits)
+
+    def _apply_begun(self, conn: sqlite3.Connection, commits: Sequence[Commit]) -> list[Stored]:
+        """The batch's rows, in the transaction ``conn`` began; committed, or rolled back on any error."""
         try:
             # the write lock is held: the new leads' ids are the ones SQLite would give them
             # (the largest id plus one, and on), so every row of the batch is known before any

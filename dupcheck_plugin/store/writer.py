@@ -18,6 +18,14 @@ which hands them over when the batch is big enough or its wait is over (one
 timer a batch): the writer thread is woken once a batch, not once for every
 loop iteration's few commits. An interactive caller (``serve``) leaves it
 off: its answer waits for the commit.
+
+An idle ``serve`` stores a lone insert where it is: when the hand-over is
+one commit, nothing is queued or being written, and the store can write it
+at once (:meth:`Store.apply_now`: SQLite's file when no other writer holds
+its lock; never a network database), the event loop's thread writes it. The thread hand-over
+and the way back each wake a thread on an idle core (a paced ``serve``'s
+commit took 0.53 ms p50, 1.5 ms p99 from hand-over to answer, its write
+0.35 ms of it); written in place the loop's answer needs no wake-up at all.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .contract import Commit, Store, StoredRecord, applier
+from .contract import Commit, Store, StoredRecord, applier, in_place_applier
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord
@@ -69,6 +77,8 @@ class StoreWriter:
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Commit, asyncio.Future, Any]]] = {}
         self._pending_lock = threading.Lock()
         self._gathering: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}  # a loop's wait for more
+        self._now = in_place_applier(store)  # None: every batch goes to the thread
+        self._writing = threading.Lock()  # held by whoever writes: the thread, or a loop writing in place
         self._thread = threading.Thread(target=self._loop, name="dupcheck-store-writer", daemon=True)
         self._thread.start()
         self._closed = False
@@ -118,13 +128,38 @@ class StoreWriter:
         return fut
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        here = False
         with self._pending_lock:
             batch = self._pending.pop(loop, None)
             waiting = self._gathering.pop(loop, None)
+            if batch:
+                # under the lock close() takes: a batch is queued before close()'s stop, or written here
+                here = self._in_place(batch)
+                if not here:
+                    self._q.put(batch)
         if waiting is not None:  # handed over before its wait was over (in the loop's thread, as timers are)
             waiting.cancel()
-        if batch:
-            self._q.put(batch)
+        if here:
+            try:
+                outcomes = self._write_now(batch)
+                if outcomes is None:  # it would have to wait: the thread writes it, waiting as it may
+                    with self._pending_lock:
+                        closing = self._closed
+                        if not closing:
+                            self._q.put(batch)
+                    if closing:  # close()'s stop is queued already; it waits for this write
+                        outcomes = self._write(batch)
+            finally:
+                self._writing.release()
+            if outcomes is not None:
+                _resolve([(fut, stored, exc) for fut, _, stored, exc in outcomes])
+
+    def _in_place(self, batch: list) -> bool:
+        """Whether this loop's thread writes ``batch`` itself (then it holds the write lock):
+        one commit of an interactive caller, no other write queued or under way, a store
+        that can write at once."""
+        return (len(batch) == 1 and not self._gather_upto and self._now is not None and self._q.empty()
+                and self._writing.acquire(blocking=False))
 
     def _dnc_once(self, commits: list[Commit]) -> list[Commit]:
         """A DNC entry is added once per phone and campaign: a commit whose entry
@@ -158,21 +193,31 @@ class StoreWriter:
                     break
                 batch.extend(nxt)
             for start in range(0, len(batch), self.max_batch):
-                self._write(batch[start:start + self.max_batch])
+                with self._writing:
+                    outcomes = self._write(batch[start:start + self.max_batch])
+                _answer(outcomes)
             if stop:
                 return
 
-    def _write(self, batch: list) -> None:
+    def _write_now(self, batch: list) -> list | None:
+        """:meth:`_write` through the store's ``apply_now``; None when nothing was written (the
+        store would have to wait, or failed: the thread writes it, and isolates and reports a failure)."""
+        try:
+            commits = self._dnc_once([commit for commit, _, _ in batch])
+            stored = self._now(commits)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - written (or refused, and said why) by the thread
+            return None
+        return None if stored is None else _outcomes(commits, batch, stored)
+
+    def _write(self, batch: list) -> list[tuple[asyncio.Future, Any, StoredRecord | None, BaseException | None]]:
+        """Store ``batch`` (the caller holds the write lock); each commit's (future, loop, stored, error)."""
         try:
             commits = self._dnc_once([commit for commit, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - the store cannot be read: nothing is written
             log.error("store read failed: %s", exc)
-            _answer([(fut, loop, None, exc) for _, fut, loop in batch])
-            return
+            return [(fut, loop, None, exc) for _, fut, loop in batch]
         try:
-            stored = self._apply(commits)
-            outcomes = [(fut, loop, StoredRecord.of(commit.record, one), None)
-                        for commit, (_, fut, loop), one in zip(commits, batch, stored)]
+            outcomes = _outcomes(commits, batch, self._apply(commits))
         except Exception:
             outcomes = []
             failed: dict[str, int] = {}  # one log line per distinct error, not one per commit (a full disk)
@@ -185,7 +230,7 @@ class StoreWriter:
                     outcomes.append((fut, loop, None, exc))
             for message, n in failed.items():
                 log.error("store write failed (%d of %d commits): %s", n, len(batch), message)
-        _answer(outcomes)
+        return outcomes
 
     def close(self) -> None:
         """Finish every queued write (also commits handed over in a loop
@@ -195,10 +240,18 @@ class StoreWriter:
                 return
             self._closed = True
             left, self._pending = list(self._pending.values()), {}
-        for batch in left:
-            self._q.put(batch)
-        self._q.put(_STOP)
+            for batch in left:
+                self._q.put(batch)
+            self._q.put(_STOP)
         self._thread.join()
+        with self._writing:  # a loop's write in place finishes before the store may close
+            pass
+
+
+def _outcomes(commits: list[Commit], batch: list, stored: list) -> list:
+    """(future, loop, the record as stored, None) of each commit of a written batch."""
+    return [(fut, loop, StoredRecord.of(commit.record, one), None)
+            for commit, (_, fut, loop), one in zip(commits, batch, stored)]
 
 
 def _answer(outcomes: list) -> None:
