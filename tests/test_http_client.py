@@ -80,6 +80,27 @@ def test_a_built_request_is_the_one_async_client_builds(method, headers, body):
     assert (ours.method, ours.url, ours.content) == (theirs.method, theirs.url, theirs.content)
     assert sorted(ours.headers.multi_items()) == sorted(theirs.headers.multi_items())
     assert ours.extensions == theirs.extensions  # the client's timeouts
+    # made without httpx.Request.__init__ (client._read_request): what it and read() would have made
+    made = httpx.Request(ours.method, url, headers=ours.headers, stream=httpx.ByteStream(ours.content),
+                         extensions=ours.extensions)
+    made.read()
+    assert type(ours) is httpx.Request and type(ours.url) is httpx.URL and type(ours.stream) is type(made.stream)
+    assert {k: v for k, v in vars(ours).items() if k not in ("headers", "stream")} \
+        == {k: v for k, v in vars(made).items() if k not in ("headers", "stream")}
+    assert ours.headers.raw == made.headers.raw and b"".join(ours.stream) == b"".join(made.stream) == ours.content
+
+
+def test_a_request_to_a_url_written_by_the_plan_gets_a_plain_httpx_url():
+    from dupcheck_plugin.adaptor.render import Rendered
+    from dupcheck_plugin.http.wire import sent_url
+
+    rendered = Rendered(method="GET", url="http://crm.test/q", headers={}, query={"q": "SELECT 'x' (1)"},
+                        body=None, body_format="none")
+    written = sent_url(rendered)
+    assert type(written) is not httpx.URL  # the plan's own: see wire.sent_url
+    request = make_client().build("GET", written, {})
+    assert type(request.url) is httpx.URL and request.url == httpx.URL(str(written))
+    assert request.url.params["q"] == "SELECT 'x' (1)"
 
 
 def _answer(status: int = 200, body: bytes = b'{"total": 1}', **headers: str) -> web.Response:
