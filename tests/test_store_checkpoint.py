@@ -71,3 +71,30 @@ def test_a_wal_past_its_bound_starts_over(tmp_path):
     finally:
         conn.close()
         store.close()
+
+
+def test_a_failure_after_the_commit_neither_undoes_nor_repeats_it(tmp_path, caplog):
+    """Once COMMIT is through, the batch is stored: a checkpoint that cannot be scheduled
+    (no thread to start) is logged, not raised (the writer would store the batch again)."""
+    import asyncio
+
+    from dupcheck_plugin.store.writer import StoreWriter
+
+    store = SqliteStore(tmp_path / "d.db")
+
+    def no_thread():
+        raise RuntimeError("can't start new thread")
+
+    store.checkpointer.wrote = no_thread
+    writer = StoreWriter(store)
+
+    async def one():
+        return await writer.store_record(record("created"))
+
+    try:
+        assert asyncio.run(one())["lead_id"] == "1"
+        writer.close()
+        assert store.counts()["decisions"] == 1 and [lead["id"] for lead in store.find_leads(PHONE)] == ["1"]
+        assert "WAL checkpoint not scheduled: can't start new thread" in caplog.text
+    finally:
+        store.close()

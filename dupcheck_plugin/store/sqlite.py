@@ -342,7 +342,6 @@ class SqliteStore(Store):
                 conn.executemany(_INSERT_DNC, [self._dnc_row(entry, at) for entry, at in rows.dncs])
             conn.executemany(_INSERT_DECISION, rows.decisions)
             conn.execute("COMMIT")
-            self.checkpointer.wrote()
         except BaseException as exc:
             try:
                 conn.execute("ROLLBACK")
@@ -355,6 +354,11 @@ class SqliteStore(Store):
                 raise StoreError("this row of this lead file is already decided by this workflow; "
                                  "the batch was not stored") from exc
             raise
+        # committed: nothing from here on may make a caller think otherwise (and store it again)
+        try:
+            self.checkpointer.wrote()
+        except Exception as exc:  # noqa: BLE001 - no thread to start, say: closing the store checkpoints
+            log.warning("WAL checkpoint not scheduled: %s", exc)
         return list(map(Stored, rows.lead_ids, rows.texts))
 
     @staticmethod
