@@ -22,10 +22,10 @@ off: its answer waits for the commit.
 An idle ``serve`` stores a lone insert where it is: when the hand-over is
 one commit, nothing is queued or being written, and the store can write it
 at once (:meth:`Store.apply_now`: SQLite's file when no other writer holds
-its lock; never a network database), the event loop's thread writes it. The thread hand-over
-and the way back each wake a thread on an idle core (a paced ``serve``'s
-commit took 0.53 ms p50, 1.5 ms p99 from hand-over to answer, its write
-0.35 ms of it); written in place the loop's answer needs no wake-up at all.
+its lock; never a network database), the event loop's thread writes it. The
+thread hand-over and the way back each wake a thread on an idle core (a
+paced ``serve``'s commit took 0.53 ms p50, 1.5 ms p99 from hand-over to
+answer, its write 0.35 ms of it); written in place, nothing is woken.
 """
 
 from __future__ import annotations
