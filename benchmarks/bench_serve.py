@@ -199,12 +199,13 @@ def _idle(url: str, timeout_s: float = 60.0) -> None:
 
 
 @contextmanager
-def serve(workflow: Path, crm_url: str, db: Path, env: dict[str, str] | None = None):
-    """A ``dupcheck serve`` process; yields (its URL, its pid)."""
+def serve(workflow: Path, crm_url: str, db: Path, env: dict[str, str] | None = None, cwd: str | None = None):
+    """A ``dupcheck serve`` process; yields (its URL, its pid). ``cwd``: where it runs
+    (``python -m`` imports the package from there first, before ``PYTHONPATH``)."""
     port = _free_port()
     proc = subprocess.Popen(DUPCHECK + ["serve", str(workflow), "--port", str(port), "--db", str(db),
                                         "--crm-url", crm_url, "--log-level", "error"],
-                            env={**(env or ENV), "DUPCHECK_API_TOKENS": "bench"},
+                            env={**(env or ENV), "DUPCHECK_API_TOKENS": "bench"}, cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
