@@ -1,7 +1,8 @@
 """An idle ``serve``'s lone commit is written in the event loop's own thread
 (no hand-over to the writer thread and back); everything else still goes to
 the writer thread. Real SQLite files; the thread that wrote each
-transaction is recorded around the store's own ``apply_stored``."""
+transaction is recorded around the store's own ``apply_stored`` (the writer
+thread's way) and ``apply_now`` (the way in place)."""
 
 from __future__ import annotations
 
