@@ -150,15 +150,18 @@ class StoredRecord(dict):
         return out
 
 
+def _defining(store: Any, name: str) -> type | None:
+    """The class in ``store``'s MRO whose own body defines ``name`` (None: none does)."""
+    return next((c for c in type(store).__mro__ if name in vars(c)), None)
+
+
 def applier(store: Any) -> Callable[[Sequence[Commit]], list[Stored]]:
     """How a writer stores a batch with ``store``: its ``apply_stored``,
     unless a subclass overrode ``apply`` below the class that gives
     ``apply_stored`` (a plugin's store wrapping SQLite's ``apply``, say): its
     ``apply`` must then see every batch, and the records' text is not known."""
-    cls = type(store)
-    owner = {name: next((c for c in cls.__mro__ if name in vars(c)), None) for name in ("apply", "apply_stored")}
-    if owner["apply_stored"] is not None and owner["apply"] is not None \
-            and issubclass(owner["apply_stored"], owner["apply"]):
+    gives, applies = _defining(store, "apply_stored"), _defining(store, "apply")
+    if gives is not None and applies is not None and issubclass(gives, applies):
         return store.apply_stored
     return lambda commits: [Stored(lead_id, None) for lead_id in store.apply(commits)]
 
@@ -168,16 +171,11 @@ def in_place_applier(store: Any) -> Callable[[Sequence[Commit]], list[Stored] | 
     one whose writes the writer calls (:func:`applier`). A subclass that overrides
     ``apply`` or ``apply_stored`` below it (a plugin's store sending each batch
     somewhere too) would be bypassed: None then, as for a store without one."""
-    cls = type(store)
-
-    def owner(name: str) -> type | None:
-        return next((c for c in cls.__mro__ if name in vars(c)), None)
-
-    gives = owner("apply_now")
+    gives = _defining(store, "apply_now")
     if gives is None or gives is Store:
         return None
     for name in ("apply", "apply_stored"):
-        defined = owner(name)
+        defined = _defining(store, name)
         if defined is not None and not issubclass(gives, defined):
             return None
     return store.apply_now
