@@ -1,6 +1,6 @@
-"""An idle ``serve``'s lone commit is written in the event loop's own thread
-(no hand-over to the writer thread and back); everything else still goes to
-the writer thread. Real SQLite files; the thread that wrote each
+"""An idle ``serve``'s commits (up to a few at once) are written in the event
+loop's own thread (no hand-over to the writer thread and back); everything
+else still goes to the writer thread. Real SQLite files; the thread that wrote each
 transaction is recorded around the store's own ``apply_stored`` (the writer
 thread's way) and ``apply_now`` (the way in place)."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from dupcheck_plugin.store.contract import Store, in_place_applier
 from dupcheck_plugin.store.sqlite import SqliteStore
-from dupcheck_plugin.store.writer import StoreWriter
+from dupcheck_plugin.store.writer import IN_PLACE_MAX, StoreWriter
 from dupcheck_plugin.testing import MemoryStore
 
 from test_store import record
@@ -68,16 +68,30 @@ def test_an_idle_loop_s_lone_commit_is_written_in_its_own_thread(store):
         assert [d["lead_id"] for d in store.decisions(_phone(i))] == [rec["lead_id"]]
 
 
-def test_what_one_loop_iteration_hands_over_together_goes_to_the_writer_thread(store):
+def test_a_few_commits_of_one_loop_iteration_are_written_in_place_together(store):
+    # paced serve: two clients' requests in step finish in one loop iteration
     writes = _recording(store)
     writer = StoreWriter(store)
 
-    async def two():
-        return await asyncio.gather(*(writer.store_record(record("created", _phone(i))) for i in range(2)))
+    async def together(n):
+        return await asyncio.gather(*(writer.store_record(record("created", _phone(i))) for i in range(n)))
 
-    assert [r["lead_id"] for r in asyncio.run(two())] == ["1", "2"]
+    assert [r["lead_id"] for r in asyncio.run(together(IN_PLACE_MAX))] == [str(i + 1) for i in range(IN_PLACE_MAX)]
     writer.close()
-    assert len(writes) == 1 and writes[0][1] == 2 and writes[0][0] != threading.get_ident()
+    assert writes == [(threading.get_ident(), IN_PLACE_MAX)]  # one transaction, in this thread
+
+
+def test_more_commits_of_one_loop_iteration_go_to_the_writer_thread(store):
+    writes = _recording(store)
+    writer = StoreWriter(store)
+    n = IN_PLACE_MAX + 1
+
+    async def together():
+        return await asyncio.gather(*(writer.store_record(record("created", _phone(i))) for i in range(n)))
+
+    assert [r["lead_id"] for r in asyncio.run(together())] == [str(i + 1) for i in range(n)]
+    writer.close()
+    assert len(writes) == 1 and writes[0][1] == n and writes[0][0] != threading.get_ident()
 
 
 def test_a_commit_meeting_a_write_under_way_is_queued_for_the_writer_thread(store):
