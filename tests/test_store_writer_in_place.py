@@ -1,8 +1,8 @@
 """An idle ``serve``'s commits (up to a few at once) are written in the event
 loop's own thread (no hand-over to the writer thread and back); everything
-else still goes to the writer thread. Real SQLite files; the thread that wrote each
-transaction is recorded around the store's own ``apply_stored`` (the writer
-thread's way) and ``apply_now`` (the way in place)."""
+else still goes to the writer thread. Real SQLite files; the thread that
+wrote each transaction is recorded around the store's own ``apply_stored``
+(the writer thread's way) and ``apply_now`` (the way in place)."""
 
 from __future__ import annotations
 
@@ -68,15 +68,19 @@ def test_an_idle_loop_s_lone_commit_is_written_in_its_own_thread(store):
         assert [d["lead_id"] for d in store.decisions(_phone(i))] == [rec["lead_id"]]
 
 
+def _stored_together(writer: StoreWriter, n: int) -> list[str]:
+    """The lead ids of ``n`` commits handed over in one loop iteration."""
+    async def together():
+        return await asyncio.gather(*(writer.store_record(record("created", _phone(i))) for i in range(n)))
+
+    return [r["lead_id"] for r in asyncio.run(together())]
+
+
 def test_a_few_commits_of_one_loop_iteration_are_written_in_place_together(store):
     # paced serve: two clients' requests in step finish in one loop iteration
     writes = _recording(store)
     writer = StoreWriter(store)
-
-    async def together(n):
-        return await asyncio.gather(*(writer.store_record(record("created", _phone(i))) for i in range(n)))
-
-    assert [r["lead_id"] for r in asyncio.run(together(IN_PLACE_MAX))] == [str(i + 1) for i in range(IN_PLACE_MAX)]
+    assert _stored_together(writer, IN_PLACE_MAX) == [str(i + 1) for i in range(IN_PLACE_MAX)]
     writer.close()
     assert writes == [(threading.get_ident(), IN_PLACE_MAX)]  # one transaction, in this thread
 
@@ -85,11 +89,7 @@ def test_more_commits_of_one_loop_iteration_go_to_the_writer_thread(store):
     writes = _recording(store)
     writer = StoreWriter(store)
     n = IN_PLACE_MAX + 1
-
-    async def together():
-        return await asyncio.gather(*(writer.store_record(record("created", _phone(i))) for i in range(n)))
-
-    assert [r["lead_id"] for r in asyncio.run(together())] == [str(i + 1) for i in range(n)]
+    assert _stored_together(writer, n) == [str(i + 1) for i in range(n)]
     writer.close()
     assert len(writes) == 1 and writes[0][1] == n and writes[0][0] != threading.get_ident()
 

@@ -23,10 +23,10 @@ An idle ``serve`` stores its inserts where they are: when the hand-over is
 a few commits (:data:`IN_PLACE_MAX`), nothing is queued or being written,
 and the store can write them at once (:meth:`Store.apply_now`: SQLite's
 file when no other writer holds its lock; never a network database), the
-event loop's thread writes them. The
-thread hand-over and the way back each wake a thread on an idle core (a
-paced ``serve``'s commit took 0.53 ms p50, 1.5 ms p99 from hand-over to
-answer, its write 0.35 ms of it); written in place, nothing is woken.
+event loop's thread writes them. The thread hand-over and the way back
+each wake a thread on an idle core (a paced ``serve``'s commit took 0.53 ms
+p50, 1.5 ms p99 from hand-over to answer, its write 0.35 ms of it); written
+in place, nothing is woken.
 """
 
 from __future__ import annotations
