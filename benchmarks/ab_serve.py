@@ -6,9 +6,9 @@ each tree is a directory holding a ``dupcheck_plugin`` package (``git worktree a
 -q /tmp/a/dupcheck_plugin``), run as ``serve`` with it first on ``PYTHONPATH``. One
 stub CRM at 50 ms for all; each repetition runs ``wrk`` paced (``bench_serve``'s
 100 requests/s over 200 connections) against the stub directly, then against each
-tree's ``serve`` (started in the tree's folder; the trees' order alternating), and prints the medians: what each
-tree adds over the stub at p50 and p99, its handler's own time (its ``/metrics``)
-and its CPU per insert. What ``make bench``'s paced row measures, for two versions
+tree's ``serve`` (started in the tree's folder; the trees' order alternating).
+It prints the medians: what each tree adds over the stub at p50 and p99, its
+handler's own time (its ``/metrics``) and its CPU per insert. What ``make bench``'s paced row measures, for two versions
 of the code at once, so a step's effect is read against the same minutes' noise.
 """
 

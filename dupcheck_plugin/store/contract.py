@@ -215,7 +215,7 @@ class Store(ABC):
         """:meth:`apply_stored` if the transaction can start at once, from the
         calling thread, and takes well under a millisecond; None (nothing
         written) if it would have to wait (another writer holds the lock). The
-        store writer then stores an idle ``serve``'s insert in the event loop's
+        store writer then stores an idle ``serve``'s inserts in the event loop's
         own thread instead of handing it to the writer thread and back (two
         thread wake-ups, each slow on an idle core). None here: a store that
         answers over a network never can."""

@@ -173,7 +173,8 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple]) ->
     """Insert ``rows`` with ``insert`` (``INSERT INTO t (...) VALUES``), in order, a
     few rows to a statement. ``executemany`` runs its statement once a row (bind, step,
     halt, reset); one INSERT of many ``VALUES`` rows runs once. A batched ``run``
-    lead: 438,900 -> 432,300 instructions (callgrind). Chunks are powers of two up to
+    lead: ~438,300 -> ~432,600 instructions (callgrind, two runs of each tree,
+    alternated). Chunks are powers of two up to
     :data:`MULTI_ROW_MAX`, so a table needs at most seven statement texts (the
     connection's statement cache keeps them compiled)."""
     done, n = 0, len(rows)
