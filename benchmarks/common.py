@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import platform
 import random
+import sys
 from pathlib import Path
 
 
@@ -19,3 +21,16 @@ def write_csv(path: Path, n: int, seed: int = 1, email: bool = True) -> Path:
         for i, lead in enumerate(random_leads(n, seed)):
             f.write(f"{lead['phone_number']},First{i},Last{i}" + (f",{lead['email']}\n" if email else "\n"))
     return path
+
+
+def interpreter() -> str:
+    """The Python every measured process runs on: its version, where it is, and
+    whether it loads libpython as a shared library (such a build took ~20%
+    more CPU for the same code: README, "Where a lead's CPU goes")."""
+    try:
+        with open("/proc/self/maps") as maps:
+            shared = any("libpython" in line for line in maps)
+        build = "libpython shared" if shared else "libpython built in"
+    except OSError:
+        build = "libpython: unknown"
+    return f"Python {platform.python_version()} ({sys.executable}, {build})"

@@ -11,13 +11,14 @@ import os
 
 from . import (bench_batched, bench_check, bench_client, bench_crm_limits, bench_instructions, bench_memory, bench_serve,
                bench_temporal)
+from .common import interpreter
 
 BENCHMARKS = (bench_client, bench_instructions, bench_batched, bench_serve, bench_check, bench_memory, bench_crm_limits,
               bench_temporal)
 
 
 def main() -> None:
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start\n", flush=True)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; {interpreter()}\n", flush=True)
     bench_check.compile_bytecode()  # every dupcheck process starts from bytecode, as an installed one does
     for bench in BENCHMARKS:
         bench.main()
