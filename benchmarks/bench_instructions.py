@@ -38,8 +38,9 @@ from .sim_process import simulator
 from .stubbed import ENV, bare_cmd, dupcheck_cmd, stub, write_workflow
 
 IN_FLIGHT = 64
-# the shared objects each group's instructions run in (matched on the file name)
-GROUPS = (("Python", ("libpython",)), ("SQLite", ("libsqlite3", "_sqlite3")), ("orjson", ("orjson",)),
+# the objects each group's instructions run in (matched on the start of the file name): the
+# interpreter is libpython.so, or the executable itself where libpython is built in
+GROUPS = (("Python", ("libpython", "python")), ("SQLite", ("libsqlite3", "_sqlite3")), ("orjson", ("orjson",)),
           ("libc", ("libc.so", "libm.so")))
 
 
@@ -76,7 +77,7 @@ def grouped(by_object: Counter) -> Counter:
     out: Counter = Counter()
     for name, n in by_object.items():
         base = os.path.basename(name)
-        out[next((group for group, marks in GROUPS if any(m in base for m in marks)), "other")] += n
+        out[next((group for group, marks in GROUPS if base.startswith(marks)), "other")] += n
     return out
 
 

@@ -49,3 +49,13 @@ def test_start_up_is_taken_off_per_lead():
     total, by_group = per_lead(whole, one, 101)
     assert total == 100
     assert by_group == {"Python": 80, "SQLite": 20}
+
+
+def test_an_interpreter_with_libpython_built_in_counts_as_python_and_extensions_do_not():
+    """Debian's python3.11 runs the interpreter in the executable; a ``.cpython-311`` extension
+    module's name holds "python" too, but it is its library's."""
+    by_object = {"/usr/bin/python3.11": 600,
+                 "/usr/lib/python3.11/lib-dynload/_sqlite3.cpython-311-x86_64-linux-gnu.so": 30,
+                 "/venv/lib/python3.11/site-packages/orjson/orjson.cpython-311-x86_64-linux-gnu.so": 20,
+                 "/venv/lib/python3.11/site-packages/yarl/_quoting_c.cpython-311-x86_64-linux-gnu.so": 5}
+    assert grouped(by_object) == {"Python": 600, "SQLite": 30, "orjson": 20, "other": 5}
