@@ -1,5 +1,5 @@
 # Set-up is part of every target: a fresh machine needs only python3 (>= 3.11).
-# The venv's Python: .ci/pick-python prefers a build with libpython built in (~20% less CPU).
+# The venv's Python: .ci/pick-python prefers a build with libpython built in (14-21% less CPU).
 PYTHON ?= $(shell sh .ci/pick-python)
 VENV ?= .venv
 BIN := $(VENV)/bin
