@@ -16,6 +16,9 @@ protocol into messages (no TLS: connect with ``sslmode=disable``).
         before = proxy.round_trips
         ...  # talk to the database through url
         print(proxy.round_trips - before)
+
+It can also lose a connection at a COMMIT (:meth:`PgProxy.cut_at_commit`): how the
+tests see what a store does when it cannot know whether its transaction committed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 
 _NEGOTIATIONS = {80877103, 80877104}  # SSLRequest, GSSENCRequest: answered by one byte, then the startup
 _WAITS = frozenset(b"SQH")  # Sync, Query, Flush
+CUT_ANSWER_AFTER_S = 0.3  # cut_at_commit("after"): the server's time to commit before the line goes
 
 
 class _ClientStream:
@@ -74,6 +78,27 @@ class PgProxy:
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._cut: str | None = None  # see cut_at_commit
+        self.cuts = 0
+
+    def cut_at_commit(self, when: str) -> None:
+        """Once: the next piece of a client's stream holding a ``COMMIT`` ends its connection.
+        ``"before"``: the piece is not passed on (the server never sees the COMMIT and rolls
+        back); ``"after"``: it is, the server commits, and its answer never reaches the client.
+        Either way the client finds its connection closed; ``cuts`` counts the cuts made."""
+        if when not in ("before", "after"):
+            raise ValueError(f"cut_at_commit: 'before' or 'after', not {when!r}")
+        with self._lock:
+            self._cut = when
+
+    def _cut_now(self, data: bytes) -> str | None:
+        with self._lock:
+            when = self._cut
+            if when is None or b"COMMIT" not in data:
+                return None
+            self._cut = None
+            self.cuts += 1
+            return when
 
     def start(self) -> "PgProxy":
         self._thread.start()
@@ -112,19 +137,35 @@ class PgProxy:
             return
         self._writers.add(server_w)
         stream = _ClientStream()
+        muted = False  # the server's answers go no further (cut "after" a COMMIT)
 
-        def count(data: bytes) -> None:
+        def hang_up() -> None:
+            client_w.close()
+            server_w.close()
+
+        def from_client(data: bytes) -> bool:
+            """Counts a piece of the client's stream; False: drop it (the connection is cut)."""
+            nonlocal muted
             waits = stream.feed(data)
             with self._lock:
                 self.client_writes += 1
                 self.round_trips += waits > 0
+            cut = self._cut_now(data)
+            if cut == "before":
+                hang_up()
+                return False
+            if cut == "after":
+                muted = True
+                asyncio.get_running_loop().call_later(CUT_ANSWER_AFTER_S, hang_up)
+            return True
 
-        await asyncio.gather(self._pump(client_r, server_w, count), self._pump(server_r, client_w, None),
+        await asyncio.gather(self._pump(client_r, server_w, from_client),
+                             self._pump(server_r, client_w, lambda data: not muted),
                              return_exceptions=True)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count) -> None:
-        """Copies one direction; with a delay, each chunk leaves ``delay_s`` after it came (latency, not
-        a bandwidth cap: chunks in flight overlap)."""
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, passes) -> None:
+        """Copies one direction (each piece that ``passes`` it); with a delay, each chunk leaves
+        ``delay_s`` after it came (latency, not a bandwidth cap: chunks in flight overlap)."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def send() -> None:
@@ -141,9 +182,8 @@ class PgProxy:
         sender = asyncio.ensure_future(send())
         try:
             while data := await reader.read(1 << 16):
-                if count is not None:
-                    count(data)
-                queue.put_nowait((time.monotonic() + self.delay_s, data))
+                if passes(data):
+                    queue.put_nowait((time.monotonic() + self.delay_s, data))
         except (OSError, RuntimeError):  # a connection reset, or a transport closed by stop()
             pass
         finally:
