@@ -47,7 +47,7 @@ from .rules.decide import DECIDED_BY, Decision, OnError, RowTrace, RulesRow, tra
 from .rules.advice import answer_key_warnings, rule_warnings  # check's rules-table warnings (the console's too)
 from .rules.match import OPERATORS  # a rules-table row's ``match`` values
 from .rules.paths import MISSING  # what explain shows for a key the answer does not have
-from .store.contract import Commit, DncEntry, NewLead, Store, StoreError, upgrade_record
+from .store.contract import Commit, DncEntry, NewLead, Store, StoreError, StoreOutcomeUnknown, upgrade_record
 from .types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node, NodeType
 
 __all__ = [
@@ -55,7 +55,8 @@ __all__ = [
     "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
     "DEFAULT_CONCURRENCY", "Decision", "DecisionRecord", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
     "LeadContext", "LeadFileError", "LocalHit", "NOT_UNICODE", "NewLead", "NoCheck", "Node", "NodeType",
-    "PluginConflict", "Problem", "Registry", "Store", "StoreError", "Summary", "Workflow", "codes",
+    "PluginConflict", "Problem", "Registry", "Store", "StoreError", "StoreOutcomeUnknown", "Summary", "Workflow",
+    "codes",
     "changed_row", "default_registry", "explain", "iter_leads", "make_plugin_manager", "open_source", "plan_commit",
     "row_label",
     "split_recording", "stream_items", "OPERATORS", "OnError", "RowTrace", "RulesRow", "answer_key_warnings",

@@ -977,3 +977,44 @@ def test_response_head_goes_out_with_its_body_in_one_send():
         assert failed.sends == [b"HTTP/1.1 500 Internal Server Error\r\n\r\n"] and failed.closed
 
     asyncio.run(main())
+
+
+@pytest.mark.services
+def test_an_insert_whose_commit_answer_postgresql_lost_is_one_lead_or_an_honest_503(sim, pg_cluster, tmp_path):
+    """The database connection goes with the COMMIT of an insert without an Idempotency-Key:
+    the store asks the server, the insert is answered as stored, and the phone has one lead,
+    not two. When the server cannot say either, the 503 says the lead may be stored."""
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+    from dupcheck_plugin.store.contract import StoreOutcomeUnknown
+
+    def post(client, phone):
+        return client.post("/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "100", "phone_number": phone})
+
+    def cannot_ask(xid, lost):  # as when the server is out of reach too
+        raise StoreOutcomeUnknown("lost at COMMIT and the server could not be asked")
+
+    name = f"serve_cut_{os.getpid()}"
+    pg_cluster.create_database(name)
+    try:
+        with PgProxy("127.0.0.1", pg_cluster.port) as proxy, make_server(
+                sim, tmp_path / "unused.db", db_url=f"postgresql://dupcheck@127.0.0.1:{proxy.port}/{name}?sslmode=disable"
+        ) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+            store = server.api.store
+            phone = fresh_phone()
+            proxy.cut_at_commit("after")
+            r = post(client, phone)
+            assert proxy.cuts == 1
+            assert r.status_code == 200 and r.json()["success"] is True, r.text
+            [lead] = store.find_leads("+1" + phone)
+            assert r.json()["data"]["lead_id"] == lead["id"]
+            assert len(store.decisions("+1" + phone)) == 1
+
+            store._committed = cannot_ask
+            other = fresh_phone()
+            proxy.cut_at_commit("after")
+            r = post(client, other)
+            assert r.status_code == 503
+            assert "may or may not have been stored" in r.json()["text"] and "Idempotency-Key" in r.json()["text"]
+            assert len(store.find_leads("+1" + other)) == 1  # it had landed: not written again
+    finally:
+        pg_cluster.drop_database(name)

@@ -3,6 +3,7 @@ version table, several processes opening one database at once, the hook."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -194,7 +195,7 @@ def test_round_trips_per_batch_do_not_grow_with_its_size(pg_cluster, pg_url):
         small = round_trips(mixed_batch(5))
         large = round_trips(mixed_batch(200, start=5))
         one_by_one = sum(round_trips([c]) for c in mixed_batch(5, start=205))
-        assert 1 <= large <= small + 2 <= 6  # 2 each: the lead ids, then the rest in one pipeline
+        assert 1 <= large <= small + 2 <= 6  # 2 each: the transaction's and the lead ids, then the rest in one pipeline
         assert one_by_one >= 5  # the proxy sees every batch's waits: 40 batches would be 40x
         assert s.counts()["decisions"] == 210
 
@@ -248,3 +249,127 @@ def test_a_crm_record_id_holding_a_nul_is_decided_and_stored(pg_url, tmp_path):
     with PostgresStore(pg_url) as s:
         [stored] = s.decisions("+15550100123")
     assert stored["crm_record_id"] == "C-\x001" and json.loads(stored["response"]["body"]) == json.loads(answer)
+
+
+# --- a connection lost with its COMMIT --------------------------------------------
+
+def _phones(n: int, start: int = 0) -> list[str]:
+    return [f"+1555030{i:04d}" for i in range(start, start + n)]
+
+
+def _through(proxy, pg_url: str, **options) -> PostgresStore:
+    from urllib.parse import urlsplit
+
+    return PostgresStore(f"postgresql://dupcheck@127.0.0.1:{proxy.port}{urlsplit(pg_url).path}?sslmode=disable",
+                         **options)
+
+
+def test_a_batch_whose_commit_answer_is_lost_is_found_committed_and_stored_once(pg_cluster, pg_url):
+    """The server commits, its answer never comes back: the store asks the server (by the
+    transaction's id) and answers as for any stored batch; nothing is written twice."""
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+
+    batch = [record("created", phone) for phone in _phones(3)] + [record("duplicate", phone) for phone in _phones(2, 3)]
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, _through(proxy, pg_url) as s:
+        proxy.cut_at_commit("after")
+        stored = s.apply_stored(batch)
+        assert proxy.cuts == 1
+        assert [x.lead_id for x in stored] == ["1", "2", "3", None, None]
+        assert s.counts() == {"leads": 3, "dnc": 0, "decisions": 5}
+        for phone, one in zip(_phones(5), stored):
+            [decision] = s.decisions(phone)
+            assert decision["lead_id"] == one.lead_id and json.loads(one.record_json) == decision
+
+
+def test_a_commit_lost_before_the_server_got_it_stores_nothing_and_can_go_again(pg_cluster, pg_url):
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+
+    batch = [record("created", phone) for phone in _phones(3)]
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, _through(proxy, pg_url) as s:
+        proxy.cut_at_commit("before")
+        with pytest.raises(psycopg.OperationalError):
+            s.apply_stored(batch)
+        assert proxy.cuts == 1
+        assert s.counts() == {"leads": 0, "dnc": 0, "decisions": 0}  # the server rolled it back
+        s.apply_stored(batch)
+        assert s.counts() == {"leads": 3, "dnc": 0, "decisions": 3}
+
+
+def test_the_writer_stores_keyless_inserts_once_when_a_commit_answer_is_lost(pg_cluster, pg_url):
+    """serve's inserts without an Idempotency-Key: nothing in the database refuses a second copy,
+    so a batch written again after a lost COMMIT answer would be stored twice."""
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+    from dupcheck_plugin.store.writer import StoreWriter
+
+    phones = _phones(6, 100)
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, _through(proxy, pg_url) as s:
+        writer = StoreWriter(s)
+        proxy.cut_at_commit("after")
+
+        async def insert_all():
+            return await asyncio.gather(*(writer.store_record(record("created", phone)) for phone in phones))
+
+        stored = asyncio.run(insert_all())
+        writer.close()
+        assert proxy.cuts == 1
+        assert sorted(int(r["lead_id"]) for r in stored) == list(range(1, 7))
+        assert s.counts() == {"leads": 6, "dnc": 0, "decisions": 6}
+        assert [len(s.find_leads(phone)) for phone in phones] == [1] * 6
+
+
+def test_the_server_says_by_transaction_id_whether_a_lost_commit_committed(pg_url, monkeypatch):
+    """Committed, rolled back, or still running on the server (it has not noticed the lost
+    connection yet): asked until OUTCOME_WAIT_S, then StoreOutcomeUnknown."""
+    from dupcheck_plugin.store import postgres
+    from dupcheck_plugin.store.contract import StoreOutcomeUnknown
+
+    lost = psycopg.OperationalError("server closed the connection unexpectedly")
+    with PostgresStore(pg_url) as s, psycopg.connect(pg_url) as other:
+        def transaction(end: str | None) -> int:
+            xid = other.execute("SELECT txid_current()").fetchone()[0]  # psycopg opened a transaction
+            if end is not None:
+                other.execute(end)
+            return xid
+
+        assert s._committed(transaction("COMMIT"), lost) is True
+        assert s._committed(transaction("ROLLBACK"), lost) is False
+        monkeypatch.setattr(postgres, "OUTCOME_WAIT_S", 0.2)
+        running = transaction(None)
+        with pytest.raises(StoreOutcomeUnknown, match=r"lost at COMMIT \(server closed the connection unexpectedly\) "
+                                                      r"and its transaction was still in progress after 0.2 s"):
+            s._committed(running, lost)
+        other.rollback()
+
+
+def test_when_the_server_cannot_say_the_writer_fails_the_batch_whole_and_writes_nothing_again(pg_cluster, pg_url):
+    """A lost COMMIT answer the server cannot be asked about (StoreOutcomeUnknown): every commit
+    of the batch gets the error, and none is written again (the batch had in fact landed)."""
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+    from dupcheck_plugin.store.contract import StoreOutcomeUnknown
+    from dupcheck_plugin.store.writer import StoreWriter
+
+    phones = _phones(3, 200)
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, _through(proxy, pg_url) as s:
+        writes = []
+        apply_stored = s.apply_stored
+
+        def counted(commits):
+            writes.append(len(commits))
+            return apply_stored(commits)
+
+        def cannot_ask(xid, lost):  # as when the server is out of reach too
+            raise StoreOutcomeUnknown("lost at COMMIT and the server could not be asked")
+
+        s.apply_stored, s._committed = counted, cannot_ask
+        writer = StoreWriter(s)
+        proxy.cut_at_commit("after")
+
+        async def insert_all():
+            return await asyncio.gather(*(writer.store_record(record("created", phone)) for phone in phones),
+                                        return_exceptions=True)
+
+        outcomes = asyncio.run(insert_all())
+        writer.close()
+        assert [type(o) for o in outcomes] == [StoreOutcomeUnknown] * 3
+        assert writes == [3]  # once, whole: not commit by commit
+        assert s.counts()["decisions"] == 3  # it had landed: written again, it would be 6

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from .. import codes
-from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError, Workflow
+from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError, StoreOutcomeUnknown, Workflow
 from ..phone import split_e164, to_e164
 from . import convoso as cv
 from .admin.auth import Admin, AdminTokens, session_secret
@@ -234,6 +234,11 @@ class Api:
         try:
             stored = await self.host.decide(lead, check_dup=check_dup, check_dnc=check_dnc, api=api,
                                             idempotency_key=key)
+        except StoreOutcomeUnknown as exc:  # the database went at COMMIT: the lead may be stored
+            log.error("deciding a lead: %s", exc)
+            raise cv.ApiError(503, "Internal error: the decision may or may not have been stored; retry with the "
+                              "same Idempotency-Key, or look the lead up before retrying without one",
+                              code=codes.INTERNAL.code) from None
         except StoreError as exc:  # the store refused the write: nothing was created
             log.error("deciding a lead failed: %s", exc)
             raise cv.ApiError(503, "Internal error: the decision could not be stored, retry later",

@@ -34,6 +34,14 @@ class StoreError(DupcheckError):
     that call landed."""
 
 
+class StoreOutcomeUnknown(StoreError):
+    """A write whose outcome the store cannot learn: the connection to a
+    database server went at its COMMIT, and the server could not be asked
+    afterwards. The batch may have landed; the store writer does not write its
+    commits again (that could store them twice), and a caller should look
+    before it retries (a lead file's rows: ``--resume`` finds the rows stored)."""
+
+
 class RunInProgress(StoreError):
     """Another run of the workflow is deciding the lead file in this store
     right now (:meth:`Store.claim_run`); the message names them, and the

@@ -6,7 +6,8 @@ into one ``store.apply`` (group commit). The hand-over is batched too: the
 commits of one event-loop iteration go to the thread as one list, and the
 thread answers each loop once per batch (one wake-up of the loop, not one
 per row). A batch that fails is retried row by row so one bad record cannot
-take its neighbours down with it.
+take its neighbours down with it; not one whose outcome the store cannot
+learn (:class:`StoreOutcomeUnknown`: it may have landed), which fails whole.
 
 A batch job may also let a small batch wait a moment for more commits
 (:meth:`StoreWriter.gather`): at a CRM's pace the leads finish a few at a
@@ -38,7 +39,7 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .contract import Commit, Store, StoredRecord, applier, in_place_applier
+from .contract import Commit, Store, StoredRecord, StoreOutcomeUnknown, applier, in_place_applier
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord
@@ -223,6 +224,9 @@ class StoreWriter:
             return [(fut, loop, None, exc) for _, fut, loop in batch]
         try:
             outcomes = _outcomes(commits, batch, self._apply(commits))
+        except StoreOutcomeUnknown as exc:  # the batch may have landed: written again, it could land twice
+            log.error("store write of %d commits: %s", len(batch), exc)
+            return [(fut, loop, None, exc) for _, fut, loop in batch]
         except Exception:
             outcomes = []
             failed: dict[str, int] = {}  # one log line per distinct error, not one per commit (a full disk)
