@@ -266,11 +266,12 @@ def _through(proxy, pg_url: str, **options) -> PostgresStore:
 
 def test_a_batch_whose_commit_answer_is_lost_is_found_committed_and_stored_once(pg_cluster, pg_url):
     """The server commits, its answer never comes back: the store asks the server (by the
-    transaction's id) and answers as for any stored batch; nothing is written twice."""
+    transaction's id, on a connection of its own: here the pool's one is the lost one) and
+    answers as for any stored batch; nothing is written twice."""
     from dupcheck_plugin.dev.pg_proxy import PgProxy
 
     batch = [record("created", phone) for phone in _phones(3)] + [record("duplicate", phone) for phone in _phones(2, 3)]
-    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, _through(proxy, pg_url) as s:
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, _through(proxy, pg_url, pool_size=1) as s:
         proxy.cut_at_commit("after")
         stored = s.apply_stored(batch)
         assert proxy.cuts == 1
@@ -341,9 +342,27 @@ def test_the_server_says_by_transaction_id_whether_a_lost_commit_committed(pg_ur
         other.rollback()
 
 
+def _decisions(pg_url: str) -> int:
+    """The decisions in the database, asked directly (not through the proxy)."""
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+
+
+def test_when_the_server_is_out_of_reach_too_the_outcome_is_unknown(pg_cluster, pg_url):
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+    from dupcheck_plugin.store.contract import StoreOutcomeUnknown
+
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy, _through(proxy, pg_url) as s:
+        proxy.cut_at_commit("after", then_refuse=True)
+        with pytest.raises(StoreOutcomeUnknown, match=r"lost at COMMIT \(.*\) and the server could not be asked "
+                                                      r"\(.*\): the batch may or may not be stored"):
+            s.apply_stored([record("created", phone) for phone in _phones(2, 300)])
+    assert _decisions(pg_url) == 2  # it had landed
+
+
 def test_when_the_server_cannot_say_the_writer_fails_the_batch_whole_and_writes_nothing_again(pg_cluster, pg_url):
-    """A lost COMMIT answer the server cannot be asked about (StoreOutcomeUnknown): every commit
-    of the batch gets the error, and none is written again (the batch had in fact landed)."""
+    """A lost COMMIT answer, the server out of reach too (StoreOutcomeUnknown): every commit of
+    the batch gets the error, and none is written again (the batch had in fact landed)."""
     from dupcheck_plugin.dev.pg_proxy import PgProxy
     from dupcheck_plugin.store.contract import StoreOutcomeUnknown
     from dupcheck_plugin.store.writer import StoreWriter
@@ -357,12 +376,9 @@ def test_when_the_server_cannot_say_the_writer_fails_the_batch_whole_and_writes_
             writes.append(len(commits))
             return apply_stored(commits)
 
-        def cannot_ask(xid, lost):  # as when the server is out of reach too
-            raise StoreOutcomeUnknown("lost at COMMIT and the server could not be asked")
-
-        s.apply_stored, s._committed = counted, cannot_ask
+        s.apply_stored = counted
         writer = StoreWriter(s)
-        proxy.cut_at_commit("after")
+        proxy.cut_at_commit("after", then_refuse=True)
 
         async def insert_all():
             return await asyncio.gather(*(writer.store_record(record("created", phone)) for phone in phones),
@@ -372,4 +388,4 @@ def test_when_the_server_cannot_say_the_writer_fails_the_batch_whole_and_writes_
         writer.close()
         assert [type(o) for o in outcomes] == [StoreOutcomeUnknown] * 3
         assert writes == [3]  # once, whole: not commit by commit
-        assert s.counts()["decisions"] == 3  # it had landed: written again, it would be 6
+    assert _decisions(pg_url) == 3  # it had landed: written again, it would be 6

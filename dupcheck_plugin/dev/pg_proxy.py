@@ -79,17 +79,20 @@ class PgProxy:
         self._connections: set[asyncio.Task] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._cut: str | None = None  # see cut_at_commit
+        self._refuse_after_cut = False
         self.cuts = 0
 
-    def cut_at_commit(self, when: str) -> None:
+    def cut_at_commit(self, when: str, *, then_refuse: bool = False) -> None:
         """Once: the next piece of a client's stream holding a ``COMMIT`` ends its connection.
         ``"before"``: the piece is not passed on (the server never sees the COMMIT and rolls
         back); ``"after"``: it is, the server commits, and its answer never reaches the client.
-        Either way the client finds its connection closed; ``cuts`` counts the cuts made."""
+        Either way the client finds its connection closed; ``cuts`` counts the cuts made.
+        ``then_refuse``: from the cut on, new connections are refused (the server is out of
+        reach); those already open go on."""
         if when not in ("before", "after"):
             raise ValueError(f"cut_at_commit: 'before' or 'after', not {when!r}")
         with self._lock:
-            self._cut = when
+            self._cut, self._refuse_after_cut = when, then_refuse
 
     def _cut_now(self, data: bytes) -> str | None:
         with self._lock:
@@ -98,7 +101,10 @@ class PgProxy:
                 return None
             self._cut = None
             self.cuts += 1
-            return when
+            refuse = self._refuse_after_cut
+        if refuse and self._server is not None:  # in the proxy's loop: stop listening
+            self._server.close()
+        return when
 
     def start(self) -> "PgProxy":
         self._thread.start()

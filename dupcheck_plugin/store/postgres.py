@@ -337,19 +337,18 @@ class PostgresStore(Store):
         if xid is None:
             raise unknown("its transaction's id is not known") from lost
         deadline = time.monotonic() + OUTCOME_WAIT_S
-        while True:
-            try:
-                with self._connection() as conn:
+        try:  # a connection of its own, not the pool's: a pool of one is held by the lost connection
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, round(OUTCOME_WAIT_S))) as conn:
+                while True:
                     status = conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
-            except (PoolTimeout, psycopg.Error) as exc:
-                raise unknown(f"the server could not be asked ({_first_line(exc)})") from lost
-            if status == "committed":
-                return True
-            if status == "aborted":
-                return False
-            if time.monotonic() > deadline:
-                raise unknown(f"its transaction was still {status or 'unknown'} after {OUTCOME_WAIT_S:g} s") from lost
-            time.sleep(0.02)
+                    if status in ("committed", "aborted"):
+                        return status == "committed"
+                    if time.monotonic() > deadline:
+                        raise unknown(f"its transaction was still {status or 'unknown'} after {OUTCOME_WAIT_S:g} s"
+                                      ) from lost
+                    time.sleep(0.02)
+        except psycopg.Error as exc:
+            raise unknown(f"the server could not be asked ({_first_line(exc)})") from lost
 
     def dnc_add(self, entry: DncEntry) -> tuple[int, bool]:
         with self._connection() as conn, conn.transaction():
