@@ -13,10 +13,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ..host import Host, Intake, StoreError
+from ..host import Host, Intake, StoreError, StoreOutcomeUnknown
 from .lead import TRANSIENT_CRM_ERRORS
 
 STORE_REFUSED = "store_refused"
+STORE_UNKNOWN = "store_outcome_unknown"  # retried: the write did not land (its key is not stored)
 
 
 class SendPace:
@@ -99,7 +100,10 @@ class LeadActivities:
     async def store_decision(self, record: dict[str, Any]) -> dict[str, Any]:
         """Lead, DNC entry and record in one transaction; then the observers.
         Every record has an idempotency key, so a write retried after a
-        worker died past its commit finds the first one instead of a twin."""
+        worker died past its commit finds the first one instead of a twin;
+        so does a write whose outcome the store could not learn
+        (StoreOutcomeUnknown): found, it is the answer; not found, it is
+        retried."""
         try:
             return await self.host.commit(record)
         except StoreError as exc:
@@ -107,4 +111,6 @@ class LeadActivities:
             prior = await asyncio.to_thread(self.host.store.decision_by_idempotency_key, key) if key else None
             if prior is not None and (prior.get("temporal") or {}).get("request_id") == record["temporal"]["request_id"]:
                 return prior  # this very lead, already stored: by this run before a crash, or by a twin run
+            if isinstance(exc, StoreOutcomeUnknown) and prior is None:  # it did not land after all: again, later
+                raise ApplicationError(str(exc), type=STORE_UNKNOWN) from None
             raise ApplicationError(str(exc), type=STORE_REFUSED, non_retryable=True) from None
