@@ -279,8 +279,7 @@ class PostgresStore(Store):
         when it cannot be asked."""
         new_leads = sum(commit.lead is not None for commit in commits)
         with self._connection() as conn:
-            xid: int | None = None  # this transaction's id, once the server said it
-            committing = False  # the COMMIT is on its way: the server may have committed
+            committing = False  # the COMMIT is on its way (the transaction's id, xid, is known): it may have landed
             try:
                 # BEGIN and COMMIT by hand: psycopg's transaction() waits for the server at its start
                 # and end, a round trip each; here they ride the pipeline with the rest
@@ -325,7 +324,7 @@ class PostgresStore(Store):
                 raise
         return list(map(Stored, rows.lead_ids, rows.texts))
 
-    def _committed(self, xid: int | None, lost: BaseException) -> bool:
+    def _committed(self, xid: int, lost: BaseException) -> bool:
         """Whether transaction ``xid``, whose connection went with its COMMIT (``lost``),
         committed: the server says, on another connection. "in progress" until the server
         notices the lost connection (it then commits or rolls back what it was given).
@@ -334,8 +333,6 @@ class PostgresStore(Store):
             return StoreOutcomeUnknown(f"the connection to PostgreSQL at {redact(self.url)} was lost at COMMIT "
                                        f"({_first_line(lost)}) and {why}: the batch may or may not be stored")
 
-        if xid is None:
-            raise unknown("its transaction's id is not known") from lost
         deadline = time.monotonic() + OUTCOME_WAIT_S
         try:  # a connection of its own, not the pool's: a pool of one is held by the lost connection
             with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, round(OUTCOME_WAIT_S))) as conn:
