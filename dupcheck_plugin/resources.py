@@ -60,6 +60,20 @@ def find_named(kind: str, name_or_path: str, folders: Iterable[Path] = (Path("."
             return next(iter(found.values()))
     if other and Path(name_or_path).suffix == suffix:  # a path, not a name: say what it is instead
         path, actual = other[0]
-        raise AmbiguousName(f"{path} is {'a ' + actual if actual else 'neither an adaptor nor a workflow'}, "
-                            f"not {'an' if wanted == 'adaptor' else 'a'} {wanted}")
+        what = f"a {actual}" if actual else f"neither an adaptor nor a workflow{_why_no_kind(path)}"
+        raise AmbiguousName(f"{path} is {what}, not {'an' if wanted == 'adaptor' else 'a'} {wanted}")
     return None
+
+
+def _why_no_kind(path: Path) -> str:
+    """Why a file tells no kind, for its message: the syntax error that hid its
+    ``[[nodes]]`` or ``[request]`` (a ``[[nodes]`` typo), or the tables it lacks."""
+    from .config.problems import ConfigError
+    from .config.toml import load_toml
+
+    try:
+        load_toml(path)
+    except ConfigError as exc:
+        return f" ({exc.problems[0].message})"
+    return (" (no [[nodes]] as a workflow has, no [request] as an adaptor has, and no first line "
+            "#:schema naming either schema)")

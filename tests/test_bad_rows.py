@@ -194,6 +194,48 @@ def test_a_header_no_lead_can_be_read_from_is_refused_before_its_first_row(heade
     assert str(raised.value).startswith("line 1: ") and says in str(raised.value)
 
 
+@pytest.mark.parametrize("data", [
+    b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb1\xc3\xd7,phone_number\n5550100101\n",  # an .xlsx
+    "phone_number,Pr\u00e9nom\n5550100101,Zo\u00eb\n".encode("latin-1"),  # a CP-1252 export read as UTF-8
+    b"phone_number,first\x00name\n5550100101,Ann\n",
+])
+def test_a_header_that_is_not_text_is_refused_as_such(tmp_path, data):
+    # before: its names were listed as lone surrogates, or read as a column whose name
+    # refused every row (each stored as decided, so the fixed file could not run on the store)
+    path = tmp_path / "leads.csv"
+    path.write_bytes(data)
+    stream, _ = open_source(str(path))
+    with stream, pytest.raises(LeadFileError) as raised:
+        list(iter_csv(stream))
+    assert str(raised.value) == (
+        "line 1: the header is not UTF-8 text: a lead file is CSV or JSON Lines (a spreadsheet's workbook, .xlsx "
+        "or .xls: save it as CSV; a CSV in another encoding: --encoding cp1252, say)")
+
+
+def test_a_header_in_another_encoding_is_read_with_it_and_unicode_names_are_text(tmp_path):
+    path = tmp_path / "leads.csv"
+    path.write_bytes("phone_number,Pr\u00e9nom\n5550100101,Zo\u00eb\n".encode("cp1252"))
+    stream, _ = open_source(str(path), encoding="cp1252")
+    with stream:
+        [(_, lead, error)] = list(iter_csv(stream))
+    assert error is None and lead["Pr\u00e9nom"] == "Zo\u00eb"
+    path.write_bytes("phone_number,Pr\u00e9nom,caf\u00e9\u200b\tnote\n5550100101,Zo\u00eb,x\n".encode())
+    stream, _ = open_source(str(path))
+    with stream:
+        [(_, lead, error)] = list(iter_csv(stream))
+    assert error is None and lead["caf\u00e9\u200b\tnote"] == "x"  # printable or not, Unicode is text
+
+
+def test_a_long_header_without_phone_number_is_listed_in_short():
+    header = ",".join(f"column_{i}_" + "x" * 60 for i in range(30))
+    with pytest.raises(LeadFileError) as raised:
+        items("csv", f"{header}\n1\n".encode())
+    message = str(raised.value)
+    assert "column_0_" + "x" * 31 + "... (29 more characters)" in message
+    assert "column_19_" in message and "column_20_" not in message and " and 10 more): every lead needs one" in message
+    assert len(message) < 1500
+
+
 def test_a_column_a_case_away_from_a_lead_field_is_a_warning(caplog):
     got = items("csv", b"phone_number,First Name,emial,favourite_colour,,\n5550100101,Ann,a@example.com,red,,\n")
     assert got[0][1]["First Name"] == "Ann"  # read as it is named: a custom field

@@ -279,6 +279,25 @@ def test_render_of_a_workflow_file_as_an_adaptor_says_what_it_is(shipped_copy, c
     assert code == 2 and "is a workflow, not an adaptor" in err, err
 
 
+@pytest.mark.parametrize("text, why", [
+    # the typo is in the very line that tells a workflow: its syntax error says what is wrong
+    ('name = "x"\n[[nodes]\nid = "a"\n', "TOML syntax error at line 2, column 8: Expected ']]'"),
+    ('name = "x"\n', "no [[nodes]] as a workflow has, no [request] as an adaptor has"),
+])
+def test_a_file_of_no_kind_says_why(shipped_copy, capsys, text, why):
+    from dupcheck_plugin.cli.main import main
+
+    (shipped_copy / "mine.toml").write_text(text, encoding="utf-8")
+    (shipped_copy / "leads.csv").write_text("phone_number\n5550100101\n", encoding="utf-8")
+    code = main(["run", "mine.toml", "--leads", "leads.csv", "--db", str(shipped_copy / "x.db"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code != 0 and "mine.toml is neither an adaptor nor a workflow (" + why in err, err
+    code = main(["render", "mine.toml", "--lead", '{"phone_number": "5550100101"}'])
+    err = capsys.readouterr().err
+    assert code == 2 and why in err and "not an adaptor" in err, err
+    assert not (shipped_copy / "x.db").exists()
+
+
 def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(shipped_copy):
     target = shipped_copy / "adaptors" / "generic_json.toml"
     text = target.read_text(encoding="utf-8")

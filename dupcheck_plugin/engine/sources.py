@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Iterator, TextIO
 from ..config.suggest import did_you_mean
 from ..convoso_fields import LEAD_FIELDS
 from ..errors import DupcheckError
-from .intake import MAX_FIELD_CHARS, MAX_ROW_CHARS
+from .intake import MAX_FIELD_CHARS, MAX_ROW_CHARS, printable
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +145,32 @@ def header_problem(header: list[str]) -> str | None:
                 "and lose the other; rename or remove the repeat")
     if "phone_number" not in header:
         meant = did_you_mean("phone_number", header)
-        return (f"the header has no phone_number column (it has: {', '.join(header)}): every lead needs one"
+        return (f"the header has no phone_number column (it has: {_listed(header)}): every lead needs one"
                 + (f". A column takes the name of the lead field it holds, in lower case with underscores: "
                    f"rename {meant!r} to phone_number" if meant else ""))
     return None
+
+
+HEADER_NAMES_SHOWN = 20
+
+
+def _listed(header: list[str]) -> str:
+    """The header's names as a message shows them: the first few, each cut and printable."""
+    shown = ", ".join(printable(h, 40) for h in header[:HEADER_NAMES_SHOWN])
+    return shown + (f" and {len(header) - HEADER_NAMES_SHOWN} more" if len(header) > HEADER_NAMES_SHOWN else "")
+
+
+def not_text(header: list[str]) -> bool:
+    """Whether a header holds bytes its encoding does not read (lone surrogates, as the
+    file is opened) or control characters but a tab: a binary file, or a text file in
+    another encoding."""
+    return any(any("\udc80" <= c <= "\udcff" or (c < " " and c != "\t") or c == "\x7f" for c in h)
+               for h in header if not h.isascii() or not h.isprintable())
+
+
+def _encoding_name(stream: TextIO) -> str:
+    encoding = getattr(stream, "encoding", None) or "UTF-8"
+    return "UTF-8" if encoding.lower().replace("_", "-").startswith("utf-8") else encoding
 
 
 def header_warnings(header: list[str]) -> list[str]:
@@ -197,6 +219,11 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
             continue
         if header is None:
             header = [h.strip() for h in fields]
+            if not_text(header):  # read as names, its bytes would refuse every row (6000s): say it once
+                raise LeadFileError(
+                    f"line {row}: the header is not {_encoding_name(stream)} text: a lead file is CSV "
+                    "or JSON Lines (a spreadsheet's workbook, .xlsx or .xls: save it as CSV; a CSV in another "
+                    "encoding: --encoding cp1252, say)")
             problem = header_problem(header)
             if problem is not None:
                 raise LeadFileError(f"line {row}: {problem}")
