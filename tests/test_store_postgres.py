@@ -389,3 +389,48 @@ def test_when_the_server_cannot_say_the_writer_fails_the_batch_whole_and_writes_
         assert [type(o) for o in outcomes] == [StoreOutcomeUnknown] * 3
         assert writes == [3]  # once, whole: not commit by commit
     assert _decisions(pg_url) == 3  # it had landed: written again, it would be 6
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_a_run_whose_commit_is_lost_with_the_server_stops_and_resume_decides_each_row_once(
+        pg_cluster, pg_url, crm_sim, tmp_path, hubspot_env, when):
+    """`run` on PostgreSQL; the connection goes with the first batch's COMMIT and the server
+    is out of reach from then on. "after": the batch landed; "before": it did not; the run
+    cannot tell which (StoreOutcomeUnknown) and stops saying so. `--resume`, the server
+    back, decides what did not land and repairs --out: each row once in both."""
+    from urllib.parse import urlsplit
+
+    from dupcheck_plugin.dev.pg_proxy import PgProxy
+
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone_number,first_name\n" + "".join(f"555000{3000 + i},N{i}\n" for i in range(5)),
+                     encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+
+    def run(db: str, *more: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", "hubspot_dupcheck",
+                               "--leads", str(leads), "--db", db, "--crm-url", crm_sim.url, "--out", str(out),
+                               "--no-progress", *more], capture_output=True, text=True, timeout=120)
+
+    with PgProxy("127.0.0.1", pg_cluster.port) as proxy:
+        proxy.cut_at_commit(when, then_refuse=True, once_sent=b"INSERT INTO decisions")
+        first = run(f"postgresql://dupcheck@127.0.0.1:{proxy.port}{urlsplit(pg_url).path}?sslmode=disable")
+        assert proxy.cuts == 1
+    # "before" too: the connection went once the COMMIT was sent, and no one can be asked
+    assert first.returncode == 1 and "may or may not be stored (5 leads)" in first.stderr, first.stderr
+    assert "run again with --resume" in first.stderr
+    landed = _decisions(pg_url)
+    assert landed == (5 if when == "after" else 0)
+    assert out.read_text(encoding="utf-8") == ""  # nothing the run did not know stored
+
+    again = run(pg_url, "--resume")
+    assert again.returncode == 0, again.stderr
+    if when == "after":
+        assert "resuming: 5 rows already decided are skipped" in again.stderr
+        assert "5 records the interrupted run had not written were added" in again.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["source_row"] for r in records) == [2, 3, 4, 5, 6]
+    assert _decisions(pg_url) == 5
+    with PostgresStore(pg_url) as s:
+        assert s.counts()["leads"] == 5
+        assert all(len(s.find_leads(f"+1555000{3000 + i}")) == 1 for i in range(5))

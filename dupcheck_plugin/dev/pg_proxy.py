@@ -80,24 +80,29 @@ class PgProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._cut: str | None = None  # see cut_at_commit
         self._refuse_after_cut = False
+        self._cut_once_sent = b""
         self.cuts = 0
 
-    def cut_at_commit(self, when: str, *, then_refuse: bool = False) -> None:
+    def cut_at_commit(self, when: str, *, then_refuse: bool = False, once_sent: bytes = b"") -> None:
         """Once: the next piece of a client's stream holding a ``COMMIT`` ends its connection.
         ``"before"``: the piece is not passed on (the server never sees the COMMIT and rolls
         back); ``"after"``: it is, the server commits, and its answer never reaches the client.
         Either way the client finds its connection closed; ``cuts`` counts the cuts made.
         ``then_refuse``: from the cut on, new connections are refused (the server is out of
-        reach); those already open go on."""
+        reach); those already open go on. ``once_sent``: only a connection that has sent
+        these bytes (since it opened) is cut: ``b"INSERT INTO decisions"`` cuts a batch's
+        COMMIT, not a migration's. (psycopg prepares a statement run five times on a
+        connection: a ``COMMIT`` prepared is no longer in the stream as text.)"""
         if when not in ("before", "after"):
             raise ValueError(f"cut_at_commit: 'before' or 'after', not {when!r}")
         with self._lock:
-            self._cut, self._refuse_after_cut = when, then_refuse
+            self._cut, self._refuse_after_cut, self._cut_once_sent = when, then_refuse, once_sent
 
-    def _cut_now(self, data: bytes) -> str | None:
+    def _cut_now(self, data: bytes, sent: bytes) -> str | None:
+        """Whether to cut at ``data``, a piece of a connection that has sent ``sent`` so far."""
         with self._lock:
             when = self._cut
-            if when is None or b"COMMIT" not in data:
+            if when is None or b"COMMIT" not in data or self._cut_once_sent not in sent:
                 return None
             self._cut = None
             self.cuts += 1
@@ -144,6 +149,7 @@ class PgProxy:
         self._writers.add(server_w)
         stream = _ClientStream()
         muted = False  # the server's answers go no further (cut "after" a COMMIT)
+        sent = bytearray()  # what the client sent, while a cut waits for some of it (once_sent)
 
         def hang_up() -> None:
             client_w.close()
@@ -156,7 +162,9 @@ class PgProxy:
             with self._lock:
                 self.client_writes += 1
                 self.round_trips += waits > 0
-            cut = self._cut_now(data)
+            if self._cut_once_sent and self._cut_once_sent not in sent:
+                sent.extend(data)
+            cut = self._cut_now(data, sent)
             if cut == "before":
                 hang_up()
                 return False
