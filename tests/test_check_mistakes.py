@@ -298,6 +298,25 @@ def test_a_file_of_no_kind_says_why(shipped_copy, capsys, text, why):
     assert not (shipped_copy / "x.db").exists()
 
 
+@pytest.mark.parametrize("value, message, column", [
+    # the object branch of a field's oneOf took it: its error, at the key, not "valid under none"
+    ('{ mapped_to = "dob", date_format = "Y-m-q" }',
+     "'Y-m-q' does not match '^(epoch|[YymdHis/: .T-]+)$' (Y-m-d H:i:s, m/d/Y, Ymd ... or epoch.)", 52),
+    ('{ mapped_to = "dob", requird = true }', "unknown key 'requird'", 38),
+    ("5", "5 is not valid under any of the given schemas", 17),  # no branch has its type
+])
+def test_a_field_mistake_is_reported_inside_the_form_it_is_written_in(shipped_copy, value, message, column):
+    target = shipped_copy / "adaptors" / "generic_json.toml"
+    text = target.read_text(encoding="utf-8")
+    old = 'date_of_birth = { mapped_to = "dob", date_format = "Y-m-d" }'
+    assert old in text
+    target.write_text(text.replace(old, f"date_of_birth = {value}")
+                      .replace('method = "POST"', 'method = "PSOT"'), encoding="utf-8")  # an error before it
+    problems = check_paths([target], default_registry())[0].problems
+    [problem] = [p for p in problems if p.path[:2] == ("fields", "date_of_birth")]
+    assert problem.message == message and problem.column == column, problem
+
+
 def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(shipped_copy):
     target = shipped_copy / "adaptors" / "generic_json.toml"
     text = target.read_text(encoding="utf-8")

@@ -116,7 +116,26 @@ def sorted_errors(validator: jsonschema.protocols.Validator, instance: Any) -> l
     best = best_match(errors, key=relevance)
     rest = sorted((e for e in errors if e is not best), key=lambda e: [str(p) for p in e.absolute_path])
     # best_match may descend into a context error that is not in the list itself
-    return [best] + [e for e in rest if e is not best]
+    return [best] + [_within_branch(e) for e in rest if e is not best]
+
+
+def _within_branch(error: ValidationError) -> ValidationError:
+    """For a oneOf/anyOf that no branch takes, the error inside the branch the value got
+    furthest in (``{ mapped_to = "dob", date_format = "Y-m-q" }``: the date format, not
+    "is not valid under any of the given schemas"), as best_match gives the best error;
+    the oneOf's own error when no branch got past the value's type."""
+    from jsonschema.exceptions import best_match, relevance
+
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        # the branches the value has the type of: those that fail it for something else
+        typed = {e.relative_schema_path[0] for e in error.context} - {
+            e.relative_schema_path[0] for e in error.context
+            if e.validator == "type" and len(e.absolute_path) == len(error.absolute_path)}
+        if len(typed) != 1:  # none, or two branches to choose from: the oneOf's own error
+            break
+        [branch] = typed
+        error = best_match([e for e in error.context if e.relative_schema_path[0] == branch], key=relevance)
+    return error
 
 
 def error_message(error: ValidationError) -> str:
@@ -125,6 +144,8 @@ def error_message(error: ValidationError) -> str:
         return error.message.replace("Additional properties are not allowed", "unknown key(s)")
     if error.validator == "unevaluatedProperties":
         return error.message.replace("Unevaluated properties are not allowed", "unknown key(s)")
+    if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
+        return f"{error.message} ({error.schema['description']})"  # what the pattern stands for
     return error.message
 
 
