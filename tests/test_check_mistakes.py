@@ -317,6 +317,23 @@ def test_a_field_mistake_is_reported_inside_the_form_it_is_written_in(shipped_co
     assert problem.message == message and problem.column == column, problem
 
 
+@pytest.mark.parametrize("written, meant", [(">=", "gte"), ("greater than", "gt"), ("==", "equals"),
+                                             ("!=", "not_equals"), ("Less-Than", "lt"), ("matches", "regex"),
+                                             ("equls", "equals"), ("above", None)])
+def test_a_rules_operator_spelt_as_elsewhere_suggests_ours(shipped_copy, written, meant):
+    from dupcheck_plugin.config.suggest import SPELLED_OTHERWISE
+    from dupcheck_plugin.rules.match import OPERATORS
+
+    assert set(SPELLED_OTHERWISE.values()) <= set(OPERATORS)  # every spelling stands for an operator there is
+    target = shipped_copy / "workflows" / "hubspot_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    old = 'match = "gt"'
+    assert old in text
+    target.write_text(text.replace(old, f"match = {json.dumps(written)}", 1), encoding="utf-8")
+    [problem] = check_paths([target], default_registry())[0].problems
+    assert problem.path[-1] == "match" and problem.suggestion == meant, problem
+
+
 def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(shipped_copy):
     target = shipped_copy / "adaptors" / "generic_json.toml"
     text = target.read_text(encoding="utf-8")

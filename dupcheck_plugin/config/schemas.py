@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..resources import shipped_dir
 from .problems import Problem
-from .suggest import did_you_mean
+from .suggest import did_you_mean, did_you_mean_option
 
 if TYPE_CHECKING:
     import jsonschema
@@ -198,7 +198,7 @@ def schema_problems(validator: jsonschema.protocols.Validator, instance: Any, fi
         elif err.validator in ("enum", "const"):
             options = err.validator_value if err.validator == "enum" else [err.validator_value]
             found.append((Problem(file, path, error_message(err), f"schema.{err.validator}",
-                                  suggestion=did_you_mean(err.instance, options)), []))
+                                  suggestion=did_you_mean_option(err.instance, options)), []))
         else:
             found.append((Problem(file, path, error_message(err), f"schema.{err.validator}",
                                   at_key=err.validator == "required"), _missing(err)))

@@ -24,6 +24,30 @@ def did_you_mean(word: object, candidates: Iterable[object]) -> str | None:
     return best[1] if best else None
 
 
+# a value written as another tool or language spells it (a rules row's `match = ">="`, or
+# "greater"), a typo of nothing: the option it stands for, where that is an option
+SPELLED_OTHERWISE = {
+    "=": "equals", "==": "equals", "eq": "equals", "equal": "equals", "is": "equals",
+    "!=": "not_equals", "<>": "not_equals", "ne": "not_equals", "neq": "not_equals", "not_equal": "not_equals",
+    ">": "gt", "greater": "gt", "greater_than": "gt", "more_than": "gt",
+    ">=": "gte", "ge": "gte", "greater_or_equal": "gte", "at_least": "gte",
+    "<": "lt", "less": "lt", "less_than": "lt", "<=": "lte", "le": "lte", "less_or_equal": "lte", "at_most": "lte",
+    "exist": "exists", "present": "exists", "is_set": "exists", "absent": "missing", "not_exists": "missing",
+    "matches": "regex", "regexp": "regex", "re": "regex", "one_of": "in", "any_of": "in", "includes": "contains",
+    "has": "contains",
+}
+
+
+def did_you_mean_option(word: object, options: Iterable[object]) -> str | None:
+    """:func:`did_you_mean` for a value of a fixed set, or the option it is another spelling of."""
+    options = list(options)
+    meant = did_you_mean(word, options)
+    if meant is None and isinstance(word, str):
+        other = SPELLED_OTHERWISE.get(word.strip().lower().replace(" ", "_").replace("-", "_"))
+        meant = other if other in options else None
+    return meant
+
+
 def edits(a: str, b: str, limit: int) -> int:
     """Insertions, deletions, substitutions and swaps of neighbours from ``a`` to ``b``
     (optimal string alignment); anything over ``limit`` is reported as ``limit + 1``."""
