@@ -290,7 +290,11 @@ def test_explain_takes_an_answer_written_out_and_names_the_key_a_typo_meant(tmp_
     assert "lifecylestage equals \"customer\": found (missing) -> no match" in shown  # no record: no guess
     assert "decision: created, decided by default_status" in shown
     missing = cli("explain", str(wf), "--response", "nofile.json")
-    assert missing.returncode == 2 and "cannot read --response" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip() == ("dupcheck: --response 'nofile.json': no such file, and not an answer written "
+                                      "out (one starts with {, [ or <: --response '{\"total\": 1}')")
+    unreadable = cli("explain", str(wf), "--response", str(tmp_path))
+    assert unreadable.returncode == 2 and "cannot read --response: [Errno 21] Is a directory" in unreadable.stderr
 
 
 @pytest.mark.parametrize("adaptor", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "adaptors").glob("*.toml")))

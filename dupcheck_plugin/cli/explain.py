@@ -66,6 +66,9 @@ def _show(value, meant: tuple[str, ...] | None = None) -> str:
 def main(args) -> int:
     try:
         content = _read(args.response)
+    except FileNotFoundError:  # neither a file nor an answer written out: say what it may be
+        return fail(f"--response {args.response[:80]!r}: no such file, and not an answer written out (one starts "
+                    "with {, [ or <: --response '{\"total\": 1}')", EXIT_USAGE)
     except OSError as exc:
         return fail(f"cannot read --response: {exc}", EXIT_USAGE)
     try:
