@@ -120,10 +120,11 @@ def sorted_errors(validator: jsonschema.protocols.Validator, instance: Any) -> l
 
 
 def _within_branch(error: ValidationError) -> ValidationError:
-    """For a oneOf/anyOf that no branch takes, the error inside the branch the value got
-    furthest in (``{ mapped_to = "dob", date_format = "Y-m-q" }``: the date format, not
-    "is not valid under any of the given schemas"), as best_match gives the best error;
-    the oneOf's own error when no branch got past the value's type."""
+    """For a oneOf/anyOf that no branch takes, the most relevant error of the one branch
+    of the value's type (``{ mapped_to = "dob", date_format = "Y-m-q" }``: its date format,
+    not "is not valid under any of the given schemas"); the oneOf's own error when no
+    branch, or more than one, has the value's type. (best_match does this for the first
+    error only.)"""
     from jsonschema.exceptions import best_match, relevance
 
     while error.validator in ("oneOf", "anyOf") and error.context:

@@ -160,7 +160,7 @@ def _listed(header: list[str]) -> str:
     return shown + (f" and {len(header) - HEADER_NAMES_SHOWN} more" if len(header) > HEADER_NAMES_SHOWN else "")
 
 
-def not_text(header: list[str]) -> bool:
+def _not_text(header: list[str]) -> bool:
     """Whether a header holds bytes its encoding does not read (lone surrogates, as the
     file is opened) or control characters but a tab: a binary file, or a text file in
     another encoding."""
@@ -219,7 +219,7 @@ def iter_csv(stream: TextIO) -> Iterator[Item]:
             continue
         if header is None:
             header = [h.strip() for h in fields]
-            if not_text(header):  # read as names, its bytes would refuse every row (6000s): say it once
+            if _not_text(header):  # read as names, its bytes would refuse every row (6000s): say it once
                 raise LeadFileError(
                     f"line {row}: the header is not {_encoding_name(stream)} text: a lead file is CSV "
                     "or JSON Lines (a spreadsheet's workbook, .xlsx or .xls: save it as CSV; a CSV in another "
