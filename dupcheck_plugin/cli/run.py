@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Coroutine
 
-from .. import aio
+from .. import aio, fdlimit
 from ..config.problems import ConfigError
 from ..host import (DEFAULT_CONCURRENCY, NOT_UNICODE, Host, LeadFileError, StoreError, Summary, Workflow,
                     changed_row, iter_leads, open_source, stream_items)
@@ -72,6 +72,18 @@ def warn_caps(caps: dict[str, int], concurrency: int, stream=None) -> None:
                   file=stream or sys.stderr)
 
 
+def fit_open_files(host: Host, caps: dict[str, int], open_files: int | None, stream=None) -> dict[str, int]:
+    """Lower the connection caps that do not fit the open files this process may have
+    (:func:`fdlimit.fit`), before any connection opens; returns the caps in force."""
+    lowered = fdlimit.fit(caps, open_files)
+    for node_id, cap in lowered.items():
+        host.nodes[node_id].max_connections = cap  # read when the node's client is made, at its first call
+        print(f"note: node {node_id!r} is capped at {cap} connections, not {caps[node_id]}: this process may "
+              f"open {open_files} files (ulimit -n, its hard limit too) and keeps {fdlimit.RESERVE} for the "
+              f"rest; raise the hard limit to open more", file=stream or sys.stderr)
+    return {**caps, **lowered}
+
+
 def print_summary(summary: Summary, stream=None, caps: dict[str, int] | None = None) -> None:
     stream = stream or sys.stderr
     s = summary.as_json()
@@ -90,6 +102,7 @@ def print_summary(summary: Summary, stream=None, caps: dict[str, int] | None = N
 async def run_file(args) -> int:
     if args.engine == "temporal" and (problem := await temporal_problem(args)):
         return fail(problem)
+    open_files = fdlimit.raise_soft_limit()
     try:
         input_stream, fmt = open_source(args.leads, args.format, args.encoding)
     except OSError as exc:
@@ -110,6 +123,7 @@ async def run_file(args) -> int:
     args.concurrency = requested or max(DEFAULT_CONCURRENCY, host.lead_capacity())
     caps = connection_caps(host)
     warn_caps(caps, requested or DEFAULT_CONCURRENCY)  # batched leads share connections: count what was asked
+    caps = fit_open_files(host, caps, open_files)
     aio.tune_gc(RUN_GC_GEN0)  # the workflow, its store and the modules are loaded: what lasts is frozen
     source = None if args.leads == "-" else str(Path(args.leads).resolve())
     items = stream_items(input_stream, fmt)

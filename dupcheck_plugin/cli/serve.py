@@ -55,11 +55,13 @@ def main(args) -> int:
 
     import uvicorn
 
+    from .. import fdlimit
     from ..host import Host
     from ..server.app import ServeSettings, create_app
     from ..server.http import uvicorn_options
     from ..server.logs import setup_logging
 
+    fdlimit.raise_soft_limit()  # each client is a socket too
     try:  # opened here so a bad workflow or database fails before anything listens
         if args.engine == "temporal":
             host = open_temporal_host(args)

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 
+from .. import fdlimit
 from ..config.problems import ConfigError
 from ..errors import DupcheckError
 from ..temporal.lead import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE  # plain names: no temporalio needed
@@ -102,6 +103,7 @@ def main(args) -> int:
     except ImportError:
         return fail(TEMPORAL_EXTRA)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fdlimit.raise_soft_limit()
     try:
         host = open_host(args.workflow, db=args.db, crm_url=args.crm_url, max_connections=args.concurrency)
     except ConfigError as exc:
