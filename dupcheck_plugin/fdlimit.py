@@ -19,7 +19,7 @@ from typing import Mapping
 # the lead file and --out, the store's (SQLite: a file, its WAL and its shm for each of the
 # writer's, the checkpointer's and a reader's connections; PostgreSQL: its pool), the run's claim
 RESERVE = 64
-UNLIMITED_TARGET = 1 << 20  # a hard limit of "unlimited": the kernel's nr_open default
+UNLIMITED_TARGET = 1 << 20  # a hard limit of "unlimited": the kernel's nr_open default, where it cannot be read
 
 
 def raise_soft_limit() -> int | None:
@@ -30,7 +30,7 @@ def raise_soft_limit() -> int | None:
     except ImportError:  # not POSIX
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = UNLIMITED_TARGET if hard == resource.RLIM_INFINITY else hard
+    target = _nr_open() if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -38,6 +38,15 @@ def raise_soft_limit() -> int | None:
         except (ValueError, OSError):  # a limit the kernel holds lower (nr_open): keep the soft one
             pass
     return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _nr_open() -> int:
+    """The most files the kernel lets a process have open (Linux: /proc/sys/fs/nr_open)."""
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return UNLIMITED_TARGET
 
 
 def fit(caps: Mapping[str, int], limit: int | None) -> dict[str, int]:
