@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 from ..plugins import Registry, default_registry
 from ..store.contract import Store, StoreError
+from ..store.phone_guard import PhoneGuard
 from ..store.writer import StoreWriter
 from ..types import CrmAnswer
 from .alarm import AlarmSettings, DuplicateAlarm
@@ -64,6 +65,7 @@ class Host:
         self.workflow = workflow
         self.store = store
         self.phone_locks = KeyedLocks()  # the one lock set: the local check, the CRM and the create of a phone
+        self._guard: PhoneGuard | None = None  # see phone_guard
         self.alarm = DuplicateAlarm(workflow.spec.name, AlarmSettings(**workflow.spec.alarm))  # watches every decision
         self._writer: StoreWriter | None = None
         self._leases: Counter = Counter()  # leads being decided, per workflow
@@ -141,6 +143,14 @@ class Host:
         finally:
             self._release(workflow)
 
+    @property
+    def phone_guard(self) -> PhoneGuard | None:
+        """The phone locks between the processes that write this store (None: only this
+        one does); opened at the first lead that needs them (its lock file, its connection)."""
+        if self._guard is None and self.store is not None:
+            self._guard = self.store.phone_guard()
+        return self._guard
+
     # lease() in two halves: decide() uses them with a plain try/finally, one
     # context manager object fewer per lead
     def _hold(self) -> Workflow:
@@ -186,14 +196,25 @@ class Host:
             turn = locks.take(phone)
             if turn is not None:  # another lead with this phone is being decided: wait for it
                 await locks.wait(phone, turn)
+            # the local checks read what other processes store: they hold the phone too (without
+            # them a lead's decision reads nothing of theirs, and one phone may be decided twice)
+            guard = self.phone_guard if phone is not None and (check_dup or check_dnc) else None
             try:
-                hit = self.check_local(intake, check_dup, check_dnc) if check_dup or check_dnc else None
-                if hit is not None:
-                    decision, answer = hit.decision, None
-                else:
-                    decision, answer = await workflow.evaluate(intake)
-                return await self.commit(self._record(workflow, intake, decision, answer, hit, source_row, source,
-                                                      api, idempotency_key))
+                if guard is not None:
+                    slot = guard.take(phone)
+                    if slot is None:
+                        slot = await guard.wait(phone)
+                try:
+                    hit = self.check_local(intake, check_dup, check_dnc) if check_dup or check_dnc else None
+                    if hit is not None:
+                        decision, answer = hit.decision, None
+                    else:
+                        decision, answer = await workflow.evaluate(intake)
+                    return await self.commit(self._record(workflow, intake, decision, answer, hit, source_row,
+                                                          source, api, idempotency_key))
+                finally:
+                    if guard is not None:
+                        guard.release(slot)
             finally:
                 locks.release(phone)
         finally:

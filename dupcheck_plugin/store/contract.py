@@ -24,6 +24,7 @@ from ..frozen import one_step_init
 
 if TYPE_CHECKING:
     from ..types import DecisionRecord  # types imports this module
+    from .phone_guard import PhoneGuard
 
 
 class StoreError(DupcheckError):
@@ -277,6 +278,13 @@ class Store(ABC):
         the file still holds those leads there. The default reads the records; a
         store that can (SQLite, PostgreSQL) reads its phone column alone."""
         return {record["source_row"]: record.get("phone_e164") for record in self.decided_records(workflow, source)}
+
+    def phone_guard(self) -> "PhoneGuard | None":
+        """The lock per phone that every process writing this store shares
+        (:mod:`dupcheck_plugin.store.phone_guard`), one per store, closed with
+        it; None (the default) for a store only one process writes. A host takes
+        it after its own lock on the phone."""
+        return None
 
     def claim_run(self, workflow: str, source: str) -> None:
         """Claim lead file ``source`` for one run of ``workflow`` until the

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from .. import jsontext
 from .contract import (Commit, DncEntry, RunInProgress, Store, Stored, StoreError, StoreOutcomeUnknown, in_progress,
                        upgrade_record)
+from .pg_guard import PgPhoneGuard
 from .rows import batch_rows
 from .sqlite import _now
 
@@ -174,6 +175,7 @@ class PostgresStore(Store):
         self.url = url
         self._closed = False
         self._claims: list[psycopg.Connection] = []  # see claim_run
+        self._guard: PgPhoneGuard | None = None
         try:  # one plain connection first: the server's reason at once (refused, no such role, bad
             # password) rather than the pool's retries until its timeout
             psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
@@ -222,10 +224,18 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._closed = True
+        if self._guard is not None:
+            self._guard.close()
         self.pool.close()
         claims, self._claims = self._claims, []
         for conn in claims:  # after the last write: a run that comes next finds every decision stored
             conn.close()
+
+    def phone_guard(self) -> PgPhoneGuard:
+        """Session advisory locks on a connection of the guard's own (:mod:`.pg_guard`)."""
+        if self._guard is None:
+            self._guard = PgPhoneGuard(self.url, redact(self.url))
+        return self._guard
 
     def claim_run(self, workflow: str, source: str) -> None:
         """A session advisory lock per (workflow, lead file) on a connection of its own, held until

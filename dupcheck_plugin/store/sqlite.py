@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from .checkpoint import Checkpointer
 from .claims import FileClaim, Held, claim_file
 from .contract import Commit, DncEntry, RunInProgress, Store, Stored, StoreError, in_progress, upgrade_record
+from .phone_guard import FilePhoneGuard
 from .rows import batch_rows
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ class SqliteStore(Store):
         self._conns: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._closed = False
         self._claims: list[FileClaim] = []
+        self._guard: FilePhoneGuard | None = None
         self.checkpointer = Checkpointer(self._conn, f"{self.path}-wal")
         self._create_schema(self._conn())
 
@@ -307,6 +309,17 @@ class SqliteStore(Store):
             conn.close()
         for claim in claims:  # after the last write: a run that comes next finds every decision stored
             claim.release()
+        if self._guard is not None:
+            self._guard.close()
+
+    def phone_guard(self) -> FilePhoneGuard:
+        """Byte locks on ``DB-phones.lock`` next to the database: every process on this file shares them."""
+        if self._guard is None:
+            try:
+                self._guard = FilePhoneGuard(f"{self.path}-phones.lock")
+            except OSError as exc:
+                raise StoreError(f"cannot open {self.path}-phones.lock: {exc.strerror or exc}") from None
+        return self._guard
 
     def claim_run(self, workflow: str, source: str) -> None:
         """A lock file next to the database per (workflow, lead file), held until close (:mod:`.claims`)."""
