@@ -14,8 +14,9 @@ no decision reads what another process stored.
 Phones map to one of 2^31 slots (a hash): two phones sharing a slot wait
 for each other across processes, which is rare and only slower. Within a
 process a slot is counted, not locked twice (PostgreSQL's server counts a
-session's): the host's own lock already orders leads with one phone. Contended slots are polled (2 ms doubling to
-50 ms): the wait lasts as long as the other process's CRM call, and is rare.
+session's): the host's own lock already orders leads with one phone.
+Contended slots are polled (2 ms doubling to 50 ms): the wait lasts as long
+as the other process's CRM call, and is rare.
 """
 
 from __future__ import annotations
@@ -96,20 +97,8 @@ class FilePhoneGuard(PhoneGuard):
         self._closed = False
 
     def take(self, phone: str) -> int | None:
-        # _LockFile.take written out: this runs for every lead
-        slot = zlib.crc32(phone.encode("utf-8", "surrogatepass")) & 0x7FFF_FFFF
-        file = self._file
-        with file.lock:
-            n = file.held.get(slot)
-            if n:
-                file.held[slot] = n + 1
-                return slot
-            try:
-                fcntl.lockf(file.fd, _TRY_WRITE_LOCK, 1, slot)
-            except (BlockingIOError, PermissionError):
-                return None
-            file.held[slot] = 1
-            return slot
+        slot = slot_of(phone)
+        return slot if self._file.take(slot) else None
 
     async def wait(self, phone: str) -> int:
         slot = slot_of(phone)
@@ -135,10 +124,10 @@ class _LockFile:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         self.held: dict[int, int] = {}  # slot -> how many times this process holds it
         self.users = 0
-        self.lock = threading.Lock()  # hosts of several threads' event loops may share the file
+        self._lock = threading.Lock()  # hosts of several threads' event loops may share the file
 
     def take(self, slot: int) -> bool:
-        with self.lock:
+        with self._lock:
             n = self.held.get(slot)
             if n:
                 self.held[slot] = n + 1
@@ -151,7 +140,7 @@ class _LockFile:
             return True
 
     def give(self, slot: int) -> None:
-        with self.lock:
+        with self._lock:
             n = self.held[slot] - 1
             if n:
                 self.held[slot] = n
