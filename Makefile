@@ -33,4 +33,4 @@ bench: $(BIN)/dupcheck
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) dupcheck.db dupcheck.db-wal dupcheck.db-shm
+	rm -rf $(VENV) dupcheck.db dupcheck.db-wal dupcheck.db-shm dupcheck.db-*.lock
