@@ -162,3 +162,16 @@ def test_two_serve_processes_on_one_store_create_one_lead_for_a_phone_posted_to_
 
         with PostgresStore(db) as s:
             assert [len(s.find_leads(phone)) for phone in phones] == [1] * 5
+
+
+def test_a_postgres_guard_that_cannot_reach_its_server_says_so():
+    from dupcheck_plugin.store.contract import StoreError
+    from dupcheck_plugin.store.pg_guard import PgPhoneGuard
+
+    guard = PgPhoneGuard("postgresql://dupcheck@127.0.0.1:1/db?connect_timeout=2", "the test's server")
+    try:
+        with pytest.raises(StoreError, match=r"^cannot lock a phone in PostgreSQL at the test's server: "
+                                             r"connection failed: .*Connection refused"):
+            asyncio.run(guard.wait("+15550001111"))
+    finally:
+        guard.close()

@@ -77,9 +77,10 @@ class PgPhoneGuard(PhoneGuard):
                         cur = await conn.execute(_ASK, (NAMESPACE, [slot for slot, _ in asks]))
                         got = [row[0] for row in await cur.fetchall()]
                 except psycopg.Error as exc:  # the session's locks went with it, if it went
+                    from .postgres import _first_line  # postgres imports this module
+
                     await self._drop()
-                    error = StoreError(f"cannot lock a phone in PostgreSQL at {self.display}: "
-                                       f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+                    error = StoreError(f"cannot lock a phone in PostgreSQL at {self.display}: {_first_line(exc)}")
                     for _, asked in asks:
                         if not asked.done():
                             asked.set_exception(error)
