@@ -66,3 +66,52 @@ def test_a_run_under_a_low_open_files_limit_caps_its_connections_and_decides_eve
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 800 and all(r["crm"]["error"] is None and r["decided_by"] == "default_status"
                                        for r in records)
+
+
+# a process that opens the store, then uses up its open files, then decides leads: each CRM
+# connect fails with EMFILE, which is this process's shortage, not the CRM's
+_OUT_OF_FILES_RUN = """
+import asyncio, json, os, resource, sys
+import dupcheck_plugin.http.h1  # imported at the first call: before the files are used up
+from dupcheck_plugin.host import Host
+
+async def go():
+    async with Host.open(sys.argv[1], db=sys.argv[2], environ={"HUBSPOT_TOKEN": "t"}) as host:
+        await host.decide({"phone_number": ""})  # refused, no CRM call: the store's files are open now
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 4096), hard))
+        held = []
+        try:
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+        try:
+            records = [await host.decide({"phone_number": f"5553{i:06d}"}) for i in range(8)]
+        finally:
+            for fd in held:
+                os.close(fd)
+        print(json.dumps({"records": [r["crm"] for r in records], "breaker": host.health()["crm"]["breaker"]}))
+
+asyncio.run(go())
+"""
+
+
+def test_a_connect_that_finds_no_file_left_is_not_counted_against_the_crm(crm_sim, tmp_path):
+    """EMFILE at connect: the lead's CRM error says it is this process's limit, and the
+    circuit breaker (2 failures) stays closed: before, it opened against a healthy CRM
+    and every lead after it was decided without a call for its cool-down."""
+    wf = write_workflow(tmp_path, [{"key": "total", "match": "gt", "value": 0, "create_lead": False,
+                                    "add_to_dnc": False, "success": False}],
+                        connect={"url": crm_sim.url, "retry": {"attempts": 2, "backoff": 0.001},
+                                 "breaker": {"failures": 2, "cool_down": 600}})
+    done = subprocess.run([sys.executable, "-c", _OUT_OF_FILES_RUN, str(wf), str(tmp_path / "d.db")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out["records"]) == 8
+    for crm in out["records"]:
+        assert crm["error"] == "connection" and crm["attempts"] == 2, crm
+        assert "too many open files in dupcheck's process" in crm["error_detail"], crm
+    # not opened, nothing refused (it still waits for its first answer: no call reached the CRM)
+    assert out["breaker"]["times_opened"] == 0 and out["breaker"]["calls_refused"] == 0, out["breaker"]

@@ -10,6 +10,7 @@ read as "not a duplicate".
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import random
 import time
@@ -45,6 +46,33 @@ class CallRefused(DupcheckError):
 
 
 _NO_GATE = nullcontext()
+# a connect that failed for want of a file in this process (or the system): not the CRM's doing
+_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def out_of_files(exc: BaseException) -> bool:
+    """Whether ``exc`` (an httpx error, whichever transport raised it) comes of this
+    process having no file left to open a socket with (EMFILE, ENFILE)."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:  # the transports chain the OSError a step or two down
+        if isinstance(cause, OSError) and cause.errno in _OUT_OF_FILES:
+            return True
+        os_error = getattr(cause, "os_error", None)  # aiohttp's ClientConnectorError keeps it so
+        if isinstance(os_error, OSError) and os_error.errno in _OUT_OF_FILES:
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
+def out_of_files_detail() -> str:
+    try:
+        import resource
+        limit = f" (this process may open {resource.getrlimit(resource.RLIMIT_NOFILE)[0]})"
+    except (ImportError, ValueError, OSError):
+        limit = ""
+    return (f"no connection made: too many open files in dupcheck's process{limit}, not the CRM's "
+            "fault; lower the concurrency or max_connections, or raise the limit (ulimit -n)")
 
 
 @dataclass(frozen=True)
@@ -278,6 +306,7 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
         wait = retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
         error, refused = "cancelled", False  # until an outcome is known (a cancelled call gives the breaker none)
         held_back = False  # the limiter refused: no call, nothing for the breaker to learn
+        local = False  # failed in this process (no file for a socket): retried, the breaker not told
         try:
             # built before its slot is taken: a request the client refuses (a header no transport may
             # send) costs no slot of the CRM's quota (its check is made once per distinct header set)
@@ -312,12 +341,15 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
             error, detail, refused = "render", not_sent(str(exc)), True
             attempt -= 1
         except httpx.TransportError as exc:
-            error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if out_of_files(exc):  # this process's limit: the breaker learns nothing of the CRM
+                error, detail, local = "connection", out_of_files_detail(), True
+            else:
+                error, detail = "connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except CallRefused as exc:  # the call could not be made (no OAuth token): not retried
             error, detail, refused = exc.kind, exc.detail, True
         finally:
             if ticket is not None:
-                if error == "cancelled" or refused or held_back:  # says nothing about the CRM
+                if error == "cancelled" or refused or held_back or local:  # says nothing about the CRM
                     breaker.release(ticket)
                 else:
                     breaker.record(ticket, error, detail)
