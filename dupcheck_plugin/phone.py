@@ -34,6 +34,15 @@ def _digits(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
 
 
+def country_code(text: str) -> str | None:
+    """A lead's ``phone_code`` as its ASCII digits (" +44 " -> "44"), or None when it is not
+    1 to 3 digits: Convoso's country calling code, not a country's letters ("GB")."""
+    code = text.strip().removeprefix("+")
+    if not (1 <= len(code) <= 3 and code.isdecimal()):
+        return None
+    return code if code.isascii() else str(int(code)).zfill(len(code))  # another script's digits
+
+
 @lru_cache(maxsize=4096)
 def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
     """Parse ``number`` dialled in the country of ``phone_code`` (Convoso's

@@ -120,3 +120,18 @@ def test_typed_numbers_take_the_fast_path_only_where_phonenumbers_agrees(raw, co
         assert fast == slow_e164(raw, code)
     admitted = admit({"phone_number": raw, "phone_code": code, "list_id": "1"}, {}).phone_e164
     assert admitted == (slow_e164(raw.strip(), code) if raw.strip() else None)
+
+
+@pytest.mark.parametrize("code, e164", [("44", "+442071838750"), (" +44 ", "+442071838750"), ("+1", "+12071838750"),
+                                        ("١", "+12071838750")])
+def test_a_country_calling_code_is_read_as_its_digits(code, e164):
+    intake = admit({"phone_number": "2071838750", "phone_code": code, "list_id": "1"}, {})
+    assert intake.refused is None and intake.phone_e164 == e164
+
+
+@pytest.mark.parametrize("code", ["GB", "UK", "x44", "1234", "+", "4 4", "²"])
+def test_a_phone_code_that_is_not_a_calling_code_is_refused_not_read_as_plus_one(code):
+    """"GB" was read as no code, so +1: a London number checked and stored as one in Maine."""
+    intake = admit({"phone_number": "2071838750", "phone_code": code, "list_id": "1"}, {})
+    assert intake.phone_e164 is None and intake.refused.code == 6026
+    assert "is not a country calling code" in intake.refused.detail

@@ -316,13 +316,14 @@ def test_known_contact_is_a_duplicate_and_new_phone_is_created(client):
     ({"phone_number": "5551112222", "list_id": "abc"}, 6002), ({"phone_number": "12", "list_id": "1"}, 6008),
     ({"phone_number": "5551112223", "list_id": "1", "email": "not-an-email"}, 6079),
     ({"phone_number": "5551112224", "list_id": "1", "check_dup": "7"}, 6023),
+    ({"phone_number": "5551112225", "list_id": "1", "phone_code": "GB"}, 6026),  # not read as +1
 ])
 def test_convoso_refusals_are_http_200_and_recorded(client, params, code):
     r = client.post("/v1/leads/insert", data={"auth_token": TOKEN, **params})
     assert r.status_code == 200
     assert r.json()["success"] is False and r.json()["code"] == code
     phone = params.get("phone_number")
-    if phone and code != 6008:  # every answered insert leaves its decision record
+    if phone and code not in (6008, 6026):  # every answered insert leaves its decision record (no phone: no lookup)
         recs = client.get("/v1/decisions", params={"auth_token": TOKEN, "phone": phone}).json()["data"]["entries"]
         assert recs[-1]["code"] == code and recs[-1]["action"] == "rejected" and recs[-1]["lead_id"] is None
 
@@ -584,6 +585,50 @@ def test_idempotency_key_holds_for_concurrent_retries_and_refusals(store_srv, si
     refused = {"data": {"auth_token": TOKEN, "phone_number": phone}, "headers": {"Idempotency-Key": f"r-{phone}"}}
     a, b = asyncio.run(_fire(srv.url, [refused, refused]))
     assert a.content == b.content and a.json()["code"] == 6007
+
+
+REJECT_ON_ERROR = """
+name = "reject_on_error"
+[[nodes]]
+id = "hubspot"
+type = "convoso_connect"
+config = { adaptor = "hubspot_contacts_search", timeout = 5, limits = false, batch = false, retry = { attempts = 1 } }
+[[nodes]]
+id = "dupcheck"
+type = "api_duplicate_check"
+[nodes.config]
+connect = "hubspot"
+on_error = { action = "reject" }
+rules = [ { key = "total", match = "gt", value = 0, create_lead = false, add_to_dnc = false, success = false } ]
+"""
+
+
+def test_a_retryable_answer_does_not_spend_its_idempotency_key(tmp_path):
+    """6503 "retry later" (on_error reject) created nothing: the client's retry with the same
+    key, as the key is for, is decided again once the CRM is back; before, the stored
+    rejection was replayed to it for ever."""
+    wf = tmp_path / "reject.toml"
+    wf.write_text(REJECT_ON_ERROR, encoding="utf-8")
+    with SimulatorThread(CONTACTS) as crm:
+        settings = ServeSettings(workflow=str(wf), tokens=[TOKEN], db=str(tmp_path / "s.db"), crm_url=crm.url,
+                                 environ=ENV)
+        with ServerThread(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+            phone = fresh_phone()
+            req = {"data": {"auth_token": TOKEN, "list_id": "1", "phone_number": phone},
+                   "headers": {"Idempotency-Key": f"order-{phone}"}}
+            httpx.post(crm.url + "/_sim/knobs", json={"error_rate": 1.0}).raise_for_status()
+            first = client.post("/v1/leads/insert", **req).json()
+            assert first["code"] == 6503 and first["retryable"] is True
+            httpx.post(crm.url + "/_sim/knobs", json={"error_rate": 0.0}).raise_for_status()
+            retry = client.post("/v1/leads/insert", **req)
+            assert retry.json()["success"] is True and retry.json()["data"]["lead_id"], retry.text
+            again = client.post("/v1/leads/insert", **req)
+            assert again.content == retry.content  # from then on the key replays the lead
+            rejected, created = sorted(srv.api.store.decisions("+1" + phone), key=lambda r: r["action"] != "rejected")
+            assert rejected["action"] == "rejected" and rejected["idempotency_key"] is None
+            assert created["action"] == "created" and created["idempotency_key"].endswith(f"order-{phone}")
+            assert rejected["api"]["idempotency_key"] == created["idempotency_key"]  # kept, not spent
+            assert len(srv.api.store.find_leads("+1" + phone)) == 1
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9"])

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from .. import codes
 from ..frozen import one_step_init
-from ..phone import PhoneError, nanp_fast_e164, to_e164
+from ..phone import PhoneError, country_code, nanp_fast_e164, to_e164
 from ..rules.decide import Decision
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,13 @@ def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any] | IntakeDefaults) 
     phone_code = field("phone_code")
     if not phone_code:
         phone_code = lead["phone_code"] = defaults.phone_code
+    elif not (len(phone_code) <= 3 and phone_code.isdecimal() and phone_code.isascii()):
+        code = country_code(phone_code)
+        if code is None:  # "GB", "x44": its digits read as a code (or none: +1) checked the wrong country
+            return Intake(lead, None, Decision.refused(
+                codes.BAD_COUNTRY_CODE, by="intake",
+                detail=f"phone_code {printable(phone_code, 20)!r} is not a country calling code (1 to 3 digits)"))
+        phone_code = lead["phone_code"] = code
     list_id = field("list_id")
     if list_id:
         lead["list_id"] = normal_list_id(list_id)

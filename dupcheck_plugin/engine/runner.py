@@ -227,6 +227,8 @@ class Host:
         if api is not None:
             api = {**api, "local_check": hit.check if hit else None,
                    "existing_lead_id": hit.existing_lead_id if hit else None}
+            if idempotency_key is not None and not decision.spends_key:  # kept in api, not spent
+                api["idempotency_key"], idempotency_key = idempotency_key, None
         return workflow.record(intake, decision, answer, source_row=source_row, source=source, api=api,
                                idempotency_key=idempotency_key)
 

@@ -70,7 +70,7 @@ def parse_body(content: bytes, fmt: str, status_code: int) -> Any:
     if fmt == "json":
         try:
             return parse_json(content)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise UnparsableBody(f"not JSON: {exc}") from None
     if fmt == "xml":
         # imported here: only an adaptor whose answers are XML needs it (defusedxml and

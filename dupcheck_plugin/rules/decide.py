@@ -146,6 +146,13 @@ class Decision:
     retryable: bool = False
     detail: str | None = None
 
+    @property
+    def spends_key(self) -> bool:
+        """Whether this decision is what an ``Idempotency-Key`` answers from now on. A
+        retryable refusal ("retry later") created nothing: the caller's retry with the
+        same key is decided again, not answered this for ever."""
+        return not (self.retryable and self.action == "rejected")
+
     @classmethod
     def created(cls, status: str | None, *, by: DecidedBy, checked: bool, code: Code = codes.OK,
                 success: bool = True, detail: str | None = None) -> "Decision":

@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 
 from .. import codes
 from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError, StoreOutcomeUnknown, Workflow
-from ..phone import split_e164, to_e164
+from ..phone import country_code, split_e164, to_e164
 from . import convoso as cv
 from .admin.auth import Admin, AdminTokens, session_secret
 from .auth import Tokens, token_scope
@@ -285,10 +285,11 @@ class Api:
 
     @staticmethod
     def _country_code(params: Mapping[str, str], required: bool) -> str:
-        code = (params.get("phone_code") or "").strip().lstrip("+")
-        if not code and not required:
+        text = (params.get("phone_code") or "").strip()
+        if not text and not required:
             return "1"
-        if not (code.isascii() and code.isdigit() and 1 <= len(code) <= 3):
+        code = country_code(text)
+        if code is None:
             raise cv.Refusal(codes.BAD_COUNTRY_CODE)
         return code
 

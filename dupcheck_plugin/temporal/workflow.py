@@ -98,15 +98,17 @@ class DecideLead:
                 decision = Decision(**hit["decision"])
             else:
                 decision, answer = await loaded.evaluate(intake)
-        api = lead.api
+        api, key = lead.api, lead.idempotency_key
         if api is not None:
             api = {**api, "local_check": hit["check"] if hit else None,
                    "existing_lead_id": hit["existing_lead_id"] if hit else None}
+            if key is not None and not decision.spends_key:  # kept in api, not spent (as the host does)
+                api["idempotency_key"], key = key, None
         # every record gets a key: a store write retried after a crash, or a second run for
         # the same request (a start the client retried), cannot land twice
         record = loaded.record(
             intake, decision, answer, source_row=lead.source_row, source=lead.source, api=api,
-            idempotency_key=lead.idempotency_key or f"temporal/{lead.request_id}",
+            idempotency_key=key or f"temporal/{lead.request_id}",
             decided_at=workflow.now().isoformat(timespec="milliseconds"),  # replay-safe: the workflow's clock
             temporal={"workflow_id": info.workflow_id, "run_id": info.run_id, "request_id": lead.request_id})
         return await workflow.execute_local_activity("dupcheck.store_decision", record,
