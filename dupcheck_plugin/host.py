@@ -38,7 +38,7 @@ from .engine.local import LocalHit
 from .engine.locks import KeyedLocks
 from .engine.record import DecisionRecord, plan_commit, row_label
 from .engine.resume import changed_row  # run --resume: is the file the one it resumes?
-from .engine.runner import DEFAULT_CONCURRENCY, Host, Summary
+from .engine.runner import DEFAULT_CONCURRENCY, CancelledAfterCommit, Host, Summary
 from .engine.sources import LeadFileError, iter_leads, open_source, stream_items
 from .engine.workflow import NodeSpec, WorkflowSpec  # the checked workflow file: Workflow.spec
 from .errors import DupcheckError
@@ -52,7 +52,7 @@ from .types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer
 
 __all__ = [
     "CHECK_OUTCOME", "CRM_ANSWER", "NodeSpec", "WorkflowSpec",
-    "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
+    "CancelledAfterCommit", "DECIDED_BY", "MISSING", "Code", "Commit", "CheckNode", "CheckOutcome", "ConfigError", "CrmAnswer", "CrmNode",
     "DEFAULT_CONCURRENCY", "Decision", "DecisionRecord", "DncEntry", "DupcheckError", "Explanation", "Host", "Intake", "KeyedLocks",
     "LeadContext", "LeadFileError", "LocalHit", "NOT_UNICODE", "NewLead", "NoCheck", "Node", "NodeType",
     "PluginConflict", "Problem", "Registry", "Store", "StoreError", "StoreOutcomeUnknown", "Summary", "Workflow",

@@ -966,6 +966,70 @@ def test_sigterm_mid_load_loses_no_answered_decision(sim, tmp_path):
         store.close()
 
 
+def test_a_shutdown_past_its_grace_answers_every_insert_in_json_as_the_store_has_it(sim, tmp_path):
+    """SIGTERM with --graceful-timeout 1 while ten inserts wait for SQLite's write lock (another
+    writer holds it, as a `run` beside serve would): uvicorn cancels them. Before, each got
+    uvicorn's text/plain 500, also those whose lead the store then created; and the process died
+    in uvicorn's re-raised signal before its log queue was flushed. Now a stored lead is answered
+    with its record, one not stored with a JSON 503, and the log ends with uvicorn's last line."""
+    db = tmp_path / "grace.db"
+    env = {**os.environ, **ENV, "DUPCHECK_API_TOKENS": TOKEN}
+    proc = subprocess.Popen(_serve_cmd("--db", str(db), "--port", "0", "--crm-url", sim.url, "--graceful-timeout", "1",
+                                       workflow=str(unlimited_copy(Path(WORKFLOW), db.parent))),
+                            env=env, stderr=subprocess.PIPE, text=True)
+    other = None
+    try:
+        url = None
+        for line in proc.stderr:
+            if "running on" in line:
+                url = json.loads(line)["msg"].split(" ")[3]
+                break
+        assert url, "serve did not start"
+        log_lines: list[str] = []
+        drain = threading.Thread(target=lambda: log_lines.extend(proc.stderr), daemon=True)
+        drain.start()
+        assert httpx.post(url + "/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1",
+                                                          "phone_number": fresh_phone()}).json()["success"]
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the write lock, for less than the store's 5 s busy timeout
+        phones = [fresh_phone() for _ in range(10)]
+
+        async def load() -> list[tuple[str, httpx.Response]]:
+            async with httpx.AsyncClient(timeout=30) as c:
+                async def one(phone):
+                    return phone, await c.post(url + "/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1",
+                                                                               "phone_number": phone})
+                tasks = [asyncio.create_task(one(p)) for p in phones]
+                await _until(lambda: httpx.get(url + "/healthz", timeout=5).json()["inserts_in_flight"] == 10)
+                proc.send_signal(signal.SIGTERM)
+                await _until(lambda: any("timeout graceful shutdown exceeded" in x for x in log_lines))
+                other.execute("ROLLBACK")  # the writer thread now stores what was handed to it
+                return await asyncio.gather(*tasks)
+
+        answers = asyncio.run(load())
+        assert proc.wait(30) == -signal.SIGTERM  # exits by the signal, as uvicorn does
+        drain.join(5)
+    finally:
+        if other is not None:
+            other.close()
+        if proc.poll() is None:
+            proc.kill()
+    store = SqliteStore(db)
+    try:
+        for phone, r in answers:
+            assert r.headers["content-type"].startswith("application/json"), (r.status_code, r.text)
+            leads = [x["id"] for x in store.find_leads("+1" + phone)]
+            if r.status_code == 200:  # answered as stored
+                assert leads == [r.json()["data"]["lead_id"]] and len(store.decisions("+1" + phone)) == 1
+            else:
+                assert r.status_code == 503 and r.json()["code"] == 6500 and "retry" in r.json()["text"]
+                assert leads == [] and store.decisions("+1" + phone) == []
+        assert any(r.status_code == 200 for _, r in answers), [r.text for _, r in answers]
+    finally:
+        store.close()
+    assert "Finished server process" in log_lines[-1], log_lines[-3:]  # the log queue was flushed
+
+
 async def _until(condition, timeout: float = 10.0) -> None:
     """Poll a blocking condition from a worker thread (the loop keeps serving the requests in flight)."""
     deadline = time.monotonic() + timeout

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 
 from .. import aio
 from ..config.problems import ConfigError
@@ -86,12 +88,46 @@ def main(args) -> int:
     logging.getLogger("uvicorn.access").disabled = True  # it would print the raw query: the token
     server = uvicorn.Server(config)
     aio.tune_gc()
+    signalled = None
+    previous = _exit_by_exception()
     try:
         server.run()  # SIGTERM/SIGINT: stop accepting, finish in-flight requests, run the lifespan shutdown
+    except _Signalled as exc:
+        signalled = exc.signum
     finally:
         _drain(app.state.api)
         listener.stop()  # flush the log queue
+        _restore(previous)
+    if signalled is not None:  # exit by the signal, as uvicorn does (143 for SIGTERM), now that all is written
+        signal.signal(signalled, signal.SIG_DFL)
+        os.kill(os.getpid(), signalled)
     return EXIT_OK if server.started else 1
+
+
+class _Signalled(BaseException):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, frame) -> None:
+    raise _Signalled(signum)
+
+
+_EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _exit_by_exception() -> dict[int, object]:
+    """Make SIGTERM and SIGINT raise :class:`_Signalled` in the main thread. uvicorn
+    handles them while it serves, then raises the signal again under the handler it
+    found: with the default one the process died there, before the log queue was
+    flushed (the last lines of a shutdown lost). Returns the handlers replaced."""
+    return {sig: signal.signal(sig, _raise_signalled) for sig in _EXIT_SIGNALS}
+
+
+def _restore(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _drain(api) -> None:

@@ -30,6 +30,16 @@ from .workflow import WorkflowSpec
 
 log = logging.getLogger(__name__)
 
+
+class CancelledAfterCommit(asyncio.CancelledError):
+    """What :meth:`Host.commit` raises to a caller cancelled while its record was being
+    written, once it is stored: a caller that must still answer for the lead (``serve``,
+    stopping) answers ``record``; to anyone else it is a cancellation like any other."""
+
+    def __init__(self, record: DecisionRecord):
+        super().__init__("cancelled while its record was stored")
+        self.record = record
+
 DEFAULT_CONCURRENCY = 32
 
 
@@ -247,7 +257,8 @@ class Host:
         """Store a record (lead, DNC entry, record in one transaction), then
         tell observers; returns the stored record. A caller cancelled
         meanwhile still waits for the write, so whoever holds the phone's
-        lock releases it only once the lead is stored."""
+        lock releases it only once the lead is stored, and learns that it was
+        (:class:`CancelledAfterCommit`)."""
         # a future that cannot be cancelled (no task per commit, no shield): a
         # caller cancelled meanwhile wakes once the write is done, then raises
         written = self._store_writer().enqueue(plan_commit(record))
@@ -256,7 +267,12 @@ class Host:
         except asyncio.CancelledError:
             if not written.done():
                 await asyncio.wait([written])
-            raise
+            if written.exception() is not None:  # nothing stored: the cancellation as it came
+                raise
+            stored = written.result()
+            self._notify(stored)  # stored all the same: observers see every stored decision
+            self.alarm.observe(stored)
+            raise CancelledAfterCommit(stored) from None
         except StoreError:
             raise
         except Exception as exc:  # the store's own error (sqlite3, a driver's): nothing landed

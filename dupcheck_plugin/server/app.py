@@ -24,7 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from .. import codes
-from ..host import Decision, DncEntry, Host, KeyedLocks, StoreError, StoreOutcomeUnknown, Workflow
+from ..host import (CancelledAfterCommit, Decision, DncEntry, Host, KeyedLocks, StoreError, StoreOutcomeUnknown,
+                    Workflow)
 from ..phone import country_code, split_e164, to_e164
 from . import convoso as cv
 from .admin.auth import Admin, AdminTokens, session_secret
@@ -184,6 +185,8 @@ class Api:
                 key = f"{request.state.token_scope}:{key}"  # scoped per token: no replaying another client's key
                 async with self.key_locks.hold(key):  # a concurrent retry waits for the first answer
                     record = await self._decide_once(params, key, fields)
+        except asyncio.CancelledError as exc:  # a shutdown past its grace: answered in JSON all the same
+            record = self._cancelled(exc)
         finally:
             self.metrics.in_flight.dec()
             self.in_flight -= 1
@@ -193,6 +196,20 @@ class Api:
             fields.update(action=record.get("action"), code=record.get("code"), lead_id=record.get("lead_id"))
         self.metrics.insert_own.observe(self._own_time(started, record, replayed="replayed" in fields))
         return json_response(200, cv.insert_answer(record))
+
+    @staticmethod
+    def _cancelled(exc: asyncio.CancelledError) -> dict[str, Any]:
+        """The answer of an insert cancelled by a shutdown past ``--graceful-timeout``
+        (uvicorn's text 500 otherwise, even for a lead it had stored): the stored record when
+        the write landed, else a JSON 503 that says the outcome is not known."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # answered here: the cancellation ends with this handler
+        if isinstance(exc, CancelledAfterCommit):
+            return exc.record
+        raise cv.ApiError(503, "Internal error: the server stopped before this insert was answered; it may or may "
+                          "not have been decided: retry with the same Idempotency-Key, or look the lead up before "
+                          "retrying without one", code=codes.INTERNAL.code) from None
 
     @staticmethod
     def _own_time(started: float, record: Mapping[str, Any], replayed: bool) -> float:
