@@ -28,14 +28,34 @@ class PluginConflict(DupcheckError):
     """Two plugins registered the same name."""
 
 
+class PluginInvalid(PluginConflict):
+    """A plugin's hook implementation does not fit dupcheck's hook specs (a misspelt
+    hook name, an argument the spec does not have). A PluginConflict, so that every
+    command that reports a conflict reports this too, without a traceback."""
+
+
+def _where(plugin: Any) -> str:
+    return getattr(plugin, "__file__", None) or getattr(plugin, "__name__", None) or repr(plugin)
+
+
+def _invalid(exc: pluggy.PluginValidationError) -> PluginInvalid:
+    hooks = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("dupcheck_")))
+    message = " ".join(str(exc).split())
+    return PluginInvalid(f"plugin {_where(exc.plugin)}: {message} (dupcheck's hooks: {hooks}; "
+                         "docs/plugin-hooks.md gives each one's arguments)")
+
+
 def make_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name, modname in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(modname), name=name)
-    if load_entrypoints:
-        _load_entrypoints(pm)
-    pm.check_pending()
+    try:
+        if load_entrypoints:
+            _load_entrypoints(pm)
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise _invalid(exc) from None
     return pm
 
 

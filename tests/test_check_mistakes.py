@@ -345,3 +345,52 @@ def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(shipped_copy)
     assert problem.code == "jinja_syntax"
     line = text[: text.index("{{ dob | }}")].count("\n") + 1
     assert (problem.line, problem.column) == (line, 1)
+
+
+@pytest.mark.parametrize(("file", "old", "new", "code", "problem", "says"), [
+    # before: both passed check, and every lead went to on_error (created NOTCHECKED) at run
+    ("adaptors/pipedrive_persons_search.toml", 'url = "https://api.pipedrive.com/', 'url = "https://api.pipedrive .com/',
+     "bad_url", True, "holds ' '"),
+    ("adaptors/pipedrive_persons_search.toml", 'url = "https://api.pipedrive.com/',
+     'url = "https://api.pipedrive.com:99999/',
+     "bad_url", True, "is not a number from 1 to 65535"),
+    ("workflows/pipedrive_dupcheck.toml", "timeout = 10,", 'timeout = 10, url = "https://crm.example.com:99999",',
+     "bad_url", True, "is not a number from 1 to 65535"),
+    # before: silently sent to the adaptor's path, the sandbox's path dropped
+    ("workflows/pipedrive_dupcheck.toml", "timeout = 10,", 'timeout = 10, url = "https://crm.example.com/sandbox",',
+     "url_path_ignored", False, "its path and query are not sent"),
+    # before: no word from check; render, the decision records and the store showed the token as written
+    ("adaptors/pipedrive_persons_search.toml", "{{ secrets.PIPEDRIVE_TOKEN }}", "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+     "inline_secret", False, "x-api-token is written out in the file"),
+    ("adaptors/pipedrive_persons_search.toml", 'x-api-token = "{{ secrets.PIPEDRIVE_TOKEN }}"',
+     'Authorization = "Bearer sk_live_abcdef123456"', "inline_secret", False, "Authorization is written out"),
+])
+def test_a_url_no_call_can_reach_and_an_inline_credential_are_reported(shipped_copy, file, old, new, code, problem,
+                                                                        says):
+    target = shipped_copy / file
+    text = target.read_text(encoding="utf-8")
+    assert old in text
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    [result] = check_paths([target], default_registry())
+    [found] = [p for p in (result.problems if problem else result.warnings) if p.code == code]
+    assert says in found.message
+    if not problem:
+        assert result.problems == []
+
+
+def test_a_templated_secret_and_a_short_scheme_word_are_not_inline_credentials(shipped_copy):
+    results = check_paths([shipped_copy / "adaptors"], default_registry())
+    assert results and not [p for r in results for p in r.warnings if p.code == "inline_secret"]
+
+
+@pytest.mark.parametrize("url, says", [
+    ("https://crm.example.com/api", None), ("https://bücher.example/api", None),  # a host in another script: IDNA
+    ("https://[::1]:8443/x", None), ("https://{{ secrets.HOST }}/x", None),  # judged per lead
+    ("https://crm.example.com:0/x", "is not a number from 1 to 65535"), ("https://crm.exa mple.com/x", "holds ' '"),
+    ("https:///x", "names no host"),
+])
+def test_origin_problem_names_what_no_call_could_reach(url, says):
+    from dupcheck_plugin.adaptor.targets import origin_problem
+
+    problem = origin_problem(url)
+    assert (problem is None) if says is None else (says in problem)

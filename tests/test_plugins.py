@@ -216,3 +216,43 @@ def test_plugins_command_lists_each_plugin_with_its_hooks_node_types_and_filters
     narrowed = subprocess.run(cmd + ["-o", "json"], capture_output=True, text=True, timeout=60, check=True,
                               env={**env, "DUPCHECK_LOAD_PLUGINS": ""}).stdout
     assert [p["name"] for p in json.loads(narrowed)] == ["builtin"]
+
+
+WRONG_ARGUMENT = '''
+from dupcheck_plugin import hookimpl
+
+@hookimpl
+def dupcheck_register_template_filters(reg):
+    reg("acme_upper", str.upper)
+'''
+
+MISSPELT_HOOK = '''
+from dupcheck_plugin import hookimpl
+
+@hookimpl
+def dupcheck_register_template_filter(register):
+    register("acme_upper", str.upper)
+'''
+
+
+@pytest.mark.parametrize("code, says", [(WRONG_ARGUMENT, "{'reg'} are declared in the hookimpl"),
+                                        (MISSPELT_HOOK, "unknown hook 'dupcheck_register_template_filter'")])
+def test_a_plugin_whose_hook_does_not_fit_the_specs_is_named_without_a_traceback(tmp_path, monkeypatch, code, says):
+    """Before: pluggy's PluginValidationError came out of check, render, explain, plugins and demo
+    as a traceback (run and serve printed it, without the plugin's file)."""
+    import sys
+
+    from dupcheck_plugin.cli.main import main
+    from dupcheck_plugin.plugins import PluginInvalid
+
+    install_fake_plugin(tmp_path, "acme_unfit", code, "acme")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DUPCHECK_LOAD_PLUGINS", "acme")
+    monkeypatch.delitem(sys.modules, "acme_unfit", raising=False)
+    monkeypatch.setattr("dupcheck_plugin.plugins._default", None)  # the commands build the registry anew
+    with pytest.raises(PluginInvalid) as exc:
+        make_plugin_manager()
+    assert says in str(exc.value) and str(tmp_path / "acme_unfit.py") in str(exc.value)
+    assert isinstance(exc.value, PluginConflict)  # every command that reports a conflict reports this
+    for argv in (["plugins"], ["explain", "hubspot_dupcheck", "--response", '{"total": 1}']):
+        assert main(argv) == 1

@@ -79,6 +79,8 @@ def main(args) -> int:
         workflow = Workflow.load(args.workflow, offline=True)
     except ConfigError as exc:
         return report_config_error(exc)
+    except DupcheckError as exc:  # a plugin that does not fit the hook specs, say
+        return fail(str(exc))
     try:
         result = explain(workflow, content, args.status, lead)
     except DupcheckError as exc:

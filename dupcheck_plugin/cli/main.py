@@ -9,7 +9,8 @@ import os
 import sys
 
 from .. import __version__
-from .common import EXIT_INTERRUPTED, EXIT_USAGE
+from ..errors import DupcheckError
+from .common import EXIT_INTERRUPTED, EXIT_USAGE, fail
 
 TEMPORAL_BRIDGE = "temporalio.bridge.temporal_sdk_bridge"  # loaded once a command used Temporal
 
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         code = int(args.func(args) or 0)
+    except DupcheckError as exc:  # a deliberate error no command caught (a plugin that does not fit the
+        code = fail(str(exc))     # hook specs fails whichever command loads the plugins): no traceback
     except KeyboardInterrupt:
         hint = " (decisions stored so far are kept; run again with --resume to finish the file)" \
             if args.command == "run" else ""

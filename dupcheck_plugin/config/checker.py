@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
-from ..adaptor.targets import local_target
+from ..adaptor.targets import local_target, origin_problem
 from ..convoso_fields import LEAD_FIELDS
 from ..errors import DupcheckError
 from ..plugins import Registry
@@ -239,6 +240,15 @@ def _connection_warnings(doc: Mapping[str, Any], result: FileResult, resolver: A
         if not isinstance(node, Mapping) or node.get("type") != "convoso_connect":
             continue
         config = node.get("config") or {}
+        url = config.get("url")
+        if isinstance(url, str):
+            bad_origin = origin_problem(url)
+            if bad_origin:
+                result.problems.append(Problem(result.file, ("nodes", i, "config", "url"), bad_origin, "bad_url"))
+            elif urlsplit(url).path.strip("/") or urlsplit(url).query or urlsplit(url).fragment:
+                result.warnings.append(Problem(result.file, ("nodes", i, "config", "url"), (
+                    "only the scheme, host and port of this url are used: its path and query are not sent "
+                    "(the adaptor's request.url says the path)"), "url_path_ignored"))
         for key in ("timeout", "connect_timeout"):
             seconds = config.get(key)
             if isinstance(seconds, (int, float)) and seconds > _LONGEST_TIMEOUT_S:
@@ -289,6 +299,10 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
                 f"secret"), "unknown_secret", suggestion=meant))
     if adaptor is not None:
         result.warnings += _request_warnings(adaptor, result.file)
+    # only of an adaptor that compiled: a URL the schema refuses (or none) is reported once, there
+    bad_origin = origin_problem(str(doc["request"]["url"])) if adaptor is not None else None
+    if bad_origin:
+        result.problems.append(Problem(result.file, ("request", "url"), bad_origin, "bad_url"))
     local = local_target(str((doc.get("request") or {}).get("url", "")))
     if local and not doc.get("allow_local_network"):
         result.warnings.append(Problem(result.file, ("request", "url"), (
@@ -304,6 +318,22 @@ def _check_adaptor(doc: Mapping[str, Any], registry: Registry, result: FileResul
 # what a body_format sends: a fixed Content-Type header (the adaptor's wins) should say as much
 _BODY_TYPES = {"json": ("json", "application/json"),
                "form": ("x-www-form-urlencoded", "application/x-www-form-urlencoded")}
+
+
+# header and query names that carry a credential (compared lower-case, without - and _)
+_CREDENTIAL_NAMES = frozenset({"authorization", "proxyauthorization", "xapikey", "apikey", "xapitoken", "apitoken",
+                               "xauthtoken", "authtoken", "token", "accesstoken", "xaccesstoken", "key", "secret",
+                               "clientsecret", "password", "xapisecret", "apisecret"})
+
+
+def _looks_like_inline_secret(name: str, value: Any) -> bool:
+    """A credential header or query parameter given a literal value (no template)."""
+    if not isinstance(value, str) or "{{" in value or "{%" in value:
+        return False
+    if name.replace("-", "").replace("_", "").lower() not in _CREDENTIAL_NAMES:
+        return False
+    credential = value.split()[-1] if value.split() else ""
+    return len(credential) >= 8  # a scheme word alone, or a short placeholder, is no secret
 
 
 def _request_warnings(adaptor: Any, file: str) -> list[Problem]:
@@ -327,6 +357,13 @@ def _request_warnings(adaptor: Any, file: str) -> list[Problem]:
                     f"Content-Type {value!r}, but the body is sent as {request.body_format} ({full}): the CRM "
                     f"reads the body by this header and may refuse it or read it wrong (leave the header out: "
                     f"dupcheck sends {full})"), "content_type_mismatch"))
+    for part in ("headers", "query"):
+        for name, value in (request.spec.get(part) or {}).items():
+            if _looks_like_inline_secret(name, value):
+                out.append(Problem(file, ("request", part, name), (
+                    f"{name} is written out in the file: a credential here is sent as written and shown "
+                    "unmasked by render, decision records and logs; put it in an environment variable and "
+                    "write '{{ secrets.NAME }}' (or give the connection an auth table)"), "inline_secret"))
     if request.method in ("GET", "DELETE") and request.spec.get("body") is not None:
         out.append(Problem(file, ("request", "body"), (
             f"a {request.method} request with a body: many servers and proxies ignore such a body or "
