@@ -182,7 +182,7 @@ def test_a_node_that_is_not_the_contract_base_is_refused_at_load(tmp_path):
         return registry_with(NodePlugin())
 
     wf = custom_node_workflow(tmp_path, "fake_crm", "{}")
-    with pytest.raises(ConfigError, match=r"nodes\[0\]\.type: .*built a Loose, not a dupcheck_plugin.host.CrmNode"):
+    with pytest.raises(ConfigError, match=r"nodes\[0\]\.type: .*Loose must subclass dupcheck_plugin.host.CrmNode"):
         Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=plugin(Loose))
     engine = Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=plugin(Bare))
     try:
@@ -193,6 +193,70 @@ def test_a_node_that_is_not_the_contract_base_is_refused_at_load(tmp_path):
         assert workflow.crm.preview({"phone_number": "5550100301"}) is None
     finally:
         asyncio.run(engine.aclose())
+
+
+def _fake_crm(factory):
+    class NodePlugin:
+        @hookimpl
+        def dupcheck_register_node_types(self, register):
+            register(NodeType(name="fake_crm", config_schema={"type": "object"}, factory=factory, output="crm_answer"))
+    return registry_with(NodePlugin())
+
+
+class _OneArgument(CrmNode):
+    def __init__(self, config):  # the factory is called factory(node_id, config, build)
+        pass
+
+    async def run(self, lead):
+        return CrmAnswer(status_code=200, headers={}, body={"total": 0}, latency_ms=0.0)
+
+
+class _NotAsync(CrmNode):
+    def __init__(self, node_id, config, build):
+        pass
+
+    def run(self, lead):
+        return CrmAnswer(status_code=200, headers={}, body={"total": 0}, latency_ms=0.0)
+
+
+def _raising(node_id, config, build):
+    raise KeyError("url")
+
+
+@pytest.mark.parametrize("factory, says", [
+    (_OneArgument, "its factory cannot be called as factory(node_id, config, build)"),
+    (_NotAsync, "_NotAsync.run must be a coroutine: async def run(self, lead)"),
+])
+def test_a_node_type_that_cannot_work_is_a_check_problem_naming_it(tmp_path, factory, says):
+    """Before: `check` said ok; `run` stopped with "__init__() takes 2 positional arguments
+    but 4 were given" (no node, no plugin named), or rejected every lead (6500) for a run
+    that is not a coroutine."""
+    from dupcheck_plugin.config.checker import check_paths
+
+    wf = custom_node_workflow(tmp_path, "fake_crm", "{}")
+    [result] = check_paths([wf], _fake_crm(factory))
+    [problem] = result.problems
+    assert problem.code == "node_contract" and problem.path == ("nodes", 0, "type")
+    assert "node type 'fake_crm'" in problem.message and says in problem.message
+
+
+def test_a_factory_that_fails_is_named_at_load_and_a_wrong_answer_type_in_the_lead_s_record(tmp_path):
+    wf = custom_node_workflow(tmp_path, "fake_crm", "{}")
+    with pytest.raises(ConfigError, match=r"nodes\[0\]\.type: node type 'fake_crm' .*could not build node 'crm': "
+                                          r"KeyError: 'url'"):
+        Engine.open(str(wf), db=str(tmp_path / "d.db"), registry=_fake_crm(_raising))
+
+    class Dict(CrmNode):  # answers a dict, not a CrmAnswer
+        def __init__(self, node_id, config, build):
+            pass
+
+        async def run(self, lead):
+            return {"total": 0}
+
+    [record] = run(Engine.open(str(wf), db=str(tmp_path / "e.db"), registry=_fake_crm(Dict)),
+                   [{"phone_number": "5550100301"}])
+    assert record["decided_by"] == "node_error" and record["code"] == 6500
+    assert "node 'crm' returned a dict, not the CrmAnswer its node type declares" in record["detail"]
 
 
 def test_builtin_plugins_are_registered_like_third_party_ones():

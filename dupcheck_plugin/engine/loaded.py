@@ -18,7 +18,7 @@ from .. import codes
 from ..plugins import Registry, default_registry
 from ..rules.decide import Decision, decide
 from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CheckOutcome, CrmAnswer, CrmNode, LeadContext, Node
-from ..nodes.api_duplicate_check import ApiDuplicateCheck
+from ..nodes.api_duplicate_check import ApiDuplicateCheck, not_an_answer
 from .intake import Intake, IntakeDefaults, admit, malformed
 from .record import DecisionRecord, build_record
 from .workflow import NODE_BASES, WorkflowSpec, build_nodes, load_workflow
@@ -147,6 +147,8 @@ class Workflow:
             if self._direct:  # what ApiDuplicateCheck.run does, without its coroutine
                 settings = self.check.settings  # type: ignore[union-attr]
                 answer = await self.crm.run(ctx) if settings.enabled else None  # type: ignore[union-attr]
+                if answer.__class__ is not CrmAnswer and answer is not None and not isinstance(answer, CrmAnswer):
+                    raise not_an_answer(settings.connect, answer)  # a plugin's node: its bug named
                 return decide(settings, answer), answer
             for sink in self.sinks:
                 await ctx.output(sink)

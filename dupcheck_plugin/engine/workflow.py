@@ -6,6 +6,7 @@ exactly as a third-party engine would.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,9 +18,10 @@ from ..config.problems import ConfigError, Problem
 from ..config.schemas import schema_problems, shipped_schema_problems, validator_for_schema
 from ..config.suggest import did_you_mean
 from ..config.toml import load_toml
+from ..errors import DupcheckError
 from ..plugins import Registry, default_registry
 from ..resources import AmbiguousName, find_named, shipped_dir, shipped_names
-from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CrmNode, Node, WorkflowView
+from ..types import CHECK_OUTCOME, CRM_ANSWER, CheckNode, CrmNode, Node, NodeType, WorkflowView
 
 # node types whose config the workflow schema itself checks (if/then): no second pass
 _SCHEMA_COVERED = {"convoso_connect", "api_duplicate_check"}
@@ -121,6 +123,12 @@ def check_workflow(doc: Mapping[str, Any], source: str, base_dir: Path, registry
             if found:
                 problems += found
                 continue
+        contract = factory_problem(node_type, node.id, node.config)
+        if contract is not None:
+            owner = registry.node_type_owner.get(node.type, "?")
+            problems.append(Problem(source, ("nodes", i, "type"), f"node type {node.type!r} (plugin {owner}): {contract}",
+                                    "node_contract"))
+            continue
         refs = dict(node_type.inputs(node.config))
         inputs[node.id] = tuple(refs.values())
         for key, ref in refs.items():
@@ -206,18 +214,53 @@ class _Build:
 NODE_BASES = {CRM_ANSWER: CrmNode, CHECK_OUTCOME: CheckNode}
 
 
+def factory_problem(node_type: NodeType, node_id: str, config: Mapping[str, Any]) -> str | None:
+    """What ``dupcheck check`` can tell of a node type's factory without calling it: that it
+    takes ``(node_id, config, build)`` and, when it is the node's class, that the class
+    subclasses the base its output needs and has an ``async def run``. None: nothing seen."""
+    factory = node_type.factory
+    try:
+        inspect.signature(factory).bind(node_id, config, None)
+    except TypeError as exc:
+        return f"its factory cannot be called as factory(node_id, config, build): {exc}"
+    except ValueError:  # no signature to read (a builtin): left to the build
+        pass
+    if isinstance(factory, type):
+        return _class_problem(factory, NODE_BASES.get(node_type.output, Node))
+    return None
+
+
+def _class_problem(cls: type, base: type) -> str | None:
+    if not issubclass(cls, base):
+        return f"{cls.__name__} must subclass dupcheck_plugin.host.{base.__name__}"
+    if not inspect.iscoroutinefunction(cls.run):
+        return f"{cls.__name__}.run must be a coroutine: async def run(self, lead)"
+    return None
+
+
 def build_nodes(spec: WorkflowSpec, registry: Registry, settings: Mapping[str, Any]) -> dict[str, Node]:
     """Build every node; raises ConfigError when a factory returns something
     that is not the node its type declares (a plugin's bug, named)."""
     build = _Build(spec, registry, settings)
     for i, node in enumerate(spec.nodes):
         node_type = registry.node_types[node.type]
-        built = node_type.factory(node.id, node.config, build)
+        owner = registry.node_type_owner.get(node.type, "?")
+
+        def refused(message: str) -> ConfigError:
+            return ConfigError([Problem(spec.source, ("nodes", i, "type"),
+                                        f"node type {node.type!r} (plugin {owner}) {message}", "node_contract")])
+
+        try:
+            built = node_type.factory(node.id, node.config, build)
+        except DupcheckError:  # a ConfigError of its own (a missing adaptor, say): as it is
+            raise
+        except Exception as exc:  # a plugin's factory: its failure named, not a bare TypeError
+            raise refused(f"could not build node {node.id!r}: {type(exc).__name__}: {exc}") from exc
         base = NODE_BASES.get(node_type.output, Node)
         if not isinstance(built, base):
-            owner = registry.node_type_owner.get(node.type, "?")
-            raise ConfigError([Problem(spec.source, ("nodes", i, "type"), (
-                f"node type {node.type!r} (plugin {owner}) built a {type(built).__name__}, not a "
-                f"dupcheck_plugin.host.{base.__name__}: its class must subclass {base.__name__}"), "node_contract")])
+            raise refused(f"built a {type(built).__name__}, not a dupcheck_plugin.host.{base.__name__}: its class "
+                          f"must subclass {base.__name__}")
+        if not inspect.iscoroutinefunction(type(built).run):
+            raise refused(f"built a {type(built).__name__} whose run is not a coroutine: async def run(self, lead)")
         build._nodes[node.id] = built
     return build._nodes

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from ..rules.decide import Settings, decide
 from ..rules.match import RegexError, compile_regex
-from ..types import CRM_ANSWER, BuildContext, CheckNode, CheckOutcome, LeadContext, WorkflowView
+from ..types import CRM_ANSWER, BuildContext, CheckNode, CheckOutcome, CrmAnswer, LeadContext, WorkflowView
 
 
 class ApiDuplicateCheck(CheckNode):
@@ -21,7 +21,14 @@ class ApiDuplicateCheck(CheckNode):
         if not self.settings.enabled:
             return CheckOutcome(decide(self.settings, None), None)  # the CRM is not called
         answer = await lead.output(self.settings.connect)
+        if not isinstance(answer, CrmAnswer):  # a plugin's node: its bug named, not an AttributeError in decide
+            raise not_an_answer(self.settings.connect, answer)
         return CheckOutcome(decide(self.settings, answer), answer)
+
+
+def not_an_answer(node_id: str, answer: Any) -> TypeError:
+    return TypeError(f"node {node_id!r} returned a {type(answer).__name__}, not the CrmAnswer its node type "
+                     f"declares (output = CRM_ANSWER)")
 
 
 def inputs(config: Mapping[str, Any]) -> dict[str, str]:
