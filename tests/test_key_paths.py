@@ -53,6 +53,7 @@ HUBSPOT_ANSWER = {"total": 1, "results": [{"id": "7", "properties": {"lifecycles
     ("results.0.properties.LifecycleStage", "results.0.properties.lifecyclestage"),  # case
     ("result.0.properties.lifecyclestage", "results.0.properties.lifecyclestage"),  # early segment, rest follows
     ("Total", "total"),
+    ("results.0.properties.lead_status", "results.0.properties.hs_lead_status"),  # written without its prefix
 ])
 def test_a_misspelt_key_is_told_the_path_it_likely_means(typed, meant):
     parts = tuple(typed.split("."))
@@ -66,6 +67,7 @@ def test_a_misspelt_key_is_told_the_path_it_likely_means(typed, meant):
     (HUBSPOT_ANSWER, "results.0.properties.owner"),  # nothing close
     (HUBSPOT_ANSWER, "result.0.properties.owner"),  # the fixed segment leads nowhere either
     (HUBSPOT_ANSWER, "total.count"),  # under a number
+    ({"a_id": 1, "b_id": 2}, "id"),  # two keys end with it: no guess
     ("<xml/>", "total"),
 ])
 def test_no_guess_where_nothing_in_the_answer_is_meant(body, typed):

@@ -297,6 +297,19 @@ def test_explain_takes_an_answer_written_out_and_names_the_key_a_typo_meant(tmp_
     assert unreadable.returncode == 2 and "cannot read --response: [Errno 21] Is a directory" in unreadable.stderr
 
 
+def test_explain_says_why_a_list_matches_no_equals_row(tmp_path):
+    """`equals "dnc"` against a list of labels never matches ("lists equal nothing"): the
+    DNC-labelled lead was created with nothing in explain to say why."""
+    wf = write_workflow(tmp_path, [{"name": "dnc", "key": "results.0.labels", "value": "dnc", "create_lead": False,
+                                    "add_to_dnc": True, "success": False}])
+    answer = json.dumps({"total": 1, "results": [{"id": "9", "labels": ["dnc", "vip"]}]})
+    proc = cli("explain", str(wf), "--response", answer)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "row 0 (dnc)" in line)
+    assert ('found ["dnc", "vip"] (a list: match = "contains" tests its items, or name one item, as key.0) '
+            '-> no match') in row
+
+
 @pytest.mark.parametrize("adaptor", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "adaptors").glob("*.toml")))
 def test_demo_runs_every_shipped_adaptor_end_to_end(adaptor, tmp_path, capsys):
     from dupcheck_plugin.cli.main import main

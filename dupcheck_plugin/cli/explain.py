@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config.problems import ConfigError
 from ..errors import DupcheckError
-from ..host import MISSING, Workflow, explain
+from ..host import Workflow, explain
 from .common import EXIT_OK, EXIT_USAGE, fail, report_config_error
 
 
@@ -57,12 +57,6 @@ def _lead(arg: str | None):
     return lead
 
 
-def _show(value, meant: tuple[str, ...] | None = None) -> str:
-    if value is not MISSING:
-        return json.dumps(value, ensure_ascii=False)
-    return f"(missing; did you mean {'.'.join(meant)}?)" if meant else "(missing)"
-
-
 def main(args) -> int:
     try:
         content = _read(args.response)
@@ -106,7 +100,7 @@ def main(args) -> int:
             parts.append(f"http_status {'/'.join(map(str, sorted(rules_row.http_status)))}")
         if rules_row.key:
             value = "" if rules_row.op in ("exists", "missing") else f" {json.dumps(rules_row.value)}"
-            parts.append(f"{'.'.join(rules_row.key)} {rules_row.op}{value}: found {_show(row.found, row.meant)}")
+            parts.append(f"{'.'.join(rules_row.key)} {rules_row.op}{value}: found {row.shown()}")
         status = "" if row.status_ok else f" [HTTP {a.status_code} is not read by this row]"
         print(f"  {label}: {', '.join(parts)}{status} -> {'MATCH' if row.matched else 'no match'}")
     if not result.rows and rules and a.error is None:

@@ -5,6 +5,7 @@ The semantics are the README's "Rules table" section; keep them in step.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, Mapping, get_args
@@ -227,6 +228,26 @@ class RowTrace:
     found: Any  # the value at the row's key (MISSING when absent)
     matched: bool
     meant: tuple[str, ...] | None = None  # the key is absent: the path in the answer it likely means (a typo)
+    hint: str | None = None  # the value is there and did not match: what its type asks of the operator
+
+    def shown(self) -> str:
+        """The value found, as ``explain`` and the settings console show it."""
+        if self.found is MISSING:
+            return f"(missing; did you mean {'.'.join(self.meant)}?)" if self.meant else "(missing)"
+        text = json.dumps(self.found, ensure_ascii=False)
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+def type_hint(op: str, found: Any) -> str | None:
+    """Why a value of this type matches no row with ``op`` whatever the row's value: a list
+    or an object equals nothing, and orders against nothing (the README's "lists equal nothing")."""
+    if op in ("exists", "missing", "contains"):
+        return None
+    if isinstance(found, list):
+        return 'a list: match = "contains" tests its items, or name one item, as key.0'
+    if isinstance(found, dict):
+        return "an object: name one of its keys in the row's key"
+    return None
 
 
 def trace(settings: Settings, answer: CrmAnswer) -> list[RowTrace]:
@@ -240,7 +261,8 @@ def trace(settings: Settings, answer: CrmAnswer) -> list[RowTrace]:
         found = lookup(answer.body, row.key) if row.key else None
         matched = answer.error is None and row.matches(answer)
         meant = closest(answer.body, row.key) if found is MISSING else None
-        out.append(RowTrace(row.index, row.name, status_ok, found, matched, meant))
+        hint = type_hint(row.op, found) if row.key and not matched and found is not MISSING else None
+        out.append(RowTrace(row.index, row.name, status_ok, found, matched, meant, hint))
         if matched:
             break
     return out

@@ -73,6 +73,19 @@ def lookup(data: Any, parts: tuple[str, ...]) -> Any:
     return cur
 
 
+def _affixed(part: str, keys: Any) -> str | None:
+    """The one key that is ``part`` with a word before or after it (``archived`` for
+    ``is_archived``, ``email`` for ``email_address``), any case; None if none or several."""
+    word = part.lower()
+
+    def fits(key: str) -> bool:
+        key = key.lower()
+        return any(key.endswith(sep + word) or key.startswith(word + sep) for sep in "_-.")
+
+    found = [k for k in keys if isinstance(k, str) and fits(k)]
+    return found[0] if len(found) == 1 else None
+
+
 def closest(data: Any, parts: tuple[str, ...]) -> tuple[str, ...] | None:
     """For a key path that is not in ``data``: the path it was likely meant to
     be (a misspelt or miscased key: ``results.0.properties.lifecylestage`` on
@@ -85,7 +98,7 @@ def closest(data: Any, parts: tuple[str, ...]) -> tuple[str, ...] | None:
             continue
         if not isinstance(parent, dict):  # a list index past the end, or a value without keys
             return None
-        guess = did_you_mean(part, parent)  # as `dupcheck check` guesses: a few edits, any case
+        guess = did_you_mean(part, parent) or _affixed(part, parent)  # a few edits, any case; or a prefix
         if guess is None:
             return None
         fixed = (*parts[:i], guess, *parts[i + 1:])

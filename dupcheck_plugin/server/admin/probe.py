@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ...host import MISSING, CrmAnswer, Decision, explain, trace
+from ...host import CrmAnswer, Decision, explain, trace
 
 LEAD_FIELDS = ("phone_number", "phone_code", "first_name", "last_name", "email", "list_id")
 
@@ -56,8 +56,7 @@ def _rows(settings: Any, answer: CrmAnswer | None) -> list[RowView]:
             value = "" if row.op in ("exists", "missing") else " " + json.dumps(row.value)
             parts.append(f"{'.'.join(row.key)} {row.op}{value}")
         t = traced.get(row.index)
-        found = "" if t is None else json.dumps(t.found, ensure_ascii=False) if t.found is not MISSING else \
-            f"(missing; did you mean {'.'.join(t.meant)}?)" if t.meant else "(missing)"
+        found = "" if t is None else t.shown()
         outcome = "not reached" if t is None else ("match" if t.matched else "no match")
         out.append(RowView(row.index, row.name, ", ".join(parts), found, outcome))
     return out
