@@ -38,13 +38,28 @@ STAGE = "results.0.properties.lifecyclestage"
     # a 2xx row reads any 2xx answer: a row for 200 alone is below it
     ([{"key": "total", "match": "gt", "value": 0}, {"key": "total", "match": "gt", "value": 0, "http_status": [200]}],
      [(1, 0)]),
+    # a number range above a narrower one on the same key (gte 0 takes every total over 10, equal to 3, ...)
+    ([{"key": "total", "match": "gte", "value": 0}, {"key": "total", "match": "gt", "value": 10},
+      {"key": "total", "value": 3}, {"key": "total", "match": "in", "value": [1, 2]},
+      {"key": "total", "match": "lt", "value": 0}], [(1, 0), (2, 0), (3, 0)]),
+    ([{"key": "total", "match": "lte", "value": 5}, {"key": "total", "match": "lt", "value": 5},
+      {"key": "total", "match": "gt", "value": 5}], [(1, 0)]),
+    ([{"key": "total", "match": "gt", "value": 0}, {"key": "total", "value": 0}, {"key": "total", "value": 1}],
+     [(2, 0)]),
+    # an `in` above an equals of one of its values, or a smaller `in`
+    ([{"key": STAGE, "match": "in", "value": ["a", "b"]}, {"key": STAGE, "value": "a"},
+      {"key": STAGE, "match": "in", "value": ["b"]}, {"key": STAGE, "value": "c"}], [(1, 0), (2, 0)]),
 ])
 def test_a_row_an_earlier_row_always_beats_is_dead(table, expected):
     assert dead(*table) == expected
 
 
 @pytest.mark.parametrize("table", [
-    [{"key": "total", "match": "gt", "value": 0}, {"key": "total", "match": "gt", "value": 1}],  # another value
+    [{"key": "total", "match": "gt", "value": 1}, {"key": "total", "match": "gt", "value": 0}],  # a wider range below
+    [{"key": "total", "match": "gt", "value": 0}, {"key": "total", "match": "lt", "value": 5}],  # another direction
+    [{"key": "total", "match": "gte", "value": 0}, {"key": "total", "value": "n/a"}],  # text no range reads
+    [{"key": "total", "match": "gte", "value": 0}, {"key": "total", "match": "in", "value": [3, "x"]}],
+    [{"key": STAGE, "match": "in", "value": ["a", "b"]}, {"key": STAGE, "match": "in", "value": ["b", "c"]}],
     [{"key": "total", "value": 1}, {"key": "total", "value": 1.0}],  # written otherwise: not claimed
     [{"key": "total", "value": 1}, {"key": "total", "match": "gte", "value": 1}],  # another match
     [{"key": "total", "match": "gt", "value": 0}, {"key": STAGE, "value": "customer"}],  # another key: the CRM's business

@@ -4,14 +4,16 @@ rows that can never decide, settings no row reads.
 The first row that matches decides, so a row is dead when an earlier row
 matches every answer it matches: a copy of a row left below it, a catch-all
 ``exists`` above the rows that read the same key, an HTTP-status row above
-rows that read only those statuses. Only what the match rules prove is
-reported (README, "How a row matches"): rows on different keys are never
+rows that read only those statuses, a number range above a narrower one
+(``gte 0`` above ``gt 10``), an ``in`` above an ``equals`` of one of its
+values. Only what the match rules prove is reported (README, "How a row matches"): rows on different keys are never
 compared, since what a CRM puts under two keys is the CRM's business.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Mapping, Sequence
 
 from ..config.suggest import did_you_mean
@@ -43,7 +45,51 @@ def covers(earlier: RulesRow, later: RulesRow) -> str | None:
         return f"it matches whenever {key} has a value, and this row needs one"
     if earlier.op == later.op and _same(earlier.value, later.value):
         return "the same key, match and value"
+    if earlier.op in _RANGES and _number(earlier.value) is not None:
+        theirs = _values(later)
+        if theirs and all(_within(earlier.op, earlier.value, op, v) for op, v in theirs):
+            return f"every {key} this row matches is {_RANGES[earlier.op]} {json.dumps(earlier.value)}"
+    if earlier.op in ("equals", "in") and later.op in ("equals", "in"):
+        ours, theirs = [v for _, v in _values(earlier)], [v for _, v in _values(later)]
+        if theirs and all(any(_same(v, w) for w in ours) for v in theirs):
+            return f"every value of {key} this row matches, it matches too"
     return None
+
+
+_RANGES = {"gt": "over", "gte": "at least", "lt": "under", "lte": "at most"}
+
+
+def _number(v: Any) -> int | float | None:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _values(row: RulesRow) -> list[tuple[str, Any]]:
+    """A row's match as (op, value) pairs that each must hold for one of its values: an
+    ``in`` is an ``equals`` of each item; [] for a match this module does not reason about."""
+    if row.op == "in" and isinstance(row.value, list):
+        return [("equals", v) for v in row.value]
+    if row.op in ("equals", *_RANGES):
+        return [(row.op, row.value)]
+    return []
+
+
+def _within(range_op: str, bound: int | float, op: str, value: Any) -> bool:
+    """Whether every number that satisfies ``op value`` satisfies ``range_op bound`` (the
+    match compares numbers as numbers: ``_as_number`` on both sides)."""
+    v = _number(value)
+    if v is None:  # text, a boolean: its matches may be values no range reads
+        return False
+    if range_op in ("gt", "gte"):
+        if op == "gt":
+            return v >= bound
+        if op in ("gte", "equals"):
+            return v > bound if range_op == "gt" else v >= bound
+        return False
+    if op == "lt":
+        return v <= bound
+    if op in ("lte", "equals"):
+        return v < bound if range_op == "lt" else v <= bound
+    return False
 
 
 def dead_rows(rows: Sequence[RulesRow]) -> list[tuple[RulesRow, RulesRow, str]]:
