@@ -122,6 +122,26 @@ def test_a_key_or_table_given_twice_is_named_in_plain_words(text, says):
     assert "namespace" not in problem.message and "Cannot" not in problem.message
 
 
+@pytest.mark.parametrize(("text", "says"), [
+    ("create_lead = True", "Invalid value (True: TOML writes true, in lower case)"),
+    ("status = NEW", 'Invalid value (NEW: text is written in quotes, "NEW")'),
+    ("value = None", "Invalid value (None: TOML has no null: leave the key out)"),
+    ('rules = [\n  { key = "a" }\n  { key = "b" },\n]', "line 3, column 3: Unclosed array (a comma or the closing ] "
+                                                         "missing before this?)"),
+    ("config = { timeout = 10 retry = 1 }", "Unclosed inline table (a comma or the closing } missing"),
+])
+def test_a_value_toml_cannot_read_says_what_was_likely_meant(text, says):
+    """tomli says "Invalid value" or "Unclosed array" and no more: what an admin wrote
+    (Python's True, a bare word, a missing comma between two rules) is said beside it."""
+    from dupcheck_plugin.config.problems import ConfigError
+    from dupcheck_plugin.config.toml import parse_toml
+
+    with pytest.raises(ConfigError) as caught:
+        parse_toml(text + "\n", "wf.toml")
+    [problem] = caught.value.problems
+    assert problem.code == "toml_syntax" and says in problem.message, problem.message
+
+
 def test_invalid_folder_lists_every_error_sorted(capsys):
     code, out, err = check(capsys, INVALID)
     assert code == 1

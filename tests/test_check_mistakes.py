@@ -394,3 +394,30 @@ def test_origin_problem_names_what_no_call_could_reach(url, says):
 
     problem = origin_problem(url)
     assert (problem is None) if says is None else (says in problem)
+
+
+def test_a_key_misspelt_in_a_field_table_is_named_when_it_is_the_only_mistake(shipped_copy):
+    """The first error of a file went through best_match, which stops at a oneOf whose two
+    branches' errors tie: "{'maped_to': 'email'} is not valid under any of the given schemas"."""
+    target = shipped_copy / "adaptors" / "hubspot_contacts_search.toml"
+    text = target.read_text(encoding="utf-8")
+    old = 'email = { mapped_to = "email" }'
+    assert old in text
+    target.write_text(text.replace(old, 'email = { maped_to = "email" }'), encoding="utf-8")
+    [problem] = check_paths([target], default_registry())[0].problems
+    assert (problem.path, problem.message, problem.suggestion) == (("fields", "email", "maped_to"),
+                                                                   "unknown key 'maped_to'", "mapped_to")
+
+
+def test_an_auth_type_misspelt_is_reported_once(shipped_copy):
+    """Refused by the auth table's enum and again by its else branch's: one problem, with
+    every type there is (oauth2 included)."""
+    target = shipped_copy / "workflows" / "hubspot_dupcheck.toml"
+    text = target.read_text(encoding="utf-8")
+    old = "timeout = 10,"
+    assert old in text
+    target.write_text(text.replace(old, 'timeout = 10, auth = { type = "Bearer", secret = "HUBSPOT_TOKEN" },', 1),
+                      encoding="utf-8")
+    [problem] = check_paths([target], default_registry())[0].problems
+    assert problem.path[-2:] == ("auth", "type") and problem.suggestion == "bearer"
+    assert "['bearer', 'header', 'query', 'basic', 'oauth2']" in problem.message

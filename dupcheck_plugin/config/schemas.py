@@ -115,16 +115,16 @@ def sorted_errors(validator: jsonschema.protocols.Validator, instance: Any) -> l
         return []
     best = best_match(errors, key=relevance)
     rest = sorted((e for e in errors if e is not best), key=lambda e: [str(p) for p in e.absolute_path])
-    # best_match may descend into a context error that is not in the list itself
-    return [best] + [_within_branch(e) for e in rest if e is not best]
+    # best_match may descend into a context error that is not in the list itself, and stops at a
+    # oneOf whose branches' errors tie (a table's misspelt key against its string shorthand)
+    return [_within_branch(best)] + [_within_branch(e) for e in rest if e is not best]
 
 
 def _within_branch(error: ValidationError) -> ValidationError:
     """For a oneOf/anyOf that no branch takes, the most relevant error of the one branch
     of the value's type (``{ mapped_to = "dob", date_format = "Y-m-q" }``: its date format,
     not "is not valid under any of the given schemas"); the oneOf's own error when no
-    branch, or more than one, has the value's type. (best_match does this for the first
-    error only.)"""
+    branch, or more than one, has the value's type."""
     from jsonschema.exceptions import best_match, relevance
 
     while error.validator in ("oneOf", "anyOf") and error.context:
@@ -186,8 +186,19 @@ def schema_problems(validator: jsonschema.protocols.Validator, instance: Any, fi
     then not reported a second time as missing."""
     meant: set[tuple] = set()  # (object path, the allowed key an unknown key is likely a typo of)
     found: list[tuple[Problem, list[str]]] = []  # each with the required keys it says are missing
-    for err in sorted_errors(validator, instance):
+    errors = sorted_errors(validator, instance)
+    # one value refused by two enums (auth's type: by the table's, then by the branch its if/else took):
+    # the one with the most options says it once
+    widest: dict[tuple, ValidationError] = {}
+    for err in errors:
+        if err.validator == "enum" and isinstance(err.validator_value, list):
+            at = tuple(err.absolute_path)
+            if at not in widest or len(err.validator_value) > len(widest[at].validator_value):
+                widest[at] = err
+    for err in errors:
         path = prefix + tuple(err.absolute_path)
+        if err.validator == "enum" and widest.get(tuple(err.absolute_path), err) is not err:
+            continue
         unknown = _unknown_keys(err) if err.validator in ("additionalProperties", "unevaluatedProperties") else []
         if unknown:
             known = _known_keys(err.schema)

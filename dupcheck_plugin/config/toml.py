@@ -46,9 +46,34 @@ def parse_toml(text: str, name: str) -> dict[str, Any]:
         msg = getattr(exc, "msg", str(exc))
         line, col = getattr(exc, "lineno", None), getattr(exc, "colno", None)
         raise ConfigError([Problem(
-            name, (), f"TOML syntax error at line {line}, column {col}: {_plain(msg)}",
+            name, (), f"TOML syntax error at line {line}, column {col}: {_plain(msg)}{_hint(msg, text, line, col)}",
             code="toml_syntax", line=line, column=col,
         )]) from None
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_NOT_TOML = {"none": "TOML has no null: leave the key out", "null": "TOML has no null: leave the key out",
+             "nil": "TOML has no null: leave the key out", "yes": "write true", "no": "write false",
+             "on": "write true", "off": "write false"}
+
+
+def _hint(msg: str, text: str, line: int | None, col: int | None) -> str:
+    """What the admin likely wrote, where tomli says only "Invalid value" or "Unclosed ..."."""
+    if msg.startswith("Unclosed ") and msg != "Unclosed string":  # an array's items, an inline table's keys
+        return " (a comma or the closing ] missing before this?)" if "array" in msg else \
+            " (a comma or the closing } missing before this?)"
+    if msg != "Invalid value" or not line or not col:
+        return ""
+    lines = text.splitlines()
+    word = _WORD.match(lines[line - 1], col - 1) if line <= len(lines) else None
+    if word is None:
+        return ""
+    word = word[0]
+    if word.lower() in ("true", "false"):
+        return f" ({word}: TOML writes {word.lower()}, in lower case)"
+    if word.lower() in _NOT_TOML:
+        return f" ({word}: {_NOT_TOML[word.lower()]})"
+    return f" ({word}: text is written in quotes, \"{word}\")"
 
 
 # tomli's wording for a key or table given twice, which names no key or speaks of namespaces:
