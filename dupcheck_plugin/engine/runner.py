@@ -360,6 +360,8 @@ class Host:
             await workflow.aclose()
         self._retired.clear()
         await self.workflow.aclose()
+        if self._guard is not None:  # in this loop, which watches its connection (not in close_store's thread)
+            await self._guard.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.close_store)
 
     def close_store(self) -> None:

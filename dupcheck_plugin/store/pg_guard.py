@@ -109,9 +109,17 @@ class PgPhoneGuard(PhoneGuard):
             except psycopg.Error:
                 pass
 
+    async def aclose(self) -> None:
+        """The session ends in the event loop that ran it (uvloop watches its socket: closed
+        from the store's closing thread, it aborted the process, 1 run in 8 with --check-dup)."""
+        self._closed = True
+        if self._flushing is not None:  # a round trip under way: let it end, its asks are refused
+            await asyncio.wait([self._flushing])
+        await self._drop()
+
     def close(self) -> None:
-        """The session ends, and the server lets its locks go (from any thread: the
-        connection's socket is closed, not awaited)."""
+        """The session ends, and the server lets its locks go (from any thread, with the event
+        loop gone: the connection's socket is closed, not awaited)."""
         self._closed = True
         conn, self._conn = self._conn, None
         if conn is not None:

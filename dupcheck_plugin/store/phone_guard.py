@@ -75,6 +75,11 @@ class PhoneGuard(ABC):
     def close(self) -> None:
         """Let go of every phone; calling it again does nothing."""
 
+    async def aclose(self) -> None:
+        """:meth:`close`, in the event loop that used the guard: a socket that loop watches is
+        closed there, not from the thread that closes the store (uvloop aborts the process)."""
+        self.close()
+
 
 class FilePhoneGuard(PhoneGuard):
     """The guard of a store in one file (SQLite): a write lock (``lockf``) on one byte of a
