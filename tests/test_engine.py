@@ -413,3 +413,61 @@ def test_a_node_that_fails_gives_its_lead_one_retryable_decision_on_either_path(
         failed = records[1]
         assert (failed["code"], failed["decided_by"], failed["retryable"]) == (6500, "node_error", True)
         assert failed["detail"] == "RuntimeError: the CRM node broke"
+
+
+class _Quick(CrmNode):
+    def __init__(self, node_id, config, build):
+        pass
+
+    async def run(self, lead):
+        await asyncio.sleep(0.001)
+        return CrmAnswer(status_code=200, headers={}, body={"total": 0}, latency_ms=0.0)
+
+
+def test_a_cancelled_run_hands_on_every_record_it_stored(tmp_path):
+    """Ctrl-C, SIGTERM: "what was decided is stored and in --out". A lead whose commit was
+    under way when the run was cancelled is stored (the write is waited for); its record
+    never reached on_record (--out), the summary, the observers (26-48 records short of the
+    store at each SIGTERM of a real run)."""
+    import time
+
+    class SlowStore(MemoryStore):  # each transaction takes a while: commits are often under way
+        def apply(self, commits):
+            time.sleep(0.05)
+            return super().apply(commits)
+
+    store = SlowStore()
+    wf = custom_node_workflow(tmp_path, "quick_crm", "{}")
+    seen: list[int] = []
+
+    class Observer:
+        @hookimpl
+        def dupcheck_decision_made(self, record):
+            seen.append(record["source_row"])
+
+    class NodePlugin:
+        @hookimpl
+        def dupcheck_register_node_types(self, register):
+            register(NodeType(name="quick_crm", config_schema={"type": "object"}, factory=_Quick, output="crm_answer"))
+
+    engine = Engine.open(str(wf), store=store, registry=registry_with(NodePlugin(), Observer()))
+    handed: list[int] = []
+    summary_total: list[int] = []
+
+    async def go():
+        async with engine:
+            task = asyncio.create_task(engine.run(aiter_items((i, {"phone_number": f"555{4_000_000 + i:07d}"}, None)
+                                                              for i in range(1, 10_000)),
+                                                  concurrency=16, source="x.csv",
+                                                  on_record=lambda r: handed.append(r["source_row"])))
+            while len(store.records) < 20:  # commits are landing: cancel among them
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(go())
+    stored = sorted(r["source_row"] for r in store.records)
+    assert len(stored) >= 20
+    assert sorted(handed) == stored, f"{len(stored) - len(handed)} stored records never reached on_record"
+    assert sorted(seen) == stored  # the dupcheck_decision_made observers too

@@ -39,3 +39,11 @@ def test_parts_made_once_are_the_parts_the_answer_makes_itself():
                   response_key="data", record_id_key="data.id", response_of=masked)
     it = Interpreted(body, None, None)
     assert finish_answer(it=it, parts=made, **common) == finish_answer(it=it, **common)
+
+
+def test_a_lead_not_called_has_batch_size_0():
+    """README: crm.batch_size is 0 when not called (a circuit_open lead of a batch: called
+    false, attempts 0); it read the batch's size, 1 to 10."""
+    answer = finish_answer(status=None, headers={}, it=None, error="circuit_open", detail="open", latency_ms=0.0,
+                           request=None, attempts=0, response_key=None, record_id_key=None, batch_size=10)
+    assert answer.batch_size == 0

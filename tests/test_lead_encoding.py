@@ -80,3 +80,14 @@ def test_the_format_of_stdin_is_told_in_its_own_encoding(tmp_path, crm_sim, hubs
     assert proc.returncode == 0, proc.stderr.decode()
     records = sorted((json.loads(line) for line in proc.stdout.decode().splitlines()), key=lambda r: r["source_row"])
     assert [(r["action"], r["lead"]["first_name"]) for r in records] == [("created", name) for name in NAMES]
+
+
+def test_a_utf16_file_with_a_bad_code_unit_rejects_that_row_and_decides_the_others(run):
+    """A lone surrogate (00 D8) in a UTF-16 file: Python's surrogateescape takes bytes from 0x80
+    only, so the read raised (a traceback at the first row, or 'run stopped' at every resume)."""
+    data = ("phone_number,first_name\r\n5550100101,Ann\r\n".encode("utf-16") + "5550100102,B".encode("utf-16-le")
+            + b"\x00\xd8" + "\r\n5550100103,Cy\r\n".encode("utf-16-le"))
+    code, records, err = run(data)
+    assert code == 0 and "Traceback" not in err, err
+    assert [(r["source_row"], r["action"]) for r in records] == [(2, "created"), (3, "rejected"), (4, "created")]
+    assert "not valid Unicode" in records[1]["detail"]

@@ -82,3 +82,41 @@ def test_cut_torn_tail(tmp_path, text, kept):
     path.write_text(text)
     cut_torn_tail(str(path))
     assert path.read_text() == kept
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dupcheck_plugin.cli.main", "run", *args], capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def test_out_that_names_the_lead_file_or_the_store_is_refused_before_either_is_touched(tmp_path, crm_sim,
+                                                                                    hubspot_env):
+    """--out was opened for writing (truncated) after the lead file and the store were open:
+    '--out leads.csv' emptied the leads and said 'decided 0 leads', '--out r.db' erased every
+    decision of the store."""
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    leads, db = tmp_path / "leads.csv", tmp_path / "r.db"
+    text = "phone_number\n" + "".join(f"55502{n:05d}\n" for n in range(5))
+    leads.write_text(text)
+    common = [str(wf), "--leads", str(leads), "--crm-url", crm_sim.url, "--no-progress"]
+    first = _run(common + ["--db", str(db), "--out", str(tmp_path / "a.jsonl")])
+    assert first.returncode == 0, first.stderr
+    stored = decided(db)
+    for out, says in ((leads, "is the lead file --leads reads"), (db, "is the store's file"),
+                      (Path(str(db) + "-wal"), "is the store's file")):
+        done = _run(common + ["--db", str(db), "--out", str(out), "--resume"])
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert leads.read_text() == text and decided(db) == stored == 5
+
+
+def test_resume_from_stdin_is_refused_not_decided_again(tmp_path, crm_sim, hubspot_env):
+    """stdin has no path to find what an earlier run decided: every row was decided again,
+    and --out (opened anew) lost the first run's records."""
+    wf = write_workflow(tmp_path, [BASE_ROW])
+    text = "phone_number\n" + "".join(f"55502{n:05d}\n" for n in range(5))
+    args = [str(wf), "--leads", "-", "--db", str(tmp_path / "r.db"), "--out", str(tmp_path / "o.jsonl"),
+            "--crm-url", crm_sim.url, "--no-progress"]
+    assert _run(args, input=text).returncode == 0
+    again = _run(args + ["--resume"], input=text)
+    assert again.returncode == 2 and "--resume needs a lead file" in again.stderr
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 5 and decided(tmp_path / "r.db") == 5

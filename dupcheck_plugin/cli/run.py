@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import codecs
+import os
 import signal
 import sys
 from pathlib import Path
@@ -324,11 +325,38 @@ async def _skip_rows(items, done: set[int]):
             yield item
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): the same path all the same?
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def out_clash(args) -> str | None:
+    """--out naming the lead file or the SQLite store: opened for writing, it would be
+    truncated (the leads unread, every decision of the store gone) before any lead is decided."""
+    if args.out == "-":
+        return None
+    if args.leads != "-" and _same_file(args.out, args.leads):
+        return f"--out {args.out} is the lead file --leads reads: writing the decisions there would erase the leads"
+    if "://" not in args.db:
+        for path in (args.db, args.db + "-wal", args.db + "-shm", args.db + "-journal"):
+            if _same_file(args.out, path):
+                return (f"--out {args.out} is the store's file ({path}): writing the decisions there would erase "
+                        "the store; give --out a file of its own")
+    return None
+
+
 def main(args) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         return fail("--concurrency must be at least 1", EXIT_USAGE)
     if problem := temporal_usage_error(args):
         return fail(problem, EXIT_USAGE)
     if problem := aio.loop_problem():
+        return fail(problem, EXIT_USAGE)
+    if args.resume and args.leads == "-":
+        return fail("--resume needs a lead file: the rows of stdin cannot be told from those an earlier run "
+                    "decided (each would be decided again); give the file with --leads FILE", EXIT_USAGE)
+    if problem := out_clash(args):
         return fail(problem, EXIT_USAGE)
     return aio.run(stop_on_sigterm(run_file(args)), allow_uvloop=args.engine != "temporal")  # Temporal's SDK: asyncio's loop

@@ -174,6 +174,10 @@ class Batcher:
                 batch[0].cap = 1
                 self.queue.appendleft(batch[0])
                 return
+            if x.error is not None and not x.attempts:  # nothing went out (the breaker open): no batch
+                for p in batch:
+                    self._resolve(p, self._finish(x, p, x.status, None, 0))
+                return
             self.requests += 1
             self.leads += len(batch)
             if x.error is not None:

@@ -319,8 +319,16 @@ class Host:
                     return
                 row, lead, error = item
                 intake = self.workflow.malformed(lead, error) if error else lead
-                record = await decide(intake, source_row=row, source=source, check_dup=check_dup,
-                                      check_dnc=check_dnc)
+                try:
+                    record = await decide(intake, source_row=row, source=source, check_dup=check_dup,
+                                          check_dnc=check_dnc)
+                except CancelledAfterCommit as cancelled:  # stored as the run was cancelled: counted, in --out
+                    add(cancelled.record)
+                    if on_record is not None:
+                        res = on_record(cancelled.record)
+                        if asyncio.iscoroutine(res):
+                            await res
+                    raise
                 add(record)
                 if on_record is not None:
                     res = on_record(record)

@@ -14,6 +14,8 @@ so ``--resume`` skips exactly what was decided.
 from __future__ import annotations
 
 import asyncio
+import codecs
+import concurrent.futures
 import csv
 import io
 import json
@@ -164,7 +166,7 @@ def _not_text(header: list[str]) -> bool:
     """Whether a header holds bytes its encoding does not read (lone surrogates, as the
     file is opened) or control characters but a tab: a binary file, or a text file in
     another encoding."""
-    return any(any("\udc80" <= c <= "\udcff" or (c < " " and c != "\t") or c == "\x7f" for c in h)
+    return any(any("\udc00" <= c <= "\udcff" or (c < " " and c != "\t") or c == "\x7f" for c in h)
                for h in header if not h.isascii() or not h.isprintable())
 
 
@@ -284,6 +286,20 @@ def iter_leads(stream: TextIO, fmt: str) -> Iterator[Item]:
     return iter_csv(stream) if fmt == "csv" else iter_jsonl(stream)
 
 
+def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    """``surrogateescape`` for every codec: each byte the file's encoding does not read becomes
+    a lone surrogate, which intake refuses (that row is rejected, saying so). Python's own
+    handler takes only bytes from 0x80, and a UTF-16 file's bad code unit holds lower ones
+    (a lone surrogate ``00 d8``, a file cut in the middle of a character): that read raised."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "".join(chr(0xDC00 + b) for b in exc.object[exc.start:exc.end]), exc.end
+
+
+UNDECODABLE = "dupcheck-escape"
+codecs.register_error(UNDECODABLE, _escape_undecodable)
+
+
 def open_source(path: str, fmt: str | None = None, encoding: str = "utf-8") -> tuple[TextIO, str]:
     """Open ``path`` (``-`` for stdin) and tell its format. Raises OSError.
     ``encoding``: the file's text encoding (a spreadsheet's CSV export is
@@ -295,7 +311,7 @@ def open_source(path: str, fmt: str | None = None, encoding: str = "utf-8") -> t
     if path == "-":
         if utf8 and hasattr(sys.stdin.buffer, "peek"):
             encoding = _by_bom(sys.stdin.buffer.peek(2)[:2], encoding)
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors="surrogateescape", newline="")
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors=UNDECODABLE, newline="")
         if fmt is None:
             buffered = stream.buffer if hasattr(stream, "buffer") else None
             # read in the stream's own encoding (UTF-16's "{" is two bytes): a cut last character is replaced
@@ -305,7 +321,7 @@ def open_source(path: str, fmt: str | None = None, encoding: str = "utf-8") -> t
     if utf8:
         with Path(path).open("rb") as raw:
             encoding = _by_bom(raw.read(2), encoding)
-    stream = Path(path).open("r", encoding=encoding, errors="surrogateescape", newline="")
+    stream = Path(path).open("r", encoding=encoding, errors=UNDECODABLE, newline="")
     if fmt is None:
         first = stream.readline(4096)
         stream.seek(0)
@@ -328,20 +344,33 @@ async def stream_items(stream: TextIO, fmt: str) -> AsyncIterator[Item]:
     queue: asyncio.Queue = asyncio.Queue(maxsize=8)
     done = object()
 
+    class Gone(Exception):
+        """The run stopped (Ctrl-C, SIGTERM, an error) while this thread waited to hand rows over."""
+
+    def put(x: Any) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(queue.put(x), loop).result()
+        except (concurrent.futures.CancelledError, RuntimeError) as exc:  # cancelled, or the loop closed
+            raise Gone from exc
+
     def produce() -> None:
         batch: list[Item] = []
         try:
-            for item in iter_leads(stream, fmt):
-                batch.append(item)
-                if len(batch) >= BATCH:
-                    asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
-                    batch = []
-            if batch:
-                asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
-        except BaseException as exc:  # surfaced in the event loop
-            asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
-        finally:
-            asyncio.run_coroutine_threadsafe(queue.put(done), loop).result()
+            try:
+                for item in iter_leads(stream, fmt):
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        put(batch)
+                        batch = []
+                if batch:
+                    put(batch)
+            except Gone:
+                raise
+            except BaseException as exc:  # surfaced in the event loop
+                put(exc)
+            put(done)
+        except Gone:
+            return  # nobody reads the rows any more
 
     threading.Thread(target=produce, name="dupcheck-lead-reader", daemon=True).start()
     while True:
