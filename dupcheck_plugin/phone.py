@@ -65,15 +65,19 @@ def parse_phone(number: str, phone_code: str = "1") -> phonenumbers.PhoneNumber:
         parsed = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as exc:
         why = _PARSE_ERRORS.get(exc.error_type, "it cannot be read as one")
-        raise PhoneError(_spreadsheet_damage(raw) or f"not a phone number: {why}") from None
+        raise PhoneError(_known_shape(raw) or f"not a phone number: {why}") from None
     if not phonenumbers.is_possible_number(parsed):
-        raise PhoneError(_spreadsheet_damage(raw) or "not a possible phone number for its country")
+        raise PhoneError(_known_shape(raw) or "not a possible phone number for its country")
     return parsed
 
 
-def _spreadsheet_damage(raw: str) -> str | None:
-    """Why a refused number is a spreadsheet's or a script's rewriting of one, if it is:
-    said on the refusal only (a number that parses never gets here)."""
+def _known_shape(raw: str) -> str | None:
+    """Why a refused number is a spreadsheet's or a script's rewriting of one, or one with an
+    extension, if it is: said on the refusal only (a number that parses never gets here)."""
+    ext = _EXTENSION.search(raw)
+    if ext and ext.start() > 0:
+        return (f"not a phone number: it ends with an extension ({ext[0].strip()}), whose digits would be read "
+                "as the number's: send the number without it")
     if _SCIENTIFIC.fullmatch(raw):
         return (f"not a phone number: {raw} is scientific notation, as a spreadsheet writes a long number "
                 "(and may have rounded it): format the column as text and export again")
@@ -85,6 +89,7 @@ def _spreadsheet_damage(raw: str) -> str | None:
 
 _SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]+")
 _FLOAT = re.compile(r"[0-9]{7,}\.0+")
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*[0-9]{1,6}\s*$", re.IGNORECASE)
 
 
 _SEPARATORS = str.maketrans("", "", " ()-.")

@@ -57,7 +57,8 @@ def test_utf8_with_a_byte_order_mark_is_read_by_default(run):
     assert [r["lead"]["first_name"] for r in records] == NAMES  # the BOM is not part of the first column
 
 
-@pytest.mark.parametrize("name, says", [("nope", "unknown encoding 'nope'"), ("base64", "not a text encoding")])
+@pytest.mark.parametrize("name, says", [("nope", "unknown encoding 'nope'"), ("base64", "not a text encoding"),
+                                        ("idna", "cannot read a lead file")])
 def test_an_encoding_that_cannot_read_text_is_a_usage_error(run, name, says, capsys):
     with pytest.raises(SystemExit) as exit_:
         run(CSV.encode(), "--encoding", name)

@@ -71,6 +71,11 @@ def test_to_e164_still_refuses_what_is_not_a_phone():
                  "may have rounded it): format the column as text and export again"),
     ("5550100101.0", "not a phone number: 5550100101.0 is a number written as a decimal (by a spreadsheet or a "
                      "script); send its digits only"),
+    # an extension's digits read as the number's: said as such (was "not a possible phone number")
+    ("555-010-0801 x123", "not a phone number: it ends with an extension (x123), whose digits would be read as the "
+                          "number's: send the number without it"),
+    ("(555) 010-0801 Ext. 12", "not a phone number: it ends with an extension (Ext. 12), whose digits would be read "
+                               "as the number's: send the number without it"),
 ])
 def test_a_phone_refused_says_why_in_plain_words(raw, says):
     assert to_e164("555.010.0101", "1") == "+15550100101"  # dots as separators are a phone's own

@@ -275,6 +275,14 @@ def text_encoding(name: str) -> str:
         raise argparse.ArgumentTypeError(f"unknown encoding {name!r} (utf-8, cp1252, latin-1, utf-16...)") from None
     if not getattr(info, "_is_text_encoding", True):
         raise argparse.ArgumentTypeError(f"{name!r} is not a text encoding")
+    try:  # a row it cannot read is marked and rejected, not the run stopped: idna's decoder cannot mark one
+        info.incrementaldecoder("surrogateescape").decode(b"\x80", final=True)
+    except UnicodeError as exc:
+        if "error handling" in str(exc):
+            raise argparse.ArgumentTypeError(f"{name!r} cannot read a lead file: its decoder cannot mark a byte it "
+                                             "does not read (utf-8, cp1252, latin-1, utf-16...)") from None
+    except Exception:  # noqa: BLE001 - any other complaint of one byte alone says nothing of the codec
+        pass
     return info.name
 
 

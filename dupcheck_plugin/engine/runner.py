@@ -40,6 +40,7 @@ class CancelledAfterCommit(asyncio.CancelledError):
         super().__init__("cancelled while its record was stored")
         self.record = record
 
+
 DEFAULT_CONCURRENCY = 32
 
 
