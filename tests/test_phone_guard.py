@@ -199,3 +199,18 @@ def test_a_host_closes_its_postgres_guard_in_its_event_loop(pg_url, crm_sim, tmp
     records = asyncio.run(go())
     assert [r["action"] for r in records] == ["created"] * 3
     assert finished_off_loop == []
+
+
+def test_a_phone_given_back_after_its_guard_closed_is_nothing_and_a_take_is_refused(tmp_path):
+    """A lead whose write landed as its host closed gives its phone back after the lock file
+    is closed (every lock went with it): that unlocked a byte of whatever file had reused the
+    descriptor's number, or raised EBADF out of serve's shutdown (a text 500)."""
+    from dupcheck_plugin.store.contract import StoreError
+
+    guard = FilePhoneGuard(str(tmp_path / "d.db-phones.lock"))
+    slot = guard.take("+15550001111")
+    assert slot is not None
+    guard.close()
+    guard.release(slot)  # nothing to give back: no error
+    with pytest.raises(StoreError, match="closed"):
+        guard.take("+15550002222")

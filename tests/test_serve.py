@@ -1028,6 +1028,7 @@ def test_a_shutdown_past_its_grace_answers_every_insert_in_json_as_the_store_has
     finally:
         store.close()
     assert "Finished server process" in log_lines[-1], log_lines[-3:]  # the log queue was flushed
+    assert not [x for x in log_lines if '"unhandled error"' in x]  # a lead giving its phone back after the close
 
 
 async def _until(condition, timeout: float = 10.0) -> None:

@@ -369,17 +369,25 @@ class Host:
             await workflow.aclose()
         self._retired.clear()
         await self.workflow.aclose()
-        if self._guard is not None:  # in this loop, which watches its connection (not in close_store's thread)
+        loop = asyncio.get_running_loop()
+        if self._guard is not None:
+            # held until every queued write has landed (a lead's phone is free to other processes once
+            # it is stored), then closed in this loop, which watches its connection (uvloop aborts on a
+            # socket closed under it from close_store's thread)
+            await loop.run_in_executor(None, self._close_writer)
             await self._guard.aclose()
-        await asyncio.get_running_loop().run_in_executor(None, self.close_store)
+        await loop.run_in_executor(None, self.close_store)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def close_store(self) -> None:
         """Finish every queued write, then close the store. Synchronous, so a
         host whose event loop is already gone (a second Ctrl-C) can still
         keep its decisions; calling it again does nothing."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._close_writer()
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -29,6 +29,8 @@ import zlib
 from abc import ABC, abstractmethod
 from typing import Awaitable, Callable
 
+from .contract import StoreError
+
 _TRY_WRITE_LOCK = fcntl.LOCK_EX | fcntl.LOCK_NB
 POLL_FIRST_S = 0.002
 POLL_MAX_S = 0.05
@@ -121,7 +123,7 @@ class FilePhoneGuard(PhoneGuard):
             self._file.users -= 1
             if not self._file.users:
                 del self._files[self._key]
-                os.close(self._file.fd)
+                self._file.close()
 
 
 class _LockFile:
@@ -129,10 +131,22 @@ class _LockFile:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         self.held: dict[int, int] = {}  # slot -> how many times this process holds it
         self.users = 0
+        self.closed = False
         self._lock = threading.Lock()  # hosts of several threads' event loops may share the file
+
+    def close(self) -> None:
+        """Every lock goes with the descriptor. A lead that still holds one (its write landed
+        as the host closed) gives it back to nothing: ``give`` then does nothing, rather
+        than unlock a byte of whatever file reuses the descriptor's number."""
+        with self._lock:
+            self.closed = True
+            self.held.clear()
+            os.close(self.fd)
 
     def take(self, slot: int) -> bool:
         with self._lock:
+            if self.closed:
+                raise StoreError("the store's phone locks are closed")
             n = self.held.get(slot)
             if n:
                 self.held[slot] = n + 1
@@ -146,6 +160,8 @@ class _LockFile:
 
     def give(self, slot: int) -> None:
         with self._lock:
+            if self.closed:
+                return
             n = self.held[slot] - 1
             if n:
                 self.held[slot] = n
