@@ -869,6 +869,21 @@ def _serve_cmd(*args: str, workflow: str = WORKFLOW) -> list[str]:
     return [sys.executable, "-m", "dupcheck_plugin.cli.main", "serve", workflow, *args]
 
 
+def _started(proc: subprocess.Popen) -> tuple[str, list[str], threading.Thread]:
+    """serve's URL once it listens, and its log lines as they come (drained by a thread: a full
+    stderr pipe would stall the server)."""
+    url = None
+    for line in proc.stderr:
+        if "running on" in line:
+            url = json.loads(line)["msg"].split(" ")[3]
+            break
+    assert url, "serve did not start"
+    log_lines: list[str] = []
+    drain = threading.Thread(target=lambda: log_lines.extend(proc.stderr), daemon=True)
+    drain.start()
+    return url, log_lines, drain
+
+
 def test_serve_refuses_to_start_without_tokens(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DUPCHECK_API_TOKENS"}
     r = subprocess.run(_serve_cmd("--db", str(tmp_path / "x.db"), "--port", "0"), env=env, capture_output=True,
@@ -890,15 +905,7 @@ def test_sigterm_mid_load_loses_no_answered_decision(sim, tmp_path):
                                        "--tokens-file", str(tokens),
                                        workflow=str(unlimited_copy(Path(WORKFLOW), db.parent))), env=env, stderr=subprocess.PIPE, text=True)
     try:
-        url = None
-        for line in proc.stderr:
-            if "running on" in line:
-                url = json.loads(line)["msg"].split(" ")[3]
-                break
-        assert url, "serve did not start"
-        log_lines: list[str] = []  # drained as it comes: a full stderr pipe would stall the server
-        drain = threading.Thread(target=lambda: log_lines.extend(proc.stderr), daemon=True)
-        drain.start()
+        url, log_lines, drain = _started(proc)
         query_phone = fresh_phone()  # clients such as walmat/convoso-sdk put token and lead in the query string
         for params in ({"auth_token": TOKEN, "list_id": "1", "phone_number": query_phone, "first_name": "Zorro"},
                        {"auth_token": "wrong-" + TOKEN, "list_id": "1", "phone_number": query_phone}):
@@ -979,15 +986,7 @@ def test_a_shutdown_past_its_grace_answers_every_insert_in_json_as_the_store_has
                             env=env, stderr=subprocess.PIPE, text=True)
     other = None
     try:
-        url = None
-        for line in proc.stderr:
-            if "running on" in line:
-                url = json.loads(line)["msg"].split(" ")[3]
-                break
-        assert url, "serve did not start"
-        log_lines: list[str] = []
-        drain = threading.Thread(target=lambda: log_lines.extend(proc.stderr), daemon=True)
-        drain.start()
+        url, log_lines, drain = _started(proc)
         assert httpx.post(url + "/v1/leads/insert", data={"auth_token": TOKEN, "list_id": "1",
                                                           "phone_number": fresh_phone()}).json()["success"]
         other = sqlite3.connect(db, isolation_level=None)
