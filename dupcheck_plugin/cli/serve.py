@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 
 from .. import aio
 from ..config.problems import ConfigError
@@ -105,6 +106,8 @@ def main(args) -> int:
 
 
 class _Signalled(BaseException):
+    """SIGTERM or SIGINT, once uvicorn has stopped: not an error, the way out of server.run()."""
+
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
@@ -121,7 +124,10 @@ def _exit_by_exception() -> dict[int, object]:
     """Make SIGTERM and SIGINT raise :class:`_Signalled` in the main thread. uvicorn
     handles them while it serves, then raises the signal again under the handler it
     found: with the default one the process died there, before the log queue was
-    flushed (the last lines of a shutdown lost). Returns the handlers replaced."""
+    flushed (the last lines of a shutdown lost). Returns the handlers replaced (none
+    outside the main thread, where no handler can be set: uvicorn then sets none either)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
     return {sig: signal.signal(sig, _raise_signalled) for sig in _EXIT_SIGNALS}
 
 

@@ -59,9 +59,10 @@ _NOT_TOML = {"none": "TOML has no null: leave the key out", "null": "TOML has no
 
 def _hint(msg: str, text: str, line: int | None, col: int | None) -> str:
     """What the admin likely wrote, where tomli says only "Invalid value" or "Unclosed ..."."""
-    if msg.startswith("Unclosed ") and msg != "Unclosed string":  # an array's items, an inline table's keys
-        return " (a comma or the closing ] missing before this?)" if "array" in msg else \
-            " (a comma or the closing } missing before this?)"
+    if msg == "Unclosed array":  # its items, or an inline table's keys, want a comma between them
+        return " (a comma or the closing ] missing before this?)"
+    if msg == "Unclosed inline table":
+        return " (a comma or the closing } missing before this?)"
     if msg != "Invalid value" or not line or not col:
         return ""
     lines = text.splitlines()

@@ -6,8 +6,9 @@ matches every answer it matches: a copy of a row left below it, a catch-all
 ``exists`` above the rows that read the same key, an HTTP-status row above
 rows that read only those statuses, a number range above a narrower one
 (``gte 0`` above ``gt 10``), an ``in`` above an ``equals`` of one of its
-values. Only what the match rules prove is reported (README, "How a row matches"): rows on different keys are never
-compared, since what a CRM puts under two keys is the CRM's business.
+values. Only what the match rules prove is reported (README, "How a row
+matches"): rows on different keys are never compared, since what a CRM puts
+under two keys is the CRM's business.
 """
 
 from __future__ import annotations
