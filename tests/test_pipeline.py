@@ -297,6 +297,17 @@ def test_explain_takes_an_answer_written_out_and_names_the_key_a_typo_meant(tmp_
     assert unreadable.returncode == 2 and "cannot read --response: [Errno 21] Is a directory" in unreadable.stderr
 
 
+def test_explain_with_a_lead_shows_the_request_in_text_too(tmp_path):
+    """`-o json` had the request a lead would send; the text said nothing of it."""
+    lead = tmp_path / "lead.json"
+    lead.write_text(json.dumps({"phone_number": "5550100101"}))
+    proc = cli("explain", "hubspot_dupcheck", "--response", '{"total": 0, "results": []}', "--lead", str(lead))
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("request: POST https://api.hubapi.com/crm/v3/objects/contacts/search {")
+    assert '"value": "+15550100101"' in first and "Bearer" not in first  # the body, secrets never
+
+
 def test_explain_says_why_a_list_matches_no_equals_row(tmp_path):
     """`equals "dnc"` against a list of labels never matches ("lists equal nothing"): the
     DNC-labelled lead was created with nothing in explain to say why."""

@@ -216,12 +216,18 @@ def test_a_catastrophic_regex_answers_at_once():
     assert matches("regex", "a" * 5000, "(a+)+$") is True
 
 
-@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)a", r"(?<!x)a"])
-def test_check_refuses_a_regex_re2_cannot_run(pattern):
+@pytest.mark.parametrize("pattern, says", [
+    (r"(a)\1", "RE2 has no backreferences"), (r"(?=a)a", "RE2 has no lookaround"),
+    (r"(?<!x)a", "RE2 has no lookaround"),
+    # a typo is not told about what RE2 lacks (it was: "(Old" got the backreferences hint)
+    ("(Old", "not a regular expression RE2 can run (missing ): (Old)"),
+])
+def test_check_refuses_a_regex_re2_cannot_run(pattern, says):
     from dupcheck_plugin.nodes.api_duplicate_check import check
     from dupcheck_plugin.types import WorkflowView
 
     rules = [dict(ROW, key="stage", match="regex", value=pattern)]
     problems = check({"connect": "crm", "rules": rules}, WorkflowView(base_dir=".", node_types={}, resolve_adaptor=lambda name: (None, [])))
     assert [path for path, _ in problems] == [("rules", 0, "value")]
-    assert "RE2" in problems[0][1]
+    assert says in problems[0][1]
+    assert ("lookaround" in problems[0][1] or "backreferences" in problems[0][1]) == pattern.startswith(("(a", "(?"))

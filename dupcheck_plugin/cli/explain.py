@@ -85,6 +85,10 @@ def main(args) -> int:
         print(json.dumps(result.record, ensure_ascii=False, indent=2))
         return EXIT_OK
     a, d = result.answer, result.decision
+    request = result.record.get("request") if lead is not None else None
+    if request:  # what would be sent for this lead (secrets masked), as -o json has it
+        print(f"request: {request.get('method')} {request.get('url')}"
+              + (f" {json.dumps(request['body'], ensure_ascii=False)}" if request.get("body") is not None else ""))
     print(f"CRM answer: HTTP {a.status_code}" + (f", error {a.error} ({a.error_detail})" if a.error else ""))
     check = workflow.check
     rules = check.settings.rules

@@ -54,6 +54,16 @@ def check(config: Mapping[str, Any], view: WorkflowView) -> list[tuple[tuple, st
             try:
                 compile_regex(str(row.get("value", "")))
             except RegexError as exc:
-                out.append((("rules", i, "value"), f"not a regular expression RE2 can run ({exc}): "
-                                                   "RE2 has no backreferences or lookaround"))
+                out.append((("rules", i, "value"), f"not a regular expression RE2 can run ({exc}){_re2_hint(str(exc))}"))
     return out
+
+
+def _re2_hint(reason: str) -> str:
+    """What to do about a pattern RE2 refuses, where its reason is a feature RE2 lacks (not
+    for a typo: "missing ): (Old" needs its parenthesis, not this)."""
+    if reason.startswith("invalid perl operator: (?=") or reason.startswith("invalid perl operator: (?!") \
+            or reason.startswith("invalid perl operator: (?<"):
+        return ": RE2 has no lookaround (match what you want, or use two rows)"
+    if reason.startswith("invalid escape sequence: \\") and reason[-1:].isdigit():
+        return ": RE2 has no backreferences"
+    return ""
