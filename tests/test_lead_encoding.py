@@ -92,3 +92,6 @@ def test_a_utf16_file_with_a_bad_code_unit_rejects_that_row_and_decides_the_othe
     assert code == 0 and "Traceback" not in err, err
     assert [(r["source_row"], r["action"]) for r in records] == [(2, "created"), (3, "rejected"), (4, "created")]
     assert "not valid Unicode" in records[1]["detail"]
+    # the byte-order mark chose UTF-16: no advice to try another --encoding
+    assert "1 row(s) rejected: not valid utf-16, the encoding the file's byte-order mark names" in err
+    assert "--encoding" not in err

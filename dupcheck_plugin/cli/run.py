@@ -219,8 +219,7 @@ async def run_file(args) -> int:
         return fail(stopped([out_error], resumable=source is not None))
     print_summary(summary, caps=caps)
     if undecodable:
-        print(f"  {undecodable} row(s) rejected: not valid {args.encoding} (a spreadsheet's export? try --encoding "
-              f"cp1252, or the encoding the file was saved in)", file=sys.stderr)
+        print(f"  {undecodable} row(s) rejected: {_undecodable_why(args.encoding, input_stream)}", file=sys.stderr)
     alarm = host.alarm.status()
     if alarm["times_raised"]:
         now = f"now: {alarm['reason']}" if alarm["active"] else "cleared since"
@@ -265,6 +264,21 @@ async def stop_on_sigterm(work: Coroutine[Any, Any, int]) -> int:
         raise
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _undecodable_why(asked: str, stream) -> str:
+    """Why rows were not valid text, and what to do: another --encoding, unless the file's
+    byte-order mark chose its encoding (a UTF-16 file: its bad rows are damage, not a guess)."""
+    used = getattr(stream, "encoding", None) or asked
+    if _family(used) != _family(asked):
+        return (f"not valid {used}, the encoding the file's byte-order mark names (a damaged file? the other rows "
+                "were read)")
+    return f"not valid {asked} (a spreadsheet's export? try --encoding cp1252, or the encoding the file was saved in)"
+
+
+def _family(name: str) -> str:
+    name = codecs.lookup(name).name
+    return "utf-8" if name == "utf-8-sig" else name  # UTF-8 is read as utf-8-sig: a mark, if any, is dropped
 
 
 def text_encoding(name: str) -> str:
