@@ -364,6 +364,12 @@ def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(shipped_copy)
      "inline_secret", False, "x-api-token is written out in the file"),
     ("adaptors/pipedrive_persons_search.toml", 'x-api-token = "{{ secrets.PIPEDRIVE_TOKEN }}"',
      'Authorization = "Bearer sk_live_abcdef123456"', "inline_secret", False, "Authorization is written out"),
+    # a connection's own headers: sent as written, so a credential there is inline, and a template is not rendered
+    ("workflows/pipedrive_dupcheck.toml", "timeout = 10,", 'timeout = 10, headers = { x-api-token = "9f8e7d6c5b4a" },',
+     "inline_secret", False, "give the connection an auth table instead"),
+    ("workflows/pipedrive_dupcheck.toml", "timeout = 10,",
+     'timeout = 10, headers = { x-api-token = "{{ secrets.PIPEDRIVE_TOKEN }}" },',
+     "header_not_rendered", False, "a connection's headers are sent as written, not rendered"),
 ])
 def test_a_url_no_call_can_reach_and_an_inline_credential_are_reported(shipped_copy, file, old, new, code, problem,
                                                                         says):

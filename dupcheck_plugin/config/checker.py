@@ -240,6 +240,20 @@ def _connection_warnings(doc: Mapping[str, Any], result: FileResult, resolver: A
         if not isinstance(node, Mapping) or node.get("type") != "convoso_connect":
             continue
         config = node.get("config") or {}
+        headers = config.get("headers")
+        for name, value in (headers.items() if isinstance(headers, Mapping) else ()):
+            where = ("nodes", i, "config", "headers", name)
+            if isinstance(value, str) and ("{{" in value or "{%" in value):
+                result.warnings.append(Problem(result.file, where, (
+                    "a connection's headers are sent as written, not rendered: this one goes out with its braces "
+                    "(a secret: the connection's auth table, auth = { type = \"header\", name = ..., secret = "
+                    "\"ENV_NAME\" })"), "header_not_rendered"))
+            elif _looks_like_inline_secret(name, value):
+                result.warnings.append(Problem(result.file, where, (
+                    f"{name} is written out in the file: a credential here is sent as written and shown unmasked by "
+                    "render and the decision records; give the connection an auth table instead (auth = { type = "
+                    "\"header\", name = ..., secret = \"ENV_NAME\" }, the value in that environment variable)"),
+                    "inline_secret"))
         url = config.get("url")
         if isinstance(url, str):
             bad_origin = origin_problem(url)
