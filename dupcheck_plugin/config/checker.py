@@ -259,7 +259,7 @@ def _connection_warnings(doc: Mapping[str, Any], result: FileResult, resolver: A
             bad_origin = origin_problem(url)
             if bad_origin:
                 result.problems.append(Problem(result.file, ("nodes", i, "config", "url"), bad_origin, "bad_url"))
-            elif urlsplit(url).path.strip("/") or urlsplit(url).query or urlsplit(url).fragment:
+            elif (parts := urlsplit(url)).path.strip("/") or parts.query or parts.fragment:
                 result.warnings.append(Problem(result.file, ("nodes", i, "config", "url"), (
                     "only the scheme, host and port of this url are used: its path and query are not sent "
                     "(the adaptor's request.url says the path)"), "url_path_ignored"))
