@@ -130,6 +130,54 @@ def test_basic_auth_secret_without_a_colon_is_a_problem(tmp_path, monkeypatch):
     assert base64.b64decode(base64.b64encode(b"api_9f8e7d:")) == b"api_9f8e7d:"
 
 
+@pytest.mark.parametrize("value, credential", [
+    ("pat-na1-4f3a2b1c-9d8e-4f7a-b6c5-1234567890ab", True),  # a HubSpot private app token: not a name at all
+    ("sk_live_51HaBcDeFgHiJkLmNoPqRsTuVwX", True),  # a name by the pattern, a Stripe-style key by its look
+    ("9f86d081884c7d659a2feaa0c55ad015", True),  # 32 hex characters
+    ("HUBSPOT-TOKEN", False),  # not a name, not a credential either
+])
+def test_a_credential_where_a_secret_name_goes_is_a_problem_that_never_shows_it(tmp_path, capsys, value, credential):
+    """Before: "'pat-na1-...' does not match '^[A-Za-z_][A-Za-z0-9_]*$'" with the token quoted, or (a
+    value that fits the pattern) a warning that "sk_live_... is not set in this environment", and both
+    over the file's line with the token in it."""
+    path = workflow(tmp_path, f'auth = {{ type = "bearer", secret = "{value}" }}')
+    [problem] = check(path).problems
+    assert problem.path[-2:] == ("auth", "secret") and problem.line is not None
+    assert ("looks like the credential itself" in problem.message) == credential, problem.message
+    assert value not in problem.message
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr()
+    assert value not in out.out + out.err
+    assert 'secret = "' + "*" * len(value) + '"' in out.out + out.err  # the line shown, the value starred out
+    assert "rotate" not in problem.message or credential
+
+
+def test_the_schemas_secret_name_is_the_pattern_check_words_its_message_for():
+    from dupcheck_plugin.config.secret_names import NAME_PATTERN
+
+    for file, defs in (("workflow.schema.json", ("$defs", "convoso_connect", "$defs")),
+                       ("convoso_connect.schema.json", ("$defs",))):
+        schema = json.loads((shipped_dir("schemas") / file).read_text(encoding="utf-8"))
+        for key in defs:
+            schema = schema[key]
+        assert schema["secret_name"]["pattern"] == NAME_PATTERN, file
+
+
+def test_a_set_variable_is_a_name_however_it_looks(tmp_path, monkeypatch):
+    monkeypatch.setenv("AKIA_KEYS_ACCOUNT1_2B3C4D5E", "x")  # starts as an AWS key id does; it is set: a name
+    assert check(workflow(tmp_path, 'auth = { type = "bearer", secret = "AKIA_KEYS_ACCOUNT1_2B3C4D5E" }')).problems == []
+
+
+def test_run_does_not_echo_a_credential_given_as_a_secret_name():
+    from dupcheck_plugin.connection.secrets import SecretMissing, Secrets
+
+    with pytest.raises(SecretMissing) as caught:
+        Secrets({}).get("sk_live_51HaBcDeFgHiJkLmNoPqRsTu")
+    assert "sk_live" not in str(caught.value) and "looks like the credential itself" in str(caught.value)
+    with pytest.raises(SecretMissing, match="secret HUBSPOT_TOKEN not set"):
+        Secrets({}).get("HUBSPOT_TOKEN")
+
+
 @pytest.mark.parametrize("auth", ['{ type = "bearer", secret = "CLOSE_KEY" }',
                                   '{ type = "header", name = "X-Key", secret = "CLOSE_KEY" }',
                                   '{ type = "query", name = "api_key", secret = "CLOSE_KEY" }',

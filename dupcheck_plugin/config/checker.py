@@ -48,6 +48,8 @@ class FileResult:
             return []
         number = str(problem.line)
         source = lines[problem.line - 1].rstrip("\r")
+        if problem.secret:
+            source = _masked(source, problem.column - 1)
         return [f"  {number} | {source}",
                 f"  {' ' * len(number)} | {' ' * (problem.column - 1)}{'^' * max(problem.width, 1)}"]
 
@@ -59,6 +61,16 @@ class FileResult:
         return {"file": self.file, "kind": self.kind, "ok": self.ok,
                 "problems": [p.as_json() for p in self.problems],
                 "warnings": [w.as_json() for w in self.warnings]}
+
+
+def _masked(line: str, at: int) -> str:
+    """``line`` with the quoted string that starts at ``at`` starred out (quotes kept)."""
+    quote = line[at:at + 1]
+    if quote not in ("'", '"'):
+        return line
+    end = line.find(quote, at + 1)
+    end = len(line) if end < 0 else end
+    return line[:at + 1] + "*" * (end - at - 1) + line[end:]
 
 
 def default_paths() -> list[Path]:
@@ -193,7 +205,8 @@ def _auth_findings(doc: Mapping[str, Any], result: FileResult) -> None:
                 or not isinstance(node.get("config"), Mapping):
             continue
         for path, message, code, is_problem in auth_findings(node["config"], os.environ):
-            found = Problem(result.file, ("nodes", i, "config") + path, message, code)
+            found = Problem(result.file, ("nodes", i, "config") + path, message, code,
+                            secret=code == "secret_not_a_name")
             (result.problems if is_problem else result.warnings).append(found)
 
 

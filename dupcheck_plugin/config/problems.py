@@ -27,7 +27,8 @@ class Problem:
     checker has placed the problem in its file; ``suggestion`` is the known
     name closest to a likely typo. ``token`` is the offending word inside a
     value (a template variable, a filter) for the checker to put the caret
-    on; ``at_key`` says the key is wrong, not its value.
+    on; ``at_key`` says the key is wrong, not its value; ``secret``: the
+    value may be a credential, masked where the file's line is shown.
     """
 
     file: str
@@ -40,6 +41,7 @@ class Problem:
     token: str | None = field(default=None, compare=False)
     at_key: bool = field(default=False, compare=False)
     width: int = field(default=1, compare=False)  # characters to underline from the column
+    secret: bool = field(default=False, compare=False)
 
     @property
     def full_message(self) -> str:

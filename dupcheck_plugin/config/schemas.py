@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..resources import shipped_dir
 from .problems import Problem
+from .secret_names import NAME_PATTERN, looks_like_credential, not_a_name
 from .suggest import did_you_mean, did_you_mean_option
 
 if TYPE_CHECKING:
@@ -145,9 +146,16 @@ def error_message(error: ValidationError) -> str:
         return error.message.replace("Additional properties are not allowed", "unknown key(s)")
     if error.validator == "unevaluatedProperties":
         return error.message.replace("Unevaluated properties are not allowed", "unknown key(s)")
+    if _is_secret_name(error):  # the value is not quoted: it may be the credential itself
+        key = str(error.absolute_path[-1]) if error.absolute_path else "secret"
+        return not_a_name(key, looks_like_credential(error.instance))
     if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
         return f"{error.message} ({error.schema['description']})"  # what the pattern stands for
     return error.message
+
+
+def _is_secret_name(error: ValidationError) -> bool:
+    return error.validator == "pattern" and error.validator_value == NAME_PATTERN and isinstance(error.instance, str)
 
 
 def _known_keys(schema: Any) -> set[str]:
@@ -213,7 +221,7 @@ def schema_problems(validator: jsonschema.protocols.Validator, instance: Any, fi
                                   suggestion=did_you_mean_option(err.instance, options)), []))
         else:
             found.append((Problem(file, path, error_message(err), f"schema.{err.validator}",
-                                  at_key=err.validator == "required"), _missing(err)))
+                                  at_key=err.validator == "required", secret=_is_secret_name(err)), _missing(err)))
     out: list[Problem] = []
     seen = set()
     for problem, missing in found:

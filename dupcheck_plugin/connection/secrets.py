@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+from ..config.secret_names import looks_like_credential
 from ..errors import DupcheckError
 
 
@@ -31,6 +32,10 @@ class Secrets:
             return value
         path = self.environ.get(f"{name}_FILE")
         if not path:
+            if looks_like_credential(name):  # not echoed to a log: it may be the live credential
+                raise SecretMissing("a secret's name looks like the credential itself (not shown): the auth and "
+                                    "request templates name an environment variable that holds it ('dupcheck "
+                                    "check' says where)")
             raise SecretMissing(f"secret {name} not set: export it, or {name}_FILE naming a file that holds it")
         try:
             st = os.stat(path)

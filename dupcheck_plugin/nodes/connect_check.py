@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..config.secret_names import looks_like_credential, not_a_name
 from ..connection.secrets import SecretMissing, Secrets
 from ..types import WorkflowView
 
@@ -41,6 +42,9 @@ def auth_findings(config: Mapping[str, Any], environ: Mapping[str, str]) -> list
         if not isinstance(name, str) or not name:
             continue
         if not secrets.has(name):
+            if looks_like_credential(name):  # never echoed: it may be the live credential
+                out.append((("auth", key), not_a_name(key, credential=True), "secret_not_a_name", True))
+                continue
             out.append((("auth", key), f"{name} is not set in this environment (nor {name}_FILE): the {kind} auth "
                         "of this connection reads it; export it before run or serve", "auth_secret_missing", False))
             continue
