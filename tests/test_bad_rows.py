@@ -162,6 +162,25 @@ def test_list_ids_are_normalised_like_serve(list_id):
     assert admit({"phone_number": "5550100101", "list_id": list_id}, {}).lead["list_id"] == "1000"
 
 
+@pytest.mark.parametrize("list_id", ["inf", "web-leads", "1000.0", "1e3", "12345678901234567890", "１０００"])
+def test_a_list_id_that_is_not_an_integer_is_refused_as_serve_refuses_it(list_id):
+    """Before: kept as written ("inf" from a JSON 1e400), while serve answers 6002 for it."""
+    intake = admit({"phone_number": "5550100101", "list_id": list_id}, {})
+    assert intake.refused.code == 6002 and "list_id must be an integer" in intake.refused.detail
+    assert admit({"phone_number": "5550100101", "list_id": "  "}, {"list_id": "7"}).lead["list_id"] == "7"
+    assert admit({"phone_number": "5550100101", "list_id": "-3"}, {}).lead["list_id"] == "-3"  # as serve takes it
+
+
+def test_a_json_lead_files_huge_list_id_is_a_refused_row_not_inf(capsys, crm_sim, hubspot_env, workflow, tmp_path):
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text('{"phone_number": "5550100101", "list_id": 1e400}\n{"phone_number": "5550100102", "list_id": 1000}\n')
+    code, records, err = run(capsys, workflow, leads, tmp_path / "r.db", tmp_path / "out.jsonl", crm_sim.url)
+    assert code == 0, err
+    first, second = records
+    assert first["action"] == "rejected" and first["code"] == 6002 and "'inf'" in first["detail"]
+    assert second["action"] != "rejected" and second["lead"]["list_id"] == "1000"
+
+
 def test_an_open_quote_on_the_last_line_is_that_line():
     got = items("csv", b'phone_number,first_name\n5550100101,Ann\n5550100194,"never closed\n')
     assert [(row, error is None) for row, _, error in got] == [(2, True), (3, False)]

@@ -370,6 +370,9 @@ def test_a_jinja_error_in_a_multi_line_template_points_at_its_line(shipped_copy)
     ("workflows/pipedrive_dupcheck.toml", "timeout = 10,",
      'timeout = 10, headers = { x-api-token = "{{ secrets.PIPEDRIVE_TOKEN }}" },',
      "header_not_rendered", False, "a connection's headers are sent as written, not rendered"),
+    # before: passed, and every lead was stored with a list id serve's search could never name
+    ("workflows/pipedrive_dupcheck.toml", 'list_id = "1000"', 'list_id = "web-leads"', "schema.pattern", True,
+     "an integer, as Convoso's list ids are"),
 ])
 def test_a_url_no_call_can_reach_and_an_inline_credential_are_reported(shipped_copy, file, old, new, code, problem,
                                                                         says):

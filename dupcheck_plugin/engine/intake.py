@@ -103,10 +103,12 @@ def row_problem(lead: Mapping[str, str], text: str | None = None) -> str | None:
     return None
 
 
-def normal_list_id(value: str) -> str:
-    """``" 1000"``, ``"01000"`` and ``"1000"`` are one list (as serve reads them)."""
+def normal_list_id(value: str) -> str | None:
+    """``" 1000"``, ``"01000"`` and ``"1000"`` are one list (as serve reads them); None
+    for what is not a list id: Convoso's are integers (serve answers 6002 for any other)."""
     text = value.strip()
-    return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else value
+    digits = text[1:] if text.startswith("-") else text
+    return str(int(text)) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
 
 
 def _e164(phone: str, phone_code: str) -> tuple[str | None, str | None]:
@@ -171,8 +173,13 @@ def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any] | IntakeDefaults) 
                 detail=f"phone_code {printable(phone_code, 20)!r} is not a country calling code (1 to 3 digits)"))
         phone_code = lead["phone_code"] = code
     list_id = field("list_id")
-    if list_id:
-        lead["list_id"] = normal_list_id(list_id)
+    bad_list_id = None
+    if list_id and not list_id.isspace():
+        normal = normal_list_id(list_id)
+        if normal is None:  # "inf" (a JSON 1e400), "web": stored, it would name no list serve could search
+            bad_list_id = list_id
+        else:
+            lead["list_id"] = normal
     elif defaults.list_id:
         lead["list_id"] = defaults.list_id
     phone = field("phone_number", "").strip()
@@ -181,8 +188,12 @@ def admit(raw: Mapping[str, Any], defaults: Mapping[str, Any] | IntakeDefaults) 
     e164 = nanp_fast_e164(phone, phone_code)  # the common North American shapes, without the parser's cache
     if e164 is None:
         e164, why = _e164(phone, phone_code)
-        if e164 is None:
+        if e164 is None and bad_list_id is None:
             return Intake(lead, None, Decision.refused(codes.BAD_PHONE, why, by="intake"))
+    if bad_list_id is not None:  # refused first, as serve refuses it; the record keeps the phone to be found by
+        return Intake(lead, e164, Decision.refused(
+            codes.NO_SUCH_LIST, by="intake",
+            detail=f"list_id must be an integer (Convoso's list ids are), not {printable(bad_list_id, 40)!r}"))
     email = field("email", "").strip()
     if email and not _EMAIL.match(email):
         return Intake(lead, e164, Decision.refused(codes.BAD_EMAIL, by="intake"))
