@@ -222,3 +222,32 @@ def test_writer_isolates_a_bad_record_from_its_batch():
     assert isinstance(results[3], ValueError)
     assert [r for i, r in enumerate(results) if i != 3] == ["0", "1", "2", "4", "5", "6", "7"]
     assert sorted(r["n"] for r in store.stored) == [0, 1, 2, 4, 5, 6, 7]
+
+
+def test_a_lead_that_found_no_free_connection_says_so_and_is_not_counted_against_the_crm(crm_sim, tmp_path):
+    """One connection, two leads, a CRM that holds every call: the first lead's call times out at
+    the CRM, the second's deadline passes while it waits for that connection. Before, both read
+    "no answer within 0.5s" and both counted as CRM failures: two, and the breaker (2 failures)
+    opened against the CRM for a wait in dupcheck's own pool."""
+    wf = write_workflow(tmp_path, [{"key": "total", "match": "gt", "value": 0, "create_lead": False,
+                                    "add_to_dnc": False, "success": False}],
+                        connect={"url": crm_sim.url, "timeout": 0.5, "max_connections": 1, "retry": {"attempts": 1},
+                                 "breaker": {"failures": 2, "cool_down": 600}})
+
+    async def two_leads():
+        async with Host.open(wf, db=tmp_path / "d.db", environ={"HUBSPOT_TOKEN": "t"}) as host:
+            # answered: the breaker, which lets one call out until the CRM has answered once, lets both go
+            assert (await host.decide({"phone_number": "5550109999"}))["crm"]["error"] is None
+            crm_sim.set_knobs(hold=True)
+            records = await asyncio.gather(*(host.decide({"phone_number": f"555010{i:04d}"}) for i in range(2)))
+            return records, host.health()["crm"]["breaker"]
+
+    try:
+        records, breaker = asyncio.run(two_leads())
+    finally:
+        crm_sim.set_knobs(hold=False)
+    sent, waited = sorted((r["crm"] for r in records), key=lambda crm: "not sent" in (crm["error_detail"] or ""))
+    assert sent["error"] == "timeout" and sent["error_detail"] == "no answer within 0.5s", sent
+    assert waited["error"] == "timeout" and waited["error_detail"].startswith(
+        "not sent: no connection was free within 0.5s (all 1 of this node's max_connections were in use)"), waited
+    assert breaker["state"] == "closed" and breaker["times_opened"] == 0, breaker

@@ -31,7 +31,7 @@ from ..rules.match import equal
 from ..rules.paths import MISSING, lookup, split_path
 from ..types import CrmAnswer
 from .client import CrmClient, unsendable_headers
-from .deadlines import within
+from .deadlines import POOL_WAIT_CUT, within
 from .response import UnparsableBody, parse_body
 from .wire import param_str, request_json, sent_url
 
@@ -73,6 +73,12 @@ def out_of_files_detail() -> str:
         limit = ""
     return (f"no connection made: too many open files in dupcheck's process{limit}, not the CRM's "
             "fault; lower the concurrency or max_connections, or raise the limit (ulimit -n)")
+
+
+def pool_wait_detail(timeout: float, busy: int) -> str:
+    return (f"not sent: no connection was free within {timeout:g}s (all {busy} of this node's max_connections "
+            "were in use), so this says nothing of the CRM's own time; raise max_connections, or lower the "
+            "concurrency")
 
 
 @dataclass(frozen=True)
@@ -334,7 +340,12 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
             error, detail, held_back = exc.error, exc.detail, True
             attempt -= 1  # this attempt never reached the CRM
         except (TimeoutError, httpx.TimeoutException):
-            error, detail = "timeout", f"no answer within {timeout:g}s"
+            busy = POOL_WAIT_CUT.get()
+            if busy is None:
+                error, detail = "timeout", f"no answer within {timeout:g}s"
+            else:  # all the pool's connections were in use: not sent, the breaker learns nothing of the CRM
+                POOL_WAIT_CUT.set(None)
+                error, detail, local = "timeout", pool_wait_detail(timeout, busy), True
         except httpx.LocalProtocolError as exc:
             # the request cannot be written as rendered (a lead's control character in a header):
             # nothing reached the CRM, sending it again would fail the same way, the CRM is not at fault

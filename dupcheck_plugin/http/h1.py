@@ -38,6 +38,7 @@ import httpx
 
 from ..adaptor.headers import unsendable
 from ..errors import DupcheckError
+from .deadlines import POOL_WAIT_CUT
 from .whole_response import MAX_ANSWER_BYTES, ParsedHeaders, too_large, whole_response
 
 # methods that may be sent again after a keep-alive race (RFC 9110 9.2.2)
@@ -352,6 +353,7 @@ class H1Transport(httpx.AsyncBaseTransport):
                     self._release(got)
             else:
                 waiter.cancel()
+            POOL_WAIT_CUT.set(self.max_connections)
             raise
 
     def _arm_sweep(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
