@@ -163,6 +163,13 @@ def test_the_schemas_secret_name_is_the_pattern_check_words_its_message_for():
         assert schema["secret_name"]["pattern"] == NAME_PATTERN, file
 
 
+@pytest.mark.parametrize("name", ["CRM2_TOKEN3_V4_APP5_X6", "sk_token_name", "AKIA_PROD_KEY", "hubspot_token_v2"])
+def test_an_unset_name_that_merely_has_digits_or_a_prefix_is_only_a_warning(tmp_path, name):
+    result = check(workflow(tmp_path, f'auth = {{ type = "bearer", secret = "{name}" }}'))
+    assert result.problems == [] and [w.code for w in result.warnings if w.path[-1] == "secret"] == [
+        "auth_secret_missing"]
+
+
 def test_a_set_variable_is_a_name_however_it_looks(tmp_path, monkeypatch):
     monkeypatch.setenv("AKIA_KEYS_ACCOUNT1_2B3C4D5E", "x")  # starts as an AWS key id does; it is set: a name
     assert check(workflow(tmp_path, 'auth = { type = "bearer", secret = "AKIA_KEYS_ACCOUNT1_2B3C4D5E" }')).problems == []

@@ -9,21 +9,24 @@ import re
 
 # what a secret's name may be (the schemas' secret_name): an environment variable's name
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# how credentials commonly start: Stripe-style keys, HubSpot and GitHub tokens, Slack's, a JWT,
-# an AWS key id, Zoho's "1000." tokens, and a header value pasted with its scheme
-_CREDENTIAL_STARTS = ("sk_", "pk_", "rk_", "pat-", "ghp_", "gho_", "github_pat_", "xox", "eyJ", "AKIA",
-                      "1000.", "Bearer ", "Basic ")
+# how common credentials start: Stripe's keys, HubSpot's and GitHub's tokens, Slack's, a JWT, an AWS
+# key id, Zoho's "1000." tokens, and a header's value pasted with its scheme
+_CREDENTIAL_START = re.compile(r"(?:[spr]k_(?:live|test)_|pat-|gh[pousr]_[A-Za-z0-9]{20}|github_pat_|xox[abporse]-"
+                               r"|eyJ|AKIA[0-9A-Z]{16}$|1000\.|(?:Bearer|Basic) )")
 _LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
 
 
 def looks_like_credential(text: str) -> bool:
     """Whether ``text``, written where a secret's name goes, is more likely the
-    credential itself: it starts as common tokens do, or it is long and
-    alternates letters and digits as random text does (``HUBSPOT_TOKEN_2024``
-    changes once; ``a8Fk2pQ9...`` at nearly every character)."""
-    if len(text) >= 12 and text.startswith(_CREDENTIAL_STARTS):
+    credential itself: it starts as common tokens do, or it is long, has lower
+    case (names are upper case by custom) and alternates letters and digits as
+    random text does (``HUBSPOT_TOKEN_2024`` changes once; ``9f86d08188...`` at
+    nearly every character). A false alarm is a problem ``check`` fails on, so
+    both tests are narrow: what they miss still gets "not set in this
+    environment"."""
+    if _CREDENTIAL_START.match(text):
         return True
-    return len(text) >= 20 and len(_LETTER_DIGIT.findall(text)) >= 4
+    return len(text) >= 20 and text != text.upper() and len(_LETTER_DIGIT.findall(text)) >= 6
 
 
 def not_a_name(key: str, credential: bool) -> str:

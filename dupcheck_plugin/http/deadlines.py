@@ -23,11 +23,11 @@ from typing import Any
 
 # a timer may fire this early (the loop's clock resolution); a deadline within it is due
 _RESOLUTION = 0.001
-_COMPACT_FROM = 256
+_COMPACT_FROM = 256  # a queue this long, and four times the calls still running, is compacted
 # set, to the pool's size, in the task whose wait for a place in a connection pool was cut short (its
 # deadline passed, or a cancel): its caller tells "no connection was free, nothing was sent" from
 # "the CRM did not answer in time" (a transport sets it, the exchange reads and clears it)
-POOL_WAIT_CUT: ContextVar[int | None] = ContextVar("dupcheck_pool_wait_cut", default=None)  # a queue this long, and four times the calls still running, is compacted
+POOL_WAIT_CUT: ContextVar[int | None] = ContextVar("dupcheck_pool_wait_cut", default=None)
 
 
 class _Call:

@@ -33,8 +33,8 @@ loop's work only while SQLite ran without the GIL, and each statement's
 return waited for the GIL the busy loop held (a forced switch: a futex and
 two context switches), which cost more CPU than the overlap saved. ``run``'s
 CPU a lead, A/B x5 against the thread: 0.90x and 0.92x at 0 ms and 64 in
-flight, 0.86x at 0 ms and 256, 0.93-0.97x at 50 ms and 256 (its rate up
-2-9%); but 1.03-1.07x at 50 ms and 64, where the loop idles between the
+flight, 0.86x at 0 ms and 256, 0.93-0.97x at 50 ms and 256 (its rate 1-11%
+higher); but 1.03-1.07x at 50 ms and 64, where the loop idles between the
 CRM's answers and the thread wrote beside it uncontended. A busy ``serve``'s
 hand-overs (9 or more) still go to the thread: its loop answers other
 callers meanwhile.
