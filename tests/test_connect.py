@@ -251,3 +251,26 @@ def test_a_lead_that_found_no_free_connection_says_so_and_is_not_counted_against
     assert waited["error"] == "timeout" and waited["error_detail"].startswith(
         "not sent: no connection was free within 0.5s (all 1 of this node's max_connections were in use)"), waited
     assert breaker["state"] == "closed" and breaker["times_opened"] == 0, breaker
+
+
+def test_a_pool_wait_cut_earlier_in_the_task_does_not_label_a_later_crm_timeout(crm_sim, tmp_path):
+    """A task that survived a cut pool wait (a cancel it caught) keeps the mark; its next call,
+    which the CRM leaves unanswered, is a CRM timeout and counts for the breaker."""
+    from dupcheck_plugin.http.deadlines import POOL_WAIT_CUT
+
+    wf = write_workflow(tmp_path, [{"key": "total", "match": "gt", "value": 0, "create_lead": False,
+                                    "add_to_dnc": False, "success": False}],
+                        connect={"url": crm_sim.url, "timeout": 0.3, "retry": {"attempts": 1}})
+
+    async def one_lead():
+        async with Host.open(wf, db=tmp_path / "d.db", environ={"HUBSPOT_TOKEN": "t"}) as host:
+            assert (await host.decide({"phone_number": "5550109998"}))["crm"]["error"] is None
+            crm_sim.set_knobs(hold=True)
+            POOL_WAIT_CUT.set(64)  # as a caught cancel of an earlier wait left it
+            return await host.decide({"phone_number": "5550100001"})
+
+    try:
+        record = asyncio.run(one_lead())
+    finally:
+        crm_sim.set_knobs(hold=False)
+    assert record["crm"]["error"] == "timeout" and record["crm"]["error_detail"] == "no answer within 0.3s", record

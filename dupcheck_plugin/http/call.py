@@ -313,6 +313,8 @@ async def exchange(client: httpx.AsyncClient, req: Rendered, *, response_format:
         error, refused = "cancelled", False  # until an outcome is known (a cancelled call gives the breaker none)
         held_back = False  # the limiter refused: no call, nothing for the breaker to learn
         local = False  # failed in this process (no file for a socket): retried, the breaker not told
+        if POOL_WAIT_CUT.get() is not None:  # a cut wait this task survived (a cancel caught): not this attempt's
+            POOL_WAIT_CUT.set(None)
         try:
             # built before its slot is taken: a request the client refuses (a header no transport may
             # send) costs no slot of the CRM's quota (its check is made once per distinct header set)
