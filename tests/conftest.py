@@ -220,3 +220,12 @@ def shipped_copy(tmp_path, monkeypatch):
         shutil.copytree(shipped_dir(kind), tmp_path / kind)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def serve_url(proc) -> str:
+    """The URL a ``dupcheck serve`` process (``stderr=PIPE``, text) listens on, read from
+    its log; the lines after it are the caller's to drain (a full pipe stalls the server)."""
+    for line in proc.stderr:
+        if "running on" in line:
+            return json.loads(line)["msg"].split(" ")[3]
+    raise AssertionError("serve did not start")

@@ -20,7 +20,7 @@ from dupcheck_plugin.server.admin import settings_form as sf
 from dupcheck_plugin.server.admin.workflow_file import (NodeChanged, check_node_ids, check_node_index,
                                                         edit_check_settings, node_version)
 
-from conftest import write_workflow
+from conftest import serve_url, write_workflow
 from dupcheck_plugin.server import ServeSettings, create_app
 from dupcheck_plugin.server.admin.auth import load_admin_tokens
 from test_serve import ENV, TOKEN, ServerThread, fresh_phone
@@ -142,12 +142,7 @@ def test_sighup_reloads_a_checked_file_and_keeps_the_table_when_it_is_broken(sim
                             env=env, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
     try:
-        url = None
-        for line in proc.stderr:
-            if "running on" in line:
-                url = json.loads(line)["msg"].split(" ")[3]
-                break
-        assert url, "serve did not start"
+        url = serve_url(proc)
         threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
 
         def rule_of_a_known_phone() -> str:

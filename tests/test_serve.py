@@ -39,7 +39,7 @@ from dupcheck_plugin.server.logs import JsonFormatter, mask_query
 from dupcheck_plugin.sim import SimulatorThread
 from dupcheck_plugin.store.sqlite import SqliteStore
 
-from conftest import unlimited_copy
+from conftest import serve_url, unlimited_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = str(ROOT / "workflows" / "hubspot_dupcheck.toml")
@@ -872,12 +872,7 @@ def _serve_cmd(*args: str, workflow: str = WORKFLOW) -> list[str]:
 def _started(proc: subprocess.Popen) -> tuple[str, list[str], threading.Thread]:
     """serve's URL once it listens, and its log lines as they come (drained by a thread: a full
     stderr pipe would stall the server)."""
-    url = None
-    for line in proc.stderr:
-        if "running on" in line:
-            url = json.loads(line)["msg"].split(" ")[3]
-            break
-    assert url, "serve did not start"
+    url = serve_url(proc)
     log_lines: list[str] = []
     drain = threading.Thread(target=lambda: log_lines.extend(proc.stderr), daemon=True)
     drain.start()
